@@ -1,0 +1,1 @@
+"""Sub-commands of the ``ctd`` command line, one module each (see :mod:`ctd_stats.cli`)."""

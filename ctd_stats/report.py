@@ -1,0 +1,158 @@
+"""Human-readable reports: one document model rendered to Markdown and to self-contained HTML.
+
+A :class:`Report` is a title, a plain-language summary and a list of blocks (headings, paragraphs,
+tables, figures). Figures are matplotlib figures rendered to PNG and embedded as base64 data URIs, so
+the HTML opens offline with no side files. The Markdown embeds the same data URIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctd_stats.io import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    tone: str = "plain"  # "plain" | "ok" | "warn" | "bad": coloured callouts in HTML
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Figure:
+    png: bytes
+    caption: str = ""
+
+    @classmethod
+    def from_matplotlib(cls, fig: Any, caption: str = "", dpi: int = 110) -> Figure:
+        """Render a matplotlib figure to PNG (and close it)."""
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        return cls(png=buf.getvalue(), caption=caption)
+
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+Block = Heading | Paragraph | Table | Figure
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "–"
+        if value in (float("inf"), float("-inf")):
+            return "+∞" if value > 0 else "−∞"
+        return f"{value:.4g}"
+    return str(value)
+
+
+@dataclass
+class Report:
+    """A report document. Build it with :meth:`add`, then :meth:`write` Markdown and HTML."""
+
+    title: str
+    summary: str = ""
+    blocks: list[Block] = field(default_factory=list)
+
+    def add(self, *blocks: Block) -> Report:
+        self.blocks.extend(blocks)
+        return self
+
+    # ------------------------------------------------------------------ markdown
+    def to_markdown(self) -> str:
+        out = [f"# {self.title}", ""]
+        if self.summary:
+            out += [f"> {line}" if line else ">" for line in self.summary.splitlines()] + [""]
+        for b in self.blocks:
+            if isinstance(b, Heading):
+                out += ["#" * max(2, b.level) + " " + b.text, ""]
+            elif isinstance(b, Paragraph):
+                prefix = {"ok": "✅ ", "warn": "⚠️ ", "bad": "❌ "}.get(b.tone, "")
+                out += [prefix + b.text, ""]
+            elif isinstance(b, Table):
+                if b.caption:
+                    out += [f"*{b.caption}*", ""]
+                out.append("| " + " | ".join(map(str, b.columns)) + " |")
+                out.append("|" + "---|" * len(b.columns))
+                out += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in b.rows]
+                out.append("")
+            elif isinstance(b, Figure):
+                out += [f"![{b.caption}]({b.data_uri()})", ""]
+                if b.caption:
+                    out += [f"*{b.caption}*", ""]
+        return "\n".join(out)
+
+    # ---------------------------------------------------------------------- html
+    def to_html(self) -> str:
+        e = html.escape
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{e(self.title)}</title>",
+            "<style>"
+            "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;"
+            "margin:2em auto;padding:0 1em;color:#1b1b1b;line-height:1.45}"
+            "h1{border-bottom:2px solid #333;padding-bottom:.2em}"
+            ".summary{background:#f3f6fa;border-left:5px solid #2a6fdb;padding:.8em 1em;white-space:pre-line}"
+            ".ok{background:#eef8ee;border-left:5px solid #2e8b3a;padding:.5em 1em}"
+            ".warn{background:#fff7e6;border-left:5px solid #e0a000;padding:.5em 1em}"
+            ".bad{background:#fdecec;border-left:5px solid #c62828;padding:.5em 1em}"
+            "table{border-collapse:collapse;margin:1em 0;font-size:.92em}"
+            "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+            "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
+            "figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:.9em}"
+            "caption{caption-side:top;text-align:left;color:#555;padding:.2em 0}"
+            "</style></head><body>",
+            f"<h1>{e(self.title)}</h1>",
+        ]
+        if self.summary:
+            parts.append(f'<div class="summary">{e(self.summary)}</div>')
+        for b in self.blocks:
+            if isinstance(b, Heading):
+                lvl = min(max(2, b.level), 6)
+                parts.append(f"<h{lvl}>{e(b.text)}</h{lvl}>")
+            elif isinstance(b, Paragraph):
+                cls = f' class="{b.tone}"' if b.tone != "plain" else ""
+                parts.append(f"<p{cls}>{e(b.text)}</p>")
+            elif isinstance(b, Table):
+                cap = f"<caption>{e(b.caption)}</caption>" if b.caption else ""
+                head = "".join(f"<th>{e(str(c))}</th>" for c in b.columns)
+                body = "".join(
+                    "<tr>" + "".join(f"<td>{e(_fmt(v))}</td>" for v in row) + "</tr>" for row in b.rows
+                )
+                parts.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            elif isinstance(b, Figure):
+                cap = f"<figcaption>{e(b.caption)}</figcaption>" if b.caption else ""
+                parts.append(f'<figure><img alt="{e(b.caption)}" src="{b.data_uri()}">{cap}</figure>')
+        parts.append("</body></html>")
+        return "\n".join(parts)
+
+    def write(self, directory: str | Path, stem: str = "report") -> tuple[Path, Path]:
+        """Write ``<stem>.md`` and ``<stem>.html`` atomically into ``directory``."""
+        d = Path(directory)
+        md = atomic_write_text(d / f"{stem}.md", self.to_markdown())
+        ht = atomic_write_text(d / f"{stem}.html", self.to_html())
+        return md, ht
