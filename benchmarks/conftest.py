@@ -1,0 +1,1 @@
+"""Benchmarks run with pytest-benchmark: ``nox -s bench`` or ``pytest benchmarks``."""

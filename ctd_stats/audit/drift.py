@@ -1,0 +1,140 @@
+r"""Score drift: logged deferral scores against the calibration scores summarized in the certificate.
+
+The certificate stores ``score_reference = {n, quantiles}``: ``J`` (about 201) quantiles
+:math:`q_0 \le \dots \le q_{J-1}` of the ``n`` calibration scores at probabilities
+:math:`p_j = j/(J-1)`. The reference CDF :math:`F_0` is the piecewise-linear interpolation through
+:math:`(q_j, p_j)` (jumps where quantiles repeat, i.e. at atoms of discrete scores).
+
+Statistic. The log's empirical CDF :math:`F_m` is accumulated in bounded memory by counting the
+``m`` logged scores between consecutive reference quantiles. The statistic is the KS distance at the
+reference quantiles (both one-sided limits),
+
+.. math:: D = \max_j \max\big(|F_m(q_j) - F_0(q_j)|,\ |F_m(q_j^-) - F_0(q_j^-)|\big),
+
+which satisfies :math:`D \le \sup_x |F_m(x) - F_0(x)| \le D + \max_j (p_{j+1}-p_j)`
+(both CDFs are monotone between grid points): a drift concentrated between two adjacent quantiles can
+be under-stated by at most :math:`1/(J-1)`.
+
+p-value (approximate). Treating the calibration scores and the logged scores as two independent
+i.i.d. samples from continuous distributions, the two-sample KS statistic has, under "no drift", the
+asymptotic Kolmogorov distribution of :math:`\sqrt{n_e} D` with :math:`n_e = nm/(n+m)`; we use
+Stephens' correction :math:`\lambda = (\sqrt{n_e} + 0.12 + 0.11/\sqrt{n_e})D` and
+``scipy.stats.kstwobign.sf``. Because ``D`` is evaluated at the quantiles only (a lower bound of the
+full two-sample statistic up to the quantile summary), the p-value tends to be conservative; ties
+(discrete scores) and serial dependence in deployment traffic make it approximate. With a very large
+log :math:`n_e \approx n`: the power is that of the calibration sample size. Drift is reported as a
+**warning** only; it does not change the verdict (the budget test looks at the decisions themselves).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
+
+from ctd_stats.errors import CTDInputError
+
+
+@dataclass(frozen=True)
+class ScoreReference:
+    """Calibration score quantiles at probabilities ``linspace(0, 1, len(quantiles))``."""
+
+    n: int
+    quantiles: tuple[float, ...]
+
+    @classmethod
+    def from_obj(cls, obj: object) -> ScoreReference:
+        """Build from a dict ``{"n", "quantiles"}`` or an object with those attributes."""
+        if isinstance(obj, ScoreReference):
+            return obj
+        if isinstance(obj, dict):
+            n, q = obj.get("n"), obj.get("quantiles")
+        else:
+            n, q = getattr(obj, "n", None), getattr(obj, "quantiles", None)
+        if n is None or q is None:
+            raise CTDInputError("score_reference needs 'n' and 'quantiles'")
+        qs = tuple(float(v) for v in q)  # type: ignore[attr-defined]
+        if len(qs) < 2 or int(n) < 1:  # type: ignore[call-overload]
+            raise CTDInputError("score_reference needs n >= 1 and at least 2 quantiles")
+        if any(not math.isfinite(v) for v in qs) or any(b < a for a, b in zip(qs, qs[1:], strict=False)):
+            raise CTDInputError("score_reference quantiles must be finite and non-decreasing")
+        return cls(n=int(n), quantiles=qs)  # type: ignore[call-overload]
+
+    def cdf(self, x: float) -> float:
+        """Reference CDF (right-continuous piecewise-linear) at ``x``."""
+        q = np.asarray(self.quantiles)
+        p = np.linspace(0.0, 1.0, q.size)
+        if x < q[0]:
+            return 0.0
+        if x >= q[-1]:
+            return 1.0
+        j = int(np.searchsorted(q, x, side="right"))  # q[j-1] <= x < q[j]
+        lo, hi = q[j - 1], q[j]
+        return float(p[j - 1] + (p[j] - p[j - 1]) * (x - lo) / (hi - lo))
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """KS-type comparison of logged scores with the reference (see the module docstring)."""
+
+    statistic: float
+    pvalue: float
+    n_log: int
+    n_reference: int
+    resolution: float
+    warning: bool
+
+
+class DriftAccumulator:
+    """Accumulates logged scores into reference-quantile bins (memory O(J))."""
+
+    def __init__(self, reference: ScoreReference) -> None:
+        self.reference = reference
+        self._q = np.asarray(reference.quantiles, dtype=np.float64)
+        j = self._q.size
+        self._le = np.zeros(j + 1, dtype=np.int64)  # bincount of #q < s  -> cumsum gives #s <= q_j
+        self._lt = np.zeros(j + 1, dtype=np.int64)  # bincount of #q <= s -> cumsum gives #s <  q_j
+        self.m = 0
+
+    def update(self, scores: NDArray[np.float64]) -> None:
+        s = scores[~np.isnan(scores)]
+        if s.size == 0:
+            return
+        j = self._q.size
+        self._le += np.bincount(np.searchsorted(self._q, s, side="left"), minlength=j + 1)
+        self._lt += np.bincount(np.searchsorted(self._q, s, side="right"), minlength=j + 1)
+        self.m += int(s.size)
+
+    def result(self, alpha: float) -> DriftResult:
+        q = self._q
+        j = q.size
+        p = np.linspace(0.0, 1.0, j)
+        if self.m == 0:
+            return DriftResult(float("nan"), float("nan"), 0, self.reference.n, 1.0 / (j - 1), False)
+        f_le = np.cumsum(self._le)[:j] / self.m
+        f_lt = np.cumsum(self._lt)[:j] / self.m
+        # reference: right limit at q_j is the largest p with the same quantile, left limit the smallest
+        last = np.searchsorted(q, q, side="right") - 1
+        first = np.searchsorted(q, q, side="left")
+        f0_right = p[last]
+        f0_left = np.where(first == 0, 0.0, p[first])
+        d = float(max(np.max(np.abs(f_le - f0_right)), np.max(np.abs(f_lt - f0_left))))
+        n = self.reference.n
+        ne = n * self.m / (n + self.m)
+        lam = (math.sqrt(ne) + 0.12 + 0.11 / math.sqrt(ne)) * d
+        pval = float(stats.kstwobign.sf(lam))
+        return DriftResult(d, pval, self.m, n, 1.0 / (j - 1), bool(pval <= alpha))
+
+
+def reference_from_scores(scores: Sequence[float] | NDArray[np.float64], size: int = 201) -> ScoreReference:
+    """Summarize calibration scores as ``size`` quantiles (the certificate's format)."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        raise CTDInputError("no finite reference scores")
+    qs = np.quantile(s, np.linspace(0.0, 1.0, size))
+    return ScoreReference(n=int(s.size), quantiles=tuple(float(v) for v in qs))

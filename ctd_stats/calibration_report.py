@@ -1,0 +1,307 @@
+"""The calibration report: what was certified, shown and explained for a person.
+
+Built from a :class:`~ctd_stats.spec_calibration.CalibrationOutcome` as a
+:class:`~ctd_stats.report.Report`: a plain-language summary first, then per expert and budget the
+delegation-rate curve on ``ht`` with the certified region and the budget line, the p-values against
+the threshold with the δ line, the Pareto front on ``opt`` with the chosen point, and the realized
+rate and error on ``eval`` rows when there are any.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
+from numpy.typing import NDArray
+
+from ctd_stats.certificate import BudgetCertificate
+from ctd_stats.report import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.spec_calibration import CalibrationOutcome, EvalSummary, ExpertData
+
+_BLUE, _GREEN, _RED, _GREY, _ORANGE = "#2a6fdb", "#2e8b3a", "#c62828", "#9e9e9e", "#e08000"
+
+
+def _pct(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{100 * x:.1f}%"
+
+
+def _tau(x: float) -> str:
+    return "+∞" if math.isinf(x) else f"{x:.4g}"
+
+
+# ------------------------------------------------------------------------------- the summary
+def _sentence(r: BudgetCertificate, ev: EvalSummary) -> str:
+    head = f"Expert '{r.expert}', budget {_pct(r.budget)} (δ = {r.delta:g}): "
+    if not r.certified:
+        return (
+            head + "NOTHING CERTIFIED — the cascade fails closed and never calls the expert. "
+            f"{r.reason or ''}"
+        )
+    text = (
+        head + f"delegate when d(x) > {_tau(r.threshold)}. With probability at least "
+        f"{_pct(1 - r.delta)} over the calibration draw, at most {_pct(r.budget)} of inputs "
+        "go to the expert in the long run"
+    )
+    if r.error_level is not None:
+        text += f", and the cascade's error is at most {_pct(r.error_level)}"
+    text += "."
+    if ev.n:
+        text += f" On {ev.n} held-out eval rows it delegated {_pct(ev.rate)}"
+        if ev.error is not None:
+            text += (
+                f"; cascade error {_pct(ev.error)} (probe alone {_pct(ev.probe_error)}, "
+                f"expert alone {_pct(ev.expert_error)})"
+            )
+        text += "."
+    return text
+
+
+def summary_text(outcome: CalibrationOutcome) -> str:
+    """The plain-language summary at the top of the report."""
+    cert = outcome.certificate
+    lines = [_sentence(r, outcome.evaluation[(r.expert, r.budget)]) for r in cert.results]
+    n_ok = sum(r.certified for r in cert.results)
+    lines.append("")
+    lines.append(
+        f"{n_ok} of {len(cert.results)} budget(s) certified. The guarantee assumes calibration and "
+        "deployment inputs come from the same distribution (i.i.d.); audit deployment logs with "
+        "`ctd audit` to check that it keeps holding."
+    )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- figures
+def _opt_curve(data: ExpertData) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """Delegation rate and cascade error on opt for every top-k (visual only; ties ignored)."""
+    if data.opt is None or data.opt.n == 0:
+        return None
+    o = data.opt
+    order = np.argsort(-o.dv_score, kind="stable")
+    pw = (~o.probe_correct[order]).astype(np.float64)
+    ew = (~o.expert_correct[order]).astype(np.float64)
+    gain = np.concatenate([[0.0], np.cumsum(ew - pw)])
+    k = np.arange(o.n + 1)
+    return k / o.n, (pw.sum() + gain) / o.n
+
+
+def _result_figure(r: BudgetCertificate, data: ExpertData) -> Figure:
+    has_front = bool(r.pareto_front)
+    ncols = 3 if has_front else 2
+    fig = MplFigure(figsize=(4.3 * ncols, 3.6), layout="constrained")
+    axes = fig.subplots(1, ncols)
+    tested_t = np.array([t.threshold for t in r.tested], dtype=np.float64)
+    tested_p = np.array([t.pvalue for t in r.tested], dtype=np.float64)
+    rejected = np.array([t.rejected for t in r.tested], dtype=bool)
+
+    # (a) delegation rate on ht against τ, with the certified region and the budget line
+    ax = axes[0]
+    s = np.sort(data.ht_scores)
+    n = s.size
+    rate = (n - np.arange(1, n + 1)) / n  # rate at τ = s[i]: share strictly above
+    ax.step(s, rate, where="post", color=_BLUE, lw=1.5, label="delegation rate on ht")
+    ax.axhline(r.budget, color=_RED, ls="--", lw=1.2, label=f"budget {r.budget:g}")
+    lo, hi = float(s[0]), float(s[-1])
+    pad = 0.03 * (hi - lo if hi > lo else 1.0)
+    if r.certified:
+        ax.axvspan(r.threshold, hi + pad, color=_GREEN, alpha=0.12, label="certified τ")
+        ax.axvline(r.threshold, color=_GREEN, lw=1.5, label=f"chosen τ = {r.threshold:.4g}")
+        if rejected.any():
+            ax.axvspan(float(tested_t[rejected].min()), r.threshold, color=_GREEN, alpha=0.12)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_xlabel("threshold τ (delegate iff d(x) > τ)")
+    ax.set_ylabel("share delegated")
+    ax.set_title("Delegation rate on ht", fontsize=10)
+    ax.legend(fontsize=7.5, loc="upper right")
+    ax.grid(alpha=0.25)
+
+    # (b) p-values against τ with δ
+    ax = axes[1]
+    pv = np.clip(tested_p, 1e-300, 1.0)
+    if pv.size:
+        ax.scatter(tested_t[~rejected], pv[~rejected], s=9, color=_GREY, label="not certified")
+        ax.scatter(tested_t[rejected], pv[rejected], s=9, color=_GREEN, label="certified")
+    ax.axhline(r.delta, color=_RED, ls="--", lw=1.2, label=f"δ = {r.delta:g}")
+    if r.certified:
+        ax.axvline(r.threshold, color=_GREEN, lw=1.2)
+    ax.set_yscale("log")
+    ax.set_ylim(max(1e-12, float(pv.min()) / 3) if pv.size else 1e-6, 1.5)
+    ax.set_xlabel("threshold τ")
+    ax.set_ylabel("p-value (ht)")
+    ax.set_title(f"p-values, {r.procedure} ({r.pvalue_kind})", fontsize=10)
+    ax.legend(fontsize=7.5, loc="lower right")
+    ax.grid(alpha=0.25, which="both")
+
+    # (c) Pareto front on opt with the chosen point
+    if has_front and r.pareto_front is not None:
+        ax = axes[2]
+        curve = _opt_curve(data)
+        if curve is not None:
+            ax.plot(curve[0], curve[1], color=_GREY, lw=1, label="all thresholds (opt)")
+        fr = np.array([p.opt_rate for p in r.pareto_front])
+        fe = np.array([p.opt_error for p in r.pareto_front])
+        ax.plot(fr, fe, "o-", ms=3, color=_BLUE, lw=1, label="Pareto front")
+        ax.axvline(r.budget, color=_RED, ls="--", lw=1.2, label=f"budget {r.budget:g}")
+        if r.certified:
+            chosen = [p for p in r.pareto_front if p.threshold == r.threshold]
+            if chosen:
+                ax.plot(
+                    chosen[0].opt_rate, chosen[0].opt_error, "*", ms=14, color=_GREEN,
+                    markeredgecolor="black", label="chosen", zorder=5,
+                )
+        ax.set_xlabel("delegation rate (opt)")
+        ax.set_ylabel("cascade error (opt)")
+        ax.set_title("Pareto front on opt", fontsize=10)
+        ax.legend(fontsize=7.5, loc="upper right")
+        ax.grid(alpha=0.25)
+    fig.suptitle(f"expert '{r.expert}', budget {r.budget:g}", fontsize=11)
+    caption = (
+        "Left: share of ht rows with d > τ; green = thresholds certified at level δ, the line the "
+        "chosen τ. Middle: each tested threshold's p-value (certified ones in green). "
+        + ("Right: opt delegation rate against cascade error; the star is the chosen threshold." if has_front else "")
+    )
+    return Figure.from_matplotlib(fig, caption=caption)
+
+
+def _eval_figure(outcome: CalibrationOutcome, expert: str) -> Figure | None:
+    rows = [
+        (r.budget, outcome.evaluation[(r.expert, r.budget)])
+        for r in outcome.certificate.results
+        if r.expert == expert
+    ]
+    rows = [(b, ev) for b, ev in rows if ev.n]
+    if not rows:
+        return None
+    rows.sort()
+    budgets = np.array([b for b, _ in rows])
+    rates = np.array([ev.rate for _, ev in rows])
+    has_err = all(ev.error is not None for _, ev in rows)
+    fig = MplFigure(figsize=(8.6 if has_err else 4.3, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2 if has_err else 1)
+    ax = axes[0] if has_err else axes
+    top = max(float(budgets.max()), float(rates.max())) * 1.1
+    ax.plot([0, top], [0, top], color=_RED, ls="--", lw=1, label="rate = budget")
+    ax.plot(budgets, rates, "o-", color=_BLUE, label="realized on eval")
+    ax.set_xlabel("budget")
+    ax.set_ylabel("delegation rate on eval")
+    ax.set_title("Realized rate against budget", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.25)
+    if has_err:
+        ax = axes[1]
+        errs = np.array([ev.error for _, ev in rows], dtype=np.float64)
+        ax.plot(budgets, errs, "o-", color=_BLUE, label="cascade")
+        ax.axhline(float(rows[0][1].probe_error or 0), color=_ORANGE, ls=":", label="probe only")
+        ax.axhline(float(rows[0][1].expert_error or 0), color=_GREEN, ls=":", label="expert only")
+        ax.set_xlabel("budget")
+        ax.set_ylabel("error on eval")
+        ax.set_title("Cascade error on eval", fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.25)
+    return Figure.from_matplotlib(
+        fig, caption=f"Expert '{expert}': realized delegation rate and error on the eval rows."
+    )
+
+
+# --------------------------------------------------------------------------------- document
+def report_data(outcome: CalibrationOutcome) -> dict[str, Any]:
+    """The report's numbers as JSON-ready data (``report.json``)."""
+    return {
+        "cascade": outcome.certificate.cascade,
+        "n": outcome.certificate.n,
+        "results": [
+            {
+                "expert": r.expert,
+                "budget": r.budget,
+                "delta": r.delta,
+                "method": r.method,
+                "threshold": "inf" if math.isinf(r.threshold) else r.threshold,
+                "certified": r.certified,
+                "reason": r.reason,
+                "eval": outcome.evaluation[(r.expert, r.budget)].to_dict(),
+            }
+            for r in outcome.certificate.results
+        ],
+    }
+
+
+def build_calibration_report(outcome: CalibrationOutcome) -> Report:
+    """The calibration report for ``outcome``."""
+    spec, cert = outcome.spec, outcome.certificate
+    rep = Report(title=f"Calibration report — {cert.cascade}", summary=summary_text(outcome))
+    if spec.cascade.description:
+        rep.add(Paragraph(spec.cascade.description))
+    n_ok = sum(r.certified for r in cert.results)
+    tone = "ok" if n_ok == len(cert.results) else ("bad" if n_ok == 0 else "warn")
+    rep.add(Paragraph(f"{n_ok} of {len(cert.results)} (expert, budget) pairs certified.", tone))
+
+    rows = []
+    for r in cert.results:
+        ev = outcome.evaluation[(r.expert, r.budget)]
+        at = [t.ht_rate for t in r.tested if t.threshold == r.threshold]
+        rows.append(
+            [
+                r.expert, r.budget, r.delta, _tau(r.threshold), "yes" if r.certified else "no",
+                _pct(at[0]) if at else "0.0%", _pct(ev.rate) if ev.n else "–", _pct(ev.error),
+            ]
+        )
+    rep.add(
+        Heading("Results"),
+        Table(
+            ["expert", "budget", "δ", "threshold τ", "certified", "rate on ht", "rate on eval", "error on eval"],
+            rows,
+            caption="One row per expert and budget. τ = +∞ means never delegate (fail closed).",
+        ),
+    )
+    for r in cert.results:
+        data = outcome.data[r.expert]
+        rep.add(Heading(f"Expert '{r.expert}', budget {r.budget:g}"))
+        rep.add(Paragraph(r.guarantee, "ok" if r.certified else "bad"))
+        if r.reason:
+            rep.add(Paragraph(f"Why nothing was certified: {r.reason}", "warn"))
+        rep.add(_result_figure(r, data))
+    experts = list(dict.fromkeys(r.expert for r in cert.results))
+    eval_figs = [(e, _eval_figure(outcome, e)) for e in experts]
+    if any(f is not None for _, f in eval_figs):
+        rep.add(Heading("Held-out evaluation"))
+        rep.add(
+            Paragraph(
+                "The eval rows took no part in calibration. A realized rate a little above the "
+                "budget on a finite eval set is not by itself a violation: the guarantee is about "
+                "the long-run rate, with probability 1 − δ."
+            )
+        )
+        for _, f in eval_figs:
+            if f is not None:
+                rep.add(f)
+    c = spec.calibration
+    method = (
+        "Pareto testing (CTD): thresholds on the opt (delegation rate, error) Pareto front, tested on ht"
+        if c.pareto
+        else "budget-only Learn-then-Test on the ht rows"
+    )
+    rep.add(
+        Heading("Setup and provenance"),
+        Table(
+            ["item", "value"],
+            [
+                ["method", method],
+                ["procedure", c.procedure],
+                ["p-value", c.pvalue],
+                ["δ", c.delta],
+                ["joint error level", "–" if c.error_level is None else f"{c.error_level:g} ({c.joint})"],
+                ["rows per split", ", ".join(f"{k}: {v}" for k, v in cert.n.items())],
+                ["score table", str(outcome.table.path)],
+                ["table sha256", cert.data_sha256 or "–"],
+                ["spec sha256", cert.spec_sha256 or "–"],
+                ["seed", cert.seed],
+                ["package version", cert.package_version],
+                ["created", cert.created_at],
+            ],
+        ),
+        Paragraph(f"Assumption: {cert.assumption}"),
+    )
+    return rep

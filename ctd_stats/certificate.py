@@ -1,0 +1,262 @@
+"""Certificates: the calibration result plus its provenance, as versioned, strict JSON.
+
+A :class:`Certificate` holds one :class:`BudgetCertificate` per (expert, budget): the chosen
+threshold τ (``+inf`` = never delegate, written as the string ``"inf"``), the guarantee in words,
+every tested threshold with its p-value in test order, the Pareto front, and a reference sample of
+the calibration scores for drift checks. Provenance: sha256 of the spec and of the score table,
+package version, seed, timestamp and n per split.
+
+:func:`load_certificate` reads one back, checks its schema version and, on request, the hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+
+from ctd_stats.errors import CTDInputError
+from ctd_stats.io import atomic_write_json
+
+#: The certificate format written by this package.
+SCHEMA_VERSION = "ctd.certificate/1"
+#: Number of quantiles of the calibration scores kept for drift checks.
+REFERENCE_QUANTILES = 201
+
+
+def _parse_float(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("inf", "+inf", "infinity", "+infinity"):
+            return math.inf
+        if text in ("-inf", "-infinity"):
+            return -math.inf
+    return value
+
+
+def _dump_float(value: float) -> float | str:
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value)
+
+
+#: A float that may be ±inf; JSON carries infinities as the strings "inf" / "-inf".
+ExtFloat = Annotated[
+    float,
+    BeforeValidator(_parse_float),
+    PlainSerializer(_dump_float, return_type=float | str, when_used="json"),
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TestedThreshold(_Frozen):
+    """One tested hypothesis "rate(τ) > budget" (in test order)."""
+
+    __test__ = False  # not a pytest test class
+
+    threshold: ExtFloat = Field(description="Candidate τ; delegation iff d(x) > τ.")
+    pvalue: float = Field(description="p-value of the null 'risk(τ) > level' on the ht split.")
+    rejected: bool = Field(description="Whether the null was rejected (τ certified).")
+    ht_rate: float = Field(description="Empirical delegation rate on the hypothesis-testing split.")
+    opt_rate: float | None = Field(None, description="Delegation rate on the opt split (Pareto only).")
+    opt_error: float | None = Field(None, description="Cascade error on the opt split (Pareto only).")
+
+
+class FrontPoint(_Frozen):
+    """A point of the (delegation rate, cascade error) Pareto front on the opt split."""
+
+    threshold: ExtFloat
+    opt_rate: float
+    opt_error: float
+
+
+class ScoreReference(_Frozen):
+    """Quantiles of the calibration DV scores, for drift checks at deployment."""
+
+    n: int = Field(description="Number of calibration scores summarised.")
+    quantiles: list[float] = Field(description="Quantiles at probabilities 0, 1/200, ..., 1.")
+
+    @classmethod
+    def from_scores(cls, scores: ArrayLike, k: int = REFERENCE_QUANTILES) -> ScoreReference:
+        s = np.asarray(scores, dtype=np.float64).ravel()
+        if s.size == 0:
+            return cls(n=0, quantiles=[])
+        q = np.quantile(s, np.linspace(0.0, 1.0, k))
+        return cls(n=int(s.size), quantiles=[float(x) for x in q])
+
+
+class BudgetCertificate(_Frozen):
+    """The certified threshold for one expert and one budget."""
+
+    expert: str
+    budget: float
+    delta: float
+    method: Literal["ctd_pareto", "budget_only"]
+    procedure: str
+    pvalue_kind: str
+    threshold: ExtFloat = Field(description="Certified τ; +inf means never delegate (fail closed).")
+    certified: bool
+    reason: str | None = None
+    guarantee: str = Field(description="The guarantee in words, with its assumption.")
+    tested: list[TestedThreshold] = Field(default_factory=list)
+    pareto_front: list[FrontPoint] | None = None
+    error_level: float | None = None
+    joint: str | None = None
+    score_reference: ScoreReference | None = None
+
+    def delegate(self, scores: ArrayLike) -> np.ndarray:
+        """``scores > threshold`` (never delegates when not certified); NaN scores are an error."""
+        s = np.asarray(scores, dtype=np.float64)
+        if np.isnan(s).any():
+            raise ValueError("scores contain NaN: a decision cannot be made for a missing score")
+        return s > self.threshold
+
+
+class Certificate(_Frozen):
+    """A calibration certificate (all budgets, all experts) with provenance."""
+
+    schema_version: Literal["ctd.certificate/1"] = SCHEMA_VERSION
+    cascade: str
+    created_at: str = Field(description="ISO-8601 UTC timestamp.")
+    package_version: str
+    seed: int
+    spec_sha256: str | None = None
+    data_sha256: str | None = None
+    n: dict[str, int] = Field(description="Rows per split of the score table.")
+    assumption: str
+    results: list[BudgetCertificate]
+
+    def result(self, budget: float | None = None, expert: str | None = None) -> BudgetCertificate:
+        """The unique result for ``budget`` and ``expert`` (either may be omitted if unambiguous)."""
+        hits = [
+            r
+            for r in self.results
+            if (budget is None or math.isclose(r.budget, budget, rel_tol=0, abs_tol=1e-12))
+            and (expert is None or r.expert == expert)
+        ]
+        if len(hits) == 1:
+            return hits[0]
+        have = ", ".join(f"(expert={r.expert!r}, budget={r.budget:g})" for r in self.results)
+        want = f"budget={budget!r}, expert={expert!r}"
+        if not hits:
+            raise CTDInputError(f"certificate has no result for {want}; it has: {have or 'none'}")
+        raise CTDInputError(
+            f"certificate has {len(hits)} results for {want}; pass budget= and/or expert= to pick "
+            f"one of: {have}"
+        )
+
+    @property
+    def budgets(self) -> list[float]:
+        return sorted({r.budget for r in self.results})
+
+    @property
+    def experts(self) -> list[str]:
+        return list(dict.fromkeys(r.expert for r in self.results))
+
+    @property
+    def any_certified(self) -> bool:
+        return any(r.certified for r in self.results)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Strict-JSON-ready dict (infinite thresholds as ``"inf"``)."""
+        return self.model_dump(mode="json")
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the certificate atomically as indented JSON."""
+        return atomic_write_json(path, self.to_json_dict())
+
+
+def utc_now() -> str:
+    """The current time as ISO-8601 UTC (seconds precision)."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+ASSUMPTION = (
+    "The calibration rows and the inputs seen in deployment are i.i.d. (exchangeable) draws from "
+    "one distribution, and the DV score was fitted on data disjoint from the calibration rows. "
+    "Nothing is guaranteed under distribution shift; audit deployment logs to check."
+)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def load_certificate(
+    path: str | os.PathLike[str],
+    *,
+    spec_path: str | os.PathLike[str] | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+) -> Certificate:
+    """Read a certificate and check it.
+
+    Parameters
+    ----------
+    path
+        The ``certificate.json`` file.
+    spec_path, data_path
+        If given, the spec and score table must have the sha256 recorded in the certificate.
+
+    Raises
+    ------
+    CTDInputError
+        Missing or unreadable file, invalid JSON, an unknown schema version, a field that fails
+        validation, or a hash mismatch; the message names the file.
+    """
+    from ctd_stats.table import file_sha256
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CTDInputError(f"{p}: certificate not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CTDInputError(f"{p}: cannot read the certificate ({exc})") from None
+    try:
+        raw = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise CTDInputError(f"{p}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise CTDInputError(f"{p}: invalid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CTDInputError(f"{p}: expected a JSON object (a ctd certificate)")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise CTDInputError(
+            f"{p}: schema_version is {version!r}, expected {SCHEMA_VERSION!r}"
+            + (" (not a ctd certificate?)" if version is None else " (made by another ctd version)")
+        )
+    try:
+        cert = Certificate.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise CTDInputError(f"{p}: invalid certificate: {loc}: {first['msg']}{more}") from None
+    for what, given, recorded in (
+        ("spec", spec_path, cert.spec_sha256),
+        ("score table", data_path, cert.data_sha256),
+    ):
+        if given is None:
+            continue
+        if not Path(given).is_file():
+            raise CTDInputError(f"{given}: {what} not found (needed to check the certificate {p})")
+        actual = file_sha256(given)
+        if recorded is None:
+            raise CTDInputError(f"{p}: the certificate records no {what} hash to check {given} against")
+        if actual != recorded:
+            raise CTDInputError(
+                f"{p}: {what} {given} has sha256 {actual[:12]}…, but the certificate was made from "
+                f"{recorded[:12]}… (the {what} changed since calibration)"
+            )
+    return cert

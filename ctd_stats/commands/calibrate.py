@@ -1,0 +1,87 @@
+"""``ctd calibrate SPEC``: certify every budget of a spec; write certificate and report.
+
+Writes ``certificate.json`` (all experts and budgets), and ``report.md`` / ``report.html`` /
+``report.json`` (as ``outputs.formats`` asks) into the output directory, which is replaced in one
+step: on any error nothing is half-written. Exit code 0 if every budget was certified, 1 if any
+failed closed (its certificate entry, τ = +∞, is still written), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ctd_stats.calibration_report import build_calibration_report, report_data
+from ctd_stats.commands._progress import progress
+from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
+from ctd_stats.io import atomic_directory, atomic_write_json, atomic_write_text
+from ctd_stats.spec import CascadeSpec, load_spec
+from ctd_stats.spec_calibration import CalibrationOutcome, calibrate_spec
+from ctd_stats.table import load_spec_table
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``calibrate`` sub-command."""
+    p = subparsers.add_parser(
+        "calibrate",
+        help="certify every budget of a spec; write certificate and report",
+        description="Calibrate every (expert, budget) of a cascade spec on its score table and write "
+        "certificate.json and the report into the output directory. Exit 0: all certified; 1: some "
+        "budget could not be certified (fail-closed entry written); 2: bad input.",
+    )
+    p.add_argument("spec", help="cascade spec (YAML)")
+    p.add_argument("--output", "-o", help="output directory (default: the spec's outputs.directory)")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def write_outputs(outcome: CalibrationOutcome, directory: Path) -> list[Path]:
+    """Write certificate and report atomically into ``directory``; return the files written."""
+    formats = outcome.spec.outputs.formats
+    rep = build_calibration_report(outcome)
+    written: list[Path] = []
+    with atomic_directory(directory) as stage:
+        outcome.certificate.write(stage / "certificate.json")
+        written.append(directory / "certificate.json")
+        if "md" in formats:
+            atomic_write_text(stage / "report.md", rep.to_markdown())
+            written.append(directory / "report.md")
+        if "html" in formats:
+            atomic_write_text(stage / "report.html", rep.to_html())
+            written.append(directory / "report.html")
+        if "json" in formats:
+            atomic_write_json(stage / "report.json", report_data(outcome))
+            written.append(directory / "report.json")
+    return written
+
+
+def calibrate_and_write(spec: CascadeSpec, output: str | None = None) -> tuple[CalibrationOutcome, list[Path]]:
+    """Read the spec's table, calibrate, and write every output."""
+    table = load_spec_table(spec)
+    assert table is not None
+    outcome = calibrate_spec(spec, table, progress=lambda it: progress(it, desc="calibrating"))
+    directory = Path(output) if output else spec.output_dir()
+    return outcome, write_outputs(outcome, directory)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    outcome, files = calibrate_and_write(spec, getattr(args, "output", None))
+    code = EXIT_OK if outcome.all_certified else EXIT_NOT_CERTIFIED
+    if getattr(args, "json", False):
+        print(json.dumps({**report_data(outcome), "files": [str(f) for f in files], "exit_code": code}, indent=2))
+        return code
+    print(f"{'expert':<12} {'budget':>7} {'δ':>6} {'threshold':>12} {'certified':>9} {'eval rate':>9}")
+    for r in outcome.certificate.results:
+        ev = outcome.evaluation[(r.expert, r.budget)]
+        tau = "+inf" if math.isinf(r.threshold) else f"{r.threshold:.6g}"
+        rate = f"{ev.rate:.4f}" if ev.n else "-"
+        print(f"{r.expert:<12} {r.budget:>7g} {r.delta:>6g} {tau:>12} {'yes' if r.certified else 'NO':>9} {rate:>9}")
+    for f in files:
+        print(f"wrote {f}")
+    if code != EXIT_OK:
+        print("some budgets could not be certified: those entries fail closed (never delegate)")
+    return code

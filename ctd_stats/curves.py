@@ -1,0 +1,75 @@
+"""Risk curves over many thresholds in O((n + L) log n) time and O(n + L) memory.
+
+Delegation happens iff d(x) > τ. For L candidate thresholds and n scores:
+
+* delegation counts K(τ) = #{i : d_i > τ} come from one sort and ``searchsorted``;
+* cascade error counts E(τ) = #{probe wrong, not delegated} + #{expert wrong, delegated}
+  = P + Σ_{i: d_i > τ} (e_i − p_i), where P = Σ p_i, come from a cumulative sum of (e_i − p_i)
+  in descending score order, indexed by K(τ) (ties in d fall on the same side of τ, so the top-K
+  prefix is exactly the delegated set).
+
+No n × L matrix is ever formed. All counts are exact integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+
+@dataclass(frozen=True)
+class SortedScores:
+    """Scores sorted once, descending, with an optional per-row payload in the same order."""
+
+    descending: NDArray[np.float64]
+    order: NDArray[np.int64]
+
+    @classmethod
+    def from_scores(cls, scores: ArrayLike) -> SortedScores:
+        s = np.asarray(scores, dtype=np.float64)
+        order = np.argsort(-s, kind="stable")
+        return cls(descending=s[order], order=order.astype(np.int64))
+
+    @property
+    def n(self) -> int:
+        return int(self.descending.size)
+
+    def delegation_counts(self, thresholds: ArrayLike) -> NDArray[np.int64]:
+        """K(τ) = #{d > τ} for each threshold (vectorised)."""
+        t = np.asarray(thresholds, dtype=np.float64)
+        # In ascending order, #{d > τ} = n − #{d ≤ τ}; ascending view of the descending array:
+        ascending = self.descending[::-1]
+        return (self.n - np.searchsorted(ascending, t, side="right")).astype(np.int64)
+
+    def distinct_values(self) -> NDArray[np.float64]:
+        """Distinct scores in descending order (no second sort)."""
+        d = self.descending
+        if d.size == 0:
+            return d.copy()
+        keep = np.empty(d.size, dtype=bool)
+        keep[0] = True
+        np.not_equal(d[1:], d[:-1], out=keep[1:])
+        return d[keep]
+
+
+def delegation_counts(scores: ArrayLike, thresholds: ArrayLike) -> NDArray[np.int64]:
+    """K(τ) = #{i : scores_i > τ} for every τ in ``thresholds``."""
+    return SortedScores.from_scores(scores).delegation_counts(thresholds)
+
+
+def cascade_error_counts(
+    sorted_scores: SortedScores,
+    probe_wrong: NDArray[np.bool_],
+    expert_wrong: NDArray[np.bool_],
+    counts: NDArray[np.int64],
+) -> NDArray[np.int64]:
+    """Cascade error counts E(τ) given the delegation counts K(τ) (from the same sorted scores).
+
+    ``probe_wrong``/``expert_wrong`` are in the original row order.
+    """
+    pw = probe_wrong[sorted_scores.order].astype(np.int64)
+    ew = expert_wrong[sorted_scores.order].astype(np.int64)
+    gain = np.concatenate([[0], np.cumsum(ew - pw)])
+    return (int(pw.sum()) + gain[counts]).astype(np.int64)

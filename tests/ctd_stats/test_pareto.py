@@ -1,0 +1,114 @@
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from ctd_stats import CascadeData, calibrate_cascade, pareto_front
+from ctd_stats.errors import CTDInputError
+
+
+def synthetic_cascade(n, rng, expert_acc=0.9, probe_acc=0.75, signal=1.0):
+    y = rng.random(n) < 0.4
+    probe_ok = rng.random(n) < probe_acc
+    expert_ok = rng.random(n) < expert_acc
+    gain = expert_ok.astype(float) - probe_ok.astype(float)
+    d = signal * gain + rng.normal(0, 1, n)
+    return CascadeData(d, probe_ok, expert_ok), y
+
+
+def brute_force_cascade(opt, ht, budget, delta):
+    grid = sorted(set(opt.dv_score.tolist()), reverse=True)
+    pts = []
+    for t in grid:
+        dl = opt.dv_score > t
+        err = np.sum(np.where(dl, ~opt.expert_correct, ~opt.probe_correct))
+        pts.append((t, int(dl.sum()), int(err)))
+    front = []
+    for i, (t, k, e) in enumerate(pts):
+        dominated = any((k2 <= k and e2 <= e and (k2 < k or e2 < e)) for _, k2, e2 in pts)
+        dup = any(k2 == k and e2 == e for _, k2, e2 in pts[:i])
+        if not dominated and not dup:
+            front.append((t, k, e))
+    certified = []
+    for t, _, e in front:
+        kh = int(np.sum(ht.dv_score > t))
+        if stats.binom.cdf(kh, ht.n, budget) <= delta:
+            certified.append((t, e))
+        else:
+            break
+    if not certified:
+        return math.inf, front
+    best = min(certified, key=lambda te: (te[1], -te[0]))
+    return best[0], front
+
+
+def test_matches_brute_force_with_ties():
+    rng = np.random.default_rng(1)
+    for trial in range(12):
+        data, _ = synthetic_cascade(int(rng.integers(40, 400)), rng)
+        if trial % 2:
+            data = CascadeData(np.round(data.dv_score), data.probe_correct, data.expert_correct)
+        opt, ht = data.split(0.3, seed=trial)
+        budget = float(rng.uniform(0.1, 0.5))
+        cal = calibrate_cascade(opt=opt, ht=ht, budget=budget, delta=0.1)
+        tau, front = brute_force_cascade(opt, ht, budget, 0.1)
+        assert cal.threshold == tau
+        np.testing.assert_allclose(cal.front_thresholds, [f[0] for f in front])
+        np.testing.assert_allclose(cal.front_errors * opt.n, [f[2] for f in front])
+
+
+def test_pareto_front_drops_harmful_delegation():
+    # delegating more never lowers error after the 2nd point: the rest is dominated
+    counts = np.array([0, 1, 2, 3, 4, 5])
+    errors = np.array([10, 8, 6, 6, 7, 5])
+    np.testing.assert_array_equal(pareto_front(counts, errors), [0, 1, 2, 5])
+    with pytest.raises(CTDInputError):
+        pareto_front(np.array([2, 1]), np.array([0, 0]))
+
+
+def test_weak_expert_is_not_overused():
+    """An expert that is always worse than the probe: CTD certifies but delegates (almost) nothing."""
+    rng = np.random.default_rng(4)
+    n = 2000
+    d = rng.normal(size=n)
+    cal = calibrate_cascade(
+        CascadeData(d, np.ones(n, bool), rng.random(n) < 0.5), budget=0.4, delta=0.1, seed=1
+    )
+    assert cal.is_certified
+    assert np.mean(d > cal.threshold) < 0.01
+
+
+def test_joint_error_guarantee_paths():
+    rng = np.random.default_rng(8)
+    data, _ = synthetic_cascade(3000, rng, signal=2.0)
+    for joint in ("max_p", "bonferroni_split"):
+        cal = calibrate_cascade(data, budget=0.3, delta=0.1, error_level=0.2, joint=joint)
+        d = cal.to_dict()
+        assert d["joint"] == joint and d["error_level"] == 0.2
+        if cal.is_certified:
+            i = int(np.flatnonzero(cal.thresholds == cal.threshold)[0])
+            assert cal.certified[i]
+            assert "AND" in cal.guarantee
+    # impossible error level: fail closed
+    cal = calibrate_cascade(data, budget=0.3, delta=0.1, error_level=0.01)
+    assert math.isinf(cal.threshold) and "joint" in cal.reason
+
+
+def test_bad_inputs():
+    rng = np.random.default_rng(0)
+    data, y = synthetic_cascade(100, rng)
+    with pytest.raises(ValueError, match="expert_prob has length"):
+        CascadeData.from_probabilities(data.dv_score, y, np.full(100, 0.3), np.full(99, 0.3))
+    with pytest.raises(ValueError, match="probe_prob must lie in"):
+        CascadeData.from_probabilities(data.dv_score, y, np.full(100, 1.3), np.full(100, 0.3))
+    with pytest.raises(ValueError, match="dv_score contains"):
+        CascadeData(np.full(3, np.nan), np.ones(3, bool), np.ones(3, bool))
+    with pytest.raises(ValueError, match="either data"):
+        calibrate_cascade(data, opt=data, ht=data, budget=0.3, delta=0.1)
+    with pytest.raises(ValueError, match="joint must be"):
+        calibrate_cascade(data, budget=0.3, delta=0.1, error_level=0.2, joint="bretz")
+    with pytest.raises(ValueError, match="too small"):
+        calibrate_cascade(data.subset(np.array([0])), budget=0.3, delta=0.1)
+    with pytest.raises(ValueError, match="labels"):
+        CascadeData.from_probabilities(data.dv_score, np.full(100, 2), np.full(100, 0.3), np.full(100, 0.3))
