@@ -1,0 +1,171 @@
+"""``ctd run SPEC``: the main job — CTD against uncertainty delegation on real data.
+
+From one spec: the score table (or, with a ``probes:`` block and no table yet, the probes layer
+builds it and caches it at ``data.table``) → for every expert: repeated random
+calibration/evaluation splits comparing CTD with the uncertainty baselines → the deployable
+certificate for every budget → one report. Writes into the output directory, atomically:
+``report.md``/``report.html`` (the study), ``study.json`` (all figures' numbers),
+``certificate.json`` and ``calibration.md``/``calibration.html`` (the deployment calibration).
+Exit code 0 when every budget was certified, 1 when some failed closed (still written), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctd_stats.commands._progress import progress, progress_enabled
+from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
+from ctd_stats.io import atomic_directory, atomic_write_json, atomic_write_text
+from ctd_stats.spec import CascadeSpec, load_spec
+from ctd_stats.study.engine import METHODS, ExpertStudy, StudyInputs, run_study
+from ctd_stats.study.report import build_study_report
+from ctd_stats.table import ScoreTable, load_spec_table
+
+#: Rows in these splits trained the probes and never enter calibration or evaluation.
+TRAINING_SPLITS = ("train", "dev")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``run`` sub-command."""
+    p = subparsers.add_parser(
+        "run",
+        help="the main job: CTD vs uncertainty delegation, certificates and one report",
+        description="Run the full CTD study of a spec: repeated calibration/evaluation splits for every "
+        "expert, certificates for every budget, and one report (Markdown + HTML).",
+    )
+    p.add_argument("spec", help="cascade spec (YAML)")
+    p.add_argument("--output", "-o", help="output directory (default: the spec's outputs.directory)")
+    p.add_argument("--repeats", type=int, help="override evaluation.repeats")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def ensure_table(spec: CascadeSpec) -> ScoreTable:
+    """Load the spec's score table, building it with the probes layer first if it is missing."""
+    path = spec.table_path()
+    if spec.probes is not None and (path is None or not path.exists()):
+        if path is None:
+            raise CTDInputError(f"{spec.source}: data.table: name where the probes layer should cache its table")
+        try:
+            from probes.pipeline import build_score_table, write_score_table
+        except ImportError as exc:  # pragma: no cover - depends on the optional layer
+            raise CTDInputError(
+                f"{spec.source}: the probes layer is needed to build {path} ({exc}); "
+                "install it with: pip install -e '.[probes]'"
+            ) from exc
+        print(f"building the score table with the probes layer (cached at {path}) ...", file=sys.stderr)
+        write_score_table(build_score_table(spec.probes_spec), path)
+    table = load_spec_table(spec)
+    if table is None:
+        raise CTDInputError(f"{spec.source}: data.table: the spec names no score table")
+    return table
+
+
+def study_inputs(table: ScoreTable, expert: str) -> StudyInputs:
+    """The pool rows (not used to train the probes) of one expert, checked complete."""
+    pool = ~np.isin(table.split, TRAINING_SPLITS)
+    table.require_labelled(pool, expert, "ctd run")
+    ex = table.expert(expert)
+    assert table.label is not None and table.probe_prob is not None and ex.expert_prob is not None
+    spc = ex.cost.get("seconds_per_call") if ex.cost else None
+    return StudyInputs(
+        labels=table.label[pool].astype(bool),
+        probe_prob=table.probe_prob[pool],
+        expert_prob=ex.expert_prob[pool],
+        dv_score=ex.dv_score[pool],
+        group=table.group[pool] if table.group is not None else None,
+        expert=expert,
+        seconds_per_call=float(spc) if spc is not None else None,
+    )
+
+
+def run_all(spec: CascadeSpec, table: ScoreTable, repeats: int | None = None) -> list[ExpertStudy]:
+    """Run the repeated-split study for every expert of the table."""
+    ev = spec.evaluation
+    reps = repeats or ev.repeats
+    studies = []
+    for name in table.expert_names:
+        inputs = study_inputs(table, name)
+        bar = None
+        if progress_enabled():
+            from tqdm import tqdm
+
+            bar = tqdm(total=reps, desc=f"study [{name}]", file=sys.stderr, leave=False)
+        studies.append(
+            run_study(
+                inputs,
+                budgets=ev.budgets,
+                delta=spec.calibration.delta,
+                repeats=reps,
+                opt_fraction=spec.calibration.opt_fraction,
+                batch_size=ev.batch_size,
+                seed=spec.splits.seed,
+                progress=bar.update if bar is not None else None,
+            )
+        )
+        if bar is not None:
+            bar.close()
+    return studies
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    spec = load_spec(args.spec)
+    if args.repeats is not None and args.repeats < 1:
+        raise CTDInputError(f"--repeats must be ≥ 1, got {args.repeats}")
+    table = ensure_table(spec)
+    studies = run_all(spec, table, args.repeats)
+
+    from ctd_stats.calibration_report import build_calibration_report
+    from ctd_stats.spec_calibration import calibrate_spec
+
+    outcome = calibrate_spec(spec, table, progress=lambda it: progress(it, desc="certifying"))
+    costs = {s.expert: s.seconds_per_call for s in studies}
+    report = build_study_report(
+        studies,
+        title=f"ctd run — {spec.cascade.name}",
+        costs=costs,
+        preamble=f"Score table {table.name()} ({len(table)} rows; sha256 {str(table.sha256)[:12]}…); "
+        f"δ = {spec.calibration.delta:g}; {studies[0].repeats if studies else 0} random splits.",
+    )
+    directory = Path(args.output) if args.output else spec.output_dir()
+    study_json = {"spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies]}
+    with atomic_directory(directory) as stage:
+        atomic_write_text(stage / "report.md", report.to_markdown())
+        atomic_write_text(stage / "report.html", report.to_html())
+        atomic_write_json(stage / "study.json", study_json)
+        outcome.certificate.write(stage / "certificate.json")
+        cal_rep = build_calibration_report(outcome)
+        atomic_write_text(stage / "calibration.md", cal_rep.to_markdown())
+        atomic_write_text(stage / "calibration.html", cal_rep.to_html())
+    code = EXIT_OK if outcome.all_certified else EXIT_NOT_CERTIFIED
+    if getattr(args, "json", False):
+        print(json.dumps({"output": str(directory), "exit_code": code, **study_json}, indent=2))
+        return code
+    for s in studies:
+        a = s.mean("auroc")
+        ci, iu = METHODS.index("ctd"), METHODS.index("unc_calibrated")
+        print(f"\nexpert '{s.expert}': probe AUROC {np.mean(s.probe_auroc):.3f}, expert AUROC "
+              f"{np.mean(s.expert_auroc):.3f}, {s.repeats} splits, δ = {s.delta:g}")
+        print(f"{'budget':>7} {'CTD AUROC':>10} {'Unc-cal':>8} {'Δ':>7} {'CTD rate':>9} {'viol. freq':>10}")
+        rate = s.mean("rate")
+        for j, b in enumerate(s.budgets):
+            print(f"{b:>7g} {a[ci, j]:>10.3f} {a[iu, j]:>8.3f} {a[ci, j] - a[iu, j]:>+7.3f} "
+                  f"{rate[ci, j]:>9.3f} {s.bootstrap_violations[j] / s.bootstrap_trials:>10.3f}")
+    for r in outcome.certificate.results:
+        if not r.certified:
+            print(f"budget {r.budget:g} ({r.expert}): not certified, fails closed (τ = +inf)")
+    tau = {(r.expert, r.budget): r.threshold for r in outcome.certificate.results}
+    shown = ", ".join(f"{e}@{b:g}: τ={'inf' if math.isinf(t) else f'{t:.4g}'}" for (e, b), t in list(tau.items())[:6])
+    print(f"\ncertificates: {shown}{' …' if len(tau) > 6 else ''}")
+    print(f"wrote {directory}/report.html, report.md, study.json, certificate.json, calibration.html "
+          f"({time.perf_counter() - t0:.1f} s)")
+    return code

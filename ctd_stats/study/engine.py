@@ -1,0 +1,341 @@
+"""Repeated-split study of one expert: CTD against the uncertainty baselines (``ctd run``).
+
+Protocol (as in the paper). The *pool* (rows not used to train the probes) is split at random,
+``repeats`` times, into calibration (``cal_fraction``) and evaluation rows; calibration is split
+into opt (``opt_fraction``) and ht. For every budget α of the grid:
+
+* **CTD** — DV score d, Pareto testing (:func:`ctd_stats.calibrate_cascade`), delegate iff d > τ̂.
+* **Unc. calibrated** — the same calibration on u = −|F̂_cal(p) − ½| (F̂_cal: empirical CDF of
+  the calibration probe scores).
+* **Unc. top-k** — within each batch of the evaluation stream, the k = round(α·B) items ranked
+  nearest the batch median of p (McKenzie et al.). **DV top-k** and **Oracle top-k** — the top k
+  by d and by the true delegation value v, per batch. **Oracle** — the global top ⌈α n⌉ by v,
+  capped at #{v > 0} (the FAIC reference).
+* **Probe only** / **Expert only** — reference lines.
+
+The cascade answers with the expert's probability where it delegates and the probe's elsewhere;
+AUROC of that score and accuracy at 0.5 are measured on the evaluation rows. The budget guarantee is
+checked exactly in a separate bootstrap world where the pool *is* the population: calibration sets
+are drawn i.i.d. (with replacement) from the pool and the true rate of τ̂ is the pool fraction
+above it (:func:`ctd_stats.simulate_cascade_guarantee`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ctd_stats._validation import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
+from ctd_stats.errors import CTDInputError
+from ctd_stats.pareto import CascadeData, calibrate_cascade
+from ctd_stats.simulate import clopper_pearson, simulate_cascade_guarantee
+from ctd_stats.study.metrics import auroc_rows, faic
+
+#: Methods that spend budget, in plotting order.
+METHODS: tuple[str, ...] = ("ctd", "unc_calibrated", "unc_topk", "dv_topk", "oracle_topk", "oracle")
+METHOD_LABELS: dict[str, str] = {
+    "ctd": "CTD (DV probe + Pareto LTT)",
+    "unc_calibrated": "Unc. calibrated (LTT on |p − ½|)",
+    "unc_topk": "Unc. top-k (batch)",
+    "dv_topk": "DV top-k (batch)",
+    "oracle_topk": "Oracle top-k (batch)",
+    "oracle": "Oracle (global)",
+}
+#: Methods whose threshold is certified, so their realized rate is checked against the budget.
+CERTIFIED_METHODS: tuple[str, ...] = ("ctd", "unc_calibrated")
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """One expert's pool rows: labels (unsafe = 1), probe and expert P(unsafe), DV scores, groups."""
+
+    labels: NDArray[np.bool_]
+    probe_prob: NDArray[np.float64]
+    expert_prob: NDArray[np.float64]
+    dv_score: NDArray[np.float64]
+    group: NDArray[np.str_] | None = None
+    expert: str = "expert"
+    seconds_per_call: float | None = None
+
+    def __post_init__(self) -> None:
+        d = as_finite_1d("dv_score", self.dv_score)
+        n = d.size
+        object.__setattr__(self, "dv_score", d)
+        object.__setattr__(self, "labels", as_bool_1d("label", self.labels, n))
+        object.__setattr__(self, "probe_prob", as_probabilities("probe_prob", self.probe_prob, n))
+        object.__setattr__(self, "expert_prob", as_probabilities("expert_prob", self.expert_prob, n))
+        if self.group is not None and len(self.group) != n:
+            raise CTDInputError(f"group has length {len(self.group)}, expected {n}")
+
+    @property
+    def n(self) -> int:
+        return int(self.dv_score.size)
+
+    @property
+    def delegation_value(self) -> NDArray[np.float64]:
+        """v = P_expert(y|x) − P_probe(y|x) = (2y − 1)(b − p)."""
+        return (2.0 * self.labels - 1.0) * (self.expert_prob - self.probe_prob)
+
+    def cascade_data(self, idx: NDArray[np.int64], scores: NDArray[np.float64]) -> CascadeData:
+        y = self.labels[idx]
+        return CascadeData(
+            scores, (self.probe_prob[idx] >= 0.5) == y, (self.expert_prob[idx] >= 0.5) == y
+        )
+
+
+@dataclass(frozen=True)
+class ExpertStudy:
+    """Results of :func:`run_study` for one expert (immutable; arrays indexed [repeat, method, budget])."""
+
+    expert: str
+    budgets: NDArray[np.float64]
+    delta: float
+    repeats: int
+    n_pool: int
+    n_cal: int
+    n_eval: int
+    batch_size: int
+    auroc: NDArray[np.float64]
+    accuracy: NDArray[np.float64]
+    rate: NDArray[np.float64]
+    probe_auroc: NDArray[np.float64]
+    probe_accuracy: NDArray[np.float64]
+    expert_auroc: NDArray[np.float64]
+    expert_accuracy: NDArray[np.float64]
+    certified: NDArray[np.bool_]
+    groups: tuple[str, ...]
+    group_rate: NDArray[np.float64]  # [method, budget, group], mean over repeats
+    group_mean_v: NDArray[np.float64]  # [group]
+    group_mean_d: NDArray[np.float64]  # [group]
+    group_delegated_v: NDArray[np.float64]  # [method, budget, group] mean v of delegated rows
+    bootstrap_violations: NDArray[np.int64]  # [budget] CTD guarantee check, pool as population
+    bootstrap_trials: int
+    bootstrap_rate: NDArray[np.float64]  # [budget] mean true rate of CTD's τ̂ in the bootstrap world
+    dv_spearman: float
+    seconds_per_call: float | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def method_index(self, method: str) -> int:
+        return METHODS.index(method)
+
+    def mean(self, metric: str) -> NDArray[np.float64]:
+        """Mean over repeats of ``auroc``/``accuracy``/``rate``: shape [method, budget]."""
+        return np.asarray(np.nanmean(getattr(self, metric), axis=0), dtype=np.float64)
+
+    def eval_exceedance(self, method: str = "ctd") -> tuple[NDArray[np.int64], int]:
+        """Per budget: how many repeats' realized *evaluation* rate exceeded the budget (a noisy proxy)."""
+        r = self.rate[:, self.method_index(method), :]
+        return (r > self.budgets[None, :] + 1e-12).sum(axis=0).astype(np.int64), self.repeats
+
+    def faic(self, metric: str = "auroc") -> dict[str, float]:
+        """FAIC per method from the mean curves (oracle = the global oracle)."""
+        m = self.mean(metric)
+        probe = float(np.nanmean(self.probe_auroc if metric == "auroc" else self.probe_accuracy))
+        oracle = m[self.method_index("oracle")]
+        return {meth: faic(self.budgets, m[i], probe, oracle) for i, meth in enumerate(METHODS)}
+
+    def to_dict(self) -> dict[str, Any]:
+        def rows(metric: str) -> dict[str, list[float]]:
+            mm = self.mean(metric)
+            return {meth: [float(x) for x in mm[i]] for i, meth in enumerate(METHODS)}
+
+        viol_lo_hi = [
+            clopper_pearson(int(v), self.bootstrap_trials, 0.95) for v in self.bootstrap_violations
+        ]
+        exceed, reps = self.eval_exceedance("ctd")
+        return {
+            "expert": self.expert,
+            "budgets": [float(b) for b in self.budgets],
+            "delta": self.delta,
+            "repeats": self.repeats,
+            "n_pool": self.n_pool,
+            "n_cal": self.n_cal,
+            "n_eval": self.n_eval,
+            "batch_size": self.batch_size,
+            "probe_only": {
+                "auroc": float(np.mean(self.probe_auroc)),
+                "accuracy": float(np.mean(self.probe_accuracy)),
+            },
+            "expert_only": {
+                "auroc": float(np.mean(self.expert_auroc)),
+                "accuracy": float(np.mean(self.expert_accuracy)),
+            },
+            "auroc": rows("auroc"),
+            "accuracy": rows("accuracy"),
+            "rate": rows("rate"),
+            "certified_fraction": {
+                meth: [float(x) for x in self.certified[:, i, :].mean(axis=0)]
+                for i, meth in enumerate(CERTIFIED_METHODS)
+            },
+            "faic_auroc": self.faic("auroc"),
+            "faic_accuracy": self.faic("accuracy"),
+            "guarantee_check": {
+                "trials": self.bootstrap_trials,
+                "violations": [int(v) for v in self.bootstrap_violations],
+                "frequency": [float(v) / self.bootstrap_trials for v in self.bootstrap_violations],
+                "interval95": [list(x) for x in viol_lo_hi],
+                "mean_true_rate": [float(x) for x in self.bootstrap_rate],
+                "eval_rate_exceedances": [int(x) for x in exceed],
+                "repeats": reps,
+            },
+            "groups": {
+                "names": list(self.groups),
+                "mean_v": [float(x) for x in self.group_mean_v],
+                "mean_d": [float(x) for x in self.group_mean_d],
+                "rate": {
+                    meth: [[float(x) for x in row] for row in self.group_rate[i]]
+                    for i, meth in enumerate(METHODS)
+                },
+            },
+            "dv_spearman": self.dv_spearman,
+            "seconds_per_call": self.seconds_per_call,
+        }
+
+
+def _group_codes(group: Sequence[str] | None, n: int) -> tuple[tuple[str, ...], NDArray[np.int64]]:
+    if group is None:
+        return ("all",), np.zeros(n, dtype=np.int64)
+    names, codes = np.unique(np.asarray(group, dtype=str), return_inverse=True)
+    return tuple(names.tolist()), codes.astype(np.int64)
+
+
+def run_study(
+    inputs: StudyInputs,
+    *,
+    budgets: Sequence[float],
+    delta: float = 0.1,
+    repeats: int = 200,
+    cal_fraction: float = 0.5,
+    opt_fraction: float = 0.3,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: Any = None,
+) -> ExpertStudy:
+    """Run the repeated-split comparison for one expert. See the module docstring."""
+    from probes.uncertainty import (
+        batch_median_window_delegate,
+        batch_topk_delegate,
+        calibrated_uncertainty,
+        global_oracle_delegate,
+    )
+    from scipy import stats
+
+    alphas = np.asarray([check_open_unit("budget", b) for b in budgets], dtype=np.float64)
+    dl = check_open_unit("delta", delta)
+    cf = check_open_unit("cal_fraction", cal_fraction)
+    if repeats < 1:
+        raise CTDInputError(f"repeats must be ≥ 1, got {repeats}")
+    N = inputs.n
+    n_cal = round(cf * N)
+    n_eval = N - n_cal
+    if n_cal < 4 or n_eval < 2:
+        raise CTDInputError(f"pool too small for a calibration/evaluation split: {N} rows")
+    y, p, b, d = inputs.labels, inputs.probe_prob, inputs.expert_prob, inputs.dv_score
+    v = inputs.delegation_value
+    groups, gcode = _group_codes(inputs.group, N)
+    G, M, J = len(groups), len(METHODS), alphas.size
+    k_per_batch = np.round(alphas * batch_size).astype(int)
+
+    auroc = np.full((repeats, M, J), np.nan)
+    acc = np.full((repeats, M, J), np.nan)
+    rate = np.full((repeats, M, J), np.nan)
+    certified = np.zeros((repeats, len(CERTIFIED_METHODS), J), dtype=bool)
+    probe_auc = np.empty(repeats)
+    probe_acc = np.empty(repeats)
+    expert_auc = np.empty(repeats)
+    expert_acc = np.empty(repeats)
+    g_deleg = np.zeros((M, J, G))
+    g_count = np.zeros(G)
+    g_vsum = np.zeros((M, J, G))
+    rng = np.random.default_rng(seed)
+    n_opt = min(max(1, round(opt_fraction * n_cal)), n_cal - 1)
+    for r in range(repeats):
+        perm = rng.permutation(N)
+        cal, ev = perm[:n_cal], perm[n_cal:]
+        opt, ht = cal[:n_opt], cal[n_opt:]
+        ye, pe, be, de, ve = y[ev], p[ev], b[ev], d[ev], v[ev]
+        u = calibrated_uncertainty(p, p[cal])
+        masks = np.zeros((M, J, n_eval), dtype=bool)
+        for j, a in enumerate(alphas):
+            for ci, (meth, score) in enumerate((("ctd", d), ("unc_calibrated", u))):
+                cal_res = calibrate_cascade(
+                    opt=inputs.cascade_data(opt, score[opt]),
+                    ht=inputs.cascade_data(ht, score[ht]),
+                    budget=float(a),
+                    delta=dl,
+                )
+                certified[r, ci, j] = cal_res.is_certified
+                masks[METHODS.index(meth), j] = score[ev] > cal_res.threshold
+            k = int(k_per_batch[j])
+            masks[METHODS.index("unc_topk"), j] = batch_median_window_delegate(pe, k, batch_size)
+            masks[METHODS.index("dv_topk"), j] = batch_topk_delegate(de, k, batch_size)
+            masks[METHODS.index("oracle_topk"), j] = batch_topk_delegate(ve, k, batch_size)
+            masks[METHODS.index("oracle"), j] = global_oracle_delegate(ve, float(a))
+        final = np.where(masks, be[None, None, :], pe[None, None, :]).reshape(M * J, n_eval)
+        auroc[r] = auroc_rows(final, ye).reshape(M, J)
+        acc[r] = ((final >= 0.5) == ye[None, :]).mean(axis=1).reshape(M, J)
+        rate[r] = masks.mean(axis=2)
+        pa, ea = auroc_rows(np.vstack([pe, be]), ye)
+        probe_auc[r], expert_auc[r] = pa, ea
+        probe_acc[r] = np.mean((pe >= 0.5) == ye)
+        expert_acc[r] = np.mean((be >= 0.5) == ye)
+        ge = gcode[ev]
+        g_count += np.bincount(ge, minlength=G)
+        for m in range(M):
+            for j in range(J):
+                g_deleg[m, j] += np.bincount(ge, weights=masks[m, j], minlength=G)
+                g_vsum[m, j] += np.bincount(ge, weights=masks[m, j] * ve, minlength=G)
+        if progress is not None:
+            progress(1)
+
+    group_rate = g_deleg / np.maximum(g_count, 1)[None, None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        group_delegated_v = np.where(g_deleg > 0, g_vsum / g_deleg, np.nan)
+    gcount_pool = np.bincount(gcode, minlength=G)
+    group_mean_v = np.bincount(gcode, weights=v, minlength=G) / np.maximum(gcount_pool, 1)
+    group_mean_d = np.bincount(gcode, weights=d, minlength=G) / np.maximum(gcount_pool, 1)
+
+    # Exact guarantee check: the pool is the population, calibration sets drawn i.i.d. from it.
+    pool = inputs.cascade_data(np.arange(N), d)
+    boot_viol = np.zeros(J, dtype=np.int64)
+    boot_rate = np.zeros(J)
+    for j, a in enumerate(alphas):
+        sim = simulate_cascade_guarantee(
+            pool, n=n_cal, budget=float(a), delta=dl, trials=repeats, opt_fraction=opt_fraction,
+            seed=seed + 7919 * (j + 1),
+        )
+        boot_viol[j] = sim.budget_result.violations
+        boot_rate[j] = sim.budget_result.mean_realized_rate
+
+    return ExpertStudy(
+        expert=inputs.expert,
+        budgets=alphas,
+        delta=dl,
+        repeats=repeats,
+        n_pool=N,
+        n_cal=n_cal,
+        n_eval=n_eval,
+        batch_size=batch_size,
+        auroc=auroc,
+        accuracy=acc,
+        rate=rate,
+        probe_auroc=probe_auc,
+        probe_accuracy=probe_acc,
+        expert_auroc=expert_auc,
+        expert_accuracy=expert_acc,
+        certified=certified,
+        groups=groups,
+        group_rate=group_rate,
+        group_mean_v=group_mean_v,
+        group_mean_d=group_mean_d,
+        group_delegated_v=group_delegated_v,
+        bootstrap_violations=boot_viol,
+        bootstrap_trials=repeats,
+        bootstrap_rate=boot_rate,
+        dv_spearman=float(stats.spearmanr(d, v).statistic),
+        seconds_per_call=inputs.seconds_per_call,
+    )
