@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ctd_stats import CascadeData, calibrate_budget, calibrate_cascade, make_population, simulate_budget_guarantee
+from ctd_stats import (
+    CascadeData,
+    calibrate_budget,
+    calibrate_cascade,
+    make_population,
+    simulate_budget_guarantee,
+)
 from ctd_stats.fwer import FixedSequence
 
 

@@ -63,9 +63,10 @@ def _sentence(r: BudgetCertificate, ev: EvalSummary) -> str:
 def summary_text(outcome: CalibrationOutcome) -> str:
     """The plain-language summary at the top of the report."""
     cert = outcome.certificate
-    lines = [_sentence(r, outcome.evaluation[(r.expert, r.budget)]) for r in cert.results]
+    lines: list[str] = []
+    for r in cert.results:
+        lines += [_sentence(r, outcome.evaluation[(r.expert, r.budget)]), ""]
     n_ok = sum(r.certified for r in cert.results)
-    lines.append("")
     lines.append(
         f"{n_ok} of {len(cert.results)} budget(s) certified. The guarantee assumes calibration and "
         "deployment inputs come from the same distribution (i.i.d.); audit deployment logs with "
@@ -92,7 +93,7 @@ def _result_figure(r: BudgetCertificate, data: ExpertData) -> Figure:
     has_front = bool(r.pareto_front)
     ncols = 3 if has_front else 2
     fig = MplFigure(figsize=(4.3 * ncols, 3.6), layout="constrained")
-    axes = fig.subplots(1, ncols)
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
     tested_t = np.array([t.threshold for t in r.tested], dtype=np.float64)
     tested_p = np.array([t.pvalue for t in r.tested], dtype=np.float64)
     rejected = np.array([t.rejected for t in r.tested], dtype=bool)
@@ -120,7 +121,7 @@ def _result_figure(r: BudgetCertificate, data: ExpertData) -> Figure:
 
     # (b) p-values against τ with δ
     ax = axes[1]
-    pv = np.clip(tested_p, 1e-300, 1.0)
+    pv = np.clip(tested_p, 1e-12, 1.0)  # smaller p-values are drawn on the bottom edge
     if pv.size:
         ax.scatter(tested_t[~rejected], pv[~rejected], s=9, color=_GREY, label="not certified")
         ax.scatter(tested_t[rejected], pv[rejected], s=9, color=_GREEN, label="certified")
@@ -128,7 +129,7 @@ def _result_figure(r: BudgetCertificate, data: ExpertData) -> Figure:
     if r.certified:
         ax.axvline(r.threshold, color=_GREEN, lw=1.2)
     ax.set_yscale("log")
-    ax.set_ylim(max(1e-12, float(pv.min()) / 3) if pv.size else 1e-6, 1.5)
+    ax.set_ylim(float(pv.min()) / 3 if pv.size else 1e-6, 1.5)
     ax.set_xlabel("threshold τ")
     ax.set_ylabel("p-value (ht)")
     ax.set_title(f"p-values, {r.procedure} ({r.pvalue_kind})", fontsize=10)
@@ -149,8 +150,14 @@ def _result_figure(r: BudgetCertificate, data: ExpertData) -> Figure:
             chosen = [p for p in r.pareto_front if p.threshold == r.threshold]
             if chosen:
                 ax.plot(
-                    chosen[0].opt_rate, chosen[0].opt_error, "*", ms=14, color=_GREEN,
-                    markeredgecolor="black", label="chosen", zorder=5,
+                    chosen[0].opt_rate,
+                    chosen[0].opt_error,
+                    "*",
+                    ms=14,
+                    color=_GREEN,
+                    markeredgecolor="black",
+                    label="chosen",
+                    zorder=5,
                 )
         ax.set_xlabel("delegation rate (opt)")
         ax.set_ylabel("cascade error (opt)")
@@ -161,7 +168,11 @@ def _result_figure(r: BudgetCertificate, data: ExpertData) -> Figure:
     caption = (
         "Left: share of ht rows with d > τ; green = thresholds certified at level δ, the line the "
         "chosen τ. Middle: each tested threshold's p-value (certified ones in green). "
-        + ("Right: opt delegation rate against cascade error; the star is the chosen threshold." if has_front else "")
+        + (
+            "Right: opt delegation rate against cascade error; the star is the chosen threshold."
+            if has_front
+            else ""
+        )
     )
     return Figure.from_matplotlib(fig, caption=caption)
 
@@ -180,8 +191,8 @@ def _eval_figure(outcome: CalibrationOutcome, expert: str) -> Figure | None:
     rates = np.array([ev.rate for _, ev in rows])
     has_err = all(ev.error is not None for _, ev in rows)
     fig = MplFigure(figsize=(8.6 if has_err else 4.3, 3.4), layout="constrained")
-    axes = fig.subplots(1, 2 if has_err else 1)
-    ax = axes[0] if has_err else axes
+    axes = fig.subplots(1, 2 if has_err else 1, squeeze=False)[0]
+    ax = axes[0]
     top = max(float(budgets.max()), float(rates.max())) * 1.1
     ax.plot([0, top], [0, top], color=_RED, ls="--", lw=1, label="rate = budget")
     ax.plot(budgets, rates, "o-", color=_BLUE, label="realized on eval")
@@ -244,14 +255,29 @@ def build_calibration_report(outcome: CalibrationOutcome) -> Report:
         at = [t.ht_rate for t in r.tested if t.threshold == r.threshold]
         rows.append(
             [
-                r.expert, r.budget, r.delta, _tau(r.threshold), "yes" if r.certified else "no",
-                _pct(at[0]) if at else "0.0%", _pct(ev.rate) if ev.n else "–", _pct(ev.error),
+                r.expert,
+                r.budget,
+                r.delta,
+                _tau(r.threshold),
+                "yes" if r.certified else "no",
+                _pct(at[0]) if at else "0.0%",
+                _pct(ev.rate) if ev.n else "–",
+                _pct(ev.error),
             ]
         )
     rep.add(
         Heading("Results"),
         Table(
-            ["expert", "budget", "δ", "threshold τ", "certified", "rate on ht", "rate on eval", "error on eval"],
+            [
+                "expert",
+                "budget",
+                "δ",
+                "threshold τ",
+                "certified",
+                "rate on ht",
+                "rate on eval",
+                "error on eval",
+            ],
             rows,
             caption="One row per expert and budget. τ = +∞ means never delegate (fail closed).",
         ),
@@ -292,7 +318,10 @@ def build_calibration_report(outcome: CalibrationOutcome) -> Report:
                 ["procedure", c.procedure],
                 ["p-value", c.pvalue],
                 ["δ", c.delta],
-                ["joint error level", "–" if c.error_level is None else f"{c.error_level:g} ({c.joint})"],
+                [
+                    "joint error level",
+                    "–" if c.error_level is None else f"{c.error_level:g} ({c.joint})",
+                ],
                 ["rows per split", ", ".join(f"{k}: {v}" for k, v in cert.n.items())],
                 ["score table", str(outcome.table.path)],
                 ["table sha256", cert.data_sha256 or "–"],

@@ -16,7 +16,7 @@ import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -26,7 +26,7 @@ from ctd_stats.errors import CTDInputError
 from ctd_stats.io import atomic_write_json
 
 #: The certificate format written by this package.
-SCHEMA_VERSION = "ctd.certificate/1"
+SCHEMA_VERSION: Final = "ctd.certificate/1"
 #: Number of quantiles of the calibration scores kept for drift checks.
 REFERENCE_QUANTILES = 201
 
@@ -68,8 +68,12 @@ class TestedThreshold(_Frozen):
     pvalue: float = Field(description="p-value of the null 'risk(τ) > level' on the ht split.")
     rejected: bool = Field(description="Whether the null was rejected (τ certified).")
     ht_rate: float = Field(description="Empirical delegation rate on the hypothesis-testing split.")
-    opt_rate: float | None = Field(None, description="Delegation rate on the opt split (Pareto only).")
-    opt_error: float | None = Field(None, description="Cascade error on the opt split (Pareto only).")
+    opt_rate: float | None = Field(
+        None, description="Delegation rate on the opt split (Pareto only)."
+    )
+    opt_error: float | None = Field(
+        None, description="Cascade error on the opt split (Pareto only)."
+    )
 
 
 class FrontPoint(_Frozen):
@@ -253,7 +257,9 @@ def load_certificate(
             raise CTDInputError(f"{given}: {what} not found (needed to check the certificate {p})")
         actual = file_sha256(given)
         if recorded is None:
-            raise CTDInputError(f"{p}: the certificate records no {what} hash to check {given} against")
+            raise CTDInputError(
+                f"{p}: the certificate records no {what} hash to check {given} against"
+            )
         if actual != recorded:
             raise CTDInputError(
                 f"{p}: {what} {given} has sha256 {actual[:12]}…, but the certificate was made from "

@@ -13,10 +13,10 @@ so ``ctd schema`` gives editors a complete JSON Schema.
 from __future__ import annotations
 
 import hashlib
-import re
 import importlib
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -140,36 +140,49 @@ class _Model(BaseModel):
 class CascadeInfo(_Model):
     """What the cascade is."""
 
-    name: Name = Field("cascade", description="Short name; used in reports and certificates.")
-    description: str = Field("", description="Free text shown at the top of reports.")
+    name: Name = Field(
+        default="cascade", description="Short name; used in reports and certificates."
+    )
+    description: str = Field(default="", description="Free text shown at the top of reports.")
 
 
 class ColumnMap(_Model):
     """Which table column holds each documented field (see ``docs/score-table.md``)."""
 
-    id: str = Field("id", description="Row identifier (optional in the table; row number if absent).")
+    id: str = Field(
+        default="id", description="Row identifier (optional in the table; row number if absent)."
+    )
     split: str = Field(
-        "split",
+        default="split",
         description="Split of each row: train, dev, opt, ht, eval, or empty to let `splits` assign "
         "it (optional column: absent means every row is unassigned).",
     )
-    group: str = Field("group", description="Group of each row, for analysis only (optional column).")
-    label: str = Field("label", description="Ground truth, 0/1 with unsafe = 1 (may be missing).")
-    probe_prob: str = Field("probe_prob", description="Probe probability p(x) of 'unsafe'.")
-    expert_prob: str = Field(
-        "expert_prob", description="Expert probability b(x) of 'unsafe' (missing where not run)."
+    group: str = Field(
+        default="group", description="Group of each row, for analysis only (optional column)."
     )
-    dv_score: str = Field("dv_score", description="Delegation-value score d(x); delegate iff d > τ.")
+    label: str = Field(
+        default="label", description="Ground truth, 0/1 with unsafe = 1 (may be missing)."
+    )
+    probe_prob: str = Field(default="probe_prob", description="Probe probability p(x) of 'unsafe'.")
+    expert_prob: str = Field(
+        default="expert_prob",
+        description="Expert probability b(x) of 'unsafe' (missing where not run).",
+    )
+    dv_score: str = Field(
+        default="dv_score", description="Delegation-value score d(x); delegate iff d > τ."
+    )
 
 
 class ExpertColumns(_Model):
     """Columns of one expert in a multi-expert table (defaults: ``<column>__<expert name>``)."""
 
     expert_prob: str | None = Field(
-        None, description="Column of this expert's probability; default `expert_prob__<name>`."
+        default=None,
+        description="Column of this expert's probability; default `expert_prob__<name>`.",
     )
     dv_score: str | None = Field(
-        None, description="Column of the DV score for this expert; default `dv_score__<name>`."
+        default=None,
+        description="Column of the DV score for this expert; default `dv_score__<name>`.",
     )
 
 
@@ -177,18 +190,18 @@ class DataSpec(_Model):
     """The score table: one row per input."""
 
     table: str | None = Field(
-        None,
+        default=None,
         description="Path of the score table (Parquet or CSV), relative to the spec file. With a "
         "`probes:` block this is where the generated table is written.",
     )
     format: Literal["auto", "parquet", "csv"] = Field(
-        "auto", description="Table format; `auto` decides by suffix (.parquet/.pq or .csv)."
+        default="auto", description="Table format; `auto` decides by suffix (.parquet/.pq or .csv)."
     )
     columns: ColumnMap = Field(
         default_factory=ColumnMap, description="Mapping of documented fields to table columns."
     )
     experts: dict[Name, ExpertColumns | None] | None = Field(
-        None,
+        default=None,
         description="Several experts in one table: `{name: {expert_prob: col, dv_score: col}}`. "
         "Absent: one expert named `expert` using `columns.expert_prob` and `columns.dv_score` "
         "(or, if the table has `dv_score__<name>` columns and no `dv_score`, those experts).",
@@ -198,11 +211,13 @@ class DataSpec(_Model):
 class SplitsSpec(_Model):
     """How rows whose ``split`` is empty are assigned; rows that carry a split keep it."""
 
-    dev: Unit = Field(0.0, description="Fraction of unassigned rows sent to `dev`.")
-    opt: Unit = Field(0.15, description="Fraction sent to `opt` (Pareto optimisation).")
-    ht: Unit = Field(0.35, description="Fraction sent to `ht` (hypothesis testing).")
-    eval: Unit = Field(0.5, description="Fraction sent to `eval` (held-out evaluation).")
-    seed: int = Field(0, ge=0, description="Seed of the random assignment and of calibration.")
+    dev: Unit = Field(default=0.0, description="Fraction of unassigned rows sent to `dev`.")
+    opt: Unit = Field(default=0.15, description="Fraction sent to `opt` (Pareto optimisation).")
+    ht: Unit = Field(default=0.35, description="Fraction sent to `ht` (hypothesis testing).")
+    eval: Unit = Field(default=0.5, description="Fraction sent to `eval` (held-out evaluation).")
+    seed: int = Field(
+        default=0, ge=0, description="Seed of the random assignment and of calibration."
+    )
 
     @model_validator(mode="after")
     def _fractions_sum(self) -> SplitsSpec:
@@ -214,44 +229,42 @@ class SplitsSpec(_Model):
         return self
 
 
-def _default_grid() -> list[float]:
-    return [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]
-
-
 class CalibrationSpec(_Model):
     """What to certify and how."""
 
     budget: Budgets = Field(
-        default_factory=lambda: [0.3],
+        default=[0.3],
         description="Delegation budget(s): the certified P(d(X) > τ) ≤ budget. One number or a list.",
     )
     delta: OpenUnit = Field(
-        0.1, description="δ: the guarantee holds with probability ≥ 1 − δ over the calibration data."
+        default=0.1,
+        description="δ: the guarantee holds with probability ≥ 1 − δ over the calibration data.",
     )
     procedure: Procedure = Field(
-        "fixed_sequence",
+        default="fixed_sequence",
         description="Family-wise error control: fixed-sequence testing (descending τ) or Bonferroni/Holm.",
     )
     pvalue: PValueKind = Field(
-        "binomial", description="p-value: exact binomial, Hoeffding, Bentkus, or Hoeffding–Bentkus."
+        default="binomial",
+        description="p-value: exact binomial, Hoeffding, Bentkus, or Hoeffding–Bentkus.",
     )
     pareto: bool = Field(
-        True,
+        default=True,
         description="true: Pareto testing (CTD) over delegation rate and cascade error, optimised on "
         "`opt` and tested on `ht` (needs labels and both probabilities). false: budget-only "
         "calibration on the `ht` rows (needs only `dv_score`).",
     )
     opt_fraction: OpenUnit = Field(
-        0.3,
+        default=0.3,
         description="With `pareto: true` and no `opt` rows, this fraction of the `ht` rows is used "
         "for optimisation instead (seeded).",
     )
     error_level: OpenUnit | None = Field(
-        None,
+        default=None,
         description="Optional joint guarantee: cascade error ≤ this level as well as the budget.",
     )
     joint: JointRule = Field(
-        "max_p",
+        default="max_p",
         description="How the two risks share δ when `error_level` is set: max of p-values, or "
         "Bonferroni-split chains.",
     )
@@ -260,10 +273,15 @@ class CalibrationSpec(_Model):
 class EvaluationSpec(_Model):
     """Repeated random calibration/evaluation splits (used by ``ctd run``)."""
 
-    repeats: int = Field(200, ge=1, description="Number of random calibration/evaluation splits.")
-    batch_size: int = Field(128, ge=1, description="Batch size of the batch top-k baselines.")
+    repeats: int = Field(
+        default=200, ge=1, description="Number of random calibration/evaluation splits."
+    )
+    batch_size: int = Field(
+        default=128, ge=1, description="Batch size of the batch top-k baselines."
+    )
     budgets: Budgets = Field(
-        default_factory=_default_grid, description="Budget grid for curves against budget."
+        default=[0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5],
+        description="Budget grid for curves against budget.",
     )
 
 
@@ -284,9 +302,9 @@ DISTRIBUTION_PARAMS: dict[str, dict[str, Any]] = {
 class ParametricPopulation(_Model):
     """Scores drawn from a known distribution (the true rate is computed exactly)."""
 
-    kind: Literal["parametric"] = Field("parametric", description="A parametric generator.")
+    kind: Literal["parametric"] = Field(default="parametric", description="A parametric generator.")
     distribution: Distribution = Field(
-        "uniform",
+        default="uniform",
         description="uniform on [0, 1]; normal(loc, scale); beta(a, b); lognormal(sigma); "
         "discrete(values, probs) — ties; point_mass(atom, mass): an atom of probability `mass` "
         "plus a standard normal.",
@@ -313,7 +331,10 @@ class ParametricPopulation(_Model):
             "normal": (p.get("scale", 1) > 0, "params.scale: expected a positive number"),
             "beta": (p.get("a", 1) > 0 and p.get("b", 1) > 0, "params: expected a > 0 and b > 0"),
             "lognormal": (p.get("sigma", 1) > 0, "params.sigma: expected a positive number"),
-            "point_mass": (0 <= p.get("mass", 0.5) <= 1, "params.mass: expected a number in [0, 1]"),
+            "point_mass": (
+                0 <= p.get("mass", 0.5) <= 1,
+                "params.mass: expected a number in [0, 1]",
+            ),
         }
         ok, message = checks.get(self.distribution, (True, ""))
         if not ok:
@@ -321,7 +342,9 @@ class ParametricPopulation(_Model):
         if self.distribution == "discrete":
             values, probs = p["values"], p["probs"]
             if len(values) != len(probs) or not values:
-                raise ValueError("params: expected `values` and `probs` of the same, non-zero length")
+                raise ValueError(
+                    "params: expected `values` and `probs` of the same, non-zero length"
+                )
             if any(q < 0 for q in probs) or abs(sum(probs) - 1.0) > 1e-6:
                 raise ValueError("params.probs: expected non-negative probabilities summing to 1")
         return self
@@ -334,11 +357,13 @@ class ParametricPopulation(_Model):
 class TablePopulation(_Model):
     """The score table's DV scores, resampled with replacement (the table is the population)."""
 
-    kind: Literal["table"] = Field("table", description="Resample the score table.")
+    kind: Literal["table"] = Field(default="table", description="Resample the score table.")
     splits: list[Literal["train", "dev", "opt", "ht", "eval", "pool"]] | None = Field(
-        None, description="Which splits' rows form the population (default: all rows)."
+        default=None, description="Which splits' rows form the population (default: all rows)."
     )
-    expert: str | None = Field(None, description="Whose DV score (default: the first expert).")
+    expert: str | None = Field(
+        default=None, description="Whose DV score (default: the first expert)."
+    )
 
 
 def _population_kind(value: Any) -> str:
@@ -364,31 +389,34 @@ class SimulationSpec(_Model):
         default_factory=ParametricPopulation,
         description="Where scores come from: `kind: parametric` or `kind: table`.",
     )
-    trials: int = Field(2000, ge=1, description="Simulated calibration sets per setting.")
+    trials: int = Field(default=2000, ge=1, description="Simulated calibration sets per setting.")
     sizes: Annotated[list[Annotated[int, Field(ge=1)]], AfterValidator(_nonempty)] = Field(
-        default_factory=lambda: [1000], description="Calibration set sizes n to simulate."
+        default=[1000], description="Calibration set sizes n to simulate."
     )
     budgets: Budgets | None = Field(
-        None, description="Budgets to simulate (default: `calibration.budget`)."
+        default=None, description="Budgets to simulate (default: `calibration.budget`)."
     )
     procedures: Annotated[
-        list[Literal["fixed_sequence", "bonferroni"]], AfterValidator(_nonempty), AfterValidator(_unique)
+        list[Literal["fixed_sequence", "bonferroni"]],
+        AfterValidator(_nonempty),
+        AfterValidator(_unique),
     ] = Field(
-        default_factory=lambda: ["fixed_sequence", "bonferroni"],
+        default=["fixed_sequence", "bonferroni"],
         description="Procedures to compare (budget-only calibration, exact binomial p-value).",
     )
-    seed: int = Field(0, ge=0, description="Seed of the simulation.")
+    seed: int = Field(default=0, ge=0, description="Seed of the simulation.")
 
 
 class OutputsSpec(_Model):
     """Where results go."""
 
     directory: str = Field(
-        "ctd-output", description="Output directory, relative to the spec file; replaced atomically."
+        default="ctd-output",
+        description="Output directory, relative to the spec file; replaced atomically.",
     )
     formats: Annotated[list[OutputFormat], AfterValidator(_nonempty), AfterValidator(_unique)] = (
         Field(
-            default_factory=lambda: ["md", "html", "json"],
+            default=["md", "html", "json"],
             description="Report formats: md, html, and json (the report's data). The certificate "
             "(`certificate.json`) is always written.",
         )
@@ -406,15 +434,17 @@ class CascadeSpec(_Model):
         json_schema_extra={"$comment": "ctd cascade spec; `ctd schema` prints this schema."},
     )
 
-    version: Literal[1] = Field(1, description="Spec format version.")
+    version: Literal[1] = Field(default=1, description="Spec format version.")
     cascade: CascadeInfo = Field(default_factory=CascadeInfo, description="Name and description.")
     data: DataSpec = Field(default_factory=DataSpec, description="The score table.")
     probes: dict[str, Any] | None = Field(
-        None,
+        default=None,
         description="Produce the score table from texts with the probes layer (see the probes "
         "documentation); validated by `probes.spec.ProbesSpec` when the probes layer is installed.",
     )
-    splits: SplitsSpec = Field(default_factory=SplitsSpec, description="Assignment of unsplit rows.")
+    splits: SplitsSpec = Field(
+        default_factory=SplitsSpec, description="Assignment of unsplit rows."
+    )
     calibration: CalibrationSpec = Field(
         default_factory=CalibrationSpec, description="Budgets, δ and procedure."
     )
@@ -422,9 +452,12 @@ class CascadeSpec(_Model):
         default_factory=EvaluationSpec, description="Repeated-split evaluation (`ctd run`)."
     )
     simulation: SimulationSpec = Field(
-        default_factory=SimulationSpec, description="Guarantee check in simulation (`ctd simulate`)."
+        default_factory=SimulationSpec,
+        description="Guarantee check in simulation (`ctd simulate`).",
     )
-    outputs: OutputsSpec = Field(default_factory=OutputsSpec, description="Output directory and formats.")
+    outputs: OutputsSpec = Field(
+        default_factory=OutputsSpec, description="Output directory and formats."
+    )
 
     _source: Path | None = PrivateAttr(None)
     _sha256: str | None = PrivateAttr(None)
@@ -589,7 +622,9 @@ def format_validation_error(
 
 
 # ----------------------------------------------------------------------------------- loading
-def validate_spec_data(data: Any, *, doc: YAMLDocument | None = None, file: str = "<spec>") -> CascadeSpec:
+def validate_spec_data(
+    data: Any, *, doc: YAMLDocument | None = None, file: str = "<spec>"
+) -> CascadeSpec:
     """Validate already-parsed spec data (a dict); errors become :class:`CTDInputError`."""
     if data is None:
         raise CTDInputError(f"{file}: the spec is empty (expected a mapping with `data:` etc.)")

@@ -120,7 +120,9 @@ def expert_data(spec: CascadeSpec, table: ScoreTable, expert: str) -> ExpertData
     opt_scores = None
     ht_scores = exp.dv_score[ht_mask]
     if spec.calibration.pareto:
-        table.require_labelled(ht_mask | opt_mask, expert, "Pareto calibration (`calibration.pareto: true`)")
+        table.require_labelled(
+            ht_mask | opt_mask, expert, "Pareto calibration (`calibration.pareto: true`)"
+        )
         ht_all = _cascade_data(table, ht_mask, expert)
         if opt_mask.any():
             opt, ht = _cascade_data(table, opt_mask, expert), ht_all
@@ -183,28 +185,29 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
             procedure=c.procedure,
             pvalue=c.pvalue,
         )
-    return calibrate_budget(
-        data.ht_scores, budget, c.delta, procedure=c.procedure, pvalue=c.pvalue
-    )
+    return calibrate_budget(data.ht_scores, budget, c.delta, procedure=c.procedure, pvalue=c.pvalue)
 
 
 def budget_certificate(
     cal: Calibration, expert: str, reference: ScoreReference | None
 ) -> BudgetCertificate:
     """The certificate entry of one core result."""
-    is_cascade = isinstance(cal, CascadeCalibration)
-    tested = []
-    for i in range(cal.thresholds.size):
-        tested.append(
-            TestedThreshold(
-                threshold=float(cal.thresholds[i]),
-                pvalue=float(cal.pvalues[i]),
-                rejected=bool(cal.certified[i]),
-                ht_rate=float(cal.empirical_rates[i]),
-                opt_rate=float(cal.front_rates[i]) if is_cascade else None,
-                opt_error=float(cal.front_errors[i]) if is_cascade else None,
-            )
+    rates: list[float | None] = [None] * int(cal.thresholds.size)
+    errors: list[float | None] = [None] * int(cal.thresholds.size)
+    if isinstance(cal, CascadeCalibration):
+        rates = [float(x) for x in cal.front_rates]
+        errors = [float(x) for x in cal.front_errors]
+    tested = [
+        TestedThreshold(
+            threshold=float(cal.thresholds[i]),
+            pvalue=float(cal.pvalues[i]),
+            rejected=bool(cal.certified[i]),
+            ht_rate=float(cal.empirical_rates[i]),
+            opt_rate=rates[i],
+            opt_error=errors[i],
         )
+        for i in range(cal.thresholds.size)
+    ]
     front = None
     if isinstance(cal, CascadeCalibration):
         front = [
@@ -215,7 +218,7 @@ def budget_certificate(
         expert=expert,
         budget=cal.budget,
         delta=cal.delta,
-        method="ctd_pareto" if is_cascade else "budget_only",
+        method="ctd_pareto" if isinstance(cal, CascadeCalibration) else "budget_only",
         procedure=cal.procedure,
         pvalue_kind=cal.pvalue_kind,
         threshold=float(cal.threshold),
@@ -246,7 +249,9 @@ def calibrate_spec(
     calibrations: dict[tuple[str, float], Calibration] = {}
     evaluation: dict[tuple[str, float], EvalSummary] = {}
     results: list[BudgetCertificate] = []
-    references = {name: ScoreReference.from_scores(d.calibration_scores) for name, d in data.items()}
+    references = {
+        name: ScoreReference.from_scores(d.calibration_scores) for name, d in data.items()
+    }
     for name, budget in wrap(jobs):
         cal = calibrate_one(spec, data[name], budget)
         calibrations[(name, budget)] = cal

@@ -116,7 +116,9 @@ class ScoreTable:
         """Rows per split (only the splits present)."""
         names, counts = np.unique(self.split, return_counts=True)
         order = {s: i for i, s in enumerate((*SPLITS, POOL, UNASSIGNED))}
-        pairs = sorted(zip(names.tolist(), counts.tolist(), strict=True), key=lambda t: order.get(t[0], 99))
+        pairs = sorted(
+            zip(names.tolist(), counts.tolist(), strict=True), key=lambda t: order.get(t[0], 99)
+        )
         return {(s or "unassigned"): int(c) for s, c in pairs}
 
     def with_split(self, split: NDArray[np.str_]) -> ScoreTable:
@@ -135,7 +137,9 @@ class ScoreTable:
             (f"expert_prob of expert {exp.name!r}", exp.expert_prob),
         ):
             if values is None:
-                raise CTDInputError(f"{self.name()}: {what} needs the column for {col}, which is absent")
+                raise CTDInputError(
+                    f"{self.name()}: {what} needs the column for {col}, which is absent"
+                )
             bad = np.flatnonzero(mask & np.isnan(values))
             if bad.size:
                 raise CTDInputError(
@@ -145,7 +149,7 @@ class ScoreTable:
 
 
 def _row_ref(table: ScoreTable, i: int) -> str:
-    return f"{i} (id {table.ids[i]!r})"
+    return f"{i} (id {str(table.ids[i])!r})"
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -193,13 +197,17 @@ def _read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[
             except ValueError:
                 costs = {}
         present = [c for c in dict.fromkeys(wanted) if c in schema.names]
-        extra = [c for c in schema.names if "__" in c and c.startswith(("dv_score__", "expert_prob__"))]
+        extra = [
+            c for c in schema.names if "__" in c and c.startswith(("dv_score__", "expert_prob__"))
+        ]
         cols = list(dict.fromkeys([*present, *extra]))
         frame = pq.read_table(path, columns=cols).to_pandas()
         frame.attrs["all_columns"] = list(schema.names)
         return frame, costs
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True)
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True
+        )
     except pd.errors.EmptyDataError:
         raise CTDInputError(f"{path}: the CSV file is empty (expected a header row)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -243,7 +251,7 @@ def _strings(frame: Any, col: str) -> NDArray[np.str_]:
 
 def _where(path: Path, fmt: str, i: int, ids: NDArray[np.str_]) -> str:
     line = f", line {i + 2}" if fmt == "csv" else ""
-    return f"row {i} (id {ids[i]!r}{line})"
+    return f"row {i} (id {str(ids[i])!r}{line})"
 
 
 def resolve_expert_columns(
@@ -257,13 +265,16 @@ def resolve_expert_columns(
             name: ExpertColumnNames(
                 expert_prob=(cols.expert_prob if cols is not None else None)
                 or f"{columns.expert_prob}__{name}",
-                dv_score=(cols.dv_score if cols is not None else None) or f"{columns.dv_score}__{name}",
+                dv_score=(cols.dv_score if cols is not None else None)
+                or f"{columns.dv_score}__{name}",
             )
             for name, cols in experts.items()
         }
     if columns.dv_score not in available:
         prefix = f"{columns.dv_score}__"
-        found = [c[len(prefix) :] for c in available if c.startswith(prefix) and len(c) > len(prefix)]
+        found = [
+            c[len(prefix) :] for c in available if c.startswith(prefix) and len(c) > len(prefix)
+        ]
         if found:
             return {
                 name: ExpertColumnNames(f"{columns.expert_prob}__{name}", f"{prefix}{name}")
@@ -310,7 +321,15 @@ def read_score_table(
     if p.is_dir():
         raise CTDInputError(f"{p}: is a directory, expected a score table file")
     kind = detect_format(p, fmt)
-    base = [cols.id, cols.split, cols.group, cols.label, cols.probe_prob, cols.expert_prob, cols.dv_score]
+    base = [
+        cols.id,
+        cols.split,
+        cols.group,
+        cols.label,
+        cols.probe_prob,
+        cols.expert_prob,
+        cols.dv_score,
+    ]
     wanted = list(base)
     for spec in (experts or {}).values():
         if spec is not None:
@@ -339,10 +358,12 @@ def read_score_table(
         raise CTDInputError(f"{p}: the score table has no rows")
     ids = _strings(frame, cols.id) if cols.id in frame.columns else np.arange(n).astype(str)
     if cols.id in frame.columns:
-        uniq, first, counts = np.unique(ids, return_index=True, return_counts=True)
+        uniq, counts = np.unique(ids, return_counts=True)
         if (counts > 1).any():
             dup = uniq[counts > 1][0]
-            raise CTDInputError(f"{p}: column {cols.id!r}: duplicate id {dup!r} (ids must be unique)")
+            raise CTDInputError(
+                f"{p}: column {cols.id!r}: duplicate id {str(dup)!r} (ids must be unique)"
+            )
 
     split = _strings(frame, cols.split) if cols.split in frame.columns else np.full(n, UNASSIGNED)
     bad_split = np.flatnonzero(~np.isin(split, [*SPLITS, UNASSIGNED, POOL]))
@@ -350,7 +371,7 @@ def read_score_table(
         i = int(bad_split[0])
         raise CTDInputError(
             f"{p}: column {cols.split!r}: expected one of {', '.join(SPLITS)} or empty, got "
-            f"{split[i]!r} at {_where(p, kind, i, ids)}"
+            f"{str(split[i])!r} at {_where(p, kind, i, ids)}"
         )
     group = _strings(frame, cols.group) if cols.group in frame.columns else None
 
@@ -362,7 +383,7 @@ def read_score_table(
         if bad.size:
             i = int(bad[0])
             raise CTDInputError(
-                f"{p}: column {col!r}: expected probabilities in [0, 1], got {v[i]!r} at "
+                f"{p}: column {col!r}: expected probabilities in [0, 1], got {float(v[i])!r} at "
                 f"{_where(p, kind, i, ids)}"
             )
         return v
@@ -375,7 +396,7 @@ def read_score_table(
             i = int(bad[0])
             raise CTDInputError(
                 f"{p}: column {cols.label!r}: expected labels 0 or 1 (unsafe = 1) or empty, got "
-                f"{label[i]!r} at {_where(p, kind, i, ids)}"
+                f"{float(label[i])!r} at {_where(p, kind, i, ids)}"
             )
     probe = probability(cols.probe_prob)
 
@@ -391,7 +412,9 @@ def read_score_table(
                 f"{_where(p, kind, i, ids)} ({bad.size} bad rows in all)"
             )
         cost = costs.get(name, {}) if isinstance(costs.get(name, {}), dict) else {}
-        out[name] = ExpertScores(name=name, dv_score=dv, expert_prob=probability(ec.expert_prob), cost=cost)
+        out[name] = ExpertScores(
+            name=name, dv_score=dv, expert_prob=probability(ec.expert_prob), cost=cost
+        )
 
     return ScoreTable(
         path=p,
@@ -447,7 +470,9 @@ def load_spec_table(spec: Any, *, require_file: bool = True) -> ScoreTable | Non
     if not path.exists() and not require_file:
         return None
     if not path.exists():
-        hint = " (run `ctd scores SPEC` to produce it from the `probes:` block)" if spec.probes else ""
+        hint = (
+            " (run `ctd scores SPEC` to produce it from the `probes:` block)" if spec.probes else ""
+        )
         where = f"{spec.source}: data.table: " if spec.source is not None else ""
         raise CTDInputError(f"{where}score table {path} not found{hint}")
     c = spec.data.columns

@@ -114,6 +114,9 @@ def format_path(path: Sequence[str | int]) -> str:
     return out or "<root>"
 
 
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
 class _Builder:
     """Turns a composed node tree into Python data, recording positions."""
 
@@ -125,6 +128,12 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
         self.values.setdefault(path, Position.from_mark(node.start_mark))
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
+            pos = Position.from_mark(node.start_mark)
+            raise CTDInputError(
+                f"{format_location(self.source, pos)}: invalid YAML: unsupported tag {node.tag!r} "
+                "(only plain mappings, lists and scalars are allowed)"
+            )
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)  # resolve "<<" merge keys
             out: dict[Any, Any] = {}

@@ -33,7 +33,9 @@ def register(subparsers: Any) -> None:
         "budget could not be certified (fail-closed entry written); 2: bad input.",
     )
     p.add_argument("spec", help="cascade spec (YAML)")
-    p.add_argument("--output", "-o", help="output directory (default: the spec's outputs.directory)")
+    p.add_argument(
+        "--output", "-o", help="output directory (default: the spec's outputs.directory)"
+    )
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)
 
@@ -41,15 +43,15 @@ def register(subparsers: Any) -> None:
 def write_outputs(outcome: CalibrationOutcome, directory: Path) -> list[Path]:
     """Write certificate and report atomically into ``directory``; return the files written."""
     formats = outcome.spec.outputs.formats
-    rep = build_calibration_report(outcome)
+    rep = build_calibration_report(outcome) if {"md", "html"} & set(formats) else None
     written: list[Path] = []
     with atomic_directory(directory) as stage:
         outcome.certificate.write(stage / "certificate.json")
         written.append(directory / "certificate.json")
-        if "md" in formats:
+        if rep is not None and "md" in formats:
             atomic_write_text(stage / "report.md", rep.to_markdown())
             written.append(directory / "report.md")
-        if "html" in formats:
+        if rep is not None and "html" in formats:
             atomic_write_text(stage / "report.html", rep.to_html())
             written.append(directory / "report.html")
         if "json" in formats:
@@ -58,7 +60,9 @@ def write_outputs(outcome: CalibrationOutcome, directory: Path) -> list[Path]:
     return written
 
 
-def calibrate_and_write(spec: CascadeSpec, output: str | None = None) -> tuple[CalibrationOutcome, list[Path]]:
+def calibrate_and_write(
+    spec: CascadeSpec, output: str | None = None
+) -> tuple[CalibrationOutcome, list[Path]]:
     """Read the spec's table, calibrate, and write every output."""
     table = load_spec_table(spec)
     assert table is not None
@@ -72,14 +76,23 @@ def run(args: argparse.Namespace) -> int:
     outcome, files = calibrate_and_write(spec, getattr(args, "output", None))
     code = EXIT_OK if outcome.all_certified else EXIT_NOT_CERTIFIED
     if getattr(args, "json", False):
-        print(json.dumps({**report_data(outcome), "files": [str(f) for f in files], "exit_code": code}, indent=2))
+        print(
+            json.dumps(
+                {**report_data(outcome), "files": [str(f) for f in files], "exit_code": code},
+                indent=2,
+            )
+        )
         return code
-    print(f"{'expert':<12} {'budget':>7} {'δ':>6} {'threshold':>12} {'certified':>9} {'eval rate':>9}")
+    print(
+        f"{'expert':<12} {'budget':>7} {'δ':>6} {'threshold':>12} {'certified':>9} {'eval rate':>9}"
+    )
     for r in outcome.certificate.results:
         ev = outcome.evaluation[(r.expert, r.budget)]
         tau = "+inf" if math.isinf(r.threshold) else f"{r.threshold:.6g}"
         rate = f"{ev.rate:.4f}" if ev.n else "-"
-        print(f"{r.expert:<12} {r.budget:>7g} {r.delta:>6g} {tau:>12} {'yes' if r.certified else 'NO':>9} {rate:>9}")
+        print(
+            f"{r.expert:<12} {r.budget:>7g} {r.delta:>6g} {tau:>12} {'yes' if r.certified else 'NO':>9} {rate:>9}"
+        )
     for f in files:
         print(f"wrote {f}")
     if code != EXIT_OK:

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +31,35 @@ from ctd_stats.simulate import Population, make_population, simulate_budget_guar
 from ctd_stats.spec import CascadeSpec, ParametricPopulation, load_spec
 from ctd_stats.table import load_spec_table
 
-#: The built-in example (the README's first command).
-EXAMPLE = {
-    "distribution": "uniform",
-    "n": 1000,
-    "budget": 0.3,
-    "delta": 0.1,
-    "trials": 2000,
-    "procedures": ("fixed_sequence", "bonferroni"),
-    "seed": 0,
-}
+
+@dataclass(frozen=True)
+class Example:
+    """The built-in example (the README's first command)."""
+
+    distribution: str = "uniform"
+    n: int = 1000
+    budget: float = 0.3
+    delta: float = 0.1
+    trials: int = 2000
+    procedures: tuple[str, ...] = ("fixed_sequence", "bonferroni")
+
+
+EXAMPLE = Example()
 
 COLUMNS = (
-    "population", "procedure", "n", "budget", "delta", "trials", "violations",
-    "violation_frequency", "ci_low", "ci_high", "realized_mean", "realized_q05", "realized_q95",
+    "population",
+    "procedure",
+    "n",
+    "budget",
+    "delta",
+    "trials",
+    "violations",
+    "violation_frequency",
+    "ci_low",
+    "ci_high",
+    "realized_mean",
+    "realized_q05",
+    "realized_q95",
     "fail_closed",
 )
 
@@ -60,7 +76,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("spec", nargs="?", help="cascade spec (YAML); omit for the built-in example")
     p.add_argument("--trials", type=int, help="override the number of simulated calibration sets")
     p.add_argument("--seed", type=int, help="override the seed")
-    p.add_argument("--output", "-o", help="output directory (default: the spec's outputs.directory)")
+    p.add_argument(
+        "--output", "-o", help="output directory (default: the spec's outputs.directory)"
+    )
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)
 
@@ -123,7 +141,10 @@ def spec_population(spec: CascadeSpec) -> tuple[Population | np.ndarray, str]:
         raise CTDInputError(
             f"{spec.source}: simulation.population.splits: no table rows in {', '.join(pop.splits or [])}"
         )
-    return scores, f"the score table's DV scores of expert {exp.name!r} ({scores.size} rows, resampled)"
+    return (
+        scores,
+        f"the score table's DV scores of expert {exp.name!r} ({scores.size} rows, resampled)",
+    )
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -150,17 +171,29 @@ def plot(rows: list[dict[str, Any]]) -> MplFigure:
     budgets_all = sorted({r["budget"] for r in rows})
     width = 0.25 * (min(np.diff(budgets_all)) if len(budgets_all) > 1 else 0.1)
     for j, (proc, n) in enumerate(series):
-        pts = sorted((r for r in rows if r["procedure"] == proc and r["n"] == n), key=lambda r: r["budget"])
-        x = np.array([r["budget"] for r in pts]) + (j - (len(series) - 1) / 2) * width / max(1, len(series))
+        pts = sorted(
+            (r for r in rows if r["procedure"] == proc and r["n"] == n), key=lambda r: r["budget"]
+        )
+        x = np.array([r["budget"] for r in pts]) + (j - (len(series) - 1) / 2) * width / max(
+            1, len(series)
+        )
         f = np.array([r["violation_frequency"] for r in pts])
         lo = np.array([r["ci_low"] for r in pts])
         hi = np.array([r["ci_high"] for r in pts])
         label = f"{proc}, n={n}"
-        ax1.errorbar(x, f, yerr=[f - lo, hi - f], fmt="o", capsize=3, label=label)
+        ax1.errorbar(
+            x,
+            f,
+            yerr=[np.maximum(f - lo, 0), np.maximum(hi - f, 0)],
+            fmt="o",
+            capsize=3,
+            label=label,
+        )
         m = np.array([r["realized_mean"] for r in pts])
         q05 = np.array([r["realized_q05"] for r in pts])
         q95 = np.array([r["realized_q95"] for r in pts])
-        ax2.errorbar(x, m, yerr=[m - q05, q95 - m], fmt="o-", capsize=3, label=label)
+        (line,) = ax2.plot(x, m, "o-", label=label)
+        ax2.vlines(x, q05, q95, color=line.get_color(), lw=2, alpha=0.6)
     deltas = sorted({r["delta"] for r in rows})
     for d in deltas:
         ax1.axhline(d, color="#c62828", ls="--", lw=1.2, label=f"δ = {d:g}")
@@ -196,17 +229,26 @@ def _report(rows: list[dict[str, Any]], spec: CascadeSpec, population: str, png:
         f"{population}. The highest violation frequency was {worst['violation_frequency']:.4f} "
         f"({worst['procedure']}, n = {worst['n']}, budget {worst['budget']:g}) against δ = "
         f"{worst['delta']:g}: "
-        + ("consistent with the guarantee." if ok else "ABOVE δ beyond sampling error: the guarantee fails here.")
+        + (
+            "consistent with the guarantee."
+            if ok
+            else "ABOVE δ beyond sampling error: the guarantee fails here."
+        )
     )
     rep = Report(title=f"Simulation — {spec.cascade.name}", summary=summary)
     rep.add(
         Heading("Violation frequency and realized rate"),
-        Figure(png=png, caption="Left: how often the certified threshold's true rate exceeded the "
-               "budget, with its 99.9% Clopper–Pearson interval; it must stay at or below δ. Right: "
-               "the true delegation rate of the certified threshold (mean and 5%–95% range)."),
+        Figure(
+            png=png,
+            caption="Left: how often the certified threshold's true rate exceeded the "
+            "budget, with its 99.9% Clopper–Pearson interval; it must stay at or below δ. Right: "
+            "the true delegation rate of the certified threshold (mean and 5%–95% range).",
+        ),
         Table(list(COLUMNS), [[r[c] for c in COLUMNS] for r in rows]),
-        Paragraph("Simulated with budget-only calibration over every distinct score and the exact "
-                  "binomial p-value; the true rate is computed on the population itself."),
+        Paragraph(
+            "Simulated with budget-only calibration over every distinct score and the exact "
+            "binomial p-value; the true rate is computed on the population itself."
+        ),
     )
     return rep
 
@@ -216,12 +258,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.spec:
         ex = EXAMPLE
         rows = simulate_grid(
-            make_population(str(ex["distribution"])),
-            sizes=[int(ex["n"])],  # type: ignore[call-overload]
-            budgets=[float(ex["budget"])],  # type: ignore[arg-type]
-            procedures=list(ex["procedures"]),  # type: ignore[call-overload]
-            delta=float(ex["delta"]),  # type: ignore[arg-type]
-            trials=args.trials or int(ex["trials"]),  # type: ignore[call-overload]
+            make_population(ex.distribution),
+            sizes=[ex.n],
+            budgets=[ex.budget],
+            procedures=list(ex.procedures),
+            delta=ex.delta,
+            trials=args.trials or ex.trials,
             seed=args.seed if args.seed is not None else 0,
         )
         code = _verdict(rows)
@@ -229,9 +271,13 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"example": True, "rows": rows, "exit_code": code}, indent=2))
             return code
         print("Built-in example: uniform scores, n = 1000 calibration points, budget 0.3, δ = 0.1.")
-        print("Each trial certifies a threshold τ̂ on fresh data; a violation is a true rate P(d > τ̂) > 0.3.")
+        print(
+            "Each trial certifies a threshold τ̂ on fresh data; a violation is a true rate P(d > τ̂) > 0.3."
+        )
         _print_table(rows)
-        print("The guarantee holds if the violation frequency is at most δ = 0.1 (up to sampling error).")
+        print(
+            "The guarantee holds if the violation frequency is at most δ = 0.1 (up to sampling error)."
+        )
         return code
 
     spec = load_spec(args.spec)
@@ -259,7 +305,12 @@ def run(args: argparse.Namespace) -> int:
         if "html" in spec.outputs.formats:
             atomic_write_text(stage / "simulation.html", rep.to_html())
     if as_json:
-        print(json.dumps({"population": desc, "rows": rows, "directory": str(directory), "exit_code": code}, indent=2))
+        print(
+            json.dumps(
+                {"population": desc, "rows": rows, "directory": str(directory), "exit_code": code},
+                indent=2,
+            )
+        )
         return code
     print(f"population: {desc}")
     _print_table(rows)

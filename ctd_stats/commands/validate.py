@@ -69,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps({"ok": True, **info}, indent=2))
         return EXIT_OK
-    print(f"{args.spec}: OK — cascade {info['cascade']!r}, {info['method']}, budgets "
-          f"{', '.join(f'{b:g}' for b in info['budgets'])}, δ = {info['delta']:g}")
+    print(
+        f"{args.spec}: OK — cascade {info['cascade']!r}, {info['method']}, budgets "
+        f"{', '.join(f'{b:g}' for b in info['budgets'])}, δ = {info['delta']:g}"
+    )
     if info["rows"] is not None:
         rows = ", ".join(f"{k} {v}" for k, v in info["rows"].items())
         print(f"  table {info['table']}: {rows}; experts: {', '.join(info['experts'])}")

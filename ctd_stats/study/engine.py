@@ -196,7 +196,7 @@ class ExpertStudy:
         }
 
 
-def _group_codes(group: Sequence[str] | None, n: int) -> tuple[tuple[str, ...], NDArray[np.int64]]:
+def _group_codes(group: Sequence[str] | NDArray[np.str_] | None, n: int) -> tuple[tuple[str, ...], NDArray[np.int64]]:
     if group is None:
         return ("all",), np.zeros(n, dtype=np.int64)
     names, codes = np.unique(np.asarray(group, dtype=str), return_inverse=True)
@@ -216,13 +216,14 @@ def run_study(
     progress: Any = None,
 ) -> ExpertStudy:
     """Run the repeated-split comparison for one expert. See the module docstring."""
+    from scipy import stats
+
     from probes.uncertainty import (
         batch_median_window_delegate,
         batch_topk_delegate,
         calibrated_uncertainty,
         global_oracle_delegate,
     )
-    from scipy import stats
 
     alphas = np.asarray([check_open_unit("budget", b) for b in budgets], dtype=np.float64)
     dl = check_open_unit("delta", delta)

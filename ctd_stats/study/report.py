@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ COLORS = {
 }
 
 
-def _plt():  # type: ignore[no-untyped-def]
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,7 +57,7 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ax = axes[0]
-    for m in CERTIFIED_METHODS + ("unc_topk",):
+    for m in (*CERTIFIED_METHODS, "unc_topk"):
         i = METHODS.index(m)
         r = s.rate[:, i, :]
         ax.plot(s.budgets, r.mean(axis=0), marker="o", ms=3, color=COLORS[m], label=METHOD_LABELS[m])
@@ -136,8 +137,8 @@ def expert_summary(s: ExpertStudy) -> str:
     return line
 
 
-def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float | None) -> list:  # type: ignore[type-arg]
-    blocks: list = []  # type: ignore[type-arg]
+def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float | None) -> list[Any]:
+    blocks: list[Any] = []
     diff, ok = _wins(s)
     a, acc, rate = s.mean("auroc"), s.mean("accuracy"), s.mean("rate")
     ci, iu = METHODS.index("ctd"), METHODS.index("unc_calibrated")
