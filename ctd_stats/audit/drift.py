@@ -28,6 +28,7 @@ log :math:`n_e \approx n`: the power is that of the calibration sample size. Dri
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,12 +58,12 @@ class ScoreReference:
             n, q = getattr(obj, "n", None), getattr(obj, "quantiles", None)
         if n is None or q is None:
             raise CTDInputError("score_reference needs 'n' and 'quantiles'")
-        qs = tuple(float(v) for v in q)  # type: ignore[attr-defined]
-        if len(qs) < 2 or int(n) < 1:  # type: ignore[call-overload]
+        qs = tuple(float(v) for v in q)
+        if len(qs) < 2 or int(n) < 1:
             raise CTDInputError("score_reference needs n >= 1 and at least 2 quantiles")
-        if any(not math.isfinite(v) for v in qs) or any(b < a for a, b in zip(qs, qs[1:], strict=False)):
+        if any(not math.isfinite(v) for v in qs) or any(b < a for a, b in itertools.pairwise(qs)):
             raise CTDInputError("score_reference quantiles must be finite and non-decreasing")
-        return cls(n=int(n), quantiles=qs)  # type: ignore[call-overload]
+        return cls(n=int(n), quantiles=qs)
 
     def cdf(self, x: float) -> float:
         """Reference CDF (right-continuous piecewise-linear) at ``x``."""
@@ -87,6 +88,7 @@ class DriftResult:
     n_reference: int
     resolution: float
     warning: bool
+    log_cdf: list[float]
 
 
 class DriftAccumulator:
@@ -114,7 +116,9 @@ class DriftAccumulator:
         j = q.size
         p = np.linspace(0.0, 1.0, j)
         if self.m == 0:
-            return DriftResult(float("nan"), float("nan"), 0, self.reference.n, 1.0 / (j - 1), False)
+            return DriftResult(
+                float("nan"), float("nan"), 0, self.reference.n, 1.0 / (j - 1), False, []
+            )
         f_le = np.cumsum(self._le)[:j] / self.m
         f_lt = np.cumsum(self._lt)[:j] / self.m
         # reference: right limit at q_j is the largest p with the same quantile, left limit the smallest
@@ -127,10 +131,12 @@ class DriftAccumulator:
         ne = n * self.m / (n + self.m)
         lam = (math.sqrt(ne) + 0.12 + 0.11 / math.sqrt(ne)) * d
         pval = float(stats.kstwobign.sf(lam))
-        return DriftResult(d, pval, self.m, n, 1.0 / (j - 1), bool(pval <= alpha))
+        return DriftResult(d, pval, self.m, n, 1.0 / (j - 1), bool(pval <= alpha), f_le.tolist())
 
 
-def reference_from_scores(scores: Sequence[float] | NDArray[np.float64], size: int = 201) -> ScoreReference:
+def reference_from_scores(
+    scores: Sequence[float] | NDArray[np.float64], size: int = 201
+) -> ScoreReference:
     """Summarize calibration scores as ``size`` quantiles (the certificate's format)."""
     s = np.asarray(scores, dtype=np.float64)
     s = s[np.isfinite(s)]

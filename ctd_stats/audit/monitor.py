@@ -166,9 +166,15 @@ class MixtureMartingale:
         kk = np.asarray(k, dtype=np.float64)
         b = self.budget
         with np.errstate(divide="ignore", invalid="ignore"):
-            kl = special.xlogy(kk, kk / (tt * b)) + special.xlogy(tt - kk, (tt - kk) / (tt * (1 - b)))
+            kl = special.xlogy(kk, kk / (tt * b)) + special.xlogy(
+                tt - kk, (tt - kk) / (tt * (1 - b))
+            )
         kl = np.where((tt > 0) & (kk > tt * b), kl, 0.0)
-        dens = self._log_sup_density + special.betaln(kk + 1.0, tt - kk + 1.0) + self._log_lr_base(tt, kk)
+        dens = (
+            self._log_sup_density
+            + special.betaln(kk + 1.0, tt - kk + 1.0)
+            + self._log_lr_base(tt, kk)
+        )
         return np.asarray(np.minimum(kl, dens), dtype=np.float64)
 
     def first_alarm(self, t: NDArray[np.int64], k: NDArray[np.int64]) -> int:
@@ -211,7 +217,9 @@ def confidence_sequence(
     tt, kk = np.broadcast_arrays(np.asarray(t, dtype=np.float64), np.asarray(k, dtype=np.float64))
     tt = np.atleast_1d(tt).astype(np.float64)
     kk = np.atleast_1d(kk).astype(np.float64)
-    level = special.betaln(pr.a + kk, pr.c + tt - kk) - special.betaln(pr.a, pr.c) - math.log(1 / alpha)
+    level = (
+        special.betaln(pr.a + kk, pr.c + tt - kk) - special.betaln(pr.a, pr.c) - math.log(1 / alpha)
+    )
     phat = np.where(tt > 0, kk / np.maximum(tt, 1.0), 0.5)
 
     def loglik(p: NDArray[np.float64]) -> NDArray[np.float64]:

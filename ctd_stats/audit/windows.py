@@ -20,12 +20,25 @@ from ctd_stats.errors import CTDInputError
 MAX_WINDOWS = 100_000
 
 _UNITS_NS = {
-    "s": 10**9, "sec": 10**9, "second": 10**9, "seconds": 10**9,
-    "m": 60 * 10**9, "min": 60 * 10**9, "minute": 60 * 10**9, "minutes": 60 * 10**9,
-    "h": 3600 * 10**9, "hr": 3600 * 10**9, "hour": 3600 * 10**9, "hours": 3600 * 10**9,
-    "d": 86400 * 10**9, "day": 86400 * 10**9, "days": 86400 * 10**9,
-    "w": 7 * 86400 * 10**9, "week": 7 * 86400 * 10**9, "weeks": 7 * 86400 * 10**9,
-}  # fmt: skip
+    "s": 10**9,
+    "sec": 10**9,
+    "second": 10**9,
+    "seconds": 10**9,
+    "m": 60 * 10**9,
+    "min": 60 * 10**9,
+    "minute": 60 * 10**9,
+    "minutes": 60 * 10**9,
+    "h": 3600 * 10**9,
+    "hr": 3600 * 10**9,
+    "hour": 3600 * 10**9,
+    "hours": 3600 * 10**9,
+    "d": 86400 * 10**9,
+    "day": 86400 * 10**9,
+    "days": 86400 * 10**9,
+    "w": 7 * 86400 * 10**9,
+    "week": 7 * 86400 * 10**9,
+    "weeks": 7 * 86400 * 10**9,
+}
 _WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
 
 
@@ -53,7 +66,7 @@ def parse_window(text: str | None) -> WindowSpec:
         return WindowSpec("rows", int(value), text)
     if unit not in _UNITS_NS:
         raise CTDInputError(f"--window {text!r}: unknown unit {unit!r} (rows, s, min, h, d, w)")
-    ns = int(round(value * _UNITS_NS[unit]))
+    ns = round(value * _UNITS_NS[unit])
     if ns <= 0:
         raise CTDInputError(f"--window {text!r}: the width must be positive")
     return WindowSpec("time", ns, text)

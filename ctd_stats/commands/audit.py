@@ -1,0 +1,162 @@
+"""``ctd audit``: check a deployment decision log against a certificate.
+
+Writes ``audit.json``, ``audit.md`` and ``audit.html`` (atomically) and exits 0 when compliant, 1 when
+a budget violation or a threshold mismatch was found, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
+
+
+@dataclass(frozen=True)
+class CertifiedRule:
+    """What the audit needs from a certificate."""
+
+    threshold: float
+    budget: float
+    expert: str | None
+    certified: bool
+    score_reference: dict[str, Any] | None
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _reference(obj: Any) -> dict[str, Any] | None:
+    ref = _get(obj, "score_reference")
+    if ref is None:
+        return None
+    n, q = _get(ref, "n"), list(_get(ref, "quantiles") or [])
+    if not n or len(q) < 2:  # an empty reference (no calibration scores) is no reference
+        return None
+    return {"n": n, "quantiles": q}
+
+
+def load_rule(path: str, budget: float | None = None, expert: str | None = None) -> CertifiedRule:
+    """Read the certified threshold, budget and score reference for one (expert, budget) result."""
+    from ctd_stats.certificate import load_certificate
+
+    if not Path(path).is_file():
+        raise CTDInputError(f"{path}: certificate not found")
+    cert = load_certificate(path)
+    try:
+        res = cert.result(budget=budget, expert=expert)
+    except CTDInputError:
+        raise
+    except (KeyError, ValueError, LookupError) as exc:
+        raise CTDInputError(f"{path}: {exc}") from exc
+    try:
+        threshold = float(_get(res, "threshold"))
+        b = float(_get(res, "budget"))
+    except (TypeError, ValueError) as exc:
+        raise CTDInputError(
+            f"{path}: result needs numeric 'threshold' and 'budget' ({exc})"
+        ) from exc
+    return CertifiedRule(
+        threshold=threshold,
+        budget=b,
+        expert=_get(res, "expert"),
+        certified=bool(_get(res, "certified", True)),
+        score_reference=_reference(res),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctd_stats.audit.audit import audit_log
+    from ctd_stats.audit.report import write_audit
+
+    rule = load_rule(args.certificate, args.budget, args.expert)
+    result = audit_log(
+        args.log,
+        threshold=rule.threshold,
+        budget=rule.budget,
+        alpha=args.alpha,
+        window=args.window,
+        score_reference=rule.score_reference,
+        timestamp_column=args.timestamp_column,
+        score_column=args.score_column,
+        decision_column=args.decision_column,
+        group_column=args.group_column,
+        decision_rule=args.decision_rule,
+        certificate=str(args.certificate),
+        expert=rule.expert,
+    )
+    paths = write_audit(result, args.out)
+    code = EXIT_OK if result.verdict.compliant else EXIT_NOT_CERTIFIED
+    if getattr(args, "json", False):
+        print(
+            json.dumps(
+                {
+                    "compliant": result.verdict.compliant,
+                    "exit_code": code,
+                    "headline": result.verdict.headline,
+                    "outputs": {k: str(v) for k, v in paths.items()},
+                }
+            )
+        )
+    else:
+        print(result.verdict.headline)
+        for w in result.warnings:
+            print(f"warning: {w}")
+        print(f"wrote {paths['json']}, {paths['markdown']}, {paths['html']}")
+    return code
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1): {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``ctd audit`` to the command line."""
+    p = subparsers.add_parser(
+        "audit",
+        help="audit deployment decision logs against a certificate",
+        description=(
+            "Check that a deployed cascade stayed within its certified delegation budget: realized rate "
+            "with an exact interval, a fixed-n binomial test, an anytime-valid sequential monitor, "
+            "threshold integrity, per-window/per-group rates and score drift. Exit 0 compliant, 1 "
+            "violation, 2 bad input."
+        ),
+    )
+    p.add_argument(
+        "--certificate", required=True, help="certificate JSON written by ctd calibrate/run"
+    )
+    p.add_argument("--log", required=True, help="decision log: .jsonl, .csv or .parquet")
+    p.add_argument("--alpha", type=_alpha, default=0.05, help="test level (default 0.05)")
+    p.add_argument(
+        "--window", default=None, help="e.g. 1h, 30min, 1d, 1000rows, auto (default auto)"
+    )
+    p.add_argument("--budget", type=float, default=None, help="which certified budget (if several)")
+    p.add_argument("--expert", default=None, help="which expert (if several)")
+    p.add_argument(
+        "--group-column", default=None, help="column with groups (default: 'group' if present)"
+    )
+    p.add_argument("--timestamp-column", default=None, help="default: timestamp, ts or time")
+    p.add_argument("--score-column", default=None, help="default: dv_score or score")
+    p.add_argument(
+        "--decision-column", default=None, help="default: delegated, decision or delegate"
+    )
+    p.add_argument(
+        "--decision-rule",
+        choices=("sequential", "fixed_n"),
+        default="sequential",
+        help="test behind the verdict: anytime-valid monitor (default) or one-look binomial test",
+    )
+    p.add_argument("--out", default="audit", help="output directory (default ./audit)")
+    p.set_defaults(func=run)
