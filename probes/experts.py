@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -421,7 +421,7 @@ class PromptedJudgeExpert:
         self.tokenizer = tokenizer
         self._meter = _CostMeter()
 
-        self._backbone = getattr(model, getattr(model, "base_model_prefix", "model"), None)
+        self._backbone: Any = getattr(model, getattr(model, "base_model_prefix", "model"), None)
         if self._backbone is None or self._backbone is model:
             get_decoder = getattr(model, "get_decoder", None)
             self._backbone = get_decoder() if callable(get_decoder) else None
@@ -863,6 +863,8 @@ class HTTPExpert:
                 if isinstance(tok, str) and not tok.strip():
                     continue  # leading whitespace/newline tokens (e.g. Llama Guard's "\n\n")
                 pairs = _top_entries(entry)
+                if any(lp > 1e-6 for _, lp in pairs):
+                    raise ExpertError(f"positive log-probability in response: {_snippet(entry)}")
                 unsafe = [lp for t, lp in pairs if _norm_token(t) in self._unsafe]
                 safe = [lp for t, lp in pairs if _norm_token(t) in self._safe]
                 if not unsafe and not safe:
@@ -983,6 +985,7 @@ class HTTPExpert:
         n = len(items)
         if n == 0:
             return np.empty(0, dtype=np.float64)
+        call: Callable[[list[str]], tuple[list[float], float | None]]
         if self.mode == "chat":
             chunks = [(i, i + 1) for i in range(n)]
             call = self._request_chat

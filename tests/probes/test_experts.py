@@ -218,6 +218,12 @@ def test_chat_no_class_token_fails_unless_hard_labels_allowed(stub):
     assert HTTPExpert(s.url, "g", allow_hard_labels=True).score(["a"]).tolist() == [1.0]
 
 
+def test_chat_invalid_logprob_is_an_error(stub):
+    s = stub(lambda *a: (200, chat_body([("unsafe", 0.7), ("safe", -0.1)])))
+    with pytest.raises(ExpertError, match="positive log-probability"):
+        HTTPExpert(s.url, "g").score(["a"])
+
+
 def test_chat_missing_choices_is_an_error(stub):
     s = stub(lambda *a: (200, {"id": "x", "choices": []}))
     with pytest.raises(ExpertError, match="choices"):
