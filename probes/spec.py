@@ -102,6 +102,12 @@ class ProbesSpec(BaseModel):
         default="continuous",
         description="continuous (2y-1)(b-p), or binary 1[probe wrong and expert right]",
     )
+    dv_features: Literal["activations", "activations+probe"] = Field(
+        default="activations+probe",
+        description="features of the DV probes: the probed model's activations (ridge), plus, with "
+        "'activations+probe', the safety probe's p and |p - 1/2| as unpenalised features (free at "
+        "deployment; the DV probe then ranks at least as well as uncertainty on dev)",
+    )
     probe_c: float = Field(default=0.05, gt=0, description="inverse L2 penalty of the safety probe")
     train_fraction: float = Field(default=0.3, gt=0, lt=1, description="rows that train the safety probes")
     dev_fraction: float = Field(default=0.2, gt=0, lt=1, description="rows that train the DV probes")

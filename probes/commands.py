@@ -1,0 +1,80 @@
+"""``ctd scores SPEC``: build the score table of a spec's ``probes:`` block.
+
+Registered by :mod:`ctd_stats.cli`. Importing this module does not import torch (the handler does),
+so ``ctd --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from ctd_stats.errors import EXIT_OK, CTDInputError
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``scores`` sub-command."""
+    p = subparsers.add_parser(
+        "scores",
+        help="texts -> score table (probes layer)",
+        description="Run the spec's `probes:` block: load the packaged datasets and models, train the "
+        "safety probe (train split), score the experts, train the DV probes (dev split) and write the "
+        "score table (Parquet, or CSV by suffix) to --out or the spec's `data.table`. Activations "
+        "and judge scores are cached under $CTD_CACHE_DIR (default ~/.cache/ctd).",
+    )
+    p.add_argument("spec", help="cascade spec (YAML) with a `probes:` block")
+    p.add_argument("--out", help="output table (default: the spec's data.table)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON summary on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``ctd scores``."""
+    from pathlib import Path
+
+    from ctd_stats.spec import load_spec
+
+    spec = load_spec(args.spec)
+    pspec = spec.probes_spec
+    if pspec is None:
+        raise CTDInputError(f"{args.spec}: no `probes:` block; `ctd scores` needs one")
+    from probes.spec import ProbesSpec
+
+    if not isinstance(pspec, ProbesSpec):  # pragma: no cover - the core validates it when probes exists
+        pspec = ProbesSpec.model_validate(pspec)
+    out = Path(args.out) if args.out else spec.table_path()
+    if out is None:
+        raise CTDInputError(f"{args.spec}: give --out or set `data.table` (where to write the table)")
+    if pspec.cache_dir is not None and not Path(pspec.cache_dir).expanduser().is_absolute():
+        pspec = pspec.model_copy(update={"cache_dir": str(spec.base_dir / pspec.cache_dir)})
+
+    from probes.experts import ExpertError
+    from probes.pipeline import build_score_table, write_score_table
+
+    t0 = time.perf_counter()
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    try:
+        result = build_score_table(pspec, log=log)
+    except ExpertError as exc:
+        raise CTDInputError(f"{args.spec}: an expert failed: {exc}") from exc
+    path = write_score_table(result, out)
+    summary = result.summary
+    if getattr(args, "json", False):
+        print(json.dumps({"table": str(path), "summary": summary.model_dump()}, indent=2))
+        return EXIT_OK
+    print(f"wrote {path}: {summary.n_rows} rows ({', '.join(f'{k} {v}' for k, v in summary.n_by_split.items())})")
+    if summary.probe_auroc_pool is not None:
+        print(f"  probe {summary.model} (layer {summary.probe_layer}): pool AUROC {summary.probe_auroc_pool:.3f}")
+    for e in summary.experts:
+        auc = f"{e.auroc_pool:.3f}" if e.auroc_pool is not None else "n/a"
+        rho = f"{e.dv_spearman_pool:.3f}" if e.dv_spearman_pool is not None else "n/a"
+        print(f"  expert {e.name}: pool AUROC {auc}, {e.seconds_per_call * 100:.1f} s/100 texts, DV Spearman {rho}")
+    return EXIT_OK

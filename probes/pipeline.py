@@ -1,0 +1,361 @@
+"""``ProbesSpec`` -> score table: texts, activations, safety probe, experts, DV probes.
+
+Steps (split roles as in the design notes):
+
+1. Load the datasets of the spec into one mixed stream (``id, text, label, group``).
+2. Split, stratified by (group, label) with the spec's seed: ``train`` (safety probes), ``dev``
+   (DV probes) and the rest left empty: the calibration/evaluation pool that ``ctd`` splits later.
+3. Probed-model activations of every row (cached); safety probe fitted on ``train`` (layer chosen by
+   inner CV on ``train`` only); ``probe_prob`` for every row.
+4. Each expert scores the dev and pool rows (``expert_prob__<name>``; NaN on ``train``, which only
+   trains safety probes); a probe expert first fits its own probe on ``train``. Scores of judge and
+   HTTP experts are cached by text.
+5. For each expert a DV probe is fitted on ``dev`` to the DV target computed from the dev labels,
+   probe and expert probabilities (features: activations, plus the probe's ``p`` and ``|p - 1/2|``
+   unpenalised by default); ``dv_score__<name>`` for every row.
+
+Scores on ``train`` (safety probes) and ``dev`` (DV probes) are in-sample; only the pool is clean
+for calibration and evaluation. Per-expert costs go to the Parquet schema metadata key
+``ctd.experts``; a summary (layers, AUROCs, timings) goes to ``ctd.probes``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from ctd_stats.errors import CTDInputError
+from probes.spec import ExpertEntry, ProbesSpec
+
+__all__ = ["ExpertSummary", "ScoreSummary", "ScoreTable", "assign_splits", "build_score_table", "load_rows", "write_score_table"]
+
+Log = Callable[[str], None]
+
+
+class ExpertSummary(BaseModel):
+    """What one expert cost and how good it was (on the pool rows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: str
+    description: str = ""
+    seconds_per_call: float
+    tokens_per_call: float | None = None
+    auroc_pool: float | None = None
+    auroc_pool_by_group: dict[str, float | None] = Field(default_factory=dict)
+    expert_layer: int | None = None
+    dv_layer: int | None = None
+    dv_alpha: float | None = Field(default=None, description="ridge penalty; None = activations not used")
+    dv_features: str = "activations"
+    dv_spearman_pool: float | None = Field(default=None, description="Spearman(dv_score, realised DV) on the pool")
+    dv_mean_pool: float | None = None
+
+
+class ScoreSummary(BaseModel):
+    """Provenance and headline figures of a score table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    pooling: str
+    probe_layer: int | None
+    probe_cv_auroc: list[float]
+    n_rows: int
+    n_by_split: dict[str, int]
+    n_by_group: dict[str, int]
+    probe_auroc_pool: float | None
+    probe_auroc_pool_by_group: dict[str, float | None]
+    probe_seconds_per_text: float
+    experts: list[ExpertSummary]
+    dv_target: str
+    seed: int
+    wall_seconds: float
+
+
+class ScoreTable:
+    """A built score table with its expert-cost metadata and summary."""
+
+    def __init__(self, frame: pd.DataFrame, experts_meta: dict[str, dict[str, Any]], summary: ScoreSummary) -> None:
+        self.frame = frame
+        self.experts_meta = experts_meta
+        self.summary = summary
+
+    def to_parquet_bytes(self) -> bytes:
+        """The table as Parquet, with ``ctd.experts`` and ``ctd.probes`` schema metadata."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(self.frame, preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[b"ctd.experts"] = json.dumps(self.experts_meta).encode()
+        meta[b"ctd.probes"] = self.summary.model_dump_json().encode()
+        buf = io.BytesIO()
+        pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
+        return buf.getvalue()
+
+
+def write_score_table(result: ScoreTable, path: str | os.PathLike[str]) -> Path:
+    """Write the table atomically as Parquet (``.parquet``) or CSV (costs then go to ``<path>.experts.json``)."""
+    from ctd_stats.io import atomic_write_bytes, atomic_write_json
+
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        atomic_write_bytes(p, result.frame.to_csv(index=False).encode())
+        atomic_write_json(p.with_name(p.name + ".experts.json"), result.experts_meta)
+        return p
+    return atomic_write_bytes(p, result.to_parquet_bytes())
+
+
+# ----------------------------------------------------------------------------- data and splits
+
+
+def load_rows(spec: ProbesSpec) -> pd.DataFrame:
+    """The spec's datasets as one frame ``id, text, label, group`` (ids prefixed by dataset)."""
+    from probes.assets import load_dataset, subsample
+
+    frames = []
+    for entry in spec.datasets:
+        df = load_dataset(entry.name, seed=spec.seed)
+        if entry.groups is not None:
+            unknown = set(entry.groups) - set(df["group"])
+            if unknown:
+                raise CTDInputError(f"probes.datasets[{entry.name}].groups: unknown group(s) {sorted(unknown)}")
+            df = df[df["group"].isin(entry.groups)]
+        if entry.limit is not None:
+            df = subsample(df, entry.limit, spec.seed)
+        frames.append(df)
+    rows = pd.concat(frames, ignore_index=True)
+    if rows["id"].duplicated().any():
+        raise CTDInputError("probes.datasets: duplicate row ids")
+    return rows
+
+
+def assign_splits(groups: Sequence[str], labels: Sequence[int], train_fraction: float, dev_fraction: float, seed: int) -> np.ndarray:
+    """``"train"`` / ``"dev"`` / ``""`` per row, stratified by (group, label), seeded.
+
+    In each stratum of size m the first ``round(m * train_fraction)`` rows of a random order go to
+    train and the next ``round(m * dev_fraction)`` to dev.
+    """
+    df = pd.DataFrame({"g": np.asarray(groups, dtype=str), "y": np.asarray(labels)})
+    df["r"] = np.random.default_rng(seed).random(len(df))
+    rank = df.groupby(["g", "y"])["r"].rank(method="first").to_numpy() - 1
+    size = df.groupby(["g", "y"])["r"].transform("size").to_numpy()
+    n_train = np.round(size * train_fraction)
+    n_dev = np.round(size * dev_fraction)
+    out = np.full(len(df), "", dtype=object)
+    out[rank < n_train] = "train"
+    out[(rank >= n_train) & (rank < n_train + n_dev)] = "dev"
+    return out
+
+
+# ----------------------------------------------------------------------------- experts
+
+
+def _key(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _cached_scores(expert: Any, texts: list[str], cache: Path, key_obj: Any) -> tuple[np.ndarray, float, float | None]:
+    """Score texts with a judge/HTTP expert, reusing earlier scores of the same texts and setting."""
+    from safetensors.numpy import load_file, save
+
+    from ctd_stats.io import atomic_write_bytes
+    from probes.activations import text_hashes
+
+    folder = cache / "experts" / _key(key_obj)
+    folder.mkdir(parents=True, exist_ok=True)
+    hashes = text_hashes(texts)
+    known: dict[str, tuple[float, float, float]] = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        arr = load_file(str(f))
+        with open(f.with_suffix(".json"), encoding="utf-8") as fh:
+            hs = json.load(fh)
+        known.update({h: (float(p), float(s), float(t)) for h, p, s, t in zip(hs, arr["prob"], arr["seconds"], arr["tokens"], strict=True)})
+    todo = sorted({h: i for i, h in enumerate(hashes) if h not in known}.values())
+    if todo:
+        probs = np.asarray(expert.score([texts[i] for i in todo]), dtype=np.float64)
+        cost = expert.cost
+        secs = np.full(len(todo), cost.seconds_per_call)
+        toks = np.full(len(todo), np.nan if cost.tokens_per_call is None else cost.tokens_per_call)
+        todo_h = [hashes[i] for i in todo]
+        name = _key(todo_h)
+        atomic_write_bytes(folder / f"{name}.json", json.dumps(todo_h).encode())
+        atomic_write_bytes(folder / f"{name}.safetensors", save({"prob": probs, "seconds": secs, "tokens": toks}))
+        known.update({h: (float(p), float(s), float(t)) for h, p, s, t in zip(todo_h, probs, secs, toks, strict=True)})
+    vals = np.array([known[h] for h in hashes])
+    tok = float(np.nanmean(vals[:, 2])) if np.isfinite(vals[:, 2]).any() else None
+    return vals[:, 0], float(vals[:, 1].mean()), tok
+
+
+def _score_expert(entry: ExpertEntry, rows: pd.DataFrame, train: np.ndarray, spec: ProbesSpec, cache: Path, shared: dict[str, Any], log: Log) -> tuple[np.ndarray, float, float | None, int | None]:
+    """(probabilities of the non-train rows, seconds per call, tokens per call, expert probe layer)."""
+    from probes import experts as ex
+
+    texts = rows["text"].tolist()
+    scored = ~train  # experts are not run on train rows: those only train the safety probes
+    todo = [texts[i] for i in np.flatnonzero(scored)]
+    params = dict(entry.params)
+    if entry.kind == "probe":
+        from probes.probe_expert import ProbeExpert
+
+        pe = ProbeExpert(params.pop("model"), name=entry.name, cache=cache, seed=spec.seed, **params)
+        log(f"expert {entry.name}: fitting its probe on {int(train.sum())} train rows")
+        pe.fit([texts[i] for i in np.flatnonzero(train)], rows["label"].to_numpy()[train])
+        probs = pe.score(todo)
+        c = pe.cost
+        return probs, c.seconds_per_call, c.tokens_per_call, pe.probe.layer
+    if entry.kind == "column":
+        src = Path(params["path"])
+        if not src.exists():
+            raise CTDInputError(f"probes.experts[{entry.name}].params.path: no such file {src}")
+        table = pd.read_parquet(src) if src.suffix == ".parquet" else pd.read_csv(src)
+        idc, pc = params.get("id_column", "id"), params.get("prob_column", "expert_prob")
+        for col in (idc, pc):
+            if col not in table.columns:
+                raise CTDInputError(f"probes.experts[{entry.name}]: {src} has no column {col!r}")
+        col_expert = ex.PrecomputedColumnExpert(entry.name, table[pc].to_numpy(), keys=table[idc].astype(str).tolist())
+        return col_expert.score(rows["id"].to_numpy()[scored].tolist()), 0.0, None, None
+    if entry.kind == "judge":
+        model_name = params.pop("model")
+        if model_name not in shared:
+            from probes.assets import load_model
+
+            shared[model_name] = load_model(model_name, cache=cache)
+        loaded = shared[model_name]
+        if isinstance(params.get("prompt"), dict):
+            params["prompt"] = ex.JudgePrompt.model_validate(params["prompt"])
+        judge = ex.PromptedJudgeExpert(loaded.model, loaded.tokenizer, name=entry.name, device=loaded.device, **params)
+        key = {"kind": "judge", "model": loaded.key, "params": {k: v for k, v in params.items() if k != "prompt"}, "prompt": judge.prompt.model_dump()}
+        log(f"expert {entry.name}: prompted judge on {model_name}")
+        probs, spc, tpc = _cached_scores(judge, todo, cache, key)
+        return probs, spc, tpc, None
+    http = ex.HTTPExpert(name=entry.name, **params)
+    probs, spc, tpc = _cached_scores(http, todo, cache, {"kind": "http", "params": params})
+    return probs, spc, tpc, None
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+def _auroc_by_group(y: np.ndarray, s: np.ndarray, groups: np.ndarray) -> dict[str, float | None]:
+    from probes.linear import auroc
+
+    out: dict[str, float | None] = {}
+    for g in sorted(set(groups.tolist())):
+        m = groups == g
+        v = auroc(y[m], s[m])
+        out[g] = None if np.isnan(v) else round(v, 4)
+    return out
+
+
+def _nan_none(v: float) -> float | None:
+    return None if not np.isfinite(v) else float(v)
+
+
+def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Log | None = None) -> ScoreTable:
+    """Run the whole probes layer for a spec and return the score table.
+
+    Raises
+    ------
+    CTDInputError
+        Bad spec content (unknown model/dataset, missing package, too few rows in a split).
+    probes.experts.ExpertError
+        An expert failed (never replaced by a default score).
+    """
+    import torch
+
+    from probes.activations import ActivationExtractor
+    from probes.assets import cache_dir, load_model
+    from probes.delegation import dv_targets
+    from probes.linear import DVProbe, SafetyProbe, auroc
+
+    say: Log = log or (lambda _msg: None)
+    t_start = time.perf_counter()
+    if torch.get_num_threads() > (os.cpu_count() or 1):
+        torch.set_num_threads(os.cpu_count() or 1)
+    cache = cache_dir(spec.cache_dir)
+    rows = load_rows(spec)
+    y = rows["label"].to_numpy().astype(np.int64)
+    groups = rows["group"].astype(str).to_numpy()
+    split = assign_splits(groups, y, spec.train_fraction, spec.dev_fraction, spec.seed)
+    train, dev, pool = split == "train", split == "dev", split == ""
+    for name, m in (("train", train), ("dev", dev)):
+        if m.sum() < 8 or len(np.unique(y[m])) < 2:
+            raise CTDInputError(f"probes: the {name} split has {int(m.sum())} rows or a single class; use more data or a larger {name}_fraction")
+    say(f"{len(rows)} rows: train {int(train.sum())}, dev {int(dev.sum())}, pool {int(pool.sum())}")
+
+    loaded = load_model(spec.model, cache=cache)
+    layers = list(spec.layers) if spec.layers is not None else list(loaded.spec.default_layers)
+    extractor = ActivationExtractor.from_loaded(
+        loaded, max_length=spec.max_length, batch_size=spec.batch_size, cache_dir=cache, progress=progress
+    )
+    texts = rows["text"].tolist()
+    say(f"activations of {spec.model} (layers {layers[0]}..{layers[-1]}, {spec.pooling})")
+    x, stats = extractor.extract(texts, layers, spec.pooling)
+    probe = SafetyProbe(c=spec.probe_c, seed=spec.seed).fit(x[torch.as_tensor(train)], y[train], layers)
+    p = probe.predict_proba(x)
+    say(f"safety probe: layer {probe.layer}, pool AUROC {auroc(y[pool], p[pool]):.3f}")
+
+    frame = pd.DataFrame({
+        "id": rows["id"].astype(str).to_numpy(),
+        "split": split.astype(str),
+        "group": groups,
+        "label": y.astype(np.int8),
+        "probe_prob": p,
+    })
+    experts_meta: dict[str, dict[str, Any]] = {}
+    summaries: list[ExpertSummary] = []
+    shared: dict[str, Any] = {spec.model: loaded}
+    x_dev = x[torch.as_tensor(dev)]
+    for entry in spec.experts:
+        t0 = time.perf_counter()
+        try:
+            b_scored, spc, tpc, elayer = _score_expert(entry, rows, train, spec, cache, shared, say)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, CTDInputError):
+                raise
+            raise CTDInputError(f"probes.experts[{entry.name}] ({entry.kind}): {exc}") from exc
+        b = np.full(len(rows), np.nan)
+        b[~train] = np.asarray(b_scored, dtype=np.float64)
+        v_dev = dv_targets(spec.dv_target, y[dev], p[dev], b[dev])
+        extra = np.c_[p, np.abs(p - 0.5)] if spec.dv_features == "activations+probe" else None
+        dvp = DVProbe().fit(x_dev, v_dev, layers, extra=None if extra is None else extra[dev])
+        d = dvp.predict(x, extra=extra)
+        v_pool = dv_targets(spec.dv_target, y[pool], p[pool], b[pool])
+        from scipy.stats import spearmanr
+
+        rho = spearmanr(d[pool], v_pool).statistic if pool.sum() > 2 else float("nan")
+        frame[f"expert_prob__{entry.name}"] = b
+        frame[f"dv_score__{entry.name}"] = d
+        desc = entry.description or f"{entry.kind}: {entry.params.get('model', entry.params.get('path', ''))}"
+        experts_meta[entry.name] = {"seconds_per_call": spc, "tokens_per_call": tpc, "description": desc}
+        summaries.append(ExpertSummary(
+            name=entry.name, kind=entry.kind, description=desc, seconds_per_call=spc, tokens_per_call=tpc,
+            auroc_pool=_nan_none(auroc(y[pool], b[pool])), auroc_pool_by_group=_auroc_by_group(y[pool], b[pool], groups[pool]),
+            expert_layer=elayer, dv_layer=dvp.layer, dv_alpha=_nan_none(float(dvp.alpha or 0.0)),
+            dv_features=spec.dv_features,
+            dv_spearman_pool=_nan_none(float(rho)), dv_mean_pool=_nan_none(float(v_pool.mean()) if pool.any() else float("nan")),
+        ))
+        say(f"expert {entry.name}: pool AUROC {auroc(y[pool], b[pool]):.3f}, {spc * 100:.1f} s/100 texts, "
+            f"DV layer {dvp.layer} alpha {dvp.alpha:g} ({spec.dv_features}), DV Spearman {rho:.3f} ({time.perf_counter() - t0:.0f} s)")
+
+    summary = ScoreSummary(
+        model=spec.model, pooling=spec.pooling, probe_layer=probe.layer, probe_cv_auroc=[round(v, 4) for v in probe.cv_auroc],
+        n_rows=len(frame), n_by_split={k or "pool": int(v) for k, v in pd.Series(split).value_counts().items()},
+        n_by_group={k: int(v) for k, v in pd.Series(groups).value_counts().items()},
+        probe_auroc_pool=_nan_none(auroc(y[pool], p[pool])), probe_auroc_pool_by_group=_auroc_by_group(y[pool], p[pool], groups[pool]),
+        probe_seconds_per_text=stats.seconds_per_text, experts=summaries, dv_target=spec.dv_target, seed=spec.seed,
+        wall_seconds=time.perf_counter() - t_start,
+    )
+    return ScoreTable(frame, experts_meta, summary)
