@@ -79,7 +79,7 @@ def measure(name: str, cfg: dict[str, Any], layers: list[int], batch_sizes: list
 
     model = build(cfg, device, dtype)
     n_layers = cfg["num_hidden_layers"]
-    layers = tuple(sorted({min(layer, n_layers) for layer in layers}))
+    probed = tuple(sorted({min(layer, n_layers) for layer in layers}))
     tok = SimpleNamespace(pad_token="<pad>", pad_token_id=0, eos_token="</s>", padding_side="right")
     ex = ActivationExtractor(model, tok, model_key=name, max_length=max(seq_len, 8), progress=False)
     rows = []
@@ -97,7 +97,7 @@ def measure(name: str, cfg: dict[str, Any], layers: list[int], batch_sizes: list
 
         def step(ids: Any = ids, mask: Any = mask, last: Any = last) -> Any:
             with torch.inference_mode():
-                h = torch.stack(ex._forward(ids, mask, layers), dim=1)
+                h = torch.stack(ex._forward(ids, mask, probed), dim=1)
                 return h[torch.arange(ids.shape[0], device=ids.device), :, last].float().cpu()
 
         try:
@@ -119,7 +119,7 @@ def measure(name: str, cfg: dict[str, Any], layers: list[int], batch_sizes: list
         per_batch = elapsed / iters
         row = {"model": name, "batch_size": bs, "seq_len": seq_len, "iterations": iters,
                "ms_per_batch": round(per_batch * 1e3, 3), "texts_per_second": round(bs / per_batch, 1),
-               "tokens_per_second": round(bs * seq_len / per_batch), "layers": [layers[0], layers[-1]]}
+               "tokens_per_second": round(bs * seq_len / per_batch), "layers": [probed[0], probed[-1]]}
         if device.startswith("cuda"):
             row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         rows.append(row)

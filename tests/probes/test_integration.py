@@ -41,4 +41,5 @@ def test_smollm2_probe_heldout_auroc_on_neuralchemy(monkeypatch):
         tr = folds != k
         probe = SafetyProbe(seed=0).fit(x[torch.as_tensor(tr)], y[tr], layers)
         scores.append(auroc(y[~tr], probe.predict_proba(x[torch.as_tensor(~tr)])))
+    print(f"\nSmolLM2 probe, 5-fold held-out AUROC {np.mean(scores):.3f} (folds {np.round(scores, 3).tolist()})")
     assert float(np.mean(scores)) >= 0.75, scores
