@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         preamble=f"Score table {table.name()} ({len(table)} rows; sha256 {str(table.sha256)[:12]}…); "
         f"δ = {spec.calibration.delta:g}; {studies[0].repeats if studies else 0} random splits.",
     )
-    directory = Path(args.output) if args.output else spec.output_dir()
+    directory = (Path(args.output) if args.output else spec.output_dir()).resolve()
     study_json = {"spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies]}
     with atomic_directory(directory) as stage:
         atomic_write_text(stage / "report.md", report.to_markdown())
