@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
 
@@ -19,6 +19,7 @@ def test_fixed_sequence_never_rejects_past_first_failure(p, delta):
     assert np.all(p[rej] <= delta)
 
 
+@settings(max_examples=60, deadline=None)
 @given(p=pv, delta=st.floats(0.001, 0.5))
 def test_holm_and_bonferroni_match_statsmodels(p, delta):
     np.testing.assert_array_equal(Holm().reject(p, delta), multipletests(p, delta, method="holm")[0])
