@@ -3,6 +3,8 @@
 * :class:`SafetyProbe` — L2-regularised logistic regression on standardised activations of one
   layer. The layer is chosen on the training data only, by stratified K-fold cross-validated AUROC;
   all (fold, layer) problems are solved together in one batched L-BFGS run.
+* :func:`out_of_fold_proba` — honest (cross-fitted) safety-probe probabilities of the training rows:
+  each row is scored by a probe fitted, layer choice included, on the other folds only.
 * :class:`DVProbe` — ridge regression (closed form) of a delegation value on standardised
   activations; layer and penalty chosen by exact leave-one-out error (one eigen-decomposition per
   layer serves every penalty).
@@ -23,7 +25,7 @@ import numpy as np
 
 from ctd_stats.errors import CTDInputError
 
-__all__ = ["DVProbe", "SafetyProbe", "auroc", "stratified_folds"]
+__all__ = ["DVProbe", "SafetyProbe", "auroc", "out_of_fold_proba", "stratified_folds"]
 
 
 def auroc(y: np.ndarray, s: np.ndarray) -> float:
@@ -270,6 +272,55 @@ class SafetyProbe:
         probe.cv_auroc, probe.bias = meta["cv_auroc"], meta["bias"]
         probe.mean, probe.scale, probe.coef = tensors["mean"], tensors["scale"], tensors["coef"]
         return probe
+
+
+def out_of_fold_proba(
+    x: Any,
+    y: Any,
+    layers: Sequence[int] | None = None,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    strata: Any = None,
+    c: float = 0.05,
+    inner_folds: int = 3,
+    device: str | None = None,
+) -> np.ndarray:
+    """Out-of-fold P(unsafe) of every training row (K-fold cross-fitting).
+
+    The rows are split into ``folds`` stratified folds (by ``strata`` if given, e.g. group x label
+    codes, else by ``y``; seeded); each fold is scored by a :class:`SafetyProbe` fitted — its layer
+    chosen by its own inner CV — on the other folds only. Unlike in-sample predictions these are
+    as honest as predictions on unseen rows (of a probe trained on ``(folds - 1) / folds`` of the
+    data), so they can serve as features/targets of a downstream fit on the same rows.
+
+    Raises
+    ------
+    CTDInputError
+        Shape mismatch, or a training fold without both classes (too few rows).
+    """
+    import torch
+
+    x = _as_3d(x)
+    yn = np.asarray(y).astype(np.int64)
+    if yn.ndim != 1 or len(yn) != x.shape[0]:
+        raise CTDInputError(f"labels must be 1-D with one entry per row ({x.shape[0]}), got {yn.shape}")
+    if folds < 2:
+        raise CTDInputError(f"folds must be at least 2, got {folds}")
+    key = yn if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1]
+    fold = stratified_folds(key, folds, seed)
+    out = np.full(len(yn), np.nan)
+    for f in range(folds):
+        held = fold == f
+        if not held.any():
+            continue
+        fit = ~held
+        if len(np.unique(yn[fit])) < 2:
+            raise CTDInputError(f"cross-fitting: fold {f} leaves a single class to train on; use more rows or fewer folds")
+        probe = SafetyProbe(c=c, folds=inner_folds, seed=seed, device=device)
+        probe.fit(x[torch.as_tensor(fit)], yn[fit], layers)
+        out[held] = probe.predict_proba(x[torch.as_tensor(held)])
+    return out
 
 
 class DVProbe:

@@ -7,16 +7,30 @@ Steps (split roles as in the design notes):
    (DV probes) and the rest left empty: the calibration/evaluation pool that ``ctd`` splits later.
 3. Probed-model activations of every row (cached); safety probe fitted on ``train`` (layer chosen by
    inner CV on ``train`` only); ``probe_prob`` for every row.
-4. Each expert scores the dev and pool rows (``expert_prob__<name>``; NaN on ``train``, which only
-   trains safety probes); a probe expert first fits its own probe on ``train``. Scores of judge and
-   HTTP experts are cached by text.
-5. For each expert a DV probe is fitted on ``dev`` to the DV target computed from the dev labels,
-   probe and expert probabilities (features: activations, plus the probe's ``p`` and ``|p - 1/2|``
-   unpenalised by default); ``dv_score__<name>`` for every row.
+4. Each expert scores the dev and pool rows (``expert_prob__<name>``); a probe expert first fits its
+   own probe on ``train``. Scores of judge and HTTP experts are cached by text.
+5. For each expert a DV probe is fitted to the DV target computed from the labels, probe and expert
+   probabilities of its training rows (features: activations, plus the probe's ``p`` and
+   ``|p - 1/2|`` unpenalised by default); ``dv_score__<name>`` for every row.
 
-Scores on ``train`` (safety probes) and ``dev`` (DV probes) are in-sample; only the pool is clean
-for calibration and evaluation. Per-expert costs go to the Parquet schema metadata key
-``ctd.experts``; a summary (layers, AUROCs, timings) goes to ``ctd.probes``.
+Which rows train the DV probes is ``spec.dv_training``:
+
+* ``"dev"`` — the dev rows only. Train rows only train the safety probes: ``probe_prob`` there is
+  in-sample and ``expert_prob__<name>`` is NaN (experts are not run on them).
+* ``"train+dev_crossfit"`` — dev and train rows (cross-fitting). The fitted probes' predictions on
+  their own training rows would be optimistic, so on the train rows the table holds **out-of-fold**
+  values instead: ``probe_prob`` (each train row scored by a safety probe fitted, layer choice
+  included, on the other ``crossfit_folds - 1`` folds of train; folds stratified by group and label,
+  seeded) and, for probe experts, ``expert_prob__<name>`` (the same for the expert's own probe).
+  Judge, HTTP and column experts involve no fitting and are simply run on the train rows too.
+  Dev and pool rows keep the predictions of the probes fitted on all train rows, as with ``"dev"``.
+
+In both modes the pool (empty split) enters no fit at all — not the safety probes, not the expert
+probes, not the DV probes (nor their standardisation or penalty choice) — so its scores are
+those of fixed functions of each row, exchangeable with deployment inputs: this is what keeps the
+calibration (LTT) guarantee of ``ctd`` valid. ``ctd`` never calibrates or evaluates on train/dev
+rows. Per-expert costs (measured on non-train rows) go to the Parquet schema metadata key
+``ctd.experts``; a summary (layers, AUROCs, timings, DV training rows) goes to ``ctd.probes``.
 """
 
 from __future__ import annotations
@@ -58,6 +72,8 @@ class ExpertSummary(BaseModel):
     dv_layer: int | None = None
     dv_alpha: float | None = Field(default=None, description="ridge penalty; None = activations not used")
     dv_features: str = "activations"
+    dv_training: str = Field(default="dev", description="rows of the DV probe's fit (see ProbesSpec.dv_training)")
+    dv_rows: int | None = Field(default=None, description="number of rows the DV probe was fitted on")
     dv_spearman_pool: float | None = Field(default=None, description="Spearman(dv_score, realised DV) on the pool")
     dv_mean_pool: float | None = None
 
@@ -71,6 +87,7 @@ class ScoreSummary(BaseModel):
     pooling: str
     probe_layer: int | None
     probe_cv_auroc: list[float]
+    probe_auroc_train_oof: float | None = Field(default=None, description="out-of-fold AUROC of the safety probe on train (cross-fitting only)")
     n_rows: int
     n_by_split: dict[str, int]
     n_by_group: dict[str, int]
@@ -79,6 +96,8 @@ class ScoreSummary(BaseModel):
     probe_seconds_per_text: float
     experts: list[ExpertSummary]
     dv_target: str
+    dv_training: str = "dev"
+    crossfit_folds: int | None = None
     seed: int
     wall_seconds: float
 
@@ -198,23 +217,39 @@ def _cached_scores(expert: Any, texts: list[str], cache: Path, key_obj: Any) -> 
     return vals[:, 0], float(vals[:, 1].mean()), tok
 
 
-def _score_expert(entry: ExpertEntry, rows: pd.DataFrame, train: np.ndarray, spec: ProbesSpec, cache: Path, shared: dict[str, Any], log: Log) -> tuple[np.ndarray, float, float | None, int | None]:
-    """(probabilities of the non-train rows, seconds per call, tokens per call, expert probe layer)."""
+def _score_expert(
+    entry: ExpertEntry, rows: pd.DataFrame, train: np.ndarray, spec: ProbesSpec, cache: Path, shared: dict[str, Any],
+    log: Log, *, crossfit: bool = False, strata: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, float | None, int | None]:
+    """(probabilities of every row, seconds per call, tokens per call, expert probe layer).
+
+    Without ``crossfit`` the expert is not run on train rows (NaN there: they only train the safety
+    probes). With it, train rows get honest scores too: out-of-fold ones for a probe expert (its own
+    probe is fitted on those rows), plain scores for the others (no fitting involved). The cost is
+    always measured on the non-train rows only.
+    """
     from probes import experts as ex
 
     texts = rows["text"].tolist()
-    scored = ~train  # experts are not run on train rows: those only train the safety probes
+    out = np.full(len(rows), np.nan)
+    scored = ~train
     todo = [texts[i] for i in np.flatnonzero(scored)]
+    train_texts = [texts[i] for i in np.flatnonzero(train)]
     params = dict(entry.params)
     if entry.kind == "probe":
         from probes.probe_expert import ProbeExpert
 
         pe = ProbeExpert(params.pop("model"), name=entry.name, cache=cache, seed=spec.seed, **params)
+        y_train = rows["label"].to_numpy()[train]
         log(f"expert {entry.name}: fitting its probe on {int(train.sum())} train rows")
-        pe.fit([texts[i] for i in np.flatnonzero(train)], rows["label"].to_numpy()[train])
-        probs = pe.score(todo)
+        pe.fit(train_texts, y_train)
+        out[scored] = pe.score(todo)
+        if crossfit:
+            log(f"expert {entry.name}: {spec.crossfit_folds}-fold out-of-fold scores of the train rows")
+            out[train] = pe.cross_fit(train_texts, y_train, folds=spec.crossfit_folds, seed=spec.seed,
+                                      strata=None if strata is None else strata[train])
         c = pe.cost
-        return probs, c.seconds_per_call, c.tokens_per_call, pe.probe.layer
+        return out, c.seconds_per_call, c.tokens_per_call, pe.probe.layer
     if entry.kind == "column":
         src = Path(params["path"])
         if not src.exists():
@@ -225,7 +260,9 @@ def _score_expert(entry: ExpertEntry, rows: pd.DataFrame, train: np.ndarray, spe
             if col not in table.columns:
                 raise CTDInputError(f"probes.experts[{entry.name}]: {src} has no column {col!r}")
         col_expert = ex.PrecomputedColumnExpert(entry.name, table[pc].to_numpy(), keys=table[idc].astype(str).tolist())
-        return col_expert.score(rows["id"].to_numpy()[scored].tolist()), 0.0, None, None
+        which = np.ones(len(rows), dtype=bool) if crossfit else scored
+        out[which] = col_expert.score(rows["id"].to_numpy()[which].tolist())
+        return out, 0.0, None, None
     if entry.kind == "judge":
         model_name = params.pop("model")
         if model_name not in shared:
@@ -235,14 +272,18 @@ def _score_expert(entry: ExpertEntry, rows: pd.DataFrame, train: np.ndarray, spe
         loaded = shared[model_name]
         if isinstance(params.get("prompt"), dict):
             params["prompt"] = ex.JudgePrompt.model_validate(params["prompt"])
-        judge = ex.PromptedJudgeExpert(loaded.model, loaded.tokenizer, name=entry.name, device=loaded.device, **params)
-        key = {"kind": "judge", "model": loaded.key, "params": {k: v for k, v in params.items() if k != "prompt"}, "prompt": judge.prompt.model_dump()}
+        scorer: Any = ex.PromptedJudgeExpert(loaded.model, loaded.tokenizer, name=entry.name, device=loaded.device, **params)
+        key: Any = {"kind": "judge", "model": loaded.key, "params": {k: v for k, v in params.items() if k != "prompt"}, "prompt": scorer.prompt.model_dump()}
         log(f"expert {entry.name}: prompted judge on {model_name}")
-        probs, spc, tpc = _cached_scores(judge, todo, cache, key)
-        return probs, spc, tpc, None
-    http = ex.HTTPExpert(name=entry.name, **params)
-    probs, spc, tpc = _cached_scores(http, todo, cache, {"kind": "http", "params": params})
-    return probs, spc, tpc, None
+    else:
+        scorer = ex.HTTPExpert(name=entry.name, **params)
+        key = {"kind": "http", "params": params}
+    if crossfit and train_texts:
+        log(f"expert {entry.name}: scoring the {len(train_texts)} train rows too")
+        out[train], _, _ = _cached_scores(scorer, train_texts, cache, key)
+    probs, spc, tpc = _cached_scores(scorer, todo, cache, key)
+    out[scored] = probs
+    return out, spc, tpc, None
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -278,7 +319,7 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     from probes.activations import ActivationExtractor
     from probes.assets import cache_dir, load_model
     from probes.delegation import dv_targets
-    from probes.linear import DVProbe, SafetyProbe, auroc
+    from probes.linear import DVProbe, SafetyProbe, auroc, out_of_fold_proba
 
     say: Log = log or (lambda _msg: None)
     t_start = time.perf_counter()
@@ -306,6 +347,18 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     probe = SafetyProbe(c=spec.probe_c, seed=spec.seed).fit(x[torch.as_tensor(train)], y[train], layers)
     p = probe.predict_proba(x)
     say(f"safety probe: layer {probe.layer}, pool AUROC {auroc(y[pool], p[pool]):.3f}")
+    crossfit = spec.dv_training == "train+dev_crossfit"
+    strata = np.char.add(np.char.add(groups.astype(str), "|"), y.astype(str))
+    oof_auroc: float | None = None
+    if crossfit:
+        # Honest p on the train rows: each scored by a probe fitted on the other folds only.
+        p[train] = out_of_fold_proba(
+            x[torch.as_tensor(train)], y[train], layers, folds=spec.crossfit_folds, seed=spec.seed,
+            strata=strata[train], c=spec.probe_c,
+        )
+        oof_auroc = _nan_none(auroc(y[train], p[train]))
+        say(f"safety probe: {spec.crossfit_folds}-fold out-of-fold AUROC on train {auroc(y[train], p[train]):.3f}")
+    fit_dv = (train | dev) if crossfit else dev
 
     frame = pd.DataFrame({
         "id": rows["id"].astype(str).to_numpy(),
@@ -317,20 +370,18 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     experts_meta: dict[str, dict[str, Any]] = {}
     summaries: list[ExpertSummary] = []
     shared: dict[str, Any] = {spec.model: loaded}
-    x_dev = x[torch.as_tensor(dev)]
+    x_fit = x[torch.as_tensor(fit_dv)]
     for entry in spec.experts:
         t0 = time.perf_counter()
         try:
-            b_scored, spc, tpc, elayer = _score_expert(entry, rows, train, spec, cache, shared, say)
+            b, spc, tpc, elayer = _score_expert(entry, rows, train, spec, cache, shared, say, crossfit=crossfit, strata=strata)
         except (TypeError, ValueError) as exc:
             if isinstance(exc, CTDInputError):
                 raise
             raise CTDInputError(f"probes.experts[{entry.name}] ({entry.kind}): {exc}") from exc
-        b = np.full(len(rows), np.nan)
-        b[~train] = np.asarray(b_scored, dtype=np.float64)
-        v_dev = dv_targets(spec.dv_target, y[dev], p[dev], b[dev])
+        v_fit = dv_targets(spec.dv_target, y[fit_dv], p[fit_dv], b[fit_dv])
         extra = np.c_[p, np.abs(p - 0.5)] if spec.dv_features == "activations+probe" else None
-        dvp = DVProbe().fit(x_dev, v_dev, layers, extra=None if extra is None else extra[dev])
+        dvp = DVProbe().fit(x_fit, v_fit, layers, extra=None if extra is None else extra[fit_dv])
         d = dvp.predict(x, extra=extra)
         v_pool = dv_targets(spec.dv_target, y[pool], p[pool], b[pool])
         from scipy.stats import spearmanr
@@ -344,7 +395,7 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
             name=entry.name, kind=entry.kind, description=desc, seconds_per_call=spc, tokens_per_call=tpc,
             auroc_pool=_nan_none(auroc(y[pool], b[pool])), auroc_pool_by_group=_auroc_by_group(y[pool], b[pool], groups[pool]),
             expert_layer=elayer, dv_layer=dvp.layer, dv_alpha=_nan_none(float(dvp.alpha or 0.0)),
-            dv_features=spec.dv_features,
+            dv_features=spec.dv_features, dv_training=spec.dv_training, dv_rows=int(fit_dv.sum()),
             dv_spearman_pool=_nan_none(float(rho)), dv_mean_pool=_nan_none(float(v_pool.mean()) if pool.any() else float("nan")),
         ))
         say(f"expert {entry.name}: pool AUROC {auroc(y[pool], b[pool]):.3f}, {spc * 100:.1f} s/100 texts, "
@@ -352,10 +403,12 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
 
     summary = ScoreSummary(
         model=spec.model, pooling=spec.pooling, probe_layer=probe.layer, probe_cv_auroc=[round(v, 4) for v in probe.cv_auroc],
+        probe_auroc_train_oof=oof_auroc,
         n_rows=len(frame), n_by_split={k or "pool": int(v) for k, v in pd.Series(split).value_counts().items()},
         n_by_group={k: int(v) for k, v in pd.Series(groups).value_counts().items()},
         probe_auroc_pool=_nan_none(auroc(y[pool], p[pool])), probe_auroc_pool_by_group=_auroc_by_group(y[pool], p[pool], groups[pool]),
-        probe_seconds_per_text=stats.seconds_per_text, experts=summaries, dv_target=spec.dv_target, seed=spec.seed,
+        probe_seconds_per_text=stats.seconds_per_text, experts=summaries, dv_target=spec.dv_target,
+        dv_training=spec.dv_training, crossfit_folds=spec.crossfit_folds if crossfit else None, seed=spec.seed,
         wall_seconds=time.perf_counter() - t_start,
     )
     return ScoreTable(frame, experts_meta, summary)

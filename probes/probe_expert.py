@@ -112,6 +112,25 @@ class ProbeExpert:
         self._fitted = True
         return self
 
+    def cross_fit(
+        self, texts: Sequence[str], labels: ArrayLike, *, folds: int = 5, seed: int = 0, strata: ArrayLike | None = None
+    ) -> NDArray[np.float64]:
+        """Out-of-fold P(unsafe) of labelled (training) texts; the fitted probe is left unchanged.
+
+        Each text is scored by a probe (same settings as the expert's own) fitted on the other
+        ``folds - 1`` folds only (see :func:`probes.linear.out_of_fold_proba`), so the values are
+        honest where :meth:`score` after :meth:`fit` on the same texts would be optimistic. Not
+        counted in :attr:`cost` (no expert call is made at deployment for these).
+        """
+        from probes.linear import out_of_fold_proba
+
+        items = check_texts(texts)
+        x, _ = self.activations(items)
+        return out_of_fold_proba(
+            x, np.asarray(labels), self.layers, folds=folds, seed=seed, strata=strata,
+            c=self.probe.c, inner_folds=self.probe.folds, device=self.probe.device,
+        )
+
     def score(self, texts: Sequence[str]) -> NDArray[np.float64]:
         """P(unsafe) per text.
 
