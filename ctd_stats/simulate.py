@@ -158,11 +158,14 @@ def make_population(distribution: str, **params: Any) -> Population:
 
 
 def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    """Exact two-sided Clopper–Pearson interval for a binomial proportion k/n."""
-    a = 1.0 - confidence
-    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
-    return lo, hi
+    """Exact two-sided Clopper–Pearson interval for a binomial proportion k/n at ``confidence``.
+
+    Thin scalar wrapper of :func:`ctd_stats.audit.intervals.clopper_pearson` (one implementation).
+    """
+    from ctd_stats.audit.intervals import clopper_pearson as _cp
+
+    lo, hi = _cp(k, n, alpha=1.0 - confidence)
+    return float(lo), float(hi)
 
 
 @dataclass(frozen=True)
