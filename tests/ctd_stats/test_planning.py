@@ -35,3 +35,10 @@ def test_bad_inputs():
         certifiable_budget(0, 0.1)
     with pytest.raises(CTDInputError):
         certifiable_budget(10, 1.2)
+
+
+def test_rate_times_n_is_not_floored_below_the_intended_count():
+    # 0.29 * 100 == 28.999999999999996 in floating point; the intended count is 29
+    from scipy import stats
+
+    assert certifiable_budget(100, 0.1, 0.29) == pytest.approx(stats.beta.ppf(0.9, 30, 71))
