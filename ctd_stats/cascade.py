@@ -1,4 +1,14 @@
-"""A deployable cascade: the certified threshold from a certificate, applied to new scores."""
+"""The deployed rule: delegate an input to the expert iff its DV score exceeds the certified τ.
+
+:class:`Cascade` is the one definition of "d(x) > τ" in the package: :meth:`Calibration.delegate
+<ctd_stats.ltt.Calibration.delegate>`, certificates and the audit all call it, so every path shares
+one policy for odd scores:
+
+* **NaN** is an error (:class:`~ctd_stats.errors.CTDInputError`, a ``ValueError``): a missing score
+  has no safe default decision, and silently answering either way would bias the delegation rate.
+* **±inf** are ordinary scores: ``+inf`` delegates under any finite τ, ``-inf`` never does.
+* **τ = +inf** (fail closed: nothing certified) never delegates, not even a score of ``+inf``.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +16,42 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ctd_stats.certificate import BudgetCertificate, Certificate, load_certificate
+from ctd_stats.errors import CTDInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ctd_stats.certificate import BudgetCertificate, Certificate
 
 
 @dataclass(frozen=True)
 class Cascade:
-    """Delegation rule ``d(x) > τ`` with the certified τ of one (expert, budget).
+    """Delegation rule ``d(x) > τ``, optionally with the certificate entry that certified τ.
 
-    Build it with :meth:`from_certificate`; call :meth:`delegate` on DV scores at deployment.
+    Build it with :meth:`from_certificate` at deployment, or :meth:`rule` for a bare threshold;
+    call :meth:`delegate` on DV scores.
     """
 
     threshold: float
-    budget: float
-    delta: float
-    expert: str
-    certified: bool
-    guarantee: str
-    result: BudgetCertificate
+    budget: float | None = None
+    delta: float | None = None
+    expert: str | None = None
+    certified: bool = False
+    guarantee: str = ""
+    result: BudgetCertificate | None = None
     certificate: Certificate | None = None
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.threshold):
+            raise CTDInputError("threshold: NaN is not a threshold (use +inf to never delegate)")
+
+    @classmethod
+    def rule(cls, threshold: float) -> Cascade:
+        """The bare rule ``d > threshold`` (no certificate attached)."""
+        return cls(threshold=float(threshold), certified=math.isfinite(threshold))
 
     @classmethod
     def from_certificate(
@@ -45,6 +69,8 @@ class Cascade:
         ``spec_path``/``data_path`` check the recorded hashes (see
         :func:`~ctd_stats.certificate.load_certificate`).
         """
+        from ctd_stats.certificate import Certificate, load_certificate
+
         if isinstance(path, Certificate):
             cert = path
         else:
@@ -62,21 +88,26 @@ class Cascade:
         )
 
     def delegate(self, scores: ArrayLike) -> NDArray[np.bool_]:
-        """Whether to call the expert for each score (``score > threshold``).
+        """Whether to call the expert for each score: ``score > threshold`` (see the module policy).
 
         Raises
         ------
-        ValueError
-            If any score is NaN (a missing score has no safe default decision).
+        CTDInputError
+            If any score is NaN (first index named).
         """
         s = np.asarray(scores, dtype=np.float64)
-        if np.isnan(s).any():
-            bad = int(np.flatnonzero(np.isnan(s.ravel()))[0])
-            raise ValueError(f"scores contain NaN (first at index {bad}); cannot decide delegation")
+        nan = np.isnan(s)
+        if nan.any():
+            bad = int(np.flatnonzero(nan.ravel())[0])
+            raise CTDInputError(
+                f"scores contain NaN (first at index {bad}): a missing score has no safe decision"
+            )
         return np.asarray(s > self.threshold, dtype=bool)
 
     def __repr__(self) -> str:
+        budget = "None" if self.budget is None else f"{self.budget:g}"
+        delta = "None" if self.delta is None else f"{self.delta:g}"
         return (
-            f"Cascade(expert={self.expert!r}, budget={self.budget:g}, delta={self.delta:g}, "
+            f"Cascade(expert={self.expert!r}, budget={budget}, delta={delta}, "
             f"threshold={self.threshold:.6g}, certified={self.certified})"
         )

@@ -24,11 +24,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from ctd_stats.errors import CTDInputError
 from ctd_stats.io import atomic_write_json
+from ctd_stats.score_reference import ScoreReference
 
 #: The certificate format written by this package.
 SCHEMA_VERSION: Final = "ctd.certificate/1"
-#: Number of quantiles of the calibration scores kept for drift checks.
-REFERENCE_QUANTILES = 201
 
 
 def _parse_float(value: Any) -> Any:
@@ -84,21 +83,6 @@ class FrontPoint(_Frozen):
     opt_error: float
 
 
-class ScoreReference(_Frozen):
-    """Quantiles of the calibration DV scores, for drift checks at deployment."""
-
-    n: int = Field(description="Number of calibration scores summarised.")
-    quantiles: list[float] = Field(description="Quantiles at probabilities 0, 1/200, ..., 1.")
-
-    @classmethod
-    def from_scores(cls, scores: ArrayLike, k: int = REFERENCE_QUANTILES) -> ScoreReference:
-        s = np.asarray(scores, dtype=np.float64).ravel()
-        if s.size == 0:
-            return cls(n=0, quantiles=[])
-        q = np.quantile(s, np.linspace(0.0, 1.0, k))
-        return cls(n=int(s.size), quantiles=[float(x) for x in q])
-
-
 class BudgetCertificate(_Frozen):
     """The certified threshold for one expert and one budget."""
 
@@ -119,11 +103,10 @@ class BudgetCertificate(_Frozen):
     score_reference: ScoreReference | None = None
 
     def delegate(self, scores: ArrayLike) -> np.ndarray:
-        """``scores > threshold`` (never delegates when not certified); NaN scores are an error."""
-        s = np.asarray(scores, dtype=np.float64)
-        if np.isnan(s).any():
-            raise ValueError("scores contain NaN: a decision cannot be made for a missing score")
-        return s > self.threshold
+        """Decisions of the deployed rule :class:`~ctd_stats.cascade.Cascade` for this entry."""
+        from ctd_stats.cascade import Cascade
+
+        return Cascade.rule(self.threshold).delegate(scores)
 
 
 class Certificate(_Frozen):

@@ -14,7 +14,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ctd_stats import __version__
+from ctd_stats._version import __version__
+from ctd_stats.commands._plugins import load_plugins
 from ctd_stats.errors import EXIT_BAD_INPUT, CTDInputError
 
 #: Modules that provide sub-commands, in the order they appear in ``ctd --help``.
@@ -25,7 +26,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ctd_stats.commands.simulate",
     "ctd_stats.commands.audit",
     "ctd_stats.commands.schema",
-    "probes.commands",
 )
 
 
@@ -40,14 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="machine-readable JSON on stdout instead of tables"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a command module not written yet, or an optional layer
-            if exc.name is not None and name.startswith(exc.name):
-                continue
-            raise
-        module.register(sub)
+    for name in (*COMMAND_MODULES, *load_plugins()):
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -95,9 +95,11 @@ class Calibration:
         return budget_guarantee_text(self.budget, self.delta, self.threshold, self.n)
 
     def delegate(self, scores: ArrayLike) -> NDArray[np.bool_]:
-        """Per-input decisions: ``scores > threshold`` (never delegates when not certified)."""
-        s = as_finite_1d("scores", scores, allow_empty=True)
-        return s > self.threshold
+        """Per-input decisions by the deployed rule :class:`~ctd_stats.cascade.Cascade` (``scores > threshold``;
+        never delegates when not certified; NaN scores are an error)."""
+        from ctd_stats.cascade import Cascade
+
+        return Cascade.rule(self.threshold).delegate(scores)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (``inf`` becomes the string ``"inf"``)."""

@@ -22,6 +22,7 @@ from scipy import stats
 
 from ctd_stats._validation import as_finite_1d, check_open_unit
 from ctd_stats.errors import CTDInputError
+from ctd_stats.intervals import clopper_pearson
 from ctd_stats.ltt import calibrate_budget_batch
 from ctd_stats.pareto import CascadeData, calibrate_cascade
 
@@ -157,17 +158,6 @@ def make_population(distribution: str, **params: Any) -> Population:
 # ------------------------------------------------------------------------------- results
 
 
-def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    """Exact two-sided Clopper–Pearson interval for a binomial proportion k/n at ``confidence``.
-
-    Thin scalar wrapper of :func:`ctd_stats.audit.intervals.clopper_pearson` (one implementation).
-    """
-    from ctd_stats.audit.intervals import clopper_pearson as _cp
-
-    lo, hi = _cp(k, n, alpha=1.0 - confidence)
-    return float(lo), float(hi)
-
-
 @dataclass(frozen=True)
 class SimulationResult:
     """Outcome of a guarantee simulation (immutable)."""
@@ -192,7 +182,8 @@ class SimulationResult:
     @property
     def violation_interval(self) -> tuple[float, float]:
         """Exact two-sided Clopper–Pearson interval for P(violation) at ``confidence``."""
-        return clopper_pearson(self.violations, self.trials, self.confidence)
+        lo, hi = clopper_pearson(self.violations, self.trials, alpha=1.0 - self.confidence)
+        return float(lo), float(hi)
 
     @property
     def violation_upper(self) -> float:

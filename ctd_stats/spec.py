@@ -13,127 +13,50 @@ so ``ctd schema`` gives editors a complete JSON Schema.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import math
 import os
-import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
-    Discriminator,
     Field,
     PrivateAttr,
-    Tag,
     ValidationError,
-    WithJsonSchema,
     model_validator,
 )
 
 from ctd_stats.errors import CTDInputError
-from ctd_stats.yaml_loader import YAMLDocument, format_location, format_path, load_yaml
+from ctd_stats.pvalues import PValueKind
+from ctd_stats.spec_errors import _short, format_validation_error
+from ctd_stats.spec_simulation import (
+    ParametricPopulation,
+    SimulationSpec,
+    TablePopulation,
+)
+from ctd_stats.spec_types import (
+    Budgets,
+    Name,
+    OpenUnit,
+    Unit,
+    _Model,
+    _nonempty,
+    _unique,
+)
+from ctd_stats.table import SPLITS, ScoreTable
+from ctd_stats.yaml_loader import YAMLDocument, format_location, load_yaml
 
 #: Version of the spec format understood by this package.
 SPEC_VERSION = 1
 
 #: Split names of the score table (see ``docs/score-table.md``).
-SPLIT_NAMES: tuple[str, ...] = ("train", "dev", "opt", "ht", "eval")
+SPLIT_NAMES: tuple[str, ...] = SPLITS
 
 #: Procedures and p-values accepted by the calibration core.
 Procedure = Literal["fixed_sequence", "bonferroni", "holm"]
-PValueKind = Literal["binomial", "hoeffding", "bentkus", "hb"]
 JointRule = Literal["max_p", "bonferroni_split"]
 OutputFormat = Literal["md", "html", "json"]
-
-
-# --------------------------------------------------------------------------------- value types
-def _open_unit(value: float) -> float:
-    if not (0.0 < value < 1.0):  # also rejects NaN
-        raise ValueError("expected a number strictly between 0 and 1")
-    return float(value)
-
-
-def _unit(value: float) -> float:
-    if not (0.0 <= value <= 1.0):
-        raise ValueError("expected a number between 0 and 1 (inclusive)")
-    return float(value)
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("expected a finite number")
-    return float(value)
-
-
-def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-
-def _unique(values: list[Any]) -> list[Any]:
-    seen: set[Any] = set()
-    for v in values:
-        if v in seen:
-            raise ValueError(f"expected distinct values ({v!r} appears twice)")
-        seen.add(v)
-    return values
-
-
-def _nonempty(values: list[Any]) -> list[Any]:
-    if not values:
-        raise ValueError("expected at least one value")
-    return values
-
-
-def _name(value: str) -> str:
-    if not value or not all(c.isalnum() or c in "-_." for c in value):
-        raise ValueError("expected a non-empty name of letters, digits, '-', '_' or '.'")
-    return value
-
-
-#: A number in the open interval (0, 1): budgets, δ, fractions of a pool.
-OpenUnit = Annotated[
-    float,
-    AfterValidator(_open_unit),
-    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}),
-]
-#: A number in the closed interval [0, 1].
-Unit = Annotated[
-    float, AfterValidator(_unit), WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})
-]
-FiniteFloat = Annotated[float, AfterValidator(_finite), WithJsonSchema({"type": "number"})]
-Name = Annotated[
-    str, AfterValidator(_name), WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+$"})
-]
-#: One budget or a list of budgets; always a list after validation.
-Budgets = Annotated[
-    list[OpenUnit],
-    BeforeValidator(_as_list),
-    AfterValidator(_nonempty),
-    AfterValidator(_unique),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-                {
-                    "type": "array",
-                    "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-                    "minItems": 1,
-                },
-            ]
-        }
-    ),
-]
-
-
-class _Model(BaseModel):
-    """Base of every spec model: frozen-free, strict types, unknown keys rejected."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
 
 
 # ------------------------------------------------------------------------------------ sections
@@ -285,128 +208,6 @@ class EvaluationSpec(_Model):
     )
 
 
-Distribution = Literal["uniform", "normal", "beta", "lognormal", "discrete", "point_mass"]
-
-#: Parameters each parametric distribution takes, with defaults (as in
-#: :func:`ctd_stats.simulate.make_population`).
-DISTRIBUTION_PARAMS: dict[str, dict[str, Any]] = {
-    "uniform": {},
-    "normal": {"loc": 0.0, "scale": 1.0},
-    "beta": {"a": 2.0, "b": 5.0},
-    "lognormal": {"sigma": 1.0},
-    "discrete": {"values": [0.0, 1.0, 2.0, 3.0], "probs": [0.4, 0.3, 0.2, 0.1]},
-    "point_mass": {"atom": 0.0, "mass": 0.5},
-}
-
-
-class ParametricPopulation(_Model):
-    """Scores drawn from a known distribution (the true rate is computed exactly)."""
-
-    kind: Literal["parametric"] = Field(default="parametric", description="A parametric generator.")
-    distribution: Distribution = Field(
-        default="uniform",
-        description="uniform on [0, 1]; normal(loc, scale); beta(a, b); lognormal(sigma); "
-        "discrete(values, probs) — ties; point_mass(atom, mass): an atom of probability `mass` "
-        "plus a standard normal.",
-    )
-    params: dict[str, FiniteFloat | list[FiniteFloat]] = Field(
-        default_factory=dict, description="Distribution parameters; missing ones take defaults."
-    )
-
-    @model_validator(mode="after")
-    def _check_params(self) -> ParametricPopulation:
-        allowed = DISTRIBUTION_PARAMS[self.distribution]
-        unknown = sorted(set(self.params) - set(allowed))
-        if unknown:
-            expected = ", ".join(allowed) if allowed else "no parameters"
-            raise ValueError(
-                f"unknown parameter(s) {', '.join(unknown)} for {self.distribution} (expected: {expected})"
-            )
-        p = self.resolved_params()
-        for key, default in allowed.items():
-            if isinstance(default, list) != isinstance(p[key], list):
-                kind = "a list of numbers" if isinstance(default, list) else "a number"
-                raise ValueError(f"params.{key}: expected {kind}")
-        checks = {
-            "normal": (p.get("scale", 1) > 0, "params.scale: expected a positive number"),
-            "beta": (p.get("a", 1) > 0 and p.get("b", 1) > 0, "params: expected a > 0 and b > 0"),
-            "lognormal": (p.get("sigma", 1) > 0, "params.sigma: expected a positive number"),
-            "point_mass": (
-                0 <= p.get("mass", 0.5) <= 1,
-                "params.mass: expected a number in [0, 1]",
-            ),
-        }
-        ok, message = checks.get(self.distribution, (True, ""))
-        if not ok:
-            raise ValueError(message)
-        if self.distribution == "discrete":
-            values, probs = p["values"], p["probs"]
-            if len(values) != len(probs) or not values:
-                raise ValueError(
-                    "params: expected `values` and `probs` of the same, non-zero length"
-                )
-            if any(q < 0 for q in probs) or abs(sum(probs) - 1.0) > 1e-6:
-                raise ValueError("params.probs: expected non-negative probabilities summing to 1")
-        return self
-
-    def resolved_params(self) -> dict[str, Any]:
-        """Parameters with defaults filled in."""
-        return {**DISTRIBUTION_PARAMS[self.distribution], **self.params}
-
-
-class TablePopulation(_Model):
-    """The score table's DV scores, resampled with replacement (the table is the population)."""
-
-    kind: Literal["table"] = Field(default="table", description="Resample the score table.")
-    splits: list[Literal["train", "dev", "opt", "ht", "eval", "pool"]] | None = Field(
-        default=None, description="Which splits' rows form the population (default: all rows)."
-    )
-    expert: str | None = Field(
-        default=None, description="Whose DV score (default: the first expert)."
-    )
-
-
-def _population_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("kind", "parametric"))
-    return str(getattr(value, "kind", "parametric"))
-
-
-Population = Annotated[
-    Annotated[ParametricPopulation, Tag("parametric")] | Annotated[TablePopulation, Tag("table")],
-    Discriminator(
-        _population_kind,
-        custom_error_type="population_kind",
-        custom_error_message="expected `kind: parametric` or `kind: table`",
-    ),
-]
-
-
-class SimulationSpec(_Model):
-    """Checking the guarantee in simulation: many calibration draws from a known population."""
-
-    population: Population = Field(
-        default_factory=ParametricPopulation,
-        description="Where scores come from: `kind: parametric` or `kind: table`.",
-    )
-    trials: int = Field(default=2000, ge=1, description="Simulated calibration sets per setting.")
-    sizes: Annotated[list[Annotated[int, Field(ge=1)]], AfterValidator(_nonempty)] = Field(
-        default=[1000], description="Calibration set sizes n to simulate."
-    )
-    budgets: Budgets | None = Field(
-        default=None, description="Budgets to simulate (default: `calibration.budget`)."
-    )
-    procedures: Annotated[
-        list[Literal["fixed_sequence", "bonferroni"]],
-        AfterValidator(_nonempty),
-        AfterValidator(_unique),
-    ] = Field(
-        default=["fixed_sequence", "bonferroni"],
-        description="Procedures to compare (budget-only calibration, exact binomial p-value).",
-    )
-    seed: int = Field(default=0, ge=0, description="Seed of the simulation.")
-
-
 class OutputsSpec(_Model):
     """Where results go."""
 
@@ -499,30 +300,84 @@ class CascadeSpec(_Model):
 
     @property
     def probes_spec(self) -> Any:
-        """The ``probes:`` block as a ``probes.spec.ProbesSpec`` (or the raw dict without it)."""
+        """The ``probes:`` block as its registered model (see :func:`register_block_model`), else the raw dict."""
         return self._probes_model if self._probes_model is not None else self.probes
+
+    def load_table(self, *, require_file: bool = True) -> ScoreTable | None:
+        """Read the score table this spec names, with its column map, and fill its calibration splits.
+
+        Returns None when the spec names no table, or (with ``require_file=False``) when the file
+        does not exist yet.
+
+        Raises
+        ------
+        CTDInputError
+            The table is missing (with a hint to ``ctd scores`` when a ``probes:`` block could build
+            it) or invalid (see :func:`ctd_stats.table.read_score_table`).
+        """
+        from ctd_stats.table import ColumnNames, ExpertColumnNames, fill_splits, read_score_table
+
+        path = self.table_path()
+        if path is None or (not path.exists() and not require_file):
+            return None
+        if not path.exists():
+            hint = " (run `ctd scores SPEC` to produce it from the `probes:` block)" if self.probes else ""
+            where = f"{self.source}: data.table: " if self.source is not None else ""
+            raise CTDInputError(f"{where}score table {path} not found{hint}")
+        c = self.data.columns
+        experts = None
+        if self.data.experts:
+            experts = {
+                name: ExpertColumnNames(
+                    expert_prob=(ec.expert_prob if ec is not None and ec.expert_prob else "")
+                    or f"{c.expert_prob}__{name}",
+                    dv_score=(ec.dv_score if ec is not None and ec.dv_score else "")
+                    or f"{c.dv_score}__{name}",
+                )
+                for name, ec in self.data.experts.items()
+            }
+        table = read_score_table(
+            path,
+            columns=ColumnNames(**c.model_dump()),
+            experts=experts,
+            fmt=self.data.format,
+            require_labels=self.calibration.pareto,
+        )
+        s = self.splits
+        fractions = {"dev": s.dev, "opt": s.opt, "ht": s.ht, "eval": s.eval}
+        return table.with_split(fill_splits(table.split, fractions, s.seed))
 
     def simulation_budgets(self) -> list[float]:
         """Budgets simulated by ``ctd simulate`` (default: the calibration budgets)."""
         return list(self.simulation.budgets or self.calibration.budget)
 
 
-# ------------------------------------------------------------------------------- probes hook
-def _probes_spec_class() -> type[BaseModel] | None:
-    """``probes.spec.ProbesSpec`` if the probes layer provides it, else None."""
-    try:
-        module = importlib.import_module("probes.spec")
-    except ImportError:
-        return None
-    cls = getattr(module, "ProbesSpec", None)
-    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+# ------------------------------------------------------------------------ plugin blocks
+#: Models of optional top-level blocks supplied by plugins (e.g. ``probes`` by the probes layer).
+_BLOCK_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def register_block_model(block: str, model: type[BaseModel]) -> None:
+    """Validate the spec's ``block`` (today only ``probes``) with ``model`` from now on.
+
+    The core never imports an upper layer: the probes layer registers its ``ProbesSpec`` here when it
+    is imported, and the CLI's composition root (:mod:`ctd_stats.commands._plugins`) imports it.
+    """
+    if block not in CascadeSpec.model_fields:
+        raise ValueError(f"unknown spec block {block!r}")
+    _BLOCK_MODELS[block] = model
+
+
+def block_model(block: str) -> type[BaseModel] | None:
+    """The model registered for an optional block (None: the block is kept as a plain mapping)."""
+    return _BLOCK_MODELS.get(block)
 
 
 def spec_json_schema() -> dict[str, Any]:
     """The JSON Schema of :class:`CascadeSpec` (with the probes block's schema when available)."""
     schema = CascadeSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    probes_cls = _probes_spec_class()
+    probes_cls = block_model("probes")
     if probes_cls is not None:
         sub = probes_cls.model_json_schema(ref_template="#/$defs/{model}")
         defs = schema.setdefault("$defs", {})
@@ -534,91 +389,6 @@ def spec_json_schema() -> dict[str, Any]:
             "description": CascadeSpec.model_fields["probes"].description,
         }
     return schema
-
-
-# ------------------------------------------------------------------------------ error format
-def _allowed_keys(loc: Sequence[str | int]) -> list[str] | None:
-    """Field names of the model at ``loc`` (for 'unknown key' messages)."""
-    model: Any = CascadeSpec
-    for seg in loc:
-        if isinstance(seg, int):
-            continue
-        fields = getattr(model, "model_fields", None)
-        if fields is None:
-            return None
-        if seg in fields:
-            model = _first_model(fields[seg].annotation)
-        elif seg in ("parametric", "table"):
-            model = ParametricPopulation if seg == "parametric" else TablePopulation
-        else:
-            model = model  # a dict key (e.g. an expert name): keep the value model
-        if model is None:
-            return None
-    fields = getattr(model, "model_fields", None)
-    return list(fields) if fields else None
-
-
-def _first_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _first_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def format_validation_error(
-    exc: ValidationError, doc: YAMLDocument | None, file: str, prefix: tuple[str | int, ...] = ()
-) -> str:
-    """One line per error: ``file:line:col: field.path: what was expected (got X)``."""
-    lines: list[tuple[tuple[int, int], str]] = []
-    seen: set[str] = set()
-    for err in exc.errors(include_url=False):
-        loc = (*prefix, *err["loc"])
-        etype = err["type"]
-        if doc is not None:
-            path, pos, _ = doc.resolve(loc, trailing_key=etype in ("missing", "extra_forbidden"))
-        else:
-            path, pos = tuple(loc), None
-        if etype == "extra_forbidden":
-            key = loc[-1]
-            if doc is not None:
-                pos = doc.key_position(path) or pos
-            allowed = _allowed_keys(loc[:-1]) if not prefix else None
-            hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
-            what = f"unknown key {key!r}{hint}"
-        elif etype == "missing":
-            what = "required field is missing"
-        else:
-            msg = str(err["msg"])
-            for lead in ("Value error, ", "Assertion failed, "):
-                if msg.startswith(lead):
-                    msg = msg[len(lead) :]
-            if msg.startswith("Input should be "):
-                msg = "expected " + msg[len("Input should be ") :]
-                msg = re.sub(r"^expected (greater|less) than", r"expected a number \1 than", msg)
-            what = msg
-            if err.get("input") is not None and etype not in ("union_tag_invalid",):
-                if not isinstance(err["input"], dict | list) or "type" in etype:
-                    what += f" (got {_short(err['input'])})"
-        where = f"{format_location(file, pos)}: " if pos is not None else f"{file}: "
-        line = f"{where}{format_path(path)}: {what}"
-        if line not in seen:
-            seen.add(line)
-            key_sort = (pos.line, pos.column) if pos is not None else (0, 0)
-            lines.append((key_sort, line))
-    lines.sort(key=lambda t: t[0])
-    return "\n".join(text for _, text in lines)
 
 
 # ----------------------------------------------------------------------------------- loading
@@ -635,9 +405,14 @@ def validate_spec_data(
     try:
         spec = CascadeSpec.model_validate(data)
     except ValidationError as exc:
-        raise CTDInputError(format_validation_error(exc, doc, file)) from None
+        raise CTDInputError(
+            format_validation_error(
+                exc, doc, file, root=CascadeSpec,
+                variants={"parametric": ParametricPopulation, "table": TablePopulation},
+            )
+        ) from None
     if spec.probes is not None:
-        probes_cls = _probes_spec_class()
+        probes_cls = block_model("probes")
         if probes_cls is not None:
             try:
                 spec._probes_model = probes_cls.model_validate(spec.probes)

@@ -1,18 +1,19 @@
-"""The score table: reading, column mapping, validation and split assignment.
+"""THE score table: the seam between the probes layer and the core (read, write, splits, metadata).
 
-One row per input, with the columns documented in ``docs/score-table.md``. :func:`read_score_table`
-reads Parquet or CSV, maps the spec's column names onto the documented fields, checks every value
-(errors name the column, the file and the first bad row) and returns a :class:`ScoreTable` of plain
-numpy arrays. :func:`assign_splits` fills empty ``split`` cells from the spec's fractions; rows that
-carry a split keep it.
+One row per input, with the columns documented in ``docs/score-table.md``. This module alone owns
+the format: :func:`read_score_table` reads Parquet or CSV, maps a spec's column names onto the
+documented fields, checks every value (errors name the column, the file and the first bad row) and
+returns a :class:`ScoreTable` of plain numpy arrays; :func:`write_score_table` writes a frame with
+its metadata atomically (the probes layer builds a frame and calls it); :func:`fill_splits` fills
+empty ``split`` cells from a spec's calibration fractions. The table reader knows no spec: a spec
+reads its table with :meth:`ctd_stats.spec.CascadeSpec.load_table`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,46 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ctd_stats._table_io import (
+    CSV_EXPERTS_SIDECAR,
+    EXPERTS_METADATA_KEY,
+    PROBES_METADATA_KEY,
+    detect_format,
+    file_sha256,
+    numeric_column,
+    read_frame,
+    row_where,
+    string_column,
+)
 from ctd_stats.errors import CTDInputError
+
+__all__ = [
+    "CSV_EXPERTS_SIDECAR",
+    "DEFAULT_EXPERT",
+    "EXPERTS_METADATA_KEY",
+    "POOL",
+    "PROBES_METADATA_KEY",
+    "SPLITS",
+    "TRAINING_SPLITS",
+    "UNASSIGNED",
+    "ColumnNames",
+    "ExpertColumnNames",
+    "ExpertScores",
+    "ScoreTable",
+    "detect_format",
+    "file_sha256",
+    "fill_splits",
+    "read_score_table",
+    "resolve_expert_columns",
+    "write_score_table",
+]
 
 #: Valid values of the ``split`` column ("" = unassigned; "pool" = left unused by the splitter).
 SPLITS: tuple[str, ...] = ("train", "dev", "opt", "ht", "eval")
+#: Rows in these splits trained the probes and never enter calibration or evaluation.
+TRAINING_SPLITS: tuple[str, ...] = ("train", "dev")
 UNASSIGNED = ""
 POOL = "pool"
-#: Parquet schema-metadata key holding per-expert cost metadata (JSON).
-EXPERTS_METADATA_KEY = "ctd.experts"
 DEFAULT_EXPERT = "expert"
 
 
@@ -152,108 +185,6 @@ def _row_ref(table: ScoreTable, i: int) -> str:
     return f"{i} (id {str(table.ids[i])!r})"
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's bytes, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def detect_format(path: Path, fmt: str = "auto") -> str:
-    """``parquet`` or ``csv`` from the suffix (or the explicit ``fmt``)."""
-    if fmt != "auto":
-        return fmt
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    if suffix in (".csv", ".txt"):
-        return "csv"
-    raise CTDInputError(
-        f"{path}: cannot tell the table format from the suffix {suffix!r}; "
-        "use .parquet or .csv, or set data.format"
-    )
-
-
-def _read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[str, Any]]:
-    """Read the wanted columns that exist; return (DataFrame, expert cost metadata)."""
-    import pandas as pd
-
-    costs: dict[str, Any] = {}
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            schema = pq.read_schema(path)
-        except Exception as exc:  # pyarrow raises several types for non-Parquet bytes
-            raise CTDInputError(f"{path}: not a readable Parquet file ({exc})") from None
-        meta = schema.metadata or {}
-        raw = meta.get(EXPERTS_METADATA_KEY.encode())
-        if raw:
-            try:
-                parsed = json.loads(raw)
-                costs = parsed if isinstance(parsed, dict) else {}
-            except ValueError:
-                costs = {}
-        present = [c for c in dict.fromkeys(wanted) if c in schema.names]
-        extra = [
-            c for c in schema.names if "__" in c and c.startswith(("dv_score__", "expert_prob__"))
-        ]
-        cols = list(dict.fromkeys([*present, *extra]))
-        frame = pq.read_table(path, columns=cols).to_pandas()
-        frame.attrs["all_columns"] = list(schema.names)
-        return frame, costs
-    try:
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True
-        )
-    except pd.errors.EmptyDataError:
-        raise CTDInputError(f"{path}: the CSV file is empty (expected a header row)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise CTDInputError(f"{path}: not a readable CSV file ({exc})") from None
-    frame.attrs["all_columns"] = list(frame.columns)
-    return frame, costs
-
-
-_MISSING_STRINGS = {"", "na", "nan", "null", "none"}
-
-
-def _numeric(frame: Any, col: str, path: Path, fmt: str) -> NDArray[np.float64]:
-    """Column as float64; NaN for missing cells; error naming the first non-numeric cell."""
-    import pandas as pd
-
-    s = frame[col]
-    if fmt == "csv" or s.dtype == object:
-        text = s.astype(str).str.strip()
-        missing = text.str.lower().isin(_MISSING_STRINGS) | s.isna()
-        lowered = text.str.lower()
-        text = text.mask(lowered == "true", "1").mask(lowered == "false", "0")
-        values = pd.to_numeric(text.mask(missing, None), errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.flatnonzero(np.isnan(values) & ~missing.to_numpy())
-        if bad.size:
-            i = int(bad[0])
-            raise CTDInputError(
-                f"{path}: column {col!r}: expected numbers, got {str(s.iloc[i])!r} at row {i}"
-                + (f" (line {i + 2})" if fmt == "csv" else "")
-            )
-        return values
-    try:
-        return s.to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError):
-        raise CTDInputError(f"{path}: column {col!r}: expected numbers (got {s.dtype})") from None
-
-
-def _strings(frame: Any, col: str) -> NDArray[np.str_]:
-    s = frame[col]
-    return np.asarray(s.fillna("").astype(str).str.strip().to_numpy(), dtype=str)
-
-
-def _where(path: Path, fmt: str, i: int, ids: NDArray[np.str_]) -> str:
-    line = f", line {i + 2}" if fmt == "csv" else ""
-    return f"row {i} (id {str(ids[i])!r}{line})"
-
-
 def resolve_expert_columns(
     columns: ColumnNames,
     experts: Mapping[str, ExpertColumnNames | None] | None,
@@ -321,104 +252,33 @@ def read_score_table(
     if p.is_dir():
         raise CTDInputError(f"{p}: is a directory, expected a score table file")
     kind = detect_format(p, fmt)
-    base = [
-        cols.id,
-        cols.split,
-        cols.group,
-        cols.label,
-        cols.probe_prob,
-        cols.expert_prob,
-        cols.dv_score,
-    ]
-    wanted = list(base)
+    wanted = [cols.id, cols.split, cols.group, cols.label, cols.probe_prob, cols.expert_prob, cols.dv_score]
     for spec in (experts or {}).values():
         if spec is not None:
             wanted += [c for c in (spec.expert_prob, spec.dv_score) if c]
-    frame, costs = _read_frame(p, kind, wanted)
+    frame, costs = read_frame(p, kind, wanted)
     available: list[str] = list(frame.attrs.get("all_columns", frame.columns))
     expert_cols = resolve_expert_columns(cols, experts, available)
-
-    def need(col: str, role: str) -> None:
-        if col not in frame.columns:
-            shown = ", ".join(map(repr, available[:12])) + (" ..." if len(available) > 12 else "")
-            raise CTDInputError(
-                f"{p}: missing column {col!r} ({role}); the table has columns: {shown or 'none'}"
-            )
-
-    for name, ec in expert_cols.items():
-        need(ec.dv_score, f"dv_score of expert {name!r}")
-    if require_labels:
-        need(cols.label, "label")
-        need(cols.probe_prob, "probe_prob")
-        for name, ec in expert_cols.items():
-            need(ec.expert_prob, f"expert_prob of expert {name!r}")
-
-    n = len(frame)
-    if n == 0:
+    _check_columns(p, frame, available, cols, expert_cols, require_labels)
+    if len(frame) == 0:
         raise CTDInputError(f"{p}: the score table has no rows")
-    ids = _strings(frame, cols.id) if cols.id in frame.columns else np.arange(n).astype(str)
-    if cols.id in frame.columns:
-        uniq, counts = np.unique(ids, return_counts=True)
-        if (counts > 1).any():
-            dup = uniq[counts > 1][0]
-            raise CTDInputError(
-                f"{p}: column {cols.id!r}: duplicate id {str(dup)!r} (ids must be unique)"
-            )
-
-    split = _strings(frame, cols.split) if cols.split in frame.columns else np.full(n, UNASSIGNED)
-    bad_split = np.flatnonzero(~np.isin(split, [*SPLITS, UNASSIGNED, POOL]))
-    if bad_split.size:
-        i = int(bad_split[0])
-        raise CTDInputError(
-            f"{p}: column {cols.split!r}: expected one of {', '.join(SPLITS)} or empty, got "
-            f"{str(split[i])!r} at {_where(p, kind, i, ids)}"
-        )
-    group = _strings(frame, cols.group) if cols.group in frame.columns else None
-
-    def probability(col: str) -> NDArray[np.float64] | None:
-        if col not in frame.columns:
-            return None
-        v = _numeric(frame, col, p, kind)
-        bad = np.flatnonzero(~np.isnan(v) & ((v < 0) | (v > 1)))
-        if bad.size:
-            i = int(bad[0])
-            raise CTDInputError(
-                f"{p}: column {col!r}: expected probabilities in [0, 1], got {float(v[i])!r} at "
-                f"{_where(p, kind, i, ids)}"
-            )
-        return v
-
-    label: NDArray[np.float64] | None = None
-    if cols.label in frame.columns:
-        label = _numeric(frame, cols.label, p, kind)
-        bad = np.flatnonzero(~np.isnan(label) & (label != 0) & (label != 1))
-        if bad.size:
-            i = int(bad[0])
-            raise CTDInputError(
-                f"{p}: column {cols.label!r}: expected labels 0 or 1 (unsafe = 1) or empty, got "
-                f"{float(label[i])!r} at {_where(p, kind, i, ids)}"
-            )
-    probe = probability(cols.probe_prob)
-
+    cells = _Cells(frame, p, kind, _ids(frame, cols.id, p))
+    split = cells.split(cols.split)
+    group = string_column(frame, cols.group) if cols.group in frame.columns else None
+    label = cells.label(cols.label)
+    probe = cells.probability(cols.probe_prob)
     out: dict[str, ExpertScores] = {}
     for name, ec in expert_cols.items():
-        dv = _numeric(frame, ec.dv_score, p, kind)
-        bad = np.flatnonzero(~np.isfinite(dv))
-        if bad.size:
-            i = int(bad[0])
-            what = "NaN (missing)" if np.isnan(dv[i]) else repr(float(dv[i]))
-            raise CTDInputError(
-                f"{p}: column {ec.dv_score!r}: expected finite DV scores on every row, got {what} at "
-                f"{_where(p, kind, i, ids)} ({bad.size} bad rows in all)"
-            )
-        cost = costs.get(name, {}) if isinstance(costs.get(name, {}), dict) else {}
+        cost = costs.get(name, {})
         out[name] = ExpertScores(
-            name=name, dv_score=dv, expert_prob=probability(ec.expert_prob), cost=cost
+            name=name,
+            dv_score=cells.finite(ec.dv_score),
+            expert_prob=cells.probability(ec.expert_prob),
+            cost=cost if isinstance(cost, dict) else {},
         )
-
     return ScoreTable(
         path=p,
-        ids=ids,
+        ids=cells.ids,
         split=split,
         group=group,
         label=label,
@@ -428,12 +288,153 @@ def read_score_table(
     )
 
 
-def assign_splits(
+def _check_columns(
+    p: Path,
+    frame: Any,
+    available: list[str],
+    cols: ColumnNames,
+    expert_cols: Mapping[str, ExpertColumnNames],
+    require_labels: bool,
+) -> None:
+    """Raise naming the first required column that is absent."""
+    needed = [(ec.dv_score, f"dv_score of expert {name!r}") for name, ec in expert_cols.items()]
+    if require_labels:
+        needed += [(cols.label, "label"), (cols.probe_prob, "probe_prob")]
+        needed += [(ec.expert_prob, f"expert_prob of expert {name!r}") for name, ec in expert_cols.items()]
+    for col, role in needed:
+        if col not in frame.columns:
+            shown = ", ".join(map(repr, available[:12])) + (" ..." if len(available) > 12 else "")
+            raise CTDInputError(
+                f"{p}: missing column {col!r} ({role}); the table has columns: {shown or 'none'}"
+            )
+
+
+def _ids(frame: Any, col: str, p: Path) -> NDArray[np.str_]:
+    """Row ids (row numbers when the column is absent); duplicates are an error."""
+    if col not in frame.columns:
+        return np.arange(len(frame)).astype(str)
+    ids = string_column(frame, col)
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1][0]
+        raise CTDInputError(f"{p}: column {col!r}: duplicate id {str(dup)!r} (ids must be unique)")
+    return ids
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Typed, checked columns of one frame; errors name the column, file and first bad row."""
+
+    frame: Any
+    path: Path
+    kind: str
+    ids: NDArray[np.str_]
+
+    def _fail(self, col: str, expected: str, got: str, i: int, extra: str = "") -> CTDInputError:
+        where = row_where(self.path, self.kind, i, self.ids)
+        return CTDInputError(f"{self.path}: column {col!r}: expected {expected}, got {got} at {where}{extra}")
+
+    def split(self, col: str) -> NDArray[np.str_]:
+        if col not in self.frame.columns:
+            return np.full(len(self.frame), UNASSIGNED)
+        split = string_column(self.frame, col)
+        bad = np.flatnonzero(~np.isin(split, [*SPLITS, UNASSIGNED, POOL]))
+        if bad.size:
+            i = int(bad[0])
+            raise self._fail(col, f"one of {', '.join(SPLITS)} or empty", repr(str(split[i])), i)
+        return split
+
+    def probability(self, col: str) -> NDArray[np.float64] | None:
+        if col not in self.frame.columns:
+            return None
+        v = numeric_column(self.frame, col, self.path, self.kind)
+        bad = np.flatnonzero(~np.isnan(v) & ((v < 0) | (v > 1)))
+        if bad.size:
+            i = int(bad[0])
+            raise self._fail(col, "probabilities in [0, 1]", repr(float(v[i])), i)
+        return v
+
+    def label(self, col: str) -> NDArray[np.float64] | None:
+        if col not in self.frame.columns:
+            return None
+        y = numeric_column(self.frame, col, self.path, self.kind)
+        bad = np.flatnonzero(~np.isnan(y) & (y != 0) & (y != 1))
+        if bad.size:
+            i = int(bad[0])
+            raise self._fail(col, "labels 0 or 1 (unsafe = 1) or empty", repr(float(y[i])), i)
+        return y
+
+    def finite(self, col: str) -> NDArray[np.float64]:
+        v = numeric_column(self.frame, col, self.path, self.kind)
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            i = int(bad[0])
+            what = "NaN (missing)" if np.isnan(v[i]) else repr(float(v[i]))
+            raise self._fail(col, "finite DV scores on every row", what, i, f" ({bad.size} bad rows in all)")
+        return v
+
+
+def write_score_table(
+    frame: Any,
+    path: str | os.PathLike[str],
+    *,
+    experts: Mapping[str, Mapping[str, Any]] | None = None,
+    probes_summary: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a score table atomically: Parquet by default, CSV for a ``.csv`` path.
+
+    Parameters
+    ----------
+    frame
+        A pandas DataFrame with the documented columns (``id``, ``split``, ``group``, ``label``,
+        ``probe_prob``, ``expert_prob[__<name>]``, ``dv_score[__<name>]``).
+    path
+        Destination; written to a temporary file in the same folder and renamed, so a reader never
+        sees a half-written table.
+    experts
+        Per-expert metadata (costs, description) stored under :data:`EXPERTS_METADATA_KEY` (Parquet
+        schema metadata; for CSV, the sidecar ``<path>.experts.json``), read back as
+        :attr:`ExpertScores.cost`.
+    probes_summary
+        The probes layer's build summary, stored under :data:`PROBES_METADATA_KEY` (Parquet only).
+
+    Returns
+    -------
+    Path
+        The table written.
+    """
+    from ctd_stats.io import atomic_write_bytes, atomic_write_json
+
+    p = Path(path)
+    if "id" not in frame.columns:
+        raise CTDInputError(f"{p}: cannot write a score table without an 'id' column")
+    if detect_format(p) == "csv":
+        atomic_write_bytes(p, frame.to_csv(index=False).encode())
+        if experts:
+            atomic_write_json(p.with_name(p.name + CSV_EXPERTS_SIDECAR), dict(experts))
+        return p
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    if experts is not None:
+        meta[EXPERTS_METADATA_KEY.encode()] = json.dumps(dict(experts)).encode()
+    if probes_summary is not None:
+        meta[PROBES_METADATA_KEY.encode()] = json.dumps(dict(probes_summary)).encode()
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
+    return atomic_write_bytes(p, buf.getvalue())
+
+
+def fill_splits(
     split: Sequence[str] | NDArray[np.str_],
     fractions: Mapping[str, float],
     seed: int,
 ) -> NDArray[np.str_]:
-    """Fill empty split cells at random; rows that carry a split keep it.
+    """Fill empty split cells at random (the calibration splits); rows that carry a split keep it.
 
     Parameters
     ----------
@@ -460,40 +461,3 @@ def assign_splits(
         out[perm[lo:hi]] = name
     out[perm[bounds[-1] :]] = POOL
     return np.asarray(out, dtype=str)
-
-
-def load_spec_table(spec: Any, *, require_file: bool = True) -> ScoreTable | None:
-    """Read the table a :class:`~ctd_stats.spec.CascadeSpec` points to and assign its splits."""
-    path = spec.table_path()
-    if path is None:
-        return None
-    if not path.exists() and not require_file:
-        return None
-    if not path.exists():
-        hint = (
-            " (run `ctd scores SPEC` to produce it from the `probes:` block)" if spec.probes else ""
-        )
-        where = f"{spec.source}: data.table: " if spec.source is not None else ""
-        raise CTDInputError(f"{where}score table {path} not found{hint}")
-    c = spec.data.columns
-    experts = None
-    if spec.data.experts:
-        experts = {
-            name: ExpertColumnNames(
-                expert_prob=(ec.expert_prob if ec is not None and ec.expert_prob else "")
-                or f"{c.expert_prob}__{name}",
-                dv_score=(ec.dv_score if ec is not None and ec.dv_score else "")
-                or f"{c.dv_score}__{name}",
-            )
-            for name, ec in spec.data.experts.items()
-        }
-    table = read_score_table(
-        path,
-        columns=ColumnNames(**c.model_dump()),
-        experts=experts,
-        fmt=spec.data.format,
-        require_labels=spec.calibration.pareto,
-    )
-    s = spec.splits
-    fractions = {"dev": s.dev, "opt": s.opt, "ht": s.ht, "eval": s.eval}
-    return table.with_split(assign_splits(table.split, fractions, s.seed))

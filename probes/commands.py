@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         pspec = pspec.model_copy(update={"cache_dir": str(spec.base_dir / pspec.cache_dir)})
 
     from probes.experts import ExpertError
-    from probes.pipeline import build_score_table, write_score_table
+    from probes.pipeline import build_score_table
 
     t0 = time.perf_counter()
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         result = build_score_table(pspec, log=log)
     except ExpertError as exc:
         raise CTDInputError(f"{args.spec}: an expert failed: {exc}") from exc
-    path = write_score_table(result, out)
+    path = result.write(out)
     summary = result.summary
     if getattr(args, "json", False):
         print(json.dumps({"table": str(path), "summary": summary.model_dump()}, indent=2))

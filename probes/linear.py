@@ -24,21 +24,9 @@ from typing import Any
 import numpy as np
 
 from ctd_stats.errors import CTDInputError
+from ctd_stats.study.metrics import auroc
 
 __all__ = ["DVProbe", "SafetyProbe", "auroc", "out_of_fold_proba", "stratified_folds"]
-
-
-def auroc(y: np.ndarray, s: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties counted half); NaN when one class is absent."""
-    y = np.asarray(y).astype(bool)
-    s = np.asarray(s, dtype=np.float64)
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:

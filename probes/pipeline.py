@@ -36,7 +36,6 @@ rows. Per-expert costs (measured on non-train rows) go to the Parquet schema met
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import time
@@ -51,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ctd_stats.errors import CTDInputError
 from probes.spec import ExpertEntry, ProbesSpec
 
-__all__ = ["ExpertSummary", "ScoreSummary", "ScoreTable", "assign_splits", "build_score_table", "load_rows", "write_score_table"]
+__all__ = ["BuiltScores", "ExpertSummary", "ScoreSummary", "build_score_table", "load_rows", "training_splits"]
 
 Log = Callable[[str], None]
 
@@ -102,38 +101,23 @@ class ScoreSummary(BaseModel):
     wall_seconds: float
 
 
-class ScoreTable:
-    """A built score table with its expert-cost metadata and summary."""
+class BuiltScores:
+    """What :func:`build_score_table` produced: the frame, per-expert metadata and the summary.
+
+    The file format belongs to the core: :meth:`write` hands the frame to
+    :func:`ctd_stats.table.write_score_table`.
+    """
 
     def __init__(self, frame: pd.DataFrame, experts_meta: dict[str, dict[str, Any]], summary: ScoreSummary) -> None:
         self.frame = frame
         self.experts_meta = experts_meta
         self.summary = summary
 
-    def to_parquet_bytes(self) -> bytes:
-        """The table as Parquet, with ``ctd.experts`` and ``ctd.probes`` schema metadata."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the score table atomically (Parquet, or CSV by suffix) with its metadata."""
+        from ctd_stats.table import write_score_table
 
-        table = pa.Table.from_pandas(self.frame, preserve_index=False)
-        meta = dict(table.schema.metadata or {})
-        meta[b"ctd.experts"] = json.dumps(self.experts_meta).encode()
-        meta[b"ctd.probes"] = self.summary.model_dump_json().encode()
-        buf = io.BytesIO()
-        pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
-        return buf.getvalue()
-
-
-def write_score_table(result: ScoreTable, path: str | os.PathLike[str]) -> Path:
-    """Write the table atomically as Parquet (``.parquet``) or CSV (costs then go to ``<path>.experts.json``)."""
-    from ctd_stats.io import atomic_write_bytes, atomic_write_json
-
-    p = Path(path)
-    if p.suffix.lower() == ".csv":
-        atomic_write_bytes(p, result.frame.to_csv(index=False).encode())
-        atomic_write_json(p.with_name(p.name + ".experts.json"), result.experts_meta)
-        return p
-    return atomic_write_bytes(p, result.to_parquet_bytes())
+        return write_score_table(self.frame, path, experts=self.experts_meta, probes_summary=self.summary.model_dump())
 
 
 # ----------------------------------------------------------------------------- data and splits
@@ -160,8 +144,11 @@ def load_rows(spec: ProbesSpec) -> pd.DataFrame:
     return rows
 
 
-def assign_splits(groups: Sequence[str], labels: Sequence[int], train_fraction: float, dev_fraction: float, seed: int) -> np.ndarray:
-    """``"train"`` / ``"dev"`` / ``""`` per row, stratified by (group, label), seeded.
+def training_splits(groups: Sequence[str], labels: Sequence[int], train_fraction: float, dev_fraction: float, seed: int) -> np.ndarray:
+    """The probes' training splits: ``"train"`` / ``"dev"`` / ``""`` per row, stratified by (group, label), seeded.
+
+    ``""`` rows form the calibration/evaluation pool, which the core's
+    :func:`ctd_stats.table.fill_splits` later splits into opt/ht/eval.
 
     In each stratum of size m the first ``round(m * train_fraction)`` rows of a random order go to
     train and the next ``round(m * dev_fraction)`` to dev.
@@ -304,7 +291,7 @@ def _nan_none(v: float) -> float | None:
     return None if not np.isfinite(v) else float(v)
 
 
-def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Log | None = None) -> ScoreTable:
+def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Log | None = None) -> BuiltScores:
     """Run the whole probes layer for a spec and return the score table.
 
     Raises
@@ -316,9 +303,9 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     """
     import torch
 
+    from ctd_stats.delegation import dv_targets
     from probes.activations import ActivationExtractor
     from probes.assets import cache_dir, load_model
-    from probes.delegation import dv_targets
     from probes.linear import DVProbe, SafetyProbe, auroc, out_of_fold_proba
 
     say: Log = log or (lambda _msg: None)
@@ -329,7 +316,7 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     rows = load_rows(spec)
     y = rows["label"].to_numpy().astype(np.int64)
     groups = rows["group"].astype(str).to_numpy()
-    split = assign_splits(groups, y, spec.train_fraction, spec.dev_fraction, spec.seed)
+    split = training_splits(groups, y, spec.train_fraction, spec.dev_fraction, spec.seed)
     train, dev, pool = split == "train", split == "dev", split == ""
     for name, m in (("train", train), ("dev", dev)):
         if m.sum() < 8 or len(np.unique(y[m])) < 2:
@@ -411,4 +398,4 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
         dv_training=spec.dv_training, crossfit_folds=spec.crossfit_folds if crossfit else None, seed=spec.seed,
         wall_seconds=time.perf_counter() - t_start,
     )
-    return ScoreTable(frame, experts_meta, summary)
+    return BuiltScores(frame, experts_meta, summary)

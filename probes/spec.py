@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ctd_stats.spec import register_block_model
+
 __all__ = ["DatasetEntry", "ExpertEntry", "ProbesSpec"]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -146,3 +148,8 @@ class ProbesSpec(BaseModel):
         if len(set(ds)) != len(ds):
             raise ValueError(f"dataset names must be unique, got {ds}")
         return self
+
+
+# The core validates a spec's `probes:` block with this model once the probes layer is imported
+# (the CLI's composition root, ctd_stats.commands._plugins, does that).
+register_block_model("probes", ProbesSpec)

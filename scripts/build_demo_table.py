@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    from probes.pipeline import build_score_table, write_score_table
+    from probes.pipeline import build_score_table
     from probes.spec import ProbesSpec
 
     raw = yaml.safe_load(Path(args.spec).read_text(encoding="utf-8"))
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", flush=True)
 
     result = build_score_table(spec, log=log)
-    path = write_score_table(result, args.out)
+    path = result.write(args.out)
     log(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {len(result.frame)} rows)")
     print(result.summary.model_dump_json(indent=2))
     return 0

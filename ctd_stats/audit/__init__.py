@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from ctd_stats.audit.audit import AuditResult, audit_log
 from ctd_stats.audit.drift import ScoreReference, reference_from_scores
-from ctd_stats.audit.intervals import binomial_exceedance_pvalue, clopper_pearson, fixed_n_audit
 from ctd_stats.audit.monitor import (
     BetaPrior,
     BudgetMonitor,
@@ -17,6 +16,7 @@ from ctd_stats.audit.monitor import (
     simulate_alarm_times,
 )
 from ctd_stats.audit.report import build_report, write_audit
+from ctd_stats.intervals import binomial_exceedance_pvalue, clopper_pearson, fixed_n_audit
 
 __all__ = [
     "AuditResult",

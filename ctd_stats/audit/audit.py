@@ -38,7 +38,6 @@ from pydantic import BaseModel, ConfigDict
 
 from ctd_stats import __version__
 from ctd_stats.audit.drift import DriftAccumulator, ScoreReference
-from ctd_stats.audit.intervals import fixed_n_audit
 from ctd_stats.audit.logs import (
     GroupCoder,
     LogColumns,
@@ -51,6 +50,7 @@ from ctd_stats.audit.logs import (
 from ctd_stats.audit.monitor import BetaPrior, BudgetMonitor, confidence_sequence
 from ctd_stats.audit.windows import GroupAccumulator, WindowAccumulator, parse_window, rate_table
 from ctd_stats.errors import CTDInputError
+from ctd_stats.intervals import fixed_n_audit
 
 SCHEMA_VERSION = "ctd.audit/1"
 _TRACE_POINTS = 2048

@@ -28,7 +28,6 @@ log :math:`n_e \approx n`: the power is that of the calibration sample size. Dri
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,44 +37,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from ctd_stats.errors import CTDInputError
-
-
-@dataclass(frozen=True)
-class ScoreReference:
-    """Calibration score quantiles at probabilities ``linspace(0, 1, len(quantiles))``."""
-
-    n: int
-    quantiles: tuple[float, ...]
-
-    @classmethod
-    def from_obj(cls, obj: object) -> ScoreReference:
-        """Build from a dict ``{"n", "quantiles"}`` or an object with those attributes."""
-        if isinstance(obj, ScoreReference):
-            return obj
-        if isinstance(obj, dict):
-            n, q = obj.get("n"), obj.get("quantiles")
-        else:
-            n, q = getattr(obj, "n", None), getattr(obj, "quantiles", None)
-        if n is None or q is None:
-            raise CTDInputError("score_reference needs 'n' and 'quantiles'")
-        qs = tuple(float(v) for v in q)
-        if len(qs) < 2 or int(n) < 1:
-            raise CTDInputError("score_reference needs n >= 1 and at least 2 quantiles")
-        if any(not math.isfinite(v) for v in qs) or any(b < a for a, b in itertools.pairwise(qs)):
-            raise CTDInputError("score_reference quantiles must be finite and non-decreasing")
-        return cls(n=int(n), quantiles=qs)
-
-    def cdf(self, x: float) -> float:
-        """Reference CDF (right-continuous piecewise-linear) at ``x``."""
-        q = np.asarray(self.quantiles)
-        p = np.linspace(0.0, 1.0, q.size)
-        if x < q[0]:
-            return 0.0
-        if x >= q[-1]:
-            return 1.0
-        j = int(np.searchsorted(q, x, side="right"))  # q[j-1] <= x < q[j]
-        lo, hi = q[j - 1], q[j]
-        return float(p[j - 1] + (p[j] - p[j - 1]) * (x - lo) / (hi - lo))
+from ctd_stats.score_reference import REFERENCE_QUANTILES, ScoreReference
 
 
 @dataclass(frozen=True)
@@ -135,12 +97,10 @@ class DriftAccumulator:
 
 
 def reference_from_scores(
-    scores: Sequence[float] | NDArray[np.float64], size: int = 201
+    scores: Sequence[float] | NDArray[np.float64], size: int = REFERENCE_QUANTILES
 ) -> ScoreReference:
     """Summarize calibration scores as ``size`` quantiles (the certificate's format)."""
-    s = np.asarray(scores, dtype=np.float64)
-    s = s[np.isfinite(s)]
-    if s.size == 0:
+    ref = ScoreReference.from_scores(scores, size)
+    if ref.n == 0:
         raise CTDInputError("no finite reference scores")
-    qs = np.quantile(s, np.linspace(0.0, 1.0, size))
-    return ScoreReference(n=int(s.size), quantiles=tuple(float(v) for v in qs))
+    return ref

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ctd_stats.audit.intervals import clopper_pearson
 from ctd_stats.errors import CTDInputError
+from ctd_stats.intervals import clopper_pearson
 
 #: Most windows an audit tracks (a finer window is a bad-input error).
 MAX_WINDOWS = 100_000

@@ -8,67 +8,30 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ctd_stats.cascade import Cascade
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
+from ctd_stats.score_reference import ScoreReference
 
 
-@dataclass(frozen=True)
-class CertifiedRule:
-    """What the audit needs from a certificate."""
-
-    threshold: float
-    budget: float
-    expert: str | None
-    certified: bool
-    score_reference: dict[str, Any] | None
+def _reference(cascade: Cascade) -> ScoreReference | None:
+    """The certificate entry's calibration-score reference, or None when it holds none."""
+    ref = cascade.result.score_reference if cascade.result is not None else None
+    return None if ref is None or ref.is_empty else ref
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def _reference(obj: Any) -> dict[str, Any] | None:
-    ref = _get(obj, "score_reference")
-    if ref is None:
-        return None
-    n, q = _get(ref, "n"), list(_get(ref, "quantiles") or [])
-    if not n or len(q) < 2:  # an empty reference (no calibration scores) is no reference
-        return None
-    return {"n": n, "quantiles": q}
-
-
-def load_rule(path: str, budget: float | None = None, expert: str | None = None) -> CertifiedRule:
-    """Read the certified threshold, budget and score reference for one (expert, budget) result."""
-    from ctd_stats.certificate import load_certificate
-
+def load_rule(path: str, budget: float | None = None, expert: str | None = None) -> Cascade:
+    """The deployed rule (threshold, budget, expert, score reference) of one certificate entry."""
     if not Path(path).is_file():
         raise CTDInputError(f"{path}: certificate not found")
-    cert = load_certificate(path)
     try:
-        res = cert.result(budget=budget, expert=expert)
+        return Cascade.from_certificate(path, budget=budget, expert=expert)
     except CTDInputError:
         raise
     except (KeyError, ValueError, LookupError) as exc:
         raise CTDInputError(f"{path}: {exc}") from exc
-    try:
-        threshold = float(_get(res, "threshold"))
-        b = float(_get(res, "budget"))
-    except (TypeError, ValueError) as exc:
-        raise CTDInputError(
-            f"{path}: result needs numeric 'threshold' and 'budget' ({exc})"
-        ) from exc
-    return CertifiedRule(
-        threshold=threshold,
-        budget=b,
-        expert=_get(res, "expert"),
-        certified=bool(_get(res, "certified", True)),
-        score_reference=_reference(res),
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
     result = audit_log(
         args.log,
         threshold=rule.threshold,
-        budget=rule.budget,
+        budget=float(rule.budget),  # type: ignore[arg-type]  # always set when loaded from a certificate
         alpha=args.alpha,
         window=args.window,
-        score_reference=rule.score_reference,
+        score_reference=_reference(rule),
         timestamp_column=args.timestamp_column,
         score_column=args.score_column,
         decision_column=args.decision_column,

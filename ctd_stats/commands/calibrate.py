@@ -20,7 +20,6 @@ from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
 from ctd_stats.io import atomic_directory, atomic_write_json, atomic_write_text
 from ctd_stats.spec import CascadeSpec, load_spec
 from ctd_stats.spec_calibration import CalibrationOutcome, calibrate_spec
-from ctd_stats.table import load_spec_table
 
 
 def register(subparsers: Any) -> None:
@@ -64,7 +63,7 @@ def calibrate_and_write(
     spec: CascadeSpec, output: str | None = None
 ) -> tuple[CalibrationOutcome, list[Path]]:
     """Read the spec's table, calibrate, and write every output."""
-    table = load_spec_table(spec)
+    table = spec.load_table()
     assert table is not None
     outcome = calibrate_spec(spec, table, progress=lambda it: progress(it, desc="calibrating"))
     directory = Path(output) if output else spec.output_dir()

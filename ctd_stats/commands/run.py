@@ -27,10 +27,7 @@ from ctd_stats.io import atomic_directory, atomic_write_json, atomic_write_text
 from ctd_stats.spec import CascadeSpec, load_spec
 from ctd_stats.study.engine import METHODS, ExpertStudy, StudyInputs, run_study
 from ctd_stats.study.report import build_study_report
-from ctd_stats.table import ScoreTable, load_spec_table
-
-#: Rows in these splits trained the probes and never enter calibration or evaluation.
-TRAINING_SPLITS = ("train", "dev")
+from ctd_stats.table import TRAINING_SPLITS, ScoreTable
 
 
 def register(subparsers: Any) -> None:
@@ -55,15 +52,20 @@ def ensure_table(spec: CascadeSpec) -> ScoreTable:
         if path is None:
             raise CTDInputError(f"{spec.source}: data.table: name where the probes layer should cache its table")
         try:
-            from probes.pipeline import build_score_table, write_score_table
+            from probes.pipeline import build_score_table
         except ImportError as exc:  # pragma: no cover - depends on the optional layer
             raise CTDInputError(
                 f"{spec.source}: the probes layer is needed to build {path} ({exc}); "
                 "install it with: pip install -e '.[probes]'"
             ) from exc
         print(f"building the score table with the probes layer (cached at {path}) ...", file=sys.stderr)
-        write_score_table(build_score_table(spec.probes_spec), path)
-    table = load_spec_table(spec)
+        from probes.spec import ProbesSpec
+
+        pspec = spec.probes_spec
+        if not isinstance(pspec, ProbesSpec):
+            pspec = ProbesSpec.model_validate(pspec)
+        build_score_table(pspec).write(path)
+    table = spec.load_table()
     if table is None:
         raise CTDInputError(f"{spec.source}: data.table: the spec names no score table")
     return table

@@ -29,7 +29,6 @@ from ctd_stats.io import atomic_directory, atomic_write_json, atomic_write_text
 from ctd_stats.report import Figure, Heading, Paragraph, Report, Table
 from ctd_stats.simulate import Population, make_population, simulate_budget_guarantee
 from ctd_stats.spec import CascadeSpec, ParametricPopulation, load_spec
-from ctd_stats.table import load_spec_table
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ def spec_population(spec: CascadeSpec) -> tuple[Population | np.ndarray, str]:
         params = pop.resolved_params()
         desc = f"{pop.distribution}({', '.join(f'{k}={v}' for k, v in params.items())})"
         return make_population(pop.distribution, **params), desc
-    table = load_spec_table(spec)
+    table = spec.load_table()
     assert table is not None
     exp = table.expert(pop.expert)
     mask = table.mask(*pop.splits) if pop.splits else np.ones(len(table), dtype=bool)

@@ -10,7 +10,6 @@ from ctd_stats.errors import EXIT_OK
 from ctd_stats.planning import certifiable_budget
 from ctd_stats.spec import load_spec
 from ctd_stats.spec_calibration import expert_data
-from ctd_stats.table import load_spec_table
 
 
 def register(subparsers: Any) -> None:
@@ -41,7 +40,7 @@ def check(spec_path: str) -> dict[str, Any]:
         "experts": None,
         "warnings": warnings,
     }
-    table = load_spec_table(spec, require_file=spec.probes is None)
+    table = spec.load_table(require_file=spec.probes is None)
     path = spec.table_path()
     if table is None:
         info["table"] = str(path) if path is not None else None

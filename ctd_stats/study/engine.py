@@ -31,8 +31,9 @@ from numpy.typing import NDArray
 
 from ctd_stats._validation import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
 from ctd_stats.errors import CTDInputError
+from ctd_stats.intervals import clopper_pearson
 from ctd_stats.pareto import CascadeData, calibrate_cascade
-from ctd_stats.simulate import clopper_pearson, simulate_cascade_guarantee
+from ctd_stats.simulate import simulate_cascade_guarantee
 from ctd_stats.study.metrics import auroc_rows, faic
 
 #: Methods that spend budget, in plotting order.
@@ -143,9 +144,8 @@ class ExpertStudy:
             mm = self.mean(metric)
             return {meth: [float(x) for x in mm[i]] for i, meth in enumerate(METHODS)}
 
-        viol_lo_hi = [
-            clopper_pearson(int(v), self.bootstrap_trials, 0.95) for v in self.bootstrap_violations
-        ]
+        cp_lo, cp_hi = clopper_pearson(self.bootstrap_violations, self.bootstrap_trials, alpha=0.05)
+        viol_lo_hi = [(float(lo), float(hi)) for lo, hi in zip(cp_lo, cp_hi, strict=True)]
         exceed, reps = self.eval_exceedance("ctd")
         return {
             "expert": self.expert,
@@ -218,7 +218,7 @@ def run_study(
     """Run the repeated-split comparison for one expert. See the module docstring."""
     from scipy import stats
 
-    from probes.uncertainty import (
+    from ctd_stats.baselines import (
         batch_median_window_delegate,
         batch_topk_delegate,
         calibrated_uncertainty,

@@ -27,6 +27,12 @@ def auroc_rows(scores: NDArray[np.float64], labels: NDArray[np.bool_]) -> NDArra
     return np.asarray((ranks[:, y].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0), dtype=np.float64)
 
 
+def auroc(labels: NDArray[np.bool_] | NDArray[np.int64], scores: NDArray[np.float64]) -> float:
+    """AUROC of one score vector (the one-row case of :func:`auroc_rows`); NaN when a class is absent."""
+    y = np.asarray(labels).astype(bool)
+    return float(auroc_rows(np.asarray(scores, dtype=np.float64)[None, :], y)[0])
+
+
 def faic(
     budgets: NDArray[np.float64],
     method: NDArray[np.float64],

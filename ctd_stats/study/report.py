@@ -70,10 +70,10 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[1]
-    from ctd_stats.simulate import clopper_pearson
+    from ctd_stats.intervals import clopper_pearson
 
     freq = s.bootstrap_violations / s.bootstrap_trials
-    ci = np.array([clopper_pearson(int(v), s.bootstrap_trials, 0.95) for v in s.bootstrap_violations])
+    ci = np.column_stack(clopper_pearson(s.bootstrap_violations, s.bootstrap_trials, alpha=0.05))
     ax.errorbar(s.budgets, freq, yerr=[freq - ci[:, 0], ci[:, 1] - freq], fmt="o", color=COLORS["ctd"],
                 capsize=3, label="CTD: P(true rate > α), 95% CP interval")
     ax.axhline(s.delta, color="r", ls="--", label=f"δ = {s.delta:g}")
@@ -171,13 +171,13 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
         caption="Fraction of the achievable improvement (global oracle) captured, integrated over the budget grid.",
     ))
     blocks.append(_budget_figure(s))
-    from ctd_stats.simulate import clopper_pearson
+    from ctd_stats.intervals import clopper_pearson
 
     exceed, reps = s.eval_exceedance("ctd")
     vrows = []
     for j, b in enumerate(s.budgets):
         v = int(s.bootstrap_violations[j])
-        lo, hi = clopper_pearson(v, s.bootstrap_trials, 0.95)
+        lo, hi = (float(x) for x in clopper_pearson(v, s.bootstrap_trials, alpha=0.05))
         vrows.append([f"{b:g}", f"{v}/{s.bootstrap_trials}", v / s.bootstrap_trials, f"[{lo:.3f}, {hi:.3f}]",
                       s.bootstrap_rate[j], f"{int(exceed[j])}/{reps}"])
     blocks.append(Table(

@@ -7,7 +7,7 @@ import pytest
 
 from ctd_stats.cli import main
 from ctd_stats.errors import EXIT_BAD_INPUT, CTDInputError
-from ctd_stats.table import ColumnNames, ExpertColumnNames, assign_splits, read_score_table
+from ctd_stats.table import ColumnNames, ExpertColumnNames, fill_splits, read_score_table
 
 
 def _err(path, **kw) -> str:
@@ -140,15 +140,15 @@ def test_multi_expert_autodetect(make_table):
     assert read_score_table(path).expert_names == ["weak"]
 
 
-def test_assign_splits_keeps_given_and_is_seeded():
+def test_fill_splits_keeps_given_and_is_seeded():
     split = np.array(["eval"] * 10 + [""] * 1000)
     fr = {"dev": 0.0, "opt": 0.2, "ht": 0.3, "eval": 0.4}
-    a = assign_splits(split, fr, seed=3)
+    a = fill_splits(split, fr, seed=3)
     assert (a[:10] == "eval").all()
     counts = {s: int((a[10:] == s).sum()) for s in ("opt", "ht", "eval", "pool")}
     assert counts == {"opt": 200, "ht": 300, "eval": 400, "pool": 100}
-    assert (assign_splits(split, fr, seed=3) == a).all()
-    assert not (assign_splits(split, fr, seed=4) == a).all()
+    assert (fill_splits(split, fr, seed=3) == a).all()
+    assert not (fill_splits(split, fr, seed=4) == a).all()
 
 
 def test_cli_validate_bad_table_exit_2(make_table, write_spec, capsys):

@@ -10,21 +10,21 @@ import pytest
 
 from ctd_stats.errors import CTDInputError
 from probes import assets
-from probes.pipeline import assign_splits, build_score_table, write_score_table
+from probes.pipeline import build_score_table, training_splits
 from probes.spec import ProbesSpec
 
 
-def test_assign_splits_stratified_and_seeded():
+def test_training_splits_stratified_and_seeded():
     groups = np.repeat(["a", "b"], [100, 60])
     labels = np.tile([0, 1], 80)
-    s = assign_splits(groups, labels, 0.3, 0.2, seed=3)
+    s = training_splits(groups, labels, 0.3, 0.2, seed=3)
     for g in ("a", "b"):
         for y in (0, 1):
             m = (groups == g) & (labels == y)
             assert (s[m] == "train").sum() == round(m.sum() * 0.3)
             assert (s[m] == "dev").sum() == round(m.sum() * 0.2)
-    assert (assign_splits(groups, labels, 0.3, 0.2, seed=3) == s).all()
-    assert not (assign_splits(groups, labels, 0.3, 0.2, seed=4) == s).all()
+    assert (training_splits(groups, labels, 0.3, 0.2, seed=3) == s).all()
+    assert not (training_splits(groups, labels, 0.3, 0.2, seed=4) == s).all()
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_pipeline_builds_the_documented_table(patched, tmp_path):
     assert set(result.experts_meta) == {"strong", "weak", "col"}
     assert result.experts_meta["strong"]["seconds_per_call"] > 0
 
-    out = write_score_table(result, tmp_path / "out" / "scores.parquet")
+    out = result.write(tmp_path / "out" / "scores.parquet")
     meta = pq.read_schema(out).metadata
     costs = json.loads(meta[b"ctd.experts"])
     assert set(costs["weak"]) == {"seconds_per_call", "tokens_per_call", "description"}
@@ -187,7 +187,7 @@ def test_pool_rows_enter_no_fit(patched, monkeypatch, tmp_path, tiny_loaded, mak
     pool_ids = set(base.loc[base["split"] == "", "id"])
     fixed = dict(zip(base["id"], base["split"], strict=True))
     # Keep the split fixed (it is stratified by label) and scramble the pool rows.
-    monkeypatch.setattr(pl, "assign_splits", lambda *a, **k: np.array([fixed[i] for i in current_ids], dtype=object))
+    monkeypatch.setattr(pl, "training_splits", lambda *a, **k: np.array([fixed[i] for i in current_ids], dtype=object))
     current_ids: list[str] = []
 
     def scrambled(name, *, limit=None, seed=0):

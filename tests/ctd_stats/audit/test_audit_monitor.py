@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from ctd_stats.audit.intervals import clopper_pearson
+from ctd_stats.intervals import clopper_pearson
 from ctd_stats.audit.monitor import (
     BetaPrior,
     BudgetMonitor,
