@@ -15,7 +15,6 @@ from ctd_stats.audit.monitor import (
     default_prior,
     simulate_alarm_times,
 )
-from ctd_stats.audit.report import build_report, write_audit
 from ctd_stats.intervals import binomial_exceedance_pvalue, clopper_pearson, fixed_n_audit
 
 __all__ = [
@@ -35,3 +34,13 @@ __all__ = [
     "simulate_alarm_times",
     "write_audit",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The report writers live in the reports wing (ctd_stats.reports.audit), which imports this
+    # package; they are re-exported lazily so that `from ctd_stats.audit import write_audit` works.
+    if name in ("build_report", "write_audit"):
+        from ctd_stats.reports import audit as _reports_audit
+
+        return getattr(_reports_audit, name)
+    raise AttributeError(f"module 'ctd_stats.audit' has no attribute {name!r}")

@@ -36,7 +36,7 @@ def load_rule(path: str, budget: float | None = None, expert: str | None = None)
 
 def run(args: argparse.Namespace) -> int:
     from ctd_stats.audit.audit import audit_log
-    from ctd_stats.audit.report import write_audit
+    from ctd_stats.reports.audit import write_audit
 
     rule = load_rule(args.certificate, args.budget, args.expert)
     result = audit_log(

@@ -14,12 +14,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ctd_stats.calibration_report import build_calibration_report, report_data
+from ctd_stats.certify import CalibrationOutcome, calibrate_spec
 from ctd_stats.commands._progress import progress
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
 from ctd_stats.io import atomic_directory, atomic_write_json, atomic_write_text
+from ctd_stats.reports.calibration import build_calibration_report, report_data
 from ctd_stats.spec import CascadeSpec, load_spec
-from ctd_stats.spec_calibration import CalibrationOutcome, calibrate_spec
 
 
 def register(subparsers: Any) -> None:

@@ -24,9 +24,9 @@ import numpy as np
 from ctd_stats.commands._progress import progress, progress_enabled
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
 from ctd_stats.io import atomic_directory, atomic_write_json, atomic_write_text
+from ctd_stats.reports.study import build_study_report
 from ctd_stats.spec import CascadeSpec, load_spec
 from ctd_stats.study.engine import METHODS, ExpertStudy, StudyInputs, run_study
-from ctd_stats.study.report import build_study_report
 from ctd_stats.table import TRAINING_SPLITS, ScoreTable
 
 
@@ -126,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
     table = ensure_table(spec)
     studies = run_all(spec, table, args.repeats)
 
-    from ctd_stats.calibration_report import build_calibration_report
-    from ctd_stats.spec_calibration import calibrate_spec
+    from ctd_stats.certify import calibrate_spec
+    from ctd_stats.reports.calibration import build_calibration_report
 
     outcome = calibrate_spec(spec, table, progress=lambda it: progress(it, desc="certifying"))
     costs = {s.expert: s.seconds_per_call for s in studies}

@@ -6,10 +6,10 @@ import argparse
 import json
 from typing import Any
 
+from ctd_stats.certify import expert_data
 from ctd_stats.errors import EXIT_OK
 from ctd_stats.planning import certifiable_budget
 from ctd_stats.spec import load_spec
-from ctd_stats.spec_calibration import expert_data
 
 
 def register(subparsers: Any) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ctd_stats.study import METHODS, StudyInputs, auroc_rows, faic, run_study
-from ctd_stats.study.report import build_study_report
+from ctd_stats.reports.study import build_study_report
 
 
 def test_auroc_rows_matches_pairwise_definition():

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ctd_stats.report import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
 from ctd_stats.study.engine import CERTIFIED_METHODS, METHOD_LABELS, METHODS, ExpertStudy
 
 COLORS = {

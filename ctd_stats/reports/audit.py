@@ -14,7 +14,7 @@ import numpy as np
 
 from ctd_stats.audit.audit import AuditResult, RateRow
 from ctd_stats.io import atomic_directory, atomic_write_json
-from ctd_stats.report import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
 
 #: Rows shown in the report's window and group tables (audit.json has all of them).
 MAX_TABLE_ROWS = 60

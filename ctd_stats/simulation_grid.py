@@ -1,0 +1,115 @@
+"""A grid of guarantee simulations for a spec: every (procedure, n, budget), one row each.
+
+``ctd simulate`` runs this; :mod:`ctd_stats.reports.simulation` turns the rows into a report. Each
+row carries the violation count, its Clopper–Pearson interval (from
+:attr:`ctd_stats.simulate.SimulationResult.violation_interval`) and the realized-rate spread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ctd_stats.errors import CTDInputError
+from ctd_stats.simulate import (
+    Population,
+    SimulationResult,
+    make_population,
+    simulate_budget_guarantee,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ctd_stats.spec import CascadeSpec
+
+#: Columns of a simulation row, in report order.
+COLUMNS = (
+    "population",
+    "procedure",
+    "n",
+    "budget",
+    "delta",
+    "trials",
+    "violations",
+    "violation_frequency",
+    "ci_low",
+    "ci_high",
+    "realized_mean",
+    "realized_q05",
+    "realized_q95",
+    "fail_closed",
+)
+
+
+def result_row(res: SimulationResult) -> dict[str, Any]:
+    """One report row of a simulation result."""
+    lo, hi = res.violation_interval
+    q05, q95 = np.quantile(res.realized_rates, [0.05, 0.95])
+    return {
+        "population": res.population,
+        "procedure": res.procedure,
+        "n": res.n,
+        "budget": res.budget,
+        "delta": res.delta,
+        "trials": res.trials,
+        "violations": res.violations,
+        "violation_frequency": res.violation_frequency,
+        "ci_low": lo,
+        "ci_high": hi,
+        "realized_mean": res.mean_realized_rate,
+        "realized_q05": float(q05),
+        "realized_q95": float(q95),
+        "fail_closed": res.fail_closed,
+    }
+
+
+def simulate_grid(
+    population: Population | np.ndarray,
+    *,
+    sizes: Sequence[int],
+    budgets: Sequence[float],
+    procedures: Sequence[str],
+    delta: float,
+    trials: int,
+    seed: int,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per (procedure, n, budget), in that order; setting ``i`` uses seed ``seed + i``."""
+    jobs = [(p, n, b) for p in procedures for n in sizes for b in budgets]
+    rows = []
+    for i, (proc, n, b) in enumerate(progress(jobs) if progress is not None else jobs):
+        res = simulate_budget_guarantee(
+            population, n=n, budget=b, delta=delta, trials=trials, procedure=proc, seed=seed + i
+        )
+        rows.append(result_row(res))
+    return rows
+
+
+def violates_beyond_doubt(rows: Sequence[dict[str, Any]]) -> bool:
+    """True if some setting's violation-frequency interval lies entirely above its δ."""
+    return any(r["ci_low"] > r["delta"] for r in rows)
+
+
+def spec_population(spec: CascadeSpec) -> tuple[Population | np.ndarray, str]:
+    """The simulation population of a spec and a description of it."""
+    from ctd_stats.spec import ParametricPopulation
+
+    pop = spec.simulation.population
+    if isinstance(pop, ParametricPopulation):
+        params = pop.resolved_params()
+        desc = f"{pop.distribution}({', '.join(f'{k}={v}' for k, v in params.items())})"
+        return make_population(pop.distribution, **params), desc
+    table = spec.load_table()
+    assert table is not None
+    exp = table.expert(pop.expert)
+    mask = table.mask(*pop.splits) if pop.splits else np.ones(len(table), dtype=bool)
+    scores = exp.dv_score[mask]
+    if scores.size == 0:
+        raise CTDInputError(
+            f"{spec.source}: simulation.population.splits: no table rows in {', '.join(pop.splits or [])}"
+        )
+    return (
+        scores,
+        f"the score table's DV scores of expert {exp.name!r} ({scores.size} rows, resampled)",
+    )
