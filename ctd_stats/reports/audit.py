@@ -204,6 +204,14 @@ def build_report(r: AuditResult) -> Report:
             ],
         ),
     )
+    _rate_section(rep, r)
+    _integrity_section(rep, r)
+    _breakdown_sections(rep, r)
+    return rep
+
+
+def _rate_section(rep: Report, r: AuditResult) -> None:
+    """The realized rate, the fixed-n test and the sequential monitor."""
     s, rt = r.sequential, r.rate
     rep.add(
         Heading("Delegation rate against the budget"),
@@ -240,6 +248,10 @@ def build_report(r: AuditResult) -> Report:
         Paragraph(rt.statement),
         _sequential_figure(r),
     )
+
+
+def _integrity_section(rep: Report, r: AuditResult) -> None:
+    """Does every logged decision follow the certified rule; were timestamps ordered."""
     ig = r.integrity
     rep.add(Heading("Integrity of the log"))
     if ig.has_scores and ig.has_decisions:
@@ -283,6 +295,10 @@ def build_report(r: AuditResult) -> Report:
             tone="plain" if ig.monotone else "warn",
         )
     )
+
+
+def _breakdown_sections(rep: Report, r: AuditResult) -> None:
+    """Rates per window and per group, and score drift against calibration."""
     rep.add(
         Heading("Rates per window"),
         Paragraph(
@@ -311,7 +327,6 @@ def build_report(r: AuditResult) -> Report:
         rep.add(Paragraph(msg, tone="warn" if d.warning else "plain"), _drift_figure(r))
     else:
         rep.add(Paragraph(f"Not checked: {d.note}."))
-    return rep
 
 
 def write_audit(result: AuditResult, out_dir: str | Path) -> dict[str, Path]:

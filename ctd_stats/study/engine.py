@@ -203,6 +203,81 @@ def _group_codes(group: Sequence[str] | NDArray[np.str_] | None, n: int) -> tupl
     return tuple(names.tolist()), codes.astype(np.int64)
 
 
+def _group_sums(values: NDArray[np.float64] | NDArray[np.bool_], codes: NDArray[np.int64], g: int) -> NDArray[np.float64]:
+    """Per-row sums of ``values`` (shape [m, n]) within each group code (shape [n]): shape [m, g]."""
+    onehot = np.zeros((codes.size, g))
+    onehot[np.arange(codes.size), codes] = 1.0
+    return np.asarray(np.asarray(values, dtype=np.float64) @ onehot, dtype=np.float64)
+
+
+def _delegation_masks(
+    inputs: StudyInputs,
+    opt: NDArray[np.int64],
+    ht: NDArray[np.int64],
+    ev: NDArray[np.int64],
+    alphas: NDArray[np.float64],
+    k_per_batch: NDArray[np.int64],
+    batch_size: int,
+    delta: float,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """One split's delegation masks [method, budget, eval row] and which certified arms certified."""
+    from ctd_stats.baselines import (
+        batch_median_window_delegate,
+        batch_topk_delegate,
+        calibrated_uncertainty,
+        global_oracle_delegate,
+    )
+
+    p, d, v = inputs.probe_prob, inputs.dv_score, inputs.delegation_value
+    cal = np.concatenate([opt, ht])
+    u = calibrated_uncertainty(p, p[cal])
+    masks = np.zeros((len(METHODS), alphas.size, ev.size), dtype=bool)
+    certified = np.zeros((len(CERTIFIED_METHODS), alphas.size), dtype=bool)
+    for j, a in enumerate(alphas):
+        for ci, (meth, score) in enumerate((("ctd", d), ("unc_calibrated", u))):
+            res = calibrate_cascade(
+                opt=inputs.cascade_data(opt, score[opt]),
+                ht=inputs.cascade_data(ht, score[ht]),
+                budget=float(a),
+                delta=delta,
+            )
+            certified[ci, j] = res.is_certified
+            masks[METHODS.index(meth), j] = score[ev] > res.threshold
+        k = int(k_per_batch[j])
+        masks[METHODS.index("unc_topk"), j] = batch_median_window_delegate(p[ev], k, batch_size)
+        masks[METHODS.index("dv_topk"), j] = batch_topk_delegate(d[ev], k, batch_size)
+        masks[METHODS.index("oracle_topk"), j] = batch_topk_delegate(v[ev], k, batch_size)
+        masks[METHODS.index("oracle"), j] = global_oracle_delegate(v[ev], float(a))
+    return masks, certified
+
+
+def _guarantee_check(
+    inputs: StudyInputs,
+    alphas: NDArray[np.float64],
+    n_cal: int,
+    delta: float,
+    trials: int,
+    opt_fraction: float,
+    seed: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Exact budget check with the pool as the population: violations and mean true rate per budget.
+
+    Calibration sets of ``n_cal`` rows are drawn i.i.d. (with replacement) from the pool; the true
+    rate of each certified τ̂ is the pool fraction above it.
+    """
+    pool = inputs.cascade_data(np.arange(inputs.n), inputs.dv_score)
+    viol = np.zeros(alphas.size, dtype=np.int64)
+    mean_rate = np.zeros(alphas.size)
+    for j, a in enumerate(alphas):
+        sim = simulate_cascade_guarantee(
+            pool, n=n_cal, budget=float(a), delta=delta, trials=trials, opt_fraction=opt_fraction,
+            seed=seed + 7919 * (j + 1),
+        )
+        viol[j] = sim.budget_result.violations
+        mean_rate[j] = sim.budget_result.mean_realized_rate
+    return viol, mean_rate
+
+
 def run_study(
     inputs: StudyInputs,
     *,
@@ -217,13 +292,6 @@ def run_study(
 ) -> ExpertStudy:
     """Run the repeated-split comparison for one expert. See the module docstring."""
     from scipy import stats
-
-    from ctd_stats.baselines import (
-        batch_median_window_delegate,
-        batch_topk_delegate,
-        calibrated_uncertainty,
-        global_oracle_delegate,
-    )
 
     alphas = np.asarray([check_open_unit("budget", b) for b in budgets], dtype=np.float64)
     dl = check_open_unit("delta", delta)
@@ -257,25 +325,10 @@ def run_study(
     for r in range(repeats):
         perm = rng.permutation(N)
         cal, ev = perm[:n_cal], perm[n_cal:]
-        opt, ht = cal[:n_opt], cal[n_opt:]
-        ye, pe, be, de, ve = y[ev], p[ev], b[ev], d[ev], v[ev]
-        u = calibrated_uncertainty(p, p[cal])
-        masks = np.zeros((M, J, n_eval), dtype=bool)
-        for j, a in enumerate(alphas):
-            for ci, (meth, score) in enumerate((("ctd", d), ("unc_calibrated", u))):
-                cal_res = calibrate_cascade(
-                    opt=inputs.cascade_data(opt, score[opt]),
-                    ht=inputs.cascade_data(ht, score[ht]),
-                    budget=float(a),
-                    delta=dl,
-                )
-                certified[r, ci, j] = cal_res.is_certified
-                masks[METHODS.index(meth), j] = score[ev] > cal_res.threshold
-            k = int(k_per_batch[j])
-            masks[METHODS.index("unc_topk"), j] = batch_median_window_delegate(pe, k, batch_size)
-            masks[METHODS.index("dv_topk"), j] = batch_topk_delegate(de, k, batch_size)
-            masks[METHODS.index("oracle_topk"), j] = batch_topk_delegate(ve, k, batch_size)
-            masks[METHODS.index("oracle"), j] = global_oracle_delegate(ve, float(a))
+        masks, certified[r] = _delegation_masks(
+            inputs, cal[:n_opt], cal[n_opt:], ev, alphas, k_per_batch, batch_size, dl
+        )
+        ye, pe, be, ve = y[ev], p[ev], b[ev], v[ev]
         final = np.where(masks, be[None, None, :], pe[None, None, :]).reshape(M * J, n_eval)
         auroc[r] = auroc_rows(final, ye).reshape(M, J)
         acc[r] = ((final >= 0.5) == ye[None, :]).mean(axis=1).reshape(M, J)
@@ -286,10 +339,9 @@ def run_study(
         expert_acc[r] = np.mean((be >= 0.5) == ye)
         ge = gcode[ev]
         g_count += np.bincount(ge, minlength=G)
-        for m in range(M):
-            for j in range(J):
-                g_deleg[m, j] += np.bincount(ge, weights=masks[m, j], minlength=G)
-                g_vsum[m, j] += np.bincount(ge, weights=masks[m, j] * ve, minlength=G)
+        flat = masks.reshape(M * J, n_eval)
+        g_deleg += _group_sums(flat, ge, G).reshape(M, J, G)
+        g_vsum += _group_sums(flat * ve[None, :], ge, G).reshape(M, J, G)
         if progress is not None:
             progress(1)
 
@@ -300,17 +352,7 @@ def run_study(
     group_mean_v = np.bincount(gcode, weights=v, minlength=G) / np.maximum(gcount_pool, 1)
     group_mean_d = np.bincount(gcode, weights=d, minlength=G) / np.maximum(gcount_pool, 1)
 
-    # Exact guarantee check: the pool is the population, calibration sets drawn i.i.d. from it.
-    pool = inputs.cascade_data(np.arange(N), d)
-    boot_viol = np.zeros(J, dtype=np.int64)
-    boot_rate = np.zeros(J)
-    for j, a in enumerate(alphas):
-        sim = simulate_cascade_guarantee(
-            pool, n=n_cal, budget=float(a), delta=dl, trials=repeats, opt_fraction=opt_fraction,
-            seed=seed + 7919 * (j + 1),
-        )
-        boot_viol[j] = sim.budget_result.violations
-        boot_rate[j] = sim.budget_result.mean_realized_rate
+    boot_viol, boot_rate = _guarantee_check(inputs, alphas, n_cal, dl, repeats, opt_fraction, seed)
 
     return ExpertStudy(
         expert=inputs.expert,
