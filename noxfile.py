@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s demo``."""
+"""Developer sessions: ``nox -s tests``, ``nox -s fast``, ``nox -s lint``, ``nox -s bench``, ``nox -s demo``."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ def tests(session: nox.Session) -> None:
     session.env["HF_HUB_OFFLINE"] = "1"
     session.env["TRANSFORMERS_OFFLINE"] = "1"
     session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def fast(session: nox.Session) -> None:
+    """Everything except the slow guarantee simulations and real-model tests (under a minute)."""
+    _install_probes(session)
+    session.env["HF_HUB_OFFLINE"] = "1"
+    session.env["TRANSFORMERS_OFFLINE"] = "1"
+    session.run("pytest", "-q", "-m", "not slow", *session.posargs)
 
 
 @nox.session

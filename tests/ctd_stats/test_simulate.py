@@ -1,4 +1,4 @@
-"""Guarantee simulations: fixed seeds, explicit binomial tolerance.
+"""The simulator itself: power, negative controls, result objects (the guarantee simulations are in tests/guarantees/).
 
 Each check asserts that the one-sided 99.9% upper Clopper–Pearson bound on the violation
 probability is below δ + SLACK. If the true violation probability exceeded δ + SLACK, the bound
@@ -6,39 +6,16 @@ would exceed it with probability ≥ 0.999, so these tests would fail if the gua
 """
 
 import numpy as np
-import pytest
 from scipy import stats
 
 from ctd_stats import (
     CascadeData,
     make_population,
     simulate_budget_guarantee,
-    simulate_cascade_guarantee,
 )
-from ctd_stats.simulate import DiscretePopulation, EmpiricalPopulation
 
 DELTA = 0.1
 SLACK = 0.01
-
-
-@pytest.mark.parametrize("procedure", ["fixed_sequence", "bonferroni"])
-@pytest.mark.parametrize("dist", ["uniform", "normal", "discrete", "point_mass"])
-def test_budget_guarantee(dist, procedure):
-    res = simulate_budget_guarantee(
-        make_population(dist), n=1000, budget=0.3, delta=DELTA, trials=10_000, procedure=procedure, seed=42
-    )
-    assert res.violation_upper < DELTA + SLACK, res.to_dict()
-
-
-@pytest.mark.parametrize("n", [50, 200])
-def test_budget_guarantee_small_n_ties_at_the_budget(n):
-    """Atoms exactly at the budget boundary (P(X > 1) = 0.3 exactly) and small n."""
-    pop = DiscretePopulation([0, 1, 2, 3], [0.4, 0.3, 0.2, 0.1])
-    res = simulate_budget_guarantee(pop, n=n, budget=0.3, delta=DELTA, trials=10_000, seed=1)
-    assert res.violation_upper < DELTA + SLACK
-    pop2 = EmpiricalPopulation(np.random.default_rng(0).integers(0, 20, 100_000))
-    res2 = simulate_budget_guarantee(pop2, n=n, budget=0.15, delta=DELTA, trials=10_000, seed=2)
-    assert res2.violation_upper < DELTA + SLACK
 
 
 def test_power_fixed_sequence_continuous():
@@ -59,33 +36,6 @@ def test_negative_control_plugin_threshold_violates():
     viol = int(np.sum(1 - tau > 0.3))
     lower = stats.beta.ppf(0.001, viol, 5000 - viol + 1)
     assert lower > DELTA + SLACK
-
-
-def _population(N, rng, signal):
-    probe_ok = rng.random(N) < 0.75
-    expert_ok = rng.random(N) < 0.9
-    d = signal * (expert_ok.astype(float) - probe_ok.astype(float)) + rng.normal(0, 1, N)
-    return CascadeData(np.round(d, 2), probe_ok, expert_ok)  # rounding: ties
-
-
-@pytest.mark.parametrize("signal", [0.0, 1.5])
-def test_pareto_budget_guarantee(signal):
-    pop = _population(200_000, np.random.default_rng(3), signal)
-    res = simulate_cascade_guarantee(pop, n=1000, budget=0.3, delta=DELTA, trials=2000, seed=5)
-    r = res.budget_result
-    upper = stats.beta.ppf(0.999, r.violations + 1, r.trials - r.violations)
-    assert upper < DELTA + 0.02, r.to_dict()
-
-
-@pytest.mark.parametrize(("joint", "error_level"), [("max_p", 0.24), ("bonferroni_split", 0.2)])
-def test_joint_budget_and_error_guarantee(joint, error_level):
-    pop = _population(200_000, np.random.default_rng(4), 2.0)
-    # error levels attainable but binding (probe alone errs 25%; max_p's chain starts at no delegation)
-    res = simulate_cascade_guarantee(pop, n=1000, budget=0.3, delta=DELTA, trials=1500, error_level=error_level, joint=joint, seed=6)
-    v = res.joint_violations
-    upper = stats.beta.ppf(0.999, v + 1, 1500 - v)
-    assert upper < DELTA + 0.02, res.to_dict()
-    assert res.budget_result.fail_closed < 1500  # it does certify something
 
 
 def test_result_json():

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from ctd_stats.study import METHODS, StudyInputs, auroc_rows, faic, run_study
 from ctd_stats.reports.study import build_study_report
+from ctd_stats.study import METHODS, StudyInputs, auroc_rows, faic, run_study
 
 
 def test_auroc_rows_matches_pairwise_definition():
