@@ -9,6 +9,7 @@ and of its key, so that validation errors can point at ``spec.yaml:12:11``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,10 +160,26 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader that also reads every float a person writes (YAML 1.2 style: ``1e-3``, ``5E2``).
+
+    PyYAML's YAML 1.1 resolver needs a dot and a signed exponent (``1.0e-3``), so ``delta: 1e-3``
+    would arrive as the string ``'1e-3'``. Integers still resolve as integers (their resolver is
+    tried first).
+    """
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)
+
+
 def parse_yaml(text: str, source: str | os.PathLike[str] = "<string>") -> YAMLDocument:
     """Parse YAML ``text`` safely; errors become :class:`CTDInputError` with ``source:line:col``."""
     name = str(source)
-    loader = yaml.SafeLoader(text)
+    loader = _SpecLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         certificate=str(args.certificate),
         expert=rule.expert,
     )
-    paths = write_audit(result, args.out)
+    paths = write_audit(result, args.out, force=args.force)
     code = EXIT_OK if result.verdict.compliant else EXIT_NOT_CERTIFIED
     if getattr(args, "json", False):
         print(
@@ -122,4 +122,6 @@ def register(subparsers: Any) -> None:
         help="test behind the verdict: anytime-valid monitor (default) or one-look binomial test",
     )
     p.add_argument("--out", default="audit", help="output directory (default ./audit)")
+    p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)

@@ -1,8 +1,8 @@
 """``ctd calibrate SPEC``: certify every budget of a spec; write certificate and report.
 
 Writes ``certificate.json`` (all experts and budgets), and ``report.md`` / ``report.html`` /
-``report.json`` (as ``outputs.formats`` asks) into the output directory, which is replaced in one
-step: on any error nothing is half-written. Exit code 0 if every budget was certified, 1 if any
+``report.json`` (as ``outputs.formats`` asks) and ``manifest.json`` into the output directory: only
+those files, each atomic, committed together at the end (see :mod:`ctd_stats.outputs`). Exit code 0 if every budget was certified, 1 if any
 failed closed (its certificate entry, τ = +∞, is still written), 2 on bad input.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from ctd_stats.certify import CalibrationOutcome, calibrate_spec
 from ctd_stats.commands._progress import progress
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
-from ctd_stats.io import atomic_directory, atomic_write_json, atomic_write_text
+from ctd_stats.outputs import output_set
 from ctd_stats.reports.calibration import build_calibration_report, report_data
 from ctd_stats.spec import CascadeSpec, load_spec
 
@@ -35,44 +35,53 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--output", "-o", help="output directory (default: the spec's outputs.directory)"
     )
+    p.add_argument(
+        "--force", action="store_true", help="write even where another run's outputs are"
+    )
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)
 
 
-def write_outputs(outcome: CalibrationOutcome, directory: Path) -> list[Path]:
-    """Write certificate and report atomically into ``directory``; return the files written."""
+def output_names(formats: list[str] | tuple[str, ...]) -> list[str]:
+    """The files ``ctd calibrate`` writes for the spec's ``outputs.formats``."""
+    names = ["certificate.json"]
+    names += [f"report.{ext}" for fmt, ext in (("md", "md"), ("html", "html"), ("json", "json")) if fmt in formats]
+    return names
+
+
+def write_outputs(outcome: CalibrationOutcome, directory: Path, *, force: bool = False) -> list[Path]:
+    """Write certificate and report into ``directory`` (see :mod:`ctd_stats.outputs`); return the files."""
     formats = outcome.spec.outputs.formats
     rep = build_calibration_report(outcome) if {"md", "html"} & set(formats) else None
-    written: list[Path] = []
-    with atomic_directory(directory) as stage:
-        outcome.certificate.write(stage / "certificate.json")
-        written.append(directory / "certificate.json")
+    with output_set(
+        directory, "calibrate", spec_sha256=outcome.spec.sha256, force=force, names=output_names(formats)
+    ) as out:
+        out.write_json("certificate.json", outcome.certificate.to_json_dict())
         if rep is not None and "md" in formats:
-            atomic_write_text(stage / "report.md", rep.to_markdown())
-            written.append(directory / "report.md")
+            out.write_text("report.md", rep.to_markdown())
         if rep is not None and "html" in formats:
-            atomic_write_text(stage / "report.html", rep.to_html())
-            written.append(directory / "report.html")
+            out.write_text("report.html", rep.to_html())
         if "json" in formats:
-            atomic_write_json(stage / "report.json", report_data(outcome))
-            written.append(directory / "report.json")
-    return written
+            out.write_json("report.json", report_data(outcome))
+    return out.files
 
 
 def calibrate_and_write(
-    spec: CascadeSpec, output: str | None = None
+    spec: CascadeSpec, output: str | None = None, *, force: bool = False
 ) -> tuple[CalibrationOutcome, list[Path]]:
     """Read the spec's table, calibrate, and write every output."""
     table = spec.load_table()
     assert table is not None
     outcome = calibrate_spec(spec, table, progress=lambda it: progress(it, desc="calibrating"))
     directory = Path(output) if output else spec.output_dir()
-    return outcome, write_outputs(outcome, directory)
+    return outcome, write_outputs(outcome, directory, force=force)
 
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    outcome, files = calibrate_and_write(spec, getattr(args, "output", None))
+    outcome, files = calibrate_and_write(
+        spec, getattr(args, "output", None), force=getattr(args, "force", False)
+    )
     code = EXIT_OK if outcome.all_certified else EXIT_NOT_CERTIFIED
     if getattr(args, "json", False):
         print(

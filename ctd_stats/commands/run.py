@@ -23,7 +23,7 @@ import numpy as np
 
 from ctd_stats.commands._progress import progress, progress_enabled
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
-from ctd_stats.io import atomic_directory, atomic_write_json, atomic_write_text
+from ctd_stats.outputs import output_set
 from ctd_stats.reports.study import build_study_report
 from ctd_stats.spec import CascadeSpec, load_spec
 from ctd_stats.study.engine import METHODS, ExpertStudy, StudyInputs, run_study
@@ -41,6 +41,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("spec", help="cascade spec (YAML)")
     p.add_argument("--output", "-o", help="output directory (default: the spec's outputs.directory)")
     p.add_argument("--repeats", type=int, help="override evaluation.repeats")
+    p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)
 
@@ -77,6 +78,14 @@ def study_inputs(table: ScoreTable, expert: str) -> StudyInputs:
     table.require_labelled(pool, expert, "ctd run")
     ex = table.expert(expert)
     assert table.label is not None and table.probe_prob is not None and ex.expert_prob is not None
+    classes = np.unique(table.label[pool])
+    if classes.size < 2:
+        only = "unsafe (1)" if classes.size and classes[0] == 1 else "safe (0)"
+        raise CTDInputError(
+            f"{table.name()}: column 'label': every pool row is {only}; `ctd run` compares methods by "
+            "AUROC and accuracy, which need both classes (use `ctd calibrate` to certify a budget "
+            "without labels of both kinds)"
+        )
     spc = ex.cost.get("seconds_per_call") if ex.cost else None
     return StudyInputs(
         labels=table.label[pool].astype(bool),
@@ -118,6 +127,15 @@ def run_all(spec: CascadeSpec, table: ScoreTable, repeats: int | None = None) ->
     return studies
 
 
+def run_output_names(formats: list[str] | tuple[str, ...]) -> list[str]:
+    """The files ``ctd run`` writes: certificate and study data always, reports per ``outputs.formats``."""
+    names = ["certificate.json", "study.json"]
+    for fmt in ("md", "html"):
+        if fmt in formats:
+            names += [f"report.{fmt}", f"calibration.{fmt}"]
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     spec = load_spec(args.spec)
@@ -140,14 +158,20 @@ def run(args: argparse.Namespace) -> int:
     )
     directory = (Path(args.output) if args.output else spec.output_dir()).resolve()
     study_json = {"spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies]}
-    with atomic_directory(directory) as stage:
-        atomic_write_text(stage / "report.md", report.to_markdown())
-        atomic_write_text(stage / "report.html", report.to_html())
-        atomic_write_json(stage / "study.json", study_json)
-        outcome.certificate.write(stage / "certificate.json")
+    formats = spec.outputs.formats
+    with output_set(
+        directory, "run", spec_sha256=spec.sha256, force=getattr(args, "force", False),
+        names=run_output_names(formats),
+    ) as out:
+        out.write_json("certificate.json", outcome.certificate.to_json_dict())
+        out.write_json("study.json", study_json)
         cal_rep = build_calibration_report(outcome)
-        atomic_write_text(stage / "calibration.md", cal_rep.to_markdown())
-        atomic_write_text(stage / "calibration.html", cal_rep.to_html())
+        for fmt in ("md", "html"):
+            if fmt in formats:
+                out.write_text(f"report.{fmt}", report.to_markdown() if fmt == "md" else report.to_html())
+                out.write_text(
+                    f"calibration.{fmt}", cal_rep.to_markdown() if fmt == "md" else cal_rep.to_html()
+                )
     code = EXIT_OK if outcome.all_certified else EXIT_NOT_CERTIFIED
     if getattr(args, "json", False):
         print(json.dumps({"output": str(directory), "exit_code": code, **study_json}, indent=2))
@@ -168,6 +192,5 @@ def run(args: argparse.Namespace) -> int:
     tau = {(r.expert, r.budget): r.threshold for r in outcome.certificate.results}
     shown = ", ".join(f"{e}@{b:g}: τ={'inf' if math.isinf(t) else f'{t:.4g}'}" for (e, b), t in list(tau.items())[:6])
     print(f"\ncertificates: {shown}{' …' if len(tau) > 6 else ''}")
-    print(f"wrote {directory}/report.html, report.md, study.json, certificate.json, calibration.html "
-          f"({time.perf_counter() - t0:.1f} s)")
+    print(f"wrote {', '.join(str(f) for f in out.files)} ({time.perf_counter() - t0:.1f} s)")
     return code

@@ -19,7 +19,7 @@ from typing import Any
 
 from ctd_stats.commands._progress import progress
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
-from ctd_stats.io import atomic_directory, atomic_write_json, atomic_write_text
+from ctd_stats.outputs import output_set
 from ctd_stats.reports.document import Figure
 from ctd_stats.reports.simulation import build_simulation_report, plot, rows_csv
 from ctd_stats.simulate import make_population
@@ -56,6 +56,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--output", "-o", help="output directory (default: the spec's outputs.directory)"
     )
+    p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)
 
@@ -125,14 +126,19 @@ def run(args: argparse.Namespace) -> int:
     fig = Figure.from_matplotlib(plot(rows))
     directory = Path(args.output) if getattr(args, "output", None) else spec.output_dir()
     rep = build_simulation_report(rows, spec.cascade.name, desc, fig.png)
-    with atomic_directory(directory) as stage:
-        atomic_write_text(stage / "simulation.csv", rows_csv(rows))
-        atomic_write_json(stage / "simulation.json", {"population": desc, "rows": rows})
-        (stage / "simulation.png").write_bytes(fig.png)
-        if "md" in spec.outputs.formats:
-            atomic_write_text(stage / "simulation.md", rep.to_markdown())
-        if "html" in spec.outputs.formats:
-            atomic_write_text(stage / "simulation.html", rep.to_html())
+    formats = spec.outputs.formats
+    names = ["simulation.csv", "simulation.json", "simulation.png"]
+    names += [f"simulation.{f}" for f in ("md", "html") if f in formats]
+    with output_set(
+        directory, "simulate", spec_sha256=spec.sha256, force=getattr(args, "force", False), names=names
+    ) as out:
+        out.write_text("simulation.csv", rows_csv(rows))
+        out.write_json("simulation.json", {"population": desc, "rows": rows})
+        out.write_bytes("simulation.png", fig.png)
+        if "md" in formats:
+            out.write_text("simulation.md", rep.to_markdown())
+        if "html" in formats:
+            out.write_text("simulation.html", rep.to_html())
     if as_json:
         print(
             json.dumps(

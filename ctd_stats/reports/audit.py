@@ -1,7 +1,7 @@
 """The audit report: plain-language verdict first, then the evidence (Markdown + self-contained HTML).
 
 :func:`write_audit` writes ``audit.json``, ``audit.md`` and ``audit.html`` into a directory in one
-atomic step (:func:`ctd_stats.io.atomic_directory`).
+atomic step (:func:`ctd_stats.outputs.output_set`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ctd_stats.audit.audit import AuditResult, RateRow
-from ctd_stats.io import atomic_directory, atomic_write_json
+from ctd_stats.outputs import output_set
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
 
 #: Rows shown in the report's window and group tables (audit.json has all of them).
@@ -329,11 +329,19 @@ def _breakdown_sections(rep: Report, r: AuditResult) -> None:
         rep.add(Paragraph(f"Not checked: {d.note}."))
 
 
-def write_audit(result: AuditResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``audit.json``, ``audit.md`` and ``audit.html`` into ``out_dir`` atomically."""
+AUDIT_FILES = ("audit.json", "audit.md", "audit.html")
+
+
+def write_audit(result: AuditResult, out_dir: str | Path, *, force: bool = False) -> dict[str, Path]:
+    """Write ``audit.json``, ``audit.md`` and ``audit.html`` into ``out_dir`` (see :mod:`ctd_stats.outputs`).
+
+    Only those three files (and ``manifest.json``) are written, each atomically; another run's
+    outputs in ``out_dir`` are refused unless ``force``.
+    """
     rep = build_report(result)
     out = Path(out_dir)
-    with atomic_directory(out) as stage:
-        atomic_write_json(stage / "audit.json", result.to_dict())
-        rep.write(stage, stem="audit")
+    with output_set(out, "audit", force=force, names=AUDIT_FILES) as files:
+        files.write_json("audit.json", result.to_dict())
+        files.write_text("audit.md", rep.to_markdown())
+        files.write_text("audit.html", rep.to_html())
     return {"json": out / "audit.json", "markdown": out / "audit.md", "html": out / "audit.html"}

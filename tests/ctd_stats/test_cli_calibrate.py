@@ -29,6 +29,7 @@ def test_calibrate_end_to_end(make_table, write_spec, capsys, name):
     d = spec.parent / "out"
     assert sorted(p.name for p in d.iterdir()) == [
         "certificate.json",
+        "manifest.json",
         "report.html",
         "report.json",
         "report.md",
@@ -61,6 +62,7 @@ def test_budget_only_multi_expert_json(make_table, write_spec, capsys):
     assert payload["exit_code"] == 0
     assert sorted(p.name for p in (spec.parent / "out").iterdir()) == [
         "certificate.json",
+        "manifest.json",
         "report.json",
     ]
 

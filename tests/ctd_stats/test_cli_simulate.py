@@ -45,6 +45,7 @@ def test_spec_simulation_writes_outputs(write_spec, capsys):
     d = spec.parent / "sim"
     names = sorted(p.name for p in d.iterdir())
     assert names == [
+        "manifest.json",
         "simulation.csv",
         "simulation.html",
         "simulation.json",

@@ -9,7 +9,6 @@ import numpy as np
 from scipy import stats
 
 from ctd_stats import (
-    CascadeData,
     make_population,
     simulate_budget_guarantee,
 )

@@ -99,6 +99,7 @@ def test_write_audit(tmp_path: Path) -> None:
         "audit.html",
         "audit.json",
         "audit.md",
+        "manifest.json",
     ]
 
 
