@@ -9,7 +9,7 @@ import pytest
 
 from ctd_stats.certificate import load_certificate
 from ctd_stats.cli import main
-from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_NOT_CERTIFIED, EXIT_OK
+from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_NOT_CERTIFIED, EXIT_OK
 
 
 @pytest.mark.parametrize("name", ["scores.parquet", "scores.csv"])
@@ -116,7 +116,7 @@ def test_bad_input_exit_2_and_output_untouched(
     assert (out / "certificate.json").read_text() == "previous"
 
 
-def test_failure_while_writing_leaves_nothing(make_table, write_spec, monkeypatch):
+def test_failure_while_writing_leaves_nothing(make_table, write_spec, monkeypatch, capsys):
     make_table(n=300)
     spec = write_spec("data: {table: scores.parquet}\noutputs: {directory: out}\n")
 
@@ -124,9 +124,12 @@ def test_failure_while_writing_leaves_nothing(make_table, write_spec, monkeypatc
         raise RuntimeError("disk full")
 
     monkeypatch.setattr("ctd_stats.commands.calibrate.build_calibration_report", boom)
-    with pytest.raises(RuntimeError):
-        main(["calibrate", str(spec)])
-    assert not (spec.parent / "out").exists()
+    assert main(["calibrate", str(spec)]) == EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: disk full" in err and "Traceback" not in err
+    out = spec.parent / "out"
+    left = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    assert left == [], left  # no certificate, no report, no staged temp file
     assert not [p for p in spec.parent.iterdir() if p.name.startswith(".out")]
 
 
