@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,11 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return "parquet"
-    if suffix in (".csv", ".txt"):
+    if suffix == ".csv":
         return "csv"
     raise CTDInputError(
-        f"{path}: cannot tell the table format from the suffix {suffix!r}; "
-        "use .parquet or .csv, or set data.format"
+        f"{path}: cannot tell the table format from the suffix {suffix!r} (format: auto knows "
+        ".parquet, .pq and .csv); rename the file or set data.format to csv or parquet"
     )
 
 
@@ -78,7 +79,7 @@ def read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[s
     except pd.errors.EmptyDataError:
         raise CTDInputError(f"{path}: the CSV file is empty (expected a header row)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise CTDInputError(f"{path}: not a readable CSV file ({exc})") from None
+        raise CTDInputError(_csv_error(path, exc)) from None
     frame.attrs["all_columns"] = list(frame.columns)
     sidecar = path.with_name(path.name + CSV_EXPERTS_SIDECAR)
     if sidecar.is_file():
@@ -135,3 +136,14 @@ def row_where(path: Path, fmt: str, i: int, ids: NDArray[np.str_]) -> str:
     return f"row {i} (id {str(ids[i])!r}{line})"
 
 
+def _csv_error(path: Path, exc: Exception) -> str:
+    """One line naming the file and line of a CSV parse error."""
+    text = " ".join(str(exc).split())
+    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if m:
+        want, line, got = m.groups()
+        return (
+            f"{path}:{line}: row has {got} fields but the header has {want} "
+            "(an unquoted comma in a value, or a stray extra field?)"
+        )
+    return f"{path}: not a readable CSV file ({text})"

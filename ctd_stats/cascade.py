@@ -62,6 +62,7 @@ class Cascade:
         *,
         spec_path: str | os.PathLike[str] | None = None,
         data_path: str | os.PathLike[str] | None = None,
+        options: tuple[str, str] = ("budget=", "expert="),
     ) -> Cascade:
         """Load the result for ``budget``/``expert`` from a certificate (file or object).
 
@@ -72,10 +73,10 @@ class Cascade:
         from ctd_stats.certificate import Certificate, load_certificate
 
         if isinstance(path, Certificate):
-            cert = path
+            cert = path.check("certificate object")
         else:
             cert = load_certificate(Path(path), spec_path=spec_path, data_path=data_path)
-        r = cert.result(budget=budget, expert=expert)
+        r = cert.result(budget=budget, expert=expert, options=options)
         return cls(
             threshold=float(r.threshold),
             budget=r.budget,

@@ -22,12 +22,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
+from ctd_stats.certificate_integrity import Integrity, deployment_key, seal, verify
 from ctd_stats.errors import CTDInputError
 from ctd_stats.io import atomic_write_json
 from ctd_stats.score_reference import ScoreReference
 
 #: The certificate format written by this package.
-SCHEMA_VERSION: Final = "ctd.certificate/1"
+SCHEMA_VERSION: Final = "ctd.certificate/2"
 
 
 def _parse_float(value: Any) -> Any:
@@ -67,6 +68,9 @@ class TestedThreshold(_Frozen):
     pvalue: float = Field(description="p-value of the null 'risk(τ) > level' on the ht split.")
     rejected: bool = Field(description="Whether the null was rejected (τ certified).")
     ht_rate: float = Field(description="Empirical delegation rate on the hypothesis-testing split.")
+    ht_count: int = Field(
+        ge=0, description="Integer count of test rows with d > τ (the p-value is computed from it)."
+    )
     opt_rate: float | None = Field(
         None, description="Delegation rate on the opt split (Pareto only)."
     )
@@ -94,6 +98,7 @@ class BudgetCertificate(_Frozen):
     pvalue_kind: str
     threshold: ExtFloat = Field(description="Certified τ; +inf means never delegate (fail closed).")
     certified: bool
+    n_test: int = Field(ge=0, description="Rows the p-values were computed on (ht, or all).")
     reason: str | None = None
     guarantee: str = Field(description="The guarantee in words, with its assumption.")
     tested: list[TestedThreshold] = Field(default_factory=list)
@@ -112,7 +117,7 @@ class BudgetCertificate(_Frozen):
 class Certificate(_Frozen):
     """A calibration certificate (all budgets, all experts) with provenance."""
 
-    schema_version: Literal["ctd.certificate/1"] = SCHEMA_VERSION
+    schema_version: Literal["ctd.certificate/2"] = SCHEMA_VERSION
     cascade: str
     created_at: str = Field(description="ISO-8601 UTC timestamp.")
     package_version: str
@@ -122,9 +127,22 @@ class Certificate(_Frozen):
     n: dict[str, int] = Field(description="Rows per split of the score table.")
     assumption: str
     results: list[BudgetCertificate]
+    integrity: Integrity | None = Field(
+        default=None, description="Digest or HMAC over every other field (written by to_json_dict)."
+    )
 
-    def result(self, budget: float | None = None, expert: str | None = None) -> BudgetCertificate:
-        """The unique result for ``budget`` and ``expert`` (either may be omitted if unambiguous)."""
+    def result(
+        self,
+        budget: float | None = None,
+        expert: str | None = None,
+        *,
+        options: tuple[str, str] = ("budget=", "expert="),
+    ) -> BudgetCertificate:
+        """The unique result for ``budget`` and ``expert`` (either may be omitted if unambiguous).
+
+        ``options`` names the two selectors in error messages (the CLI passes ``--budget``,
+        ``--expert``).
+        """
         hits = [
             r
             for r in self.results
@@ -138,8 +156,8 @@ class Certificate(_Frozen):
         if not hits:
             raise CTDInputError(f"certificate has no result for {want}; it has: {have or 'none'}")
         raise CTDInputError(
-            f"certificate has {len(hits)} results for {want}; pass budget= and/or expert= to pick "
-            f"one of: {have}"
+            f"certificate has {len(hits)} results for {want}; pass {options[0]} and/or "
+            f"{options[1]} to pick one of: {have}"
         )
 
     @property
@@ -155,8 +173,31 @@ class Certificate(_Frozen):
         return any(r.certified for r in self.results)
 
     def to_json_dict(self) -> dict[str, Any]:
-        """Strict-JSON-ready dict (infinite thresholds as ``"inf"``)."""
-        return self.model_dump(mode="json")
+        """Strict-JSON-ready dict (infinite thresholds as ``"inf"``), sealed.
+
+        The ``integrity`` block is computed here over every other field: an HMAC-SHA256 when a
+        deployment key is set (``CTD_CERTIFICATE_KEY`` / ``CTD_CERTIFICATE_KEY_FILE``), else a
+        sha256 digest (see :mod:`ctd_stats.certificate_integrity` for what each protects against).
+        """
+        content = self.model_dump(mode="json", exclude={"integrity"})
+        content["integrity"] = seal(content, deployment_key()).model_dump(mode="json")
+        return content
+
+    def problems(self) -> list[str]:
+        """Internal inconsistencies (τ vs recorded counts, p-values, budget); empty when none."""
+        from ctd_stats.certificate_checks import certificate_problems
+
+        return certificate_problems(self)
+
+    def check(self, where: str = "certificate") -> Certificate:
+        """Raise :class:`CTDInputError` naming ``where`` if the certificate is inconsistent."""
+        problems = self.problems()
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise CTDInputError(
+                f"{where}: inconsistent certificate: {problems[0]}{more}; refusing to use it"
+            )
+        return self
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the certificate atomically as indented JSON."""
@@ -198,7 +239,10 @@ def load_certificate(
     ------
     CTDInputError
         Missing or unreadable file, invalid JSON, an unknown schema version, a field that fails
-        validation, or a hash mismatch; the message names the file.
+        validation, content that does not match its integrity digest or HMAC signature (see
+        :mod:`ctd_stats.certificate_integrity`), internally inconsistent numbers (τ not what the
+        recorded counts, p-values and budget give; see :mod:`ctd_stats.certificate_checks`), or a
+        spec/table hash mismatch; the message names the file.
     """
     from ctd_stats.table import file_sha256
 
@@ -221,7 +265,13 @@ def load_certificate(
     if version != SCHEMA_VERSION:
         raise CTDInputError(
             f"{p}: schema_version is {version!r}, expected {SCHEMA_VERSION!r}"
-            + (" (not a ctd certificate?)" if version is None else " (made by another ctd version)")
+            + (
+                " (not a ctd certificate?)"
+                if version is None
+                else " (made by an older ctd, without counts and integrity digest: recalibrate)"
+                if version == "ctd.certificate/1"
+                else " (made by another ctd version)"
+            )
         )
     try:
         cert = Certificate.model_validate(raw)
@@ -230,6 +280,8 @@ def load_certificate(
         loc = ".".join(str(x) for x in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise CTDInputError(f"{p}: invalid certificate: {loc}: {first['msg']}{more}") from None
+    verify(cert.model_dump(mode="json", exclude={"integrity"}), cert.integrity, deployment_key(), str(p))
+    cert.check(str(p))
     for what, given, recorded in (
         ("spec", spec_path, cert.spec_sha256),
         ("score table", data_path, cert.data_sha256),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from ctd_stats import __version__
 from ctd_stats.certificate import (
@@ -26,9 +26,11 @@ from ctd_stats.certificate import (
     TestedThreshold,
     utc_now,
 )
+from ctd_stats.curves import delegation_counts
 from ctd_stats.errors import CTDInputError
 from ctd_stats.ltt import Calibration, calibrate_budget
 from ctd_stats.pareto import CascadeCalibration, CascadeData, calibrate_cascade
+from ctd_stats.pvalues import pvalue_function
 from ctd_stats.spec import CascadeSpec
 from ctd_stats.table import ScoreTable
 
@@ -189,9 +191,17 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
 
 
 def budget_certificate(
-    cal: Calibration, expert: str, reference: ScoreReference | None
+    cal: Calibration, expert: str, reference: ScoreReference | None, test_scores: ArrayLike
 ) -> BudgetCertificate:
-    """The certificate entry of one core result."""
+    """The certificate entry of one core result.
+
+    ``test_scores`` are the DV scores the p-values were computed on (ht split, or every calibration
+    row for budget-only); the integer count of scores above each tested threshold is recorded so
+    that a verifier can recompute every p-value (:mod:`ctd_stats.certificate_checks`).
+    """
+    counts = delegation_counts(test_scores, cal.thresholds)
+    if not np.array_equal(counts, np.rint(cal.empirical_rates * cal.n)):
+        raise RuntimeError("recorded counts disagree with the calibration's rates (a bug)")
     rates: list[float | None] = [None] * int(cal.thresholds.size)
     errors: list[float | None] = [None] * int(cal.thresholds.size)
     if isinstance(cal, CascadeCalibration):
@@ -203,6 +213,7 @@ def budget_certificate(
             pvalue=float(cal.pvalues[i]),
             rejected=bool(cal.certified[i]),
             ht_rate=float(cal.empirical_rates[i]),
+            ht_count=int(counts[i]),
             opt_rate=rates[i],
             opt_error=errors[i],
         )
@@ -223,6 +234,7 @@ def budget_certificate(
         pvalue_kind=cal.pvalue_kind,
         threshold=float(cal.threshold),
         certified=cal.is_certified,
+        n_test=int(cal.n),
         reason=cal.reason,
         guarantee=cal.guarantee,
         tested=tested,
@@ -230,6 +242,40 @@ def budget_certificate(
         error_level=cal.error_level if isinstance(cal, CascadeCalibration) else None,
         joint=cal.joint if isinstance(cal, CascadeCalibration) else None,
         score_reference=reference,
+    )
+
+
+def _zero_count_pvalue(kind: str, n: int, budget: float) -> float:
+    return float(pvalue_function(kind)(0, n, budget))
+
+
+def require_certifiable_size(spec: CascadeSpec, n: int, source: str) -> None:
+    """Refuse a test split too small to certify *any* of the spec's budgets.
+
+    With ``n`` test rows even zero observed delegations give the p-value ``p(0, n, B)``; if that
+    exceeds δ for the largest budget B, no threshold can ever be certified, which is a bad input
+    (too few calibration rows), not a calibration outcome.
+
+    Raises
+    ------
+    CTDInputError
+        Naming the table, the row count and the smallest n that could certify the largest budget.
+    """
+    c = spec.calibration
+    b_max = max(c.budget)
+    if _zero_count_pvalue(c.pvalue, n, b_max) <= c.delta:
+        return
+    hi = max(n, 1)
+    while _zero_count_pvalue(c.pvalue, hi, b_max) > c.delta:
+        hi *= 2
+    lo = hi // 2
+    while hi - lo > 1:  # smallest n with p(0, n, B) <= delta (p is non-increasing in n)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _zero_count_pvalue(c.pvalue, mid, b_max) <= c.delta else (mid, hi)
+    raise CTDInputError(
+        f"{source}: only {n} calibration rows are used for the test; no budget in the spec can be "
+        f"certified from so few (budget {b_max:g} at delta = {c.delta:g} with {c.pvalue} p-values "
+        f"needs at least {hi} rows even if nothing is delegated); add rows or raise the budget"
     )
 
 
@@ -244,6 +290,8 @@ def calibrate_spec(
         The certificate (fail-closed entries included) and the material for the report.
     """
     data = {name: expert_data(spec, table, name) for name in table.expert_names}
+    for d in data.values():
+        require_certifiable_size(spec, int(d.ht_scores.size), table.name())
     jobs = [(name, b) for name in data for b in spec.calibration.budget]
     wrap: Progress = progress or (lambda it: iter(it))
     calibrations: dict[tuple[str, float], Calibration] = {}
@@ -256,7 +304,7 @@ def calibrate_spec(
         cal = calibrate_one(spec, data[name], budget)
         calibrations[(name, budget)] = cal
         evaluation[(name, budget)] = evaluate(data[name], cal.threshold)
-        results.append(budget_certificate(cal, name, references[name]))
+        results.append(budget_certificate(cal, name, references[name], data[name].ht_scores))
     n = table.counts()
     first = next(iter(data.values()))
     if first.opt is not None and first.ht is not None:

@@ -87,7 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = "--json" in args_list
     try:
         parser = build_parser()
-        args = parser.parse_args(args_list)
+        try:
+            args = parser.parse_args(args_list)
+        except SystemExit as exc:  # argparse: usage error (2) or --help/--version (0)
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_BAD_INPUT

@@ -213,7 +213,10 @@ class OutputsSpec(_Model):
 
     directory: str = Field(
         default="ctd-output",
-        description="Output directory, relative to the spec file; replaced atomically.",
+        description=(
+            "Output directory, relative to the spec file; each file is written atomically and "
+            "recorded in `manifest.json`; files the run did not write are never touched."
+        ),
     )
     formats: Annotated[list[OutputFormat], AfterValidator(_nonempty), AfterValidator(_unique)] = (
         Field(

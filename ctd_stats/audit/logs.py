@@ -149,6 +149,11 @@ class LogReader:
             return
         path = Path(source)
         self.name = str(path)
+        if path.is_dir():
+            raise CTDInputError(
+                f"{path}: is a folder; give one log file (JSONL, CSV or Parquet), or merge the "
+                "folder's files into one"
+            )
         if not path.is_file():
             raise CTDInputError(f"{path}: log file not found")
         self.path = path
@@ -199,9 +204,12 @@ class LogReader:
                 yield chunk
                 offset += len(chunk)
         except ValueError as exc:
-            raise CTDInputError(
-                f"{self.path}: malformed JSON at or after line {offset + 1} ({exc})"
-            ) from exc
+            line, why = _first_bad_json_line(self.path, offset)
+            if line is None:
+                raise CTDInputError(
+                    f"{self.path}: malformed JSON at or after line {offset + 1} ({exc})"
+                ) from exc
+            raise CTDInputError(f"{self.path}:{line}: malformed JSON line ({why})") from exc
 
     def chunks(self, columns: Sequence[str], chunk_rows: int = 1_000_000) -> Iterator[pd.DataFrame]:
         """Yield DataFrames of at most ``chunk_rows`` rows with (at least) ``columns``, in file order.
@@ -400,3 +408,27 @@ class GroupCoder:
             self._index[name] = code
             self.names.append(name)
         return code
+
+
+def _first_bad_json_line(path: Path, skip_records: int) -> tuple[int | None, str]:
+    """The 1-based line number of the first line (after ``skip_records`` records) that is not JSON.
+
+    Only runs on the error path; reads the file line by line (constant memory).
+    """
+    import json
+
+    seen = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            seen += 1
+            if seen <= skip_records:
+                continue
+            try:
+                obj = json.loads(text.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                return number, f"{exc.msg} at column {exc.colno}"
+            if not isinstance(obj, dict):
+                return number, f"expected a JSON object, got {type(obj).__name__}"
+    return None, ""

@@ -27,7 +27,9 @@ def load_rule(path: str, budget: float | None = None, expert: str | None = None)
     if not Path(path).is_file():
         raise CTDInputError(f"{path}: certificate not found")
     try:
-        return Cascade.from_certificate(path, budget=budget, expert=expert)
+        return Cascade.from_certificate(
+            path, budget=budget, expert=expert, options=("--budget", "--expert")
+        )
     except CTDInputError:
         raise
     except (KeyError, ValueError, LookupError) as exc:

@@ -16,11 +16,13 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ctd_stats.commands._argtypes import positive_int
 from ctd_stats.commands._progress import progress, progress_enabled
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
 from ctd_stats.outputs import output_set
@@ -40,7 +42,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("spec", help="cascade spec (YAML)")
     p.add_argument("--output", "-o", help="output directory (default: the spec's outputs.directory)")
-    p.add_argument("--repeats", type=int, help="override evaluation.repeats")
+    p.add_argument("--repeats", type=positive_int, help="override evaluation.repeats (≥ 1)")
     p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)
@@ -101,7 +103,7 @@ def study_inputs(table: ScoreTable, expert: str) -> StudyInputs:
 def run_all(spec: CascadeSpec, table: ScoreTable, repeats: int | None = None) -> list[ExpertStudy]:
     """Run the repeated-split study for every expert of the table."""
     ev = spec.evaluation
-    reps = repeats or ev.repeats
+    reps = ev.repeats if repeats is None else repeats
     studies = []
     for name in table.expert_names:
         inputs = study_inputs(table, name)
@@ -127,7 +129,7 @@ def run_all(spec: CascadeSpec, table: ScoreTable, repeats: int | None = None) ->
     return studies
 
 
-def run_output_names(formats: list[str] | tuple[str, ...]) -> list[str]:
+def run_output_names(formats: Sequence[str]) -> list[str]:
     """The files ``ctd run`` writes: certificate and study data always, reports per ``outputs.formats``."""
     names = ["certificate.json", "study.json"]
     for fmt in ("md", "html"):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ctd_stats.commands._argtypes import positive_int, seed_int
 from ctd_stats.commands._progress import progress
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
 from ctd_stats.outputs import output_set
@@ -51,8 +52,10 @@ def register(subparsers: Any) -> None:
         "δ = 0.1, 2,000 trials, fixed-sequence and Bonferroni).",
     )
     p.add_argument("spec", nargs="?", help="cascade spec (YAML); omit for the built-in example")
-    p.add_argument("--trials", type=int, help="override the number of simulated calibration sets")
-    p.add_argument("--seed", type=int, help="override the seed")
+    p.add_argument(
+        "--trials", type=positive_int, help="override the number of simulated calibration sets (≥ 1)"
+    )
+    p.add_argument("--seed", type=seed_int, help="override the seed (≥ 0)")
     p.add_argument(
         "--output", "-o", help="output directory (default: the spec's outputs.directory)"
     )
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             budgets=[ex.budget],
             procedures=list(ex.procedures),
             delta=ex.delta,
-            trials=args.trials or ex.trials,
+            trials=ex.trials if args.trials is None else args.trials,
             seed=args.seed if args.seed is not None else 0,
             progress=_progress,
         )
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         budgets=spec.simulation_budgets(),
         procedures=sim.procedures,
         delta=spec.calibration.delta,
-        trials=args.trials or sim.trials,
+        trials=sim.trials if args.trials is None else args.trials,
         seed=args.seed if args.seed is not None else sim.seed,
         progress=_progress,
     )

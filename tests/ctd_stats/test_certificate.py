@@ -24,6 +24,7 @@ TOP_KEYS = [
     "n",
     "assumption",
     "results",
+    "integrity",
 ]
 RESULT_KEYS = [
     "expert",
@@ -34,6 +35,7 @@ RESULT_KEYS = [
     "pvalue_kind",
     "threshold",
     "certified",
+    "n_test",
     "reason",
     "guarantee",
     "tested",
@@ -42,7 +44,7 @@ RESULT_KEYS = [
     "joint",
     "score_reference",
 ]
-TESTED_KEYS = ["threshold", "pvalue", "rejected", "ht_rate", "opt_rate", "opt_error"]
+TESTED_KEYS = ["threshold", "pvalue", "rejected", "ht_rate", "ht_count", "opt_rate", "opt_error"]
 
 
 @pytest.fixture(scope="module")

@@ -72,16 +72,33 @@ def test_nothing_certified_exit_1_still_writes_fail_closed(make_table, write_spe
     spec = write_spec(
         """
         data: {table: scores.parquet}
-        calibration: {budget: 0.01, delta: 0.05, pareto: false}
+        calibration: {budget: [0.01, 0.3], delta: 0.05, pareto: false}
         outputs: {directory: out, formats: [md, json]}
         """
     )
     assert main(["calibrate", str(spec)]) == EXIT_NOT_CERTIFIED
     assert "fail closed" in capsys.readouterr().out
     cert = load_certificate(spec.parent / "out" / "certificate.json")
-    (r,) = cert.results
+    r = cert.result(budget=0.01)
     assert not r.certified and np.isinf(r.threshold) and r.reason
+    assert cert.result(budget=0.3).certified
     assert "NOTHING CERTIFIED" in (spec.parent / "out" / "report.md").read_text()
+
+
+def test_too_few_rows_for_every_budget_is_bad_input(make_table, write_spec, capsys):
+    """n = 60 rows cannot certify budget 0.01 at δ = 0.05 even with no delegation (needs 299)."""
+    make_table(n=60)
+    spec = write_spec(
+        """
+        data: {table: scores.parquet}
+        calibration: {budget: 0.01, delta: 0.05, pareto: false}
+        outputs: {directory: out}
+        """
+    )
+    assert main(["calibrate", str(spec)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "needs at least 299 rows" in err and "scores.parquet" in err
+    assert not (spec.parent / "out" / "certificate.json").exists()
 
 
 @pytest.mark.parametrize(

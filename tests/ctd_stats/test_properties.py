@@ -17,7 +17,9 @@ from ctd_stats.certificate import (
     TestedThreshold,
     load_certificate,
 )
+from ctd_stats.fwer import FixedSequence
 from ctd_stats.pareto import pareto_front
+from ctd_stats.pvalues import binomial_pvalue
 from ctd_stats.score_reference import ScoreReference
 
 
@@ -63,30 +65,40 @@ finite_or_inf = st.one_of(
 
 @st.composite
 def certificates(draw: st.DrawFn) -> Certificate:
+    """Internally consistent budget-only certificates: counts -> exact p-values -> fixed sequence."""
     results = []
     for e in range(draw(st.integers(1, 3))):
-        tau = draw(finite_or_inf)
+        n_test = draw(st.integers(1, 5000))
+        budget = draw(st.floats(0.01, 0.99))
+        delta = draw(st.floats(0.01, 0.5))
+        m = draw(st.integers(0, 4))
+        taus = sorted(set(draw(st.lists(finite_or_inf, min_size=m, max_size=m))), reverse=True)
+        # test order = descending τ, so the count of d > τ can only grow along it
+        counts = np.sort(np.asarray(draw(st.lists(st.integers(0, n_test), min_size=len(taus),
+                                                  max_size=len(taus))), dtype=np.int64))
+        pvals = binomial_pvalue(counts, n_test, budget)
+        rejected = FixedSequence().reject(pvals, delta)
         tested = [
             TestedThreshold(
-                threshold=draw(finite_or_inf),
-                pvalue=draw(st.floats(0, 1)),
-                rejected=draw(st.booleans()),
-                ht_rate=draw(st.floats(0, 1)),
+                threshold=t, pvalue=float(p), rejected=bool(r), ht_rate=int(k) / n_test, ht_count=int(k)
             )
-            for _ in range(draw(st.integers(0, 4)))
+            for t, p, r, k in zip(taus, pvals, rejected, counts, strict=True)
         ]
+        cand = [t for t, r in zip(taus, rejected, strict=True) if r]
+        tau = min(cand) if cand else math.inf
         q = sorted(draw(st.lists(st.floats(-50, 50), min_size=2, max_size=5)))
         results.append(
             BudgetCertificate(
                 expert=f"e{e}",
-                budget=draw(st.floats(0.01, 0.99)),
-                delta=draw(st.floats(0.01, 0.5)),
+                budget=budget,
+                delta=delta,
                 method="budget_only",
                 procedure="fixed_sequence",
                 pvalue_kind="binomial",
                 threshold=tau,
-                certified=math.isfinite(tau),
-                reason=None if math.isfinite(tau) else "nothing certified",
+                certified=bool(cand),
+                n_test=n_test,
+                reason=None if cand else "nothing certified",
                 guarantee="text",
                 tested=tested,
                 score_reference=ScoreReference(n=draw(st.integers(1, 10**6)), quantiles=tuple(q)),
@@ -110,8 +122,9 @@ def test_certificate_round_trip(tmp_path_factory, cert: Certificate) -> None:
     cert.write(path)
     text = path.read_text()
     json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))  # strict JSON
-    back = load_certificate(path)
-    assert back == cert
+    back = load_certificate(path)  # digest and consistency checks pass on what was written
+    assert back.integrity is not None and back.model_copy(update={"integrity": None}) == cert
+    assert back.to_json_dict() == json.loads(text)
     for r in cert.results:
         rule = Cascade.from_certificate(back, budget=r.budget, expert=r.expert)
         scores = np.array([-math.inf, r.threshold if math.isfinite(r.threshold) else 0.0, math.inf])

@@ -7,8 +7,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ctd_stats.certificate import SCHEMA_VERSION
+from ctd_stats.certificate_integrity import seal
+from ctd_stats.pvalues import binomial_pvalue
+
 TAU = 0.9
 BUDGET = 0.1
+#: Calibration rows behind the synthetic certificates.
+N_TEST = 4000
 
 
 def make_certificate(
@@ -18,7 +24,11 @@ def make_certificate(
     expert: str = "expert",
     extra_results: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A certificate dict in the ``ctd.certificate/1`` format."""
+    """A sealed, internally consistent certificate dict in the current format.
+
+    The entry records one tested threshold: τ itself, exceeded by a count of 0.9 × budget of
+    ``N_TEST`` calibration rows (so it is certified at δ = 0.1), or none when τ is ``"inf"``.
+    """
     ref = None
     if reference is not None:
         q = np.quantile(reference, np.linspace(0, 1, 201))
@@ -32,16 +42,17 @@ def make_certificate(
         "pvalue_kind": "binomial",
         "threshold": threshold,
         "certified": threshold != "inf",
+        "n_test": N_TEST,
         "reason": None,
         "guarantee": "P(delegation rate <= budget) >= 1 - delta",
-        "tested": [],
+        "tested": _tested(threshold, budget),
         "pareto_front": None,
         "error_level": None,
         "joint": None,
         "score_reference": ref,
     }
-    return {
-        "schema_version": "ctd.certificate/1",
+    raw = {
+        "schema_version": SCHEMA_VERSION,
         "cascade": "test",
         "created_at": "2024-01-01T00:00:00Z",
         "package_version": "0.1.0",
@@ -52,6 +63,25 @@ def make_certificate(
         "assumption": "i.i.d.",
         "results": [result, *(extra_results or [])],
     }
+    raw["integrity"] = seal(raw).model_dump(mode="json")
+    return raw
+
+
+def _tested(threshold: float | str, budget: float) -> list[dict[str, Any]]:
+    if threshold == "inf":
+        return []
+    count = int(0.9 * budget * N_TEST)
+    return [
+        {
+            "threshold": threshold,
+            "pvalue": float(binomial_pvalue(count, N_TEST, budget)),
+            "rejected": True,
+            "ht_rate": count / N_TEST,
+            "ht_count": count,
+            "opt_rate": None,
+            "opt_error": None,
+        }
+    ]
 
 
 def make_log(
