@@ -81,3 +81,25 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def first_bad_json_line(path: Path, skip_records: int) -> tuple[int | None, str]:
+    """The 1-based line number of the first line (after ``skip_records`` records) that is not JSON.
+
+    Only runs on the error path; reads the file line by line (constant memory).
+    """
+    seen = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            seen += 1
+            if seen <= skip_records:
+                continue
+            try:
+                obj = json.loads(text.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                return number, f"{exc.msg} at column {exc.colno}"
+            if not isinstance(obj, dict):
+                return number, f"expected a JSON object, got {type(obj).__name__}"
+    return None, ""

@@ -224,7 +224,7 @@ def _score_expert(
     train_texts = [texts[i] for i in np.flatnonzero(train)]
     params = dict(entry.params)
     if entry.kind == "probe":
-        from probes.probe_expert import ProbeExpert
+        from probes.experts.probe import ProbeExpert
 
         pe = ProbeExpert(params.pop("model"), name=entry.name, cache=cache, seed=spec.seed, **params)
         y_train = rows["label"].to_numpy()[train]

@@ -58,7 +58,7 @@ class ExpertEntry(BaseModel):
     ``kind`` and its ``params``:
 
     * ``probe`` — a larger model with its own safety probe trained on the train split
-      (:class:`probes.probe_expert.ProbeExpert`): ``model`` (registry name), optional ``layers``,
+      (:class:`probes.experts.probe.ProbeExpert`): ``model`` (registry name), optional ``layers``,
       ``pooling``, ``max_length``, ``batch_size``, ``c``.
     * ``judge`` — a prompted instruct LM (:class:`probes.experts.PromptedJudgeExpert`): ``model``
       (registry name), optional ``batch_size``, ``max_text_tokens``.

@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
+from ctd_stats.audit.result import DriftSummary
 from ctd_stats.errors import CTDInputError
 from ctd_stats.score_reference import REFERENCE_QUANTILES, ScoreReference
 
@@ -104,3 +105,45 @@ def reference_from_scores(
     if ref.n == 0:
         raise CTDInputError("no finite reference scores")
     return ref
+
+
+def drift_summary(
+    acc: DriftAccumulator | None,
+    ref: ScoreReference | None,
+    threshold: float,
+    alpha: float,
+    warnings: list[str],
+) -> DriftSummary:
+    """The audit's drift section (appends a warning to ``warnings`` when the scores drifted)."""
+    if acc is None or ref is None:
+        return DriftSummary(
+            available=False,
+            note="no score reference in the certificate"
+            if ref is None
+            else "no score column in the log",
+        )
+    dr = acc.result(alpha)
+    ref_rate = 1.0 - ref.cdf(threshold) if math.isfinite(threshold) else 0.0
+    if dr.warning:
+        warnings.append(
+            f"score drift: the logged scores differ from the calibration scores (KS D = "
+            f"{dr.statistic:.3g}, approximate p = {dr.pvalue:.2g}); the certificate assumed the "
+            "calibration distribution"
+        )
+    return DriftSummary(
+        available=True,
+        statistic=dr.statistic,
+        pvalue=dr.pvalue,
+        n_log=dr.n_log,
+        n_reference=dr.n_reference,
+        resolution=dr.resolution,
+        warning=dr.warning,
+        reference_rate_above_threshold=ref_rate,
+        reference_quantiles=list(ref.quantiles),
+        log_cdf_at_quantiles=dr.log_cdf,
+        note=(
+            "KS distance between logged scores and the calibration score quantiles, evaluated at "
+            f"the {len(ref.quantiles)} reference quantiles (exact to within {dr.resolution:.3g}); "
+            "p-value from the asymptotic two-sample Kolmogorov distribution (approximate)."
+        ),
+    )

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ctd_stats.audit.result import RateRow, _fmt_ts
 from ctd_stats.errors import CTDInputError
 from ctd_stats.intervals import clopper_pearson
 
 #: Most windows an audit tracks (a finer window is a bad-input error).
 MAX_WINDOWS = 100_000
+#: About how many equal-count windows ``window="auto"`` makes.
+_AUTO_WINDOWS = 40
 
 _UNITS_NS = {
     "s": 10**9,
@@ -145,3 +148,101 @@ def rate_table(
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(n > 0, k / np.maximum(n, 1), np.nan)
     return {"rate": rate, "ci_low": lo, "ci_high": hi, "above": lo > budget}
+
+
+def window_rows(
+    windows: WindowAccumulator,
+    *,
+    trace_t: list[int],
+    trace_k: list[int],
+    trace_ts: list[int],
+    first_ts: int | None,
+    tkind: str,
+    alpha: float,
+    budget: float,
+) -> list[RateRow]:
+    """Per-window rows of the audit. ``trace_*`` are the cumulative counts and timestamps of the
+    audit's trace, ending at the last row; ``window="auto"`` cuts it into about 40 equal-count
+    windows, the other kinds use what ``windows`` counted."""
+    kind = windows.spec.kind
+    if kind == "auto":
+        t, k, ts = np.asarray(trace_t), np.asarray(trace_k), trace_ts
+        count = min(_AUTO_WINDOWS, len(t))
+        ends = sorted(set(np.round(np.linspace(0, len(t) - 1, count + 1)[1:]).astype(int).tolist()))
+        te = t[ends]
+        ke = k[ends]
+        n = np.diff(np.concatenate(([0], te)))
+        kk = np.diff(np.concatenate(([0], ke)))
+        starts_ts = [first_ts or 0] + [ts[e] for e in ends[:-1]]
+        ends_ts = [ts[e] for e in ends]
+        labels = [
+            f"rows {a:,}–{b - 1:,}" for a, b in zip(np.concatenate(([0], te[:-1])), te, strict=True)
+        ]
+    else:
+        w = windows
+        n, kk = np.asarray(w.n, dtype=np.int64), np.asarray(w.k, dtype=np.int64)
+        starts_ts, ends_ts = w.first_ts, w.last_ts
+        if kind == "rows":
+            size = w.spec.size
+            labels = [
+                f"rows {i * size:,}–{i * size + c - 1:,}" for i, c in zip(w.ids, w.n, strict=True)
+            ]
+        else:
+            labels = [str(_fmt_ts(i * w.spec.size, tkind)) for i in w.ids]
+    tab = rate_table(n, kk, alpha, budget)
+    return [
+        RateRow(
+            label=labels[i],
+            start=_fmt_ts(int(starts_ts[i]), tkind),
+            end=_fmt_ts(int(ends_ts[i]), tkind),
+            n=int(n[i]),
+            k=int(kk[i]),
+            rate=float(tab["rate"][i]),
+            ci_low=float(tab["ci_low"][i]),
+            ci_high=float(tab["ci_high"][i]),
+            above_budget=bool(tab["above"][i]),
+        )
+        for i in range(len(n))
+    ]
+
+
+def group_rows(
+    groups: GroupAccumulator, names: list[str], alpha: float, budget: float
+) -> list[RateRow]:
+    """Per-group rows of the audit, in the order of the group codes (first appearance)."""
+    if not groups.n.size:
+        return []
+    g = rate_table(groups.n, groups.k, alpha, budget)
+    return [
+        RateRow(
+            label=name,
+            start=None,
+            end=None,
+            n=int(groups.n[i]),
+            k=int(groups.k[i]),
+            rate=float(g["rate"][i]),
+            ci_low=float(g["ci_low"][i]),
+            ci_high=float(g["ci_high"][i]),
+            above_budget=bool(g["above"][i]),
+        )
+        for i, name in enumerate(names)
+    ]
+
+
+def rate_row_warnings(
+    windows: list[RateRow], groups: list[RateRow], alpha: float, warnings: list[str]
+) -> None:
+    """Append a warning for windows and for groups whose whole interval lies above the budget."""
+    conf = 1 - alpha
+    n_above_w = sum(w.above_budget for w in windows)
+    if n_above_w:
+        warnings.append(
+            f"{n_above_w} of {len(windows)} windows have their whole {100 * conf:g}% interval above the "
+            "budget (descriptive, no multiplicity correction)"
+        )
+    n_above_g = sum(g_.above_budget for g_ in groups)
+    if n_above_g:
+        warnings.append(
+            f"{n_above_g} of {len(groups)} groups have their whole {100 * conf:g}% interval above the budget "
+            "(descriptive; the certificate controls the overall rate, not per-group rates)"
+        )

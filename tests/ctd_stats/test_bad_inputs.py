@@ -175,7 +175,8 @@ def test_bad_input(tmp_path, capsys, setup: Setup, code: int, needle: str) -> No
 def test_audit_json_flag_after_the_subcommand(tmp_path, capsys) -> None:
     cert, log = _certificate(tmp_path), _log(tmp_path, n=400)
     capsys.readouterr()
-    code = main(["audit", "--certificate", str(cert), "--budget", "0.3", "--log", str(log), "--json"])
+    code = main(["audit", "--certificate", str(cert), "--budget", "0.3", "--log", str(log),
+                 "--out", str(tmp_path / "aud"), "--json"])
     assert code in (EXIT_OK, EXIT_NOT_CERTIFIED)
     out = json.loads(capsys.readouterr().out)
     assert out["exit_code"] == code and isinstance(out["compliant"], bool)

@@ -162,7 +162,7 @@ def test_probe_expert_out_of_fold_scores_differ_from_in_sample(patched, tmp_path
     f = build_score_table(spec).frame
     train = (f["split"] == "train").to_numpy()
     from probes.assets import cache_dir
-    from probes.probe_expert import ProbeExpert
+    from probes.experts.probe import ProbeExpert
 
     pe = ProbeExpert("qwen2.5-coder-1.5b", name="strong", layers=[2, 3], cache=cache_dir(spec.cache_dir), seed=spec.seed)
     rows = pd.concat([assets.load_dataset(n) for n in ("toxigen", "pyrit_harm")], ignore_index=True)

@@ -5,8 +5,8 @@ import pytest
 
 from probes.activations import ActivationExtractor
 from probes.experts import Expert, ExpertError
+from probes.experts.probe import ProbeExpert
 from probes.linear import auroc
-from probes.probe_expert import ProbeExpert
 
 
 def test_probe_expert_fits_scores_and_reports_cost(tiny_model, tiny_tokenizer, tmp_path, make_texts):
@@ -32,3 +32,10 @@ def test_probe_expert_unknown_model():
 
     with pytest.raises(AssetError, match="unknown model"):
         ProbeExpert("no-such-model")
+
+
+def test_probe_expert_alias_module():
+    """``probes.probe_expert`` is kept as an alias of ``probes.experts.probe``."""
+    import probes.probe_expert
+
+    assert probes.probe_expert.ProbeExpert is ProbeExpert
