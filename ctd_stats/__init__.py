@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "pareto_front": "ctd_stats.pareto",
     "certifiable_budget": "ctd_stats.planning",
     "min_calibration_size": "ctd_stats.planning",
+    "chernoff_size": "ctd_stats.planning",
     "SimulationResult": "ctd_stats.simulate",
     "make_population": "ctd_stats.simulate",
     "simulate_budget_guarantee": "ctd_stats.simulate",
@@ -46,6 +47,7 @@ __all__ = [
     "calibrate_budget_batch",
     "calibrate_cascade",
     "certifiable_budget",
+    "chernoff_size",
     "clopper_pearson",
     "make_population",
     "min_calibration_size",
@@ -60,7 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ctd_stats.intervals import clopper_pearson
     from ctd_stats.ltt import Calibration, calibrate_budget, calibrate_budget_batch
     from ctd_stats.pareto import CascadeCalibration, CascadeData, calibrate_cascade, pareto_front
-    from ctd_stats.planning import certifiable_budget, min_calibration_size
+    from ctd_stats.planning import certifiable_budget, chernoff_size, min_calibration_size
     from ctd_stats.simulate import (
         SimulationResult,
         make_population,
