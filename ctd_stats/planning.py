@@ -85,7 +85,7 @@ def chernoff_size(budget: float, delta: float, rate: float = 0.0) -> int:
     kl = _bernoulli_kl(r, b)
     if kl <= 0:
         raise CTDInputError(f"rate {rate} is too close to the budget {b} to ever certify it")
-    return int(math.ceil(math.log(1.0 / d) / kl * (1 + 1e-12))) + 1
+    return math.ceil(math.log(1.0 / d) / kl * (1 + 1e-12)) + 1
 
 
 def min_calibration_size(

@@ -2,7 +2,6 @@ import math
 
 import numpy as np
 import pytest
-
 from scipy import special, stats
 
 from ctd_stats import calibrate_budget, certifiable_budget, min_calibration_size
