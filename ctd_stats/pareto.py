@@ -47,7 +47,7 @@ from numpy.typing import ArrayLike, NDArray
 from ctd_stats._validation import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
 from ctd_stats.curves import SortedScores, cascade_error_counts
 from ctd_stats.errors import CTDInputError
-from ctd_stats.fwer import BonferroniSplitChains, FixedSequence, get_procedure
+from ctd_stats.fwer import BonferroniSplitChains, FixedSequence, get_procedure, warn_weak_full_grid
 from ctd_stats.ltt import Calibration, _grid, _jsonable_float
 from ctd_stats.pvalues import pvalue_function
 
@@ -261,7 +261,10 @@ def calibrate_cascade(
     thresholds : array_like, optional
         Candidate grid; default: every distinct opt score (fixed before ht is seen).
     procedure : {"fixed_sequence", "bonferroni", "holm"}
-        FWER procedure for the budget-only path (fixed-sequence along the front by default).
+        FWER procedure for the budget-only path (fixed-sequence along the front by default;
+        Bonferroni/Holm over the full grid emit a :class:`~ctd_stats.fwer.PowerWarning`). With
+        ``error_level`` set it must stay ``"fixed_sequence"`` (``joint`` decides): anything else
+        raises rather than being silently ignored.
     pvalue, error_pvalue : str
         Count-based p-values for the budget and the error risk.
     """
@@ -277,6 +280,12 @@ def calibrate_cascade(
         error_level = check_open_unit("error_level", error_level)
         if joint not in JOINT_METHODS:
             raise CTDInputError(f"joint must be one of {', '.join(JOINT_METHODS)}; got {joint!r}")
+    if error_level is not None and procedure != "fixed_sequence":
+        raise CTDInputError(
+            f"procedure={procedure!r} applies to budget-only calibration; with error_level set the "
+            f"joint rule (joint={joint!r}) decides how the family is tested — leave procedure at "
+            "'fixed_sequence'"
+        )
     pfun_b = pvalue_function(pvalue)
     pfun_e = pvalue_function(error_pvalue)
 
@@ -297,6 +306,8 @@ def calibrate_cascade(
     test_order = np.arange(f_tau.size, dtype=np.int64)
     if error_level is None:
         proc_name = get_procedure(procedure).name
+        if thresholds is None:
+            warn_weak_full_grid(proc_name, int(f_tau.size))
         rejected = get_procedure(procedure).reject(p_b, dl)
         pvals = p_b
     else:
@@ -318,6 +329,11 @@ def calibrate_cascade(
         cand = np.flatnonzero(rejected)
         best = cand[np.argmin(f_err[cand])]  # argmin takes the first: ties go to the largest τ
         tau, chosen_err, reason = float(f_tau[best]), float(f_err[best]), None
+        if math.isinf(tau):
+            reason = (
+                "the certified threshold with the lowest opt error is τ = +∞ (never delegate), a "
+                "candidate of the given grid; failing closed"
+            )
     else:
         tau, chosen_err = math.inf, math.nan
         what = "budget" if error_level is None else "joint budget and error"

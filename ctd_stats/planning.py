@@ -128,3 +128,43 @@ def min_calibration_size(
     if last_bad >= top and top == max_n:
         raise CTDInputError(f"no n ≤ max_n = {max_n} certifies budget {b} at rate {rate}")
     return last_bad + 1
+
+
+def _kstar(n: int, budget: float, delta: float) -> int:
+    from ctd_stats.ltt import certified_count
+
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise CTDInputError(f"n must be a positive integer, got {n!r}")
+    return certified_count(int(n), check_open_unit("budget", budget), check_open_unit("delta", delta))
+
+
+def expected_rate(n: int, budget: float, delta: float) -> float:
+    """Exact expected true delegation rate E[R_B(τ̂)] of budget-only calibration, continuous scores.
+
+    For :func:`~ctd_stats.ltt.calibrate_budget` with the full grid, fixed-sequence testing and the
+    exact binomial p-value, on n i.i.d. scores from a *continuous* distribution (no ties), τ̂ is the
+    (k* + 1)-th largest score, k* = the largest k with P(Bin(n, budget) ≤ k) ≤ δ. Its true rate
+    R_B(τ̂) = 1 − F(τ̂) is then the (k* + 1)-th smallest of n uniforms, Beta(k* + 1, n − k*), whatever
+    the score distribution, so E[R_B(τ̂)] = (k* + 1)/(n + 1); 0 when nothing can be certified (k* < 0,
+    τ̂ = +∞). Example: n = 20, budget 0.3, δ = 0.1 gives 3/21 ≈ 0.143. With ties the rate is lower.
+    """
+    k = _kstar(n, budget, delta)
+    return 0.0 if k < 0 else (k + 1) / (int(n) + 1)
+
+
+def violation_probability(n: int, budget: float, delta: float, true_rate: float | None = None) -> float:
+    """Exact P(R_B(τ̂) > ``true_rate``) for budget-only calibration on continuous scores.
+
+    Same setting as :func:`expected_rate`: R_B(τ̂) ~ Beta(k* + 1, n − k*), so
+    P(R_B(τ̂) > x) = P(Bin(n, x) ≤ k*). With ``true_rate = None`` (x = budget) this is the probability
+    that the guarantee is violated, which is ≤ δ by construction and typically below it at small n
+    because of discreteness (n = 20, budget 0.3, δ = 0.1: 0.0355). 0 when k* < 0 (τ̂ = +∞ never delegates).
+    """
+    b = check_open_unit("budget", budget)
+    x = b if true_rate is None else float(true_rate)
+    if not 0.0 <= x <= 1.0:
+        raise CTDInputError(f"true_rate must lie in [0, 1], got {true_rate!r}")
+    k = _kstar(n, b, delta)
+    if k < 0:
+        return 0.0
+    return float(special.bdtr(k, int(n), x))

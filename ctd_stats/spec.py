@@ -165,7 +165,9 @@ class CalibrationSpec(_Model):
     )
     procedure: Procedure = Field(
         default="fixed_sequence",
-        description="Family-wise error control: fixed-sequence testing (descending τ) or Bonferroni/Holm.",
+        description="Family-wise error control: fixed-sequence testing (descending τ; uniformly more "
+        "powerful for these nested hypotheses) or Bonferroni/Holm (valid but weaker; a PowerWarning over "
+        "the full grid). Budget-only and Pareto budget paths only: with `error_level`, `joint` decides.",
     )
     pvalue: PValueKind = Field(
         default="binomial",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def output_names(formats: list[str] | tuple[str, ...]) -> list[str]:
+def output_names(formats: Sequence[str]) -> list[str]:
     """The files ``ctd calibrate`` writes for the spec's ``outputs.formats``."""
     names = ["certificate.json"]
     names += [f"report.{ext}" for fmt, ext in (("md", "md"), ("html", "html"), ("json", "json")) if fmt in formats]

@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ def run_all(spec: CascadeSpec, table: ScoreTable, repeats: int | None = None) ->
     return studies
 
 
-def run_output_names(formats: list[str] | tuple[str, ...]) -> list[str]:
+def run_output_names(formats: Sequence[str]) -> list[str]:
     """The files ``ctd run`` writes: certificate and study data always, reports per ``outputs.formats``."""
     names = ["certificate.json", "study.json"]
     for fmt in ("md", "html"):

@@ -165,3 +165,15 @@ def test_max_p_order_depends_on_opt_only():
 def test_default_joint_rule_is_bonferroni_split():
     cal = calibrate_cascade(strong_expert_data(600, 3), budget=0.3, delta=0.1, error_level=0.2)
     assert cal.joint == "bonferroni_split"
+
+
+def test_procedure_is_not_silently_ignored_with_error_level():
+    data = strong_expert_data(400, 2)
+    with pytest.raises(CTDInputError, match="procedure"):
+        calibrate_cascade(data, budget=0.3, delta=0.1, error_level=0.2, procedure="holm")
+
+
+def test_infinite_user_threshold_gets_a_reason():
+    data = strong_expert_data(400, 2)
+    cal = calibrate_cascade(data, budget=0.3, delta=0.1, thresholds=[np.inf])
+    assert not cal.is_certified and cal.reason
