@@ -228,6 +228,63 @@ def max_p_order(
     return np.lexsort((np.arange(opt_counts.size), p_opt)).astype(np.int64)
 
 
+def _check_joint(error_level: float | None, joint: str, procedure: str) -> float | None:
+    """Validate the joint options; ``procedure`` is not silently ignored when ``error_level`` is set."""
+    if error_level is None:
+        return None
+    level = check_open_unit("error_level", error_level)
+    if joint not in JOINT_METHODS:
+        raise CTDInputError(f"joint must be one of {', '.join(JOINT_METHODS)}; got {joint!r}")
+    if procedure != "fixed_sequence":
+        raise CTDInputError(
+            f"procedure={procedure!r} applies to budget-only calibration; with error_level set the "
+            f"joint rule (joint={joint!r}) decides how the family is tested — leave procedure at "
+            "'fixed_sequence'"
+        )
+    return level
+
+
+def _choose(
+    f_tau: NDArray[np.float64],
+    f_err: NDArray[np.float64],
+    pvals: NDArray[np.float64],
+    rejected: NDArray[np.bool_],
+    test_order: NDArray[np.int64],
+    proc_name: str,
+    dl: float,
+    n_ht: int,
+    *,
+    joint_set: bool,
+) -> tuple[float, float, str | None]:
+    """Pick the certified front point with the lowest opt error, or fail closed with a reason."""
+    if rejected.any():
+        cand = np.flatnonzero(rejected)
+        best = cand[np.argmin(f_err[cand])]  # argmin takes the first: ties go to the largest τ
+        tau, chosen_err, reason = float(f_tau[best]), float(f_err[best]), None
+        if math.isinf(tau):
+            reason = (
+                "the certified threshold with the lowest opt error is τ = +∞ (never delegate), a "
+                "candidate of the given grid; failing closed"
+            )
+    else:
+        tau, chosen_err = math.inf, math.nan
+        what = "joint budget and error" if joint_set else "budget"
+        if pvals.size == 0:
+            detail = "the Pareto front is empty"
+        elif proc_name.startswith("fixed_sequence"):
+            detail = (
+                f"the chain stopped at its first hypothesis, τ = {f_tau[test_order[0]]:.6g}, with p-value "
+                f"{pvals[test_order[0]]:.3g} > delta = {dl:g}"
+            )
+        else:
+            detail = f"smallest p-value {pvals.min():.3g}, none small enough at delta = {dl:g}"
+        reason = (
+            f"no threshold on the Pareto front passed the {what} test on ht (n = {n_ht}; {detail}); "
+            "failing closed: never delegate"
+        )
+    return tau, chosen_err, reason
+
+
 def calibrate_cascade(
     data: CascadeData | None = None,
     *,
@@ -276,16 +333,7 @@ def calibrate_cascade(
         opt, ht = data.split(opt_fraction, seed)
     if opt is None or ht is None:
         raise CTDInputError("calibrate_cascade needs data, or both opt and ht")
-    if error_level is not None:
-        error_level = check_open_unit("error_level", error_level)
-        if joint not in JOINT_METHODS:
-            raise CTDInputError(f"joint must be one of {', '.join(JOINT_METHODS)}; got {joint!r}")
-    if error_level is not None and procedure != "fixed_sequence":
-        raise CTDInputError(
-            f"procedure={procedure!r} applies to budget-only calibration; with error_level set the "
-            f"joint rule (joint={joint!r}) decides how the family is tested — leave procedure at "
-            "'fixed_sequence'"
-        )
+    error_level = _check_joint(error_level, joint, procedure)
     pfun_b = pvalue_function(pvalue)
     pfun_e = pvalue_function(error_pvalue)
 
@@ -325,31 +373,9 @@ def calibrate_cascade(
             rejected = BonferroniSplitChains().reject([p_b, p_e], [order_b, order_e], dl)
             pvals = p_b
 
-    if rejected.any():
-        cand = np.flatnonzero(rejected)
-        best = cand[np.argmin(f_err[cand])]  # argmin takes the first: ties go to the largest τ
-        tau, chosen_err, reason = float(f_tau[best]), float(f_err[best]), None
-        if math.isinf(tau):
-            reason = (
-                "the certified threshold with the lowest opt error is τ = +∞ (never delegate), a "
-                "candidate of the given grid; failing closed"
-            )
-    else:
-        tau, chosen_err = math.inf, math.nan
-        what = "budget" if error_level is None else "joint budget and error"
-        if pvals.size == 0:
-            detail = "the Pareto front is empty"
-        elif proc_name.startswith("fixed_sequence"):
-            detail = (
-                f"the chain stopped at its first hypothesis, τ = {f_tau[test_order[0]]:.6g}, with p-value "
-                f"{pvals[test_order[0]]:.3g} > delta = {dl:g}"
-            )
-        else:
-            detail = f"smallest p-value {pvals.min():.3g}, none small enough at delta = {dl:g}"
-        reason = (
-            f"no threshold on the Pareto front passed the {what} test on ht (n = {ht.n}; {detail}); "
-            "failing closed: never delegate"
-        )
+    tau, chosen_err, reason = _choose(
+        f_tau, f_err, pvals, rejected, test_order, proc_name, dl, ht.n, joint_set=error_level is not None
+    )
     return CascadeCalibration(
         threshold=tau,
         budget=b,
