@@ -10,6 +10,9 @@ from numpy.typing import NDArray
 
 from ctd_stats.errors import CTDInputError
 
+#: Largest integer magnitude float64 represents exactly (with all smaller integers): 2^53.
+_EXACT_INT = 2**53
+
 
 def check_open_unit(name: str, value: Any) -> float:
     """Return ``value`` as a float, requiring it to lie in the open interval (0, 1)."""
@@ -24,9 +27,26 @@ def check_open_unit(name: str, value: Any) -> float:
 
 def as_finite_1d(name: str, values: Any, *, allow_empty: bool = False) -> NDArray[np.float64]:
     """Convert to a 1-D float64 array, rejecting NaN/inf and (unless allowed) empty input."""
+    raw = values if isinstance(values, np.ndarray) else None
+    if raw is None and not isinstance(values, (float, int)):
+        try:
+            raw = np.asarray(values)
+        except (TypeError, ValueError):
+            raw = None
+    if raw is not None and raw.dtype.kind in "iu" and raw.size:
+        big = (raw > _EXACT_INT) | (raw < -_EXACT_INT)
+        if np.any(big):
+            i = int(np.flatnonzero(np.ravel(big))[0])
+            raise CTDInputError(
+                f"{name} holds integers above 2^53 in magnitude (first at index {i}: {np.ravel(raw)[i]}); "
+                "float64 cannot represent them exactly, so distinct scores would be merged into ties. "
+                "Rescale them (e.g. subtract an offset or divide) before calibrating."
+            )
+    elif isinstance(values, int) and not isinstance(values, bool) and abs(values) > _EXACT_INT:
+        raise CTDInputError(f"{name} = {values} is an integer above 2^53: float64 cannot represent it exactly")
     try:
         arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise CTDInputError(f"{name} must be an array of numbers") from None
     if arr.ndim == 0:
         arr = arr.reshape(1)

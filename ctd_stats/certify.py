@@ -190,6 +190,13 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
     return calibrate_budget(data.ht_scores, budget, c.delta, procedure=c.procedure, pvalue=c.pvalue)
 
 
+def _test_order(cal: Calibration) -> list[int]:
+    """Indices of the tested family in the order it was tested (the certificate lists it that way)."""
+    if isinstance(cal, CascadeCalibration) and cal.test_order.size == cal.thresholds.size:
+        return [int(i) for i in cal.test_order]
+    return list(range(int(cal.thresholds.size)))
+
+
 def budget_certificate(
     cal: Calibration, expert: str, reference: ScoreReference | None, test_scores: ArrayLike
 ) -> BudgetCertificate:
@@ -217,7 +224,7 @@ def budget_certificate(
             opt_rate=rates[i],
             opt_error=errors[i],
         )
-        for i in range(cal.thresholds.size)
+        for i in _test_order(cal)
     ]
     front = None
     if isinstance(cal, CascadeCalibration):

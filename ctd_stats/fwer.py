@@ -21,6 +21,32 @@ from ctd_stats._validation import check_open_unit
 from ctd_stats.errors import CTDInputError
 
 
+class PowerWarning(UserWarning):
+    """A valid but needlessly weak procedure was chosen (the guarantee holds; power is lost).
+
+    Emitted when Bonferroni or Holm is run over the full data-derived grid of thresholds. The budget
+    hypotheses H_τ: R_B(τ) > budget are nested (R_B is non-increasing in τ, so the nulls hold on an
+    interval of small τ), and for a nested family fixed-sequence testing from the largest τ down is
+    uniformly more powerful: it tests every hypothesis at the full level δ, whereas Bonferroni/Holm
+    divide δ by (up to) the grid size — thousands for a full grid. Mean realised rate at n = 200,
+    budget 0.1, δ = 0.1: 0.074 with fixed-sequence against 0.040 with Bonferroni/Holm.
+    """
+
+
+def warn_weak_full_grid(procedure: str, grid_size: int, *, stacklevel: int = 3) -> None:
+    """Emit a :class:`PowerWarning` when ``procedure`` is Bonferroni or Holm over a full data grid."""
+    if procedure in ("bonferroni", "holm"):
+        import warnings
+
+        warnings.warn(
+            f"{procedure} over the full data-derived grid ({grid_size} thresholds) divides delta by up "
+            "to the grid size; for these nested hypotheses fixed_sequence is valid and uniformly more "
+            "powerful. Use procedure='fixed_sequence', or pass a short explicit thresholds grid.",
+            PowerWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def _pvals(pvalues: ArrayLike) -> NDArray[np.float64]:
     p = np.asarray(pvalues, dtype=np.float64)
     if p.ndim != 1:

@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from ctd_stats._validation import as_finite_1d, check_open_unit
 from ctd_stats.curves import SortedScores
 from ctd_stats.errors import CTDInputError
-from ctd_stats.fwer import get_procedure
+from ctd_stats.fwer import get_procedure, warn_weak_full_grid
 from ctd_stats.pvalues import pvalue_function
 
 
@@ -153,7 +153,9 @@ def calibrate_budget(
     budget, delta : float in (0, 1)
         Budget on the delegation rate and the allowed probability of violating it.
     procedure : {"fixed_sequence", "bonferroni", "holm"}
-        FWER procedure. Fixed-sequence tests in descending τ (least delegation first).
+        FWER procedure. Fixed-sequence tests in descending τ (least delegation first). The budget
+        hypotheses are nested, so fixed-sequence is uniformly more powerful than Bonferroni/Holm;
+        these two emit a :class:`~ctd_stats.fwer.PowerWarning` with the full grid.
     thresholds : array_like or None
         Candidate thresholds in any order; ``None`` tests every distinct score (exact over ℝ).
     pvalue : {"binomial", "hoeffding", "bentkus", "hb"}
@@ -171,17 +173,24 @@ def calibrate_budget(
     proc = get_procedure(procedure)
     pfun = pvalue_function(pvalue)
 
-    ss = SortedScores.from_scores(s)
+    ss = SortedScores.from_scores(s, keep_order=False)
     grid = _grid(ss, thresholds)
+    if thresholds is None:
+        warn_weak_full_grid(proc.name, int(grid.size))
     counts = ss.delegation_counts(grid)
     pvals = pfun(counts, ss.n, b)
     rejected = proc.reject(pvals, d)
     rates = counts / ss.n
-    if rejected.any():
-        tau = float(grid[rejected].min())
-        reason = None
-    else:
-        tau = math.inf
+    tau = float(grid[rejected].min()) if rejected.any() else math.inf
+    reason = None
+    if rejected.any() and math.isinf(tau):
+        reason = (
+            "only τ = +∞ (never delegate) was certified among the given thresholds (smallest p-value "
+            f"of a finite candidate: {pvals[np.isfinite(grid)].min():.3g}); failing closed"
+            if np.isfinite(grid).any()
+            else "the only candidate threshold is τ = +∞ (never delegate)"
+        )
+    elif not rejected.any():
         reason = (
             f"no threshold certified: with n = {ss.n} the smallest p-value is {pvals.min():.3g} > "
             f"delta = {d:g} (a threshold that delegates none of the n points has p = (1 − budget)^n = "
@@ -199,6 +208,94 @@ def calibrate_budget(
         certified=rejected,
         empirical_rates=rates,
         reason=reason,
+    )
+
+
+def certified_count(n: int, budget: float, level: float, pvalue: str = "binomial") -> int:
+    """k* = the largest count k ∈ [0, n] with p(k; n, budget) ≤ level, or −1 if none.
+
+    Every count-based p-value here is non-decreasing in k (binomial, Bentkus and Hoeffding tails all
+    grow with the count; HB is the minimum of two such), so k* is found by bisection with
+    O(log n) scalar p-value evaluations — no array of size n.
+    """
+    pfun = pvalue_function(pvalue)
+
+    def ok(k: int) -> bool:
+        return bool(pfun(np.int64(k), n, budget) <= level)
+
+    if not ok(0):
+        return -1
+    lo, hi = 0, n  # invariant: ok(lo); answer in [lo, hi]
+    if ok(hi):
+        return n
+    while hi - lo > 1:  # invariant: ok(lo) and not ok(hi)
+        mid = (lo + hi) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def budget_threshold(
+    scores: ArrayLike, budget: float, delta: float, *, pvalue: str = "binomial"
+) -> Calibration:
+    """:func:`calibrate_budget` with the full grid and fixed-sequence testing, in O(n) time (no sort).
+
+    Same guarantee and the same τ̂ as ``calibrate_budget(scores, budget, delta, pvalue=pvalue)``
+    (``procedure="fixed_sequence"``, ``thresholds=None``): with probability ≥ 1 − δ over the i.i.d.
+    calibration draw, P(d(X) > τ̂) ≤ ``budget``; τ̂ = +∞ (with a reason) if nothing is certified.
+
+    Why no sort is needed. Fixed-sequence testing walks the distinct scores from the largest down and
+    rejects H_τ while p(K(τ)) ≤ δ, K(τ) = #{d_i > τ}. K is strictly increasing along that walk and p is
+    non-decreasing in K, so the certified set is exactly {τ : K(τ) ≤ k*}, k* = :func:`certified_count`
+    (a bisection on k, independent of the data). Its smallest member is the (k* + 1)-th largest score
+    v = d_(k*+1): at most k* scores exceed v (ties with v do not count), while any distinct score
+    below v is exceeded by at least k* + 1. Ties therefore need no special care, and v is one order
+    statistic, found by ``np.partition`` in O(n).
+
+    Returns
+    -------
+    Calibration
+        With only the two hypotheses that decide the outcome recorded (``extras["family"] ==
+        "boundary"``): τ̂ itself (rejected) and the next distinct score below it (not rejected),
+        if any. Peak extra memory ≈ 1.25 × the input (one partitioned copy and a boolean mask).
+    """
+    s = as_finite_1d("scores", scores)
+    b = check_open_unit("budget", budget)
+    d = check_open_unit("delta", delta)
+    n = int(s.size)
+    kstar = certified_count(n, b, d, pvalue)
+    if kstar < 0:
+        return Calibration(
+            threshold=math.inf, budget=b, delta=d, procedure="fixed_sequence", pvalue_kind=pvalue, n=n,
+            thresholds=np.empty(0), pvalues=np.empty(0), certified=np.zeros(0, dtype=bool),
+            empirical_rates=np.empty(0),
+            reason=(
+                f"no threshold certified: with n = {n} even a threshold above every score has p-value "
+                f"{float(pvalue_function(pvalue)(np.int64(0), n, b)):.3g} > delta = {d:g}; more "
+                "calibration data or a larger budget/delta is needed"
+            ),
+            extras={"family": "boundary", "k_star": kstar},
+        )
+    j = n - 1 - min(kstar, n - 1)  # ascending index of the (k*+1)-th largest score
+    part = np.partition(s, j)
+    tau = float(part[j])
+    below = part[:j] < tau  # part[:j] ≤ τ̂; the strictly smaller ones lie below the boundary
+    k_tau = n - j - 1 - int(np.count_nonzero(part[j + 1 :] == tau))  # #{d > τ̂}
+    thresholds = [tau]
+    counts = [k_tau]
+    if below.any():
+        nxt = float(np.max(part[:j], where=below, initial=-math.inf))
+        thresholds.append(nxt)
+        counts.append(n - int(np.count_nonzero(below)))  # #{d > nxt} = #{d ≥ τ̂}
+    t_arr = np.asarray(thresholds, dtype=np.float64)
+    k_arr = np.asarray(counts, dtype=np.int64)
+    pvals = pvalue_function(pvalue)(k_arr, n, b)
+    return Calibration(
+        threshold=tau, budget=b, delta=d, procedure="fixed_sequence", pvalue_kind=pvalue, n=n,
+        thresholds=t_arr, pvalues=pvals, certified=pvals <= d, empirical_rates=k_arr / n, reason=None,
+        extras={"family": "boundary", "k_star": kstar},
     )
 
 

@@ -310,7 +310,7 @@ def simulate_cascade_guarantee(
     trials: int = 1000,
     opt_fraction: float = 0.3,
     error_level: float | None = None,
-    joint: str = "max_p",
+    joint: str = "bonferroni_split",
     seed: int = 0,
     confidence: float = 0.999,
 ) -> CascadeSimulationResult:

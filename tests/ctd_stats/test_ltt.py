@@ -159,3 +159,33 @@ def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         calibrate_budget(args.pop("scores"), args.pop("budget"), args.pop("delta"), **args)
     assert issubclass(CTDInputError, ValueError)
+
+
+def test_infinite_candidate_certified_alone_has_a_reason():
+    """A user grid with +inf: τ = +inf certified alone must fail closed *with* a reason (issue 10)."""
+    cal = calibrate_budget(np.arange(100.0), 0.3, 0.1, thresholds=[np.inf, 50.0])
+    assert math.isinf(cal.threshold) and not cal.is_certified
+    assert cal.reason is not None and "+∞" in cal.reason
+    cal = calibrate_budget(np.arange(100.0), 0.3, 0.1, thresholds=[np.inf])
+    assert not cal.is_certified and cal.reason
+
+
+def test_integers_above_2_to_53_are_refused():
+    big = np.array([2**53 + 1, 2**53, 0], dtype=np.int64)  # the first two merge in float64
+    with pytest.raises(CTDInputError, match="2\\^53"):
+        calibrate_budget(big, 0.3, 0.1)
+    with pytest.raises(CTDInputError, match="2\\^53"):
+        calibrate_budget([-(2**60), 1], 0.3, 0.1)
+    with pytest.raises(CTDInputError, match="2\\^53"):
+        calibrate_budget(np.array([2**63 + 5], dtype=np.uint64), 0.3, 0.1)
+    ok = calibrate_budget(np.array([2**53, 0, 1], dtype=np.int64), 0.5, 0.5)  # exactly representable
+    assert ok.n == 3
+
+
+def test_calibration_and_cascade_delegate_agree_on_infinite_scores():
+    from ctd_stats import Cascade
+
+    cal = calibrate_budget(np.arange(100.0), 0.3, 0.1)
+    s = np.array([np.inf, -np.inf, 0.0, 99.0])
+    np.testing.assert_array_equal(cal.delegate(s), Cascade.rule(cal.threshold).delegate(s))
+    np.testing.assert_array_equal(cal.delegate(s), [True, False, False, True])

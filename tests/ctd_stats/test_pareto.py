@@ -112,3 +112,68 @@ def test_bad_inputs():
         calibrate_cascade(data.subset(np.array([0])), budget=0.3, delta=0.1)
     with pytest.raises(ValueError, match="labels"):
         CascadeData.from_probabilities(data.dv_score, np.full(100, 2), np.full(100, 0.3), np.full(100, 0.3))
+
+
+def strong_expert_data(n, seed):
+    """Probe right 75%, expert 90%; the DV score tracks the expert's advantage (the issue-10 world)."""
+    rng = np.random.default_rng(seed)
+    probe_ok = rng.random(n) < 0.75
+    expert_ok = rng.random(n) < 0.9
+    d = 2.0 * (expert_ok.astype(float) - probe_ok.astype(float)) + rng.normal(0, 1, n)
+    return CascadeData(np.round(d, 2), probe_ok, expert_ok)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_max_p_certifies_when_the_error_target_needs_the_expert(seed):
+    """Issue 10 reproducer: error_level 0.2 < the probe's own error 0.25. The least-delegation-first
+    max-p chain stopped at step one (p ≈ 0.95) and failed closed; ordered by opt p-values it certifies,
+    like bonferroni_split does on the same data."""
+    data = strong_expert_data(1000, seed)
+    for joint in ("max_p", "bonferroni_split"):
+        cal = calibrate_cascade(data, budget=0.3, delta=0.1, error_level=0.2, joint=joint)
+        assert cal.is_certified, (joint, cal.reason)
+        i = int(np.flatnonzero(cal.thresholds == cal.threshold)[0])
+        assert cal.pvalues[i] <= 0.1
+        if joint == "max_p":
+            assert cal.error_pvalues is not None and cal.error_pvalues[i] <= 0.1
+            # the chain really is fixed-sequence along test_order at level δ
+            p = np.maximum(cal.pvalues, cal.error_pvalues)[cal.test_order]
+            np.testing.assert_array_equal(cal.certified[cal.test_order], np.cumprod(p <= 0.1).astype(bool))
+
+
+def test_max_p_order_depends_on_opt_only():
+    data = strong_expert_data(1000, 11)
+    opt, ht = data.split(0.3, seed=0)
+    _, ht2 = strong_expert_data(1000, 12).split(0.3, seed=0)
+    a = calibrate_cascade(opt=opt, ht=ht, budget=0.3, delta=0.1, error_level=0.2, joint="max_p")
+    b = calibrate_cascade(opt=opt, ht=ht2, budget=0.3, delta=0.1, error_level=0.2, joint="max_p")
+    np.testing.assert_array_equal(a.test_order, b.test_order)
+    np.testing.assert_array_equal(np.sort(a.test_order), np.arange(a.thresholds.size))
+    # first tested: the smallest max p-value on opt
+    from ctd_stats.pvalues import binomial_pvalue
+
+    p_opt = np.maximum(
+        binomial_pvalue(np.round(a.front_rates * opt.n).astype(int), opt.n, 0.3),
+        binomial_pvalue(np.round(a.front_errors * opt.n).astype(int), opt.n, 0.2),
+    )
+    assert np.all(np.diff(p_opt[a.test_order]) >= 0)
+    # to_dict lists the family in test order
+    rows = a.to_dict()["tested"]
+    assert [r["threshold"] for r in rows] == [float(a.thresholds[i]) for i in a.test_order]
+
+
+def test_default_joint_rule_is_bonferroni_split():
+    cal = calibrate_cascade(strong_expert_data(600, 3), budget=0.3, delta=0.1, error_level=0.2)
+    assert cal.joint == "bonferroni_split"
+
+
+def test_procedure_is_not_silently_ignored_with_error_level():
+    data = strong_expert_data(400, 2)
+    with pytest.raises(CTDInputError, match="procedure"):
+        calibrate_cascade(data, budget=0.3, delta=0.1, error_level=0.2, procedure="holm")
+
+
+def test_infinite_user_threshold_gets_a_reason():
+    data = strong_expert_data(400, 2)
+    cal = calibrate_cascade(data, budget=0.3, delta=0.1, thresholds=[np.inf])
+    assert not cal.is_certified and cal.reason

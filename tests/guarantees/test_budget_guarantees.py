@@ -59,12 +59,17 @@ def test_pareto_budget_guarantee(signal):
     assert upper < DELTA + 0.02, r.to_dict()
 
 
-@pytest.mark.parametrize(("joint", "error_level"), [("max_p", 0.24), ("bonferroni_split", 0.2)])
+@pytest.mark.parametrize("error_level", [0.2, 0.15])
+@pytest.mark.parametrize("joint", ["max_p", "bonferroni_split"])
 def test_joint_budget_and_error_guarantee(joint, error_level):
+    """Joint violation ≤ δ (99.9% upper Clopper–Pearson bound < δ + 0.02) for both joint rules.
+
+    ε below the probe's own error (25%), so certification needs the expert: the max-p chain, ordered
+    by opt p-values, must also certify most of the time (the old least-delegation-first order never did).
+    """
     pop = _population(200_000, np.random.default_rng(4), 2.0)
-    # error levels attainable but binding (probe alone errs 25%; max_p's chain starts at no delegation)
     res = simulate_cascade_guarantee(pop, n=1000, budget=0.3, delta=DELTA, trials=1500, error_level=error_level, joint=joint, seed=6)
     v = res.joint_violations
     upper = stats.beta.ppf(0.999, v + 1, 1500 - v)
     assert upper < DELTA + 0.02, res.to_dict()
-    assert res.budget_result.fail_closed < 1500  # it does certify something
+    assert res.budget_result.fail_closed < 0.1 * 1500, res.to_dict()  # it certifies (power)

@@ -1,0 +1,40 @@
+"""O(n) budget-only calibration (issue 10): np.partition instead of a sort, n = 10⁵ … 10⁷.
+
+Prints time per call and the ratio to the full-grid path (sort + every tested threshold recorded).
+Targets: 10⁷ scores ≤ 0.5 s and peak extra memory ≤ 2× the input.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from ctd_stats import budget_threshold, calibrate_budget
+
+
+@pytest.mark.parametrize("n", [10**5, 10**6, 10**7])
+def test_budget_threshold_fast_path(benchmark, n):
+    x = np.random.default_rng(0).random(n)
+    cal = benchmark.pedantic(budget_threshold, args=(x, 0.3, 0.1), rounds=3, iterations=1)
+    fast = benchmark.stats["mean"]
+    if n <= 10**6:
+        t0 = time.perf_counter()
+        full = calibrate_budget(x, 0.3, 0.1)
+        slow = time.perf_counter() - t0
+        assert full.threshold == cal.threshold
+        print(f"\nn = {n}: fast {fast * 1e3:.1f} ms, full grid {slow * 1e3:.1f} ms, ratio {slow / fast:.0f}x")
+    else:
+        print(f"\nn = {n}: fast {fast * 1e3:.1f} ms")
+
+
+def test_budget_threshold_memory_1e7():
+    x = np.random.default_rng(0).random(10**7)
+    tracemalloc.start()
+    budget_threshold(x, 0.3, 0.1)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"\npeak extra memory {peak / x.nbytes:.2f}x the input")
+    assert peak <= 2 * x.nbytes
