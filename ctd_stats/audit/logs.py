@@ -1,7 +1,9 @@
 """Reading deployment decision logs in bounded-memory chunks, and parsing their columns strictly.
 
-A log is JSONL, CSV or Parquet (optionally ``.gz`` for CSV/JSONL), or an in-memory
-:class:`pandas.DataFrame`. Columns (names configurable, the first matching alias is used otherwise):
+A log is JSONL, CSV or Parquet (optionally ``.gz`` for CSV/JSONL), a SQLite database (``.db``,
+``.sqlite``, ``.sqlite3``, or any file with the SQLite header: the table ``decisions``, or the only
+table, read in ``rowid`` order through a read-only connection; this is the decision log that
+``ctd serve`` writes), or an in-memory :class:`pandas.DataFrame`. Columns (names configurable, the first matching alias is used otherwise):
 
 ==============  ====================================  =====================================================
 role            default names                         content
@@ -24,6 +26,7 @@ Rows are numbered from 0 in file order; messages add the file line for CSV (row 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,9 @@ TIMESTAMP_ALIASES: tuple[str, ...] = ("timestamp", "ts", "time")
 SCORE_ALIASES: tuple[str, ...] = ("dv_score", "score")
 DECISION_ALIASES: tuple[str, ...] = ("delegated", "decision", "delegate")
 GROUP_ALIASES: tuple[str, ...] = ("group",)
+#: Table read from a SQLite log when it has several (the one ``ctd serve`` writes).
+SQLITE_TABLE = "decisions"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Most distinct groups an audit tracks.
 MAX_GROUPS = 10_000
 
@@ -66,10 +72,31 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "csv"
     if last in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
+    if last in (".db", ".sqlite", ".sqlite3") or _is_sqlite(path):
+        return "sqlite"
     raise CTDInputError(
         f"{path}: cannot tell the log format from the extension {last or '(none)'!r}; "
-        "use .jsonl, .csv or .parquet"
+        "use .jsonl, .csv, .parquet or a SQLite database (.db)"
     )
+
+
+def _is_sqlite(path: str | os.PathLike[str]) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _quote(name: str) -> str:
+    """A SQL identifier in double quotes (embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sqlite_connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A read-only connection to a SQLite file (a live WAL database may be read while written)."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=30.0)
 
 
 @dataclass(frozen=True)
@@ -189,7 +216,52 @@ class LogReader:
             if not cols:
                 raise CTDInputError(f"{self.path}: the log is empty")
             return list(cols)
+        if self.format == "sqlite":
+            return self._sqlite_columns()
         raise CTDInputError(f"{self.path}: unknown log format {self.format!r}")
+
+    def _sqlite_columns(self) -> list[str]:
+        try:
+            con = sqlite_connect_readonly(self.path)
+            try:
+                tables = [
+                    str(r[0])
+                    for r in con.execute(
+                        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                        "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                    )
+                ]
+                if SQLITE_TABLE in tables:
+                    self.table = SQLITE_TABLE
+                elif len(tables) == 1:
+                    self.table = tables[0]
+                else:
+                    raise CTDInputError(
+                        f"{self.path}: no table {SQLITE_TABLE!r} in the SQLite log (tables: "
+                        f"{', '.join(tables) or 'none'})"
+                    )
+                info = con.execute(f"PRAGMA table_info({_quote(self.table)})").fetchall()
+                (count,) = con.execute(f"SELECT COUNT(*) FROM {_quote(self.table)}").fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            raise CTDInputError(f"{self.path}: not a readable SQLite database ({exc})") from exc
+        self.num_rows = int(count)
+        return [str(r[1]) for r in info]
+
+    def _sqlite_chunks(self, cols: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+        select = ", ".join(_quote(c) for c in cols)
+        try:
+            con = sqlite_connect_readonly(self.path)
+            try:
+                # One read transaction: a consistent snapshot even while the gateway appends.
+                cur = con.execute(f"SELECT {select} FROM {_quote(self.table)} ORDER BY rowid")
+                while rows := cur.fetchmany(chunk_rows):
+                    yield pd.DataFrame.from_records(rows, columns=cols)
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            raise CTDInputError(f"{self.path}: cannot read the SQLite log ({exc})") from exc
 
     def _json_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
         offset = 0
@@ -227,6 +299,8 @@ class LogReader:
                 yield from reader
             except pd.errors.ParserError as exc:
                 raise CTDInputError(f"{self.path}: malformed CSV ({exc})") from exc
+        elif self.format == "sqlite":
+            yield from self._sqlite_chunks(cols, chunk_rows)
         else:
             for chunk in self._json_chunks(chunk_rows):
                 yield chunk.reindex(columns=cols)
