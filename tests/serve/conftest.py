@@ -1,68 +1,16 @@
-"""Fixtures for the gateway tests: a certificate, a token, an in-process app and client."""
+"""Fixtures for the gateway tests: a certificate and in-process app clients."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 pytest.importorskip("fastapi")
 
-from ctd_stats.certificate import BudgetCertificate, Certificate
-
-TOKEN = "test-token-0123456789abcdef"
-TAU = 0.5
-BUDGET = 0.2
-
-
-def write_certificate(path: Path, threshold: float = TAU, budget: float = BUDGET) -> Path:
-    """A one-entry certificate (expert ``"expert"``) built with the core's own models."""
-    entry = BudgetCertificate(
-        expert="expert",
-        budget=budget,
-        delta=0.1,
-        method="budget_only",
-        procedure="fixed_sequence",
-        pvalue_kind="binomial",
-        threshold=threshold,
-        certified=True,
-        guarantee="P(delegation rate <= budget) >= 1 - delta",
-    )
-    cert = Certificate(
-        cascade="gateway-test",
-        created_at="2024-01-01T00:00:00Z",
-        package_version="0",
-        seed=0,
-        n={"opt": 1000, "ht": 4000},
-        assumption="i.i.d.",
-        results=[entry],
-    )
-    cert.write(path)
-    return path
-
-
-class FakeExpert:
-    """An in-process expert: P(unsafe) = 0.9 for every text, or a failure on demand."""
-
-    name = "expert"
-
-    def __init__(self, fail: str | None = None) -> None:
-        self.fail = fail
-        self.calls = 0
-
-    def score(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        self.calls += len(texts)
-        if self.fail == "error":
-            raise RuntimeError("expert down")
-        if self.fail == "timeout":
-            import time
-
-            time.sleep(0.5)
-        return np.full(len(texts), 0.9)
+from gateway_fixtures import TOKEN, write_certificate
 
 
 @pytest.fixture
