@@ -284,19 +284,22 @@ class Gateway:
             The expert failed under the ``503`` policy (the rows are logged).
         """
         items = self._items(reqs, ["items"] if batch else [])
-        # A client-chosen id already logged is answered from the log (idempotent retries).
-        replays = {it.request_id: self.log.find(it.request_id) for it in items if it.client_id}
         delegated = self.cascade.delegate(np.array([it.dv_score for it in items], dtype=np.float64))
         suppressed = self.never_delegate
-        ask = [
+        wants = [
             i
             for i, it in enumerate(items)
-            if delegated[i]
-            and not suppressed
-            and it.text is not None
-            and self.expert is not None
-            and replays.get(it.request_id) is None
+            if delegated[i] and not suppressed and it.text is not None and self.expert is not None
         ]
+        # A client-chosen id already logged is answered from the log (idempotent retries): looked
+        # up here where a replay must not call the expert again; the writer's UNIQUE id catches
+        # every other replay (and concurrent duplicates) and returns the stored row.
+        replays = {
+            items[i].request_id: self.log.find(items[i].request_id)
+            for i in wants
+            if items[i].client_id
+        }
+        ask = [i for i in wants if replays.get(items[i].request_id) is None]
         probs, failure, expert_ms = await self._call_expert([items[i].text or "" for i in ask])
         slot = {i: j for j, i in enumerate(ask)}
         rows = [

@@ -228,3 +228,13 @@ def test_restart_restores_counts_and_refuses_another_certificate(make_client, tm
     other = write_certificate(tmp_path / "other.json", threshold=0.7)
     with pytest.raises(CTDInputError, match="one log holds the decisions of one certified rule"):
         Gateway(GatewayConfig(certificate=other, db=tmp_path / "log.db"))
+
+
+def test_a_replayed_delegation_does_not_call_the_expert_again(make_client, tmp_path):
+    expert = FakeExpert()
+    client = make_client(expert=expert)
+    body = {"probe_prob": 0.2, "dv_score": 0.9, "text": "t", "request_id": "once"}
+    assert client.post("/v1/decide", json=body).json()["outcome"] == "expert"
+    again = client.post("/v1/decide", json=body).json()
+    assert (again["outcome"], again["replayed"], expert.calls) == ("expert", True, 1)
+    assert len(rows(tmp_path / "log.db")) == 1
