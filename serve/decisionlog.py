@@ -300,13 +300,14 @@ class DecisionLog:
             rec = self._read.execute(_SELECT + " WHERE request_id = ?", (request_id,)).fetchone()
         return None if rec is None else _from_db(rec, new=False)
 
-    def delegations(self, after_seq: int = 0) -> list[bool]:
-        """The ``delegated`` column in log order, for rows with ``seq > after_seq``."""
+    def delegations(self, after_seq: int = 0) -> tuple[int, list[bool]]:
+        """The last ``seq`` read (``after_seq`` if none) and the ``delegated`` column in log order,
+        for rows with ``seq > after_seq``."""
         with self._read_lock:
             recs = self._read.execute(
-                "SELECT delegated FROM decisions WHERE seq > ? ORDER BY seq", (after_seq,)
+                "SELECT seq, delegated FROM decisions WHERE seq > ? ORDER BY seq", (after_seq,)
             ).fetchall()
-        return [bool(r[0]) for r in recs]
+        return (int(recs[-1][0]) if recs else after_seq), [bool(r[1]) for r in recs]
 
     def last_event(self, kind: str) -> tuple[int, str] | None:
         """``(after_decision, detail)`` of the latest event of ``kind``, or None."""

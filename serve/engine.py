@@ -137,10 +137,12 @@ class Gateway:
         """Rebuild the counts and the monitor from the log (after the last operator reset)."""
         reset = self.log.last_event("reset")
         self.monitor_since = reset[0] if reset is not None else 0
-        everything = self.log.delegations(0)
+        _, everything = self.log.delegations(0)
         self.n_total, self.k_total = len(everything), int(sum(everything))
         self.monitor = BudgetMonitor(self.budget, self.config.alpha)
-        self.monitor.update(np.asarray(everything[self.monitor_since :], dtype=bool))
+        # The monitor has seen every row up to seq ``_fed`` (rows committed later come via _observe).
+        self._fed, since = self.log.delegations(self.monitor_since)
+        self.monitor.update(np.asarray(since, dtype=bool))
         self.never_delegate = self.monitor.alarm and self.config.on_alarm == "never-delegate"
         if self.monitor.alarm:
             log.warning(
@@ -151,11 +153,14 @@ class Gateway:
     def _observe(self, rows: list[LoggedDecision]) -> None:
         """Writer-thread hook: committed rows update the counts and the monitor, in log order."""
         dec = np.fromiter((r.row.delegated for r in rows), dtype=bool, count=len(rows))
+        seq = np.fromiter((r.seq for r in rows), dtype=np.int64, count=len(rows))
         with self._lock:
             was = self.monitor.alarm
             self.n_total += dec.size
             self.k_total += int(dec.sum())
-            self.monitor.update(dec)
+            # A reset may already have replayed some of these rows into its fresh monitor.
+            self.monitor.update(dec[seq > self._fed])
+            self._fed = max(self._fed, int(seq.max()))
             raised = self.monitor.alarm and not was
             if raised and self.config.on_alarm == "never-delegate":
                 self.never_delegate = True
@@ -177,8 +182,9 @@ class Gateway:
             reset = self.log.last_event("reset")
             self.monitor_since = reset[0] if reset is not None else self.n_total
             self.monitor = BudgetMonitor(self.budget, self.config.alpha)
-            replay = self.log.delegations(self.monitor_since)
+            fed, replay = self.log.delegations(self.monitor_since)
             self.monitor.update(np.asarray(replay, dtype=bool))
+            self._fed = max(self._fed, fed)
             self.never_delegate = self.monitor.alarm and self.config.on_alarm == "never-delegate"
         log.warning("operator reset of the budget monitor after decision %d", self.monitor_since)
         return self.budget_state()
@@ -246,6 +252,12 @@ class Gateway:
                 [*prefix, i, "dv_score"] if prefix else ["dv_score"],
                 "this gateway runs --scores-only: send probe_prob and dv_score",
             )
+        for i, r in enumerate(reqs):
+            if r.text is not None and len(r.text) > self.config.max_text_chars:
+                raise InputError(
+                    [*prefix, i, "text"] if prefix else ["text"],
+                    f"text longer than {self.config.max_text_chars} characters",
+                )
         probe = [r.probe_prob for r in reqs]
         dv: list[float | None] = [r.dv_score for r in reqs]
         if texts_to_score:
@@ -255,11 +267,6 @@ class Gateway:
                 probe[i], dv[i] = float(p[j]), float(d[j])
         out = []
         for i, r in enumerate(reqs):
-            if r.text is not None and len(r.text) > self.config.max_text_chars:
-                raise InputError(
-                    [*prefix, i, "text"] if prefix else ["text"],
-                    f"text longer than {self.config.max_text_chars} characters",
-                )
             out.append(
                 _Item(
                     request_id=r.request_id or uuid.uuid4().hex,

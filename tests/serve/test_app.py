@@ -238,3 +238,24 @@ def test_a_replayed_delegation_does_not_call_the_expert_again(make_client, tmp_p
     again = client.post("/v1/decide", json=body).json()
     assert (again["outcome"], again["replayed"], expert.calls) == ("expert", True, 1)
     assert len(rows(tmp_path / "log.db")) == 1
+
+
+def test_reset_survives_a_restart(make_client):
+    client = make_client()
+    item = {"probe_prob": 0.2, "dv_score": 0.9}
+    client.post("/v1/decide/batch", json={"items": [item] * 60})
+    assert client.get("/v1/budget").json()["never_delegate"]
+    client.post("/v1/admin/reset")
+    client.post("/v1/decide/batch", json={"items": [{**item, "dv_score": 0.1}] * 5})
+    client.__exit__(None, None, None)
+    state = make_client().get("/v1/budget").json()
+    assert (state["decisions"], state["delegations"]) == (65, 60)
+    assert (state["monitor"]["since_decision"], state["monitor"]["decisions"]) == (60, 5)
+    assert not state["never_delegate"]
+
+
+def test_text_over_the_limit_is_422(make_client, tmp_path):
+    client = make_client(max_text_chars=10)
+    r = client.post("/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.9, "text": "x" * 11})
+    assert r.status_code == 422 and "text" in r.text
+    assert rows(tmp_path / "log.db") == []
