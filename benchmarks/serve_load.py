@@ -76,7 +76,9 @@ def start_server(cert: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start within 60 s")
 
 
-def client(port: int, jobs: list[list[str]], out: list[tuple[float, list[str]]], deadline: float) -> None:
+def client(
+    port: int, jobs: list[list[str]], out: list[tuple[float, list[str]]], deadline: float
+) -> None:
     """Send each job (a list of request ids: 1 = single decision, more = a batch) in turn."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -85,7 +87,10 @@ def client(port: int, jobs: list[list[str]], out: list[tuple[float, list[str]]],
         if time.monotonic() > deadline:
             break
         d = rng.random(len(ids)) * 0.55  # P(d > 0.5) ≈ 0.09, within the budget of 0.2
-        items = [{"request_id": r, "probe_prob": 0.3, "dv_score": float(x)} for r, x in zip(ids, d, strict=True)]
+        items = [
+            {"request_id": r, "probe_prob": 0.3, "dv_score": float(x)}
+            for r, x in zip(ids, d, strict=True)
+        ]
         if len(ids) == 1:
             path, body = "/v1/decide", items[0]
         else:
@@ -99,12 +104,20 @@ def client(port: int, jobs: list[list[str]], out: list[tuple[float, list[str]]],
     conn.close()
 
 
-def phase(port: int, name: str, requests: int, batch: int, clients: int, seconds: float) -> dict[str, Any]:
+def phase(
+    port: int, name: str, requests: int, batch: int, clients: int, seconds: float
+) -> dict[str, Any]:
     """Run ``requests`` requests of ``batch`` decisions each over ``clients`` connections."""
-    per = [[[f"{name}-{c}-{i}-{j}" for j in range(batch)] for i in range(c, requests, clients)] for c in range(clients)]
+    per = [
+        [[f"{name}-{c}-{i}-{j}" for j in range(batch)] for i in range(c, requests, clients)]
+        for c in range(clients)
+    ]
     outs: list[list[tuple[float, list[str]]]] = [[] for _ in range(clients)]
     deadline = time.monotonic() + seconds
-    threads = [threading.Thread(target=client, args=(port, per[c], outs[c], deadline)) for c in range(clients)]
+    threads = [
+        threading.Thread(target=client, args=(port, per[c], outs[c], deadline))
+        for c in range(clients)
+    ]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -141,7 +154,9 @@ def main() -> int:
         proc = start_server(cert, db, port)
         try:
             single = phase(port, "single", args.requests, 1, args.clients, args.seconds)
-            batched = phase(port, "batch", args.batch_requests, args.batch, args.clients, args.seconds)
+            batched = phase(
+                port, "batch", args.batch_requests, args.batch, args.clients, args.seconds
+            )
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
