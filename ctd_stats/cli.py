@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ctd_stats.commands.simulate",
     "ctd_stats.commands.audit",
     "ctd_stats.commands.schema",
+    "ctd_stats.commands.serve",
 )
 
 

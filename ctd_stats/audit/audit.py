@@ -34,16 +34,9 @@ import numpy as np
 import pandas as pd
 
 from ctd_stats import __version__
+from ctd_stats.audit.chunks import LogChunk, parse_chunks, time_sorted_chunks
 from ctd_stats.audit.drift import DriftAccumulator, ScoreReference, drift_summary
-from ctd_stats.audit.logs import (
-    GroupCoder,
-    LogChunk,
-    LogColumns,
-    LogReader,
-    parse_chunks,
-    resolve_columns,
-    time_sorted_chunks,
-)
+from ctd_stats.audit.logs import GroupCoder, LogColumns, LogReader, resolve_columns
 from ctd_stats.audit.monitor import BetaPrior, BudgetMonitor, confidence_sequence
 from ctd_stats.audit.result import (
     SCHEMA_VERSION,

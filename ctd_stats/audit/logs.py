@@ -1,7 +1,9 @@
 """Reading deployment decision logs in bounded-memory chunks, and parsing their columns strictly.
 
-A log is JSONL, CSV or Parquet (optionally ``.gz`` for CSV/JSONL), or an in-memory
-:class:`pandas.DataFrame`. Columns (names configurable, the first matching alias is used otherwise):
+A log is JSONL, CSV or Parquet (optionally ``.gz`` for CSV/JSONL), a SQLite database (``.db``,
+``.sqlite``, ``.sqlite3``, or any file with the SQLite header: the table ``decisions``, or the only
+table, read in ``rowid`` order through a read-only connection; this is the decision log that
+``ctd serve`` writes), or an in-memory :class:`pandas.DataFrame`. Columns (names configurable, the first matching alias is used otherwise):
 
 ==============  ====================================  =====================================================
 role            default names                         content
@@ -33,6 +35,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from ctd_stats.audit.sqlite_log import (
+    is_sqlite,
+    sqlite_chunks,
+    sqlite_layout,
+)
 from ctd_stats.errors import CTDInputError
 from ctd_stats.io import first_bad_json_line
 
@@ -67,9 +74,11 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "csv"
     if last in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
+    if last in (".db", ".sqlite", ".sqlite3") or is_sqlite(path):
+        return "sqlite"
     raise CTDInputError(
         f"{path}: cannot tell the log format from the extension {last or '(none)'!r}; "
-        "use .jsonl, .csv or .parquet"
+        "use .jsonl, .csv, .parquet or a SQLite database (.db)"
     )
 
 
@@ -195,7 +204,13 @@ class LogReader:
             if not cols:
                 raise CTDInputError(f"{self.path}: the log is empty")
             return list(cols)
+        if self.format == "sqlite":
+            return self._sqlite_columns()
         raise CTDInputError(f"{self.path}: unknown log format {self.format!r}")
+
+    def _sqlite_columns(self) -> list[str]:
+        self.table, columns, self.num_rows = sqlite_layout(self.path)
+        return columns
 
     def _json_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
         offset = 0
@@ -236,6 +251,8 @@ class LogReader:
                 yield from reader
             except pd.errors.ParserError as exc:
                 raise CTDInputError(f"{self.path}: malformed CSV ({exc})") from exc
+        elif self.format == "sqlite":
+            yield from sqlite_chunks(self.path, self.table, cols, chunk_rows)
         else:
             for chunk in self._json_chunks(chunk_rows):
                 yield chunk.reindex(columns=cols)
@@ -409,90 +426,3 @@ class GroupCoder:
             self._index[name] = code
             self.names.append(name)
         return code
-
-
-# ------------------------------------------------------------------------------- parsed chunks
-@dataclass
-class LogChunk:
-    """Parsed rows of a log: row numbers, timestamps (int64 ns), decisions, scores, group codes."""
-
-    rows: NDArray[np.int64]  # original 0-based row numbers
-    ts: NDArray[np.int64]
-    delegated: NDArray[np.bool_]
-    score: NDArray[np.float64] | None
-    group: NDArray[np.int32] | None
-
-
-def parse_chunks(
-    reader: LogReader,
-    cols: LogColumns,
-    threshold: float,
-    coder: GroupCoder,
-    chunk_rows: int,
-    kind: list[str],
-) -> Iterator[LogChunk]:
-    """Parse the log chunk by chunk, in file order; ``kind`` receives the timestamp kind.
-
-    Without a decision column the decisions are ``score > threshold`` (a missing score is then an
-    error).
-    """
-    offset = 0
-    for df in reader.chunks(cols.names(), chunk_rows):
-        m = len(df)
-        if m == 0:
-            continue
-        ts, tkind = parse_timestamps(df[cols.timestamp], offset, reader, cols.timestamp)
-        if not kind:
-            kind.append(tkind)
-        elif kind[0] != tkind:
-            raise CTDInputError(
-                f"{reader.name}: column {cols.timestamp!r} mixes {kind[0]} and {tkind} timestamps "
-                f"({reader.where(offset)})"
-            )
-        score = parse_scores(df[cols.score], offset, reader, cols.score) if cols.score else None
-        if cols.decision is not None:
-            dec = parse_decisions(df[cols.decision], offset, reader, cols.decision)
-        else:
-            assert score is not None
-            missing = np.isnan(score)
-            if missing.any():
-                i = int(np.flatnonzero(missing)[0])
-                raise CTDInputError(
-                    f"{reader.name}: {reader.where(offset + i)}: score is missing and there is no "
-                    "decision column to say what happened"
-                )
-            dec = score > threshold
-        group = coder.codes(df[cols.group]) if cols.group else None
-        rows = np.arange(offset, offset + m, dtype=np.int64)
-        yield LogChunk(rows, ts, dec, score, group)
-        offset += m
-
-
-def time_sorted_chunks(
-    reader: LogReader,
-    cols: LogColumns,
-    threshold: float,
-    coder: GroupCoder,
-    chunk_rows: int,
-    kind: list[str],
-) -> Iterator[LogChunk]:
-    """The parsed log loaded whole, sorted stably by timestamp, replayed in chunks of ``chunk_rows``."""
-    parts = list(parse_chunks(reader, cols, threshold, coder, chunk_rows, kind))
-    allc = LogChunk(
-        np.concatenate([p.rows for p in parts]),
-        np.concatenate([p.ts for p in parts]),
-        np.concatenate([p.delegated for p in parts]),
-        np.concatenate([p.score for p in parts]) if cols.score else None,
-        np.concatenate([p.group for p in parts]) if cols.group else None,
-    )
-    del parts
-    order = np.argsort(allc.ts, kind="stable")
-    for s in range(0, order.size, chunk_rows):
-        o = order[s : s + chunk_rows]
-        yield LogChunk(
-            allc.rows[o],
-            allc.ts[o],
-            allc.delegated[o],
-            allc.score[o] if allc.score is not None else None,
-            allc.group[o] if allc.group is not None else None,
-        )

@@ -1,0 +1,43 @@
+"""Fixtures for the gateway tests: a certificate and in-process app clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from gateway_fixtures import TOKEN, write_certificate
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Path:
+    return write_certificate(tmp_path / "certificate.json")
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, certificate: Path) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from serve.app import create_app
+    from serve.config import GatewayConfig, Token
+    from serve.engine import Gateway
+
+    clients: list[Any] = []
+
+    def make(expert: Any = None, **cfg: Any) -> Any:
+        cfg.setdefault("db", tmp_path / "log.db")
+        gateway = Gateway(GatewayConfig(certificate=certificate, **cfg), expert=expert)
+        client = TestClient(create_app(gateway, Token(TOKEN)))
+        client.headers["Authorization"] = f"Bearer {TOKEN}"
+        client.__enter__()
+        client.gateway = gateway  # type: ignore[attr-defined]
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)

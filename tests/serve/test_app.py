@@ -1,0 +1,261 @@
+"""Endpoint tests with an in-process client: decisions, refusals (no log row), faults, the monitor."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gateway_fixtures import TOKEN, FakeExpert, write_certificate
+
+from ctd_stats.errors import CTDInputError
+
+
+def rows(db: Path) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(
+            "SELECT request_id, delegated, outcome, expert_called FROM decisions ORDER BY seq"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_healthz_needs_no_token(make_client):
+    client = make_client()
+    assert client.get("/healthz", headers={"Authorization": ""}).json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/v1/decide"),
+        ("post", "/v1/decide/batch"),
+        ("get", "/v1/budget"),
+        ("get", "/metrics"),
+        ("post", "/v1/admin/reset"),
+    ],
+)
+@pytest.mark.parametrize(
+    "header", [None, "Bearer wrong-token-0123456789", f"Basic {TOKEN}", "Bearer"]
+)
+def test_every_endpoint_but_healthz_needs_the_token(make_client, tmp_path, method, path, header):
+    client = make_client()
+    headers = {"Authorization": header} if header else {}
+    if header is None:
+        client.headers.pop("Authorization")
+    kwargs: dict[str, Any] = {"headers": headers}
+    if method == "post":
+        kwargs["json"] = {"probe_prob": 0.1, "dv_score": 0.9}
+    r = getattr(client, method)(path, **kwargs)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert TOKEN not in r.text
+    assert rows(tmp_path / "log.db") == []
+
+
+def test_decide_logs_before_answering(make_client, tmp_path):
+    client = make_client()
+    kept = client.post("/v1/decide", json={"probe_prob": 0.8, "dv_score": 0.1, "request_id": "a"})
+    sent = client.post("/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.9, "request_id": "b"})
+    assert kept.status_code == sent.status_code == 200
+    k, s = kept.json(), sent.json()
+    assert (k["delegated"], k["outcome"], k["verdict"], k["probability"]) == (
+        False,
+        "probe",
+        "unsafe",
+        0.8,
+    )
+    assert (s["delegated"], s["outcome"], s["verdict"]) == (True, "deferred", None)
+    assert k["threshold"] == 0.5 and len(k["certificate_sha256"]) == 64
+    assert rows(tmp_path / "log.db") == [("a", 0, "probe", 0), ("b", 1, "deferred", 0)]
+
+
+def test_a_repeated_request_id_is_answered_from_the_log(make_client, tmp_path):
+    client = make_client()
+    first = client.post("/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.1, "request_id": "x"})
+    again = client.post("/v1/decide", json={"probe_prob": 0.9, "dv_score": 0.9, "request_id": "x"})
+    assert again.json()["replayed"] is True
+    assert again.json()["outcome"] == first.json()["outcome"] == "probe"
+    assert len(rows(tmp_path / "log.db")) == 1
+
+
+BAD_INPUTS = [
+    ({"probe_prob": "0.2", "dv_score": 0.3}, "probe_prob"),
+    ({"probe_prob": True, "dv_score": 0.3}, "probe_prob"),
+    ({"probe_prob": 0.2, "dv_score": [0.3]}, "dv_score"),
+    ({"probe_prob": 1.5, "dv_score": 0.3}, "probe_prob"),
+    ({"probe_prob": 0.2}, "dv_score"),
+    ({"dv_score": 0.2}, "probe_prob"),
+    ({}, "text"),
+    ({"probe_prob": 0.2, "dv_score": 0.3, "extra": 1}, "extra"),
+    ({"probe_prob": 0.2, "dv_score": 0.3, "request_id": "has space"}, "request_id"),
+    ({"text": "hello"}, "dv_score"),  # scores-only gateway
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_INPUTS)
+def test_bad_inputs_get_422_naming_the_field_and_no_row(make_client, tmp_path, body, field):
+    client = make_client()
+    r = client.post("/v1/decide", json=body)
+    assert r.status_code == 422
+    assert field in r.text
+    assert rows(tmp_path / "log.db") == []
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+def test_non_finite_scores_are_refused(make_client, tmp_path, literal):
+    client = make_client()
+    body = b'{"probe_prob": 0.2, "dv_score": ' + literal + b"}"
+    r = client.post("/v1/decide", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "dv_score" in r.text
+    assert rows(tmp_path / "log.db") == []
+
+
+def test_batch_limits(make_client, tmp_path):
+    client = make_client(max_batch=3)
+    item = {"probe_prob": 0.2, "dv_score": 0.3}
+    assert client.post("/v1/decide/batch", json={"items": [item] * 4}).status_code == 413
+    assert client.post("/v1/decide/batch", json={"items": []}).status_code == 422
+    bad = client.post("/v1/decide/batch", json={"items": [item, {**item, "dv_score": "x"}]})
+    assert bad.status_code == 422 and "items" in bad.text and "dv_score" in bad.text
+    assert rows(tmp_path / "log.db") == []
+    ok = client.post("/v1/decide/batch", json={"items": [item, {**item, "dv_score": 0.7}]})
+    assert [d["delegated"] for d in ok.json()["decisions"]] == [False, True]
+    assert len(rows(tmp_path / "log.db")) == 2
+
+
+def test_body_size_limit(make_client, tmp_path):
+    client = make_client(max_body_bytes=2048)
+    big = {"probe_prob": 0.2, "dv_score": 0.3, "text": "x" * 4000}
+    assert client.post("/v1/decide", json=big).status_code == 413
+
+    def chunked():  # no Content-Length: the middleware counts the bytes
+        yield b'{"probe_prob": 0.2, "dv_score": 0.3, "text": "'
+        yield b"x" * 4000
+        yield b'"}'
+
+    r = client.post("/v1/decide", content=chunked(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert rows(tmp_path / "log.db") == []
+
+
+def test_expert_answers_delegated_texts(make_client, tmp_path):
+    expert = FakeExpert()
+    client = make_client(expert=expert)
+    r = client.post("/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.9, "text": "hi"}).json()
+    assert (r["outcome"], r["verdict"], r["probability"], r["expert_called"]) == (
+        "expert",
+        "unsafe",
+        0.9,
+        True,
+    )
+    client.post("/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.1, "text": "hi"})
+    assert expert.calls == 1
+
+
+@pytest.mark.parametrize("fail", ["error", "timeout"])
+def test_expert_failure_fails_closed_to_the_probe(make_client, tmp_path, fail):
+    client = make_client(expert=FakeExpert(fail), expert_timeout_s=0.1)
+    r = client.post("/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.9, "text": "hi"})
+    assert r.status_code == 200
+    assert (r.json()["outcome"], r.json()["verdict"]) == (f"expert_{fail}_probe", "safe")
+    assert rows(tmp_path / "log.db") == [(r.json()["request_id"], 1, f"expert_{fail}_probe", 1)]
+    assert f'ctd_expert_failures_total{{kind="{fail}"}} 1' in client.get("/metrics").text
+
+
+def test_expert_failure_can_return_503_and_is_still_logged(make_client, tmp_path):
+    client = make_client(expert=FakeExpert("error"), expert_failure="503")
+    r = client.post(
+        "/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.9, "text": "t", "request_id": "q"}
+    )
+    assert r.status_code == 503
+    assert r.json()["decisions"][0]["outcome"] == "expert_error_503"
+    assert rows(tmp_path / "log.db") == [("q", 1, "expert_error_503", 1)]
+
+
+def test_alarm_suspends_delegation_until_reset(make_client, tmp_path):
+    client = make_client(expert=FakeExpert())
+    item = {"probe_prob": 0.2, "dv_score": 0.9, "text": "t"}
+    client.post("/v1/decide/batch", json={"items": [item] * 60})  # rate 1 against a budget of 0.2
+    state = client.get("/v1/budget").json()
+    assert state["monitor"]["alarm"] and state["never_delegate"]
+    assert state["decisions"] == 60 and state["delegations"] == 60
+    assert state["interval"]["low"] > 0.9
+    r = client.post("/v1/decide", json=item).json()
+    assert (r["delegated"], r["expert_called"], r["outcome"]) == (True, False, "suppressed")
+    assert "ctd_never_delegate 1" in client.get("/metrics").text
+    after = client.post("/v1/admin/reset").json()
+    assert not after["never_delegate"] and after["monitor"]["decisions"] == 0
+    assert after["decisions"] == 61
+    assert client.post("/v1/decide", json=item).json()["outcome"] == "expert"
+
+
+def test_on_alarm_continue_keeps_delegating(make_client):
+    client = make_client(expert=FakeExpert(), on_alarm="continue")
+    item = {"probe_prob": 0.2, "dv_score": 0.9, "text": "t"}
+    client.post("/v1/decide/batch", json={"items": [item] * 60})
+    assert client.get("/v1/budget").json()["monitor"]["alarm"]
+    assert client.post("/v1/decide", json=item).json()["outcome"] == "expert"
+
+
+def test_metrics_are_prometheus_text(make_client):
+    client = make_client()
+    client.post("/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.9})
+    client.post("/v1/decide", json={"probe_prob": 0.2})
+    text = client.get("/metrics")
+    assert text.headers["content-type"].startswith("text/plain")
+    for line in (
+        'ctd_decisions_total{outcome="deferred"} 1',
+        "ctd_delegations_total 1",
+        'ctd_rejected_requests_total{status="422"} 1',
+        "ctd_monitor_alarm 0",
+        "# TYPE ctd_expert_latency_seconds histogram",
+    ):
+        assert line in text.text
+
+
+def test_restart_restores_counts_and_refuses_another_certificate(make_client, tmp_path):
+    from serve.config import GatewayConfig
+    from serve.engine import Gateway
+
+    client = make_client()
+    client.post("/v1/decide/batch", json={"items": [{"probe_prob": 0.2, "dv_score": 0.9}] * 3})
+    client.__exit__(None, None, None)
+    again = make_client()
+    assert again.get("/v1/budget").json()["decisions"] == 3
+    other = write_certificate(tmp_path / "other.json", threshold=0.7)
+    with pytest.raises(CTDInputError, match="one log holds the decisions of one certified rule"):
+        Gateway(GatewayConfig(certificate=other, db=tmp_path / "log.db"))
+
+
+def test_a_replayed_delegation_does_not_call_the_expert_again(make_client, tmp_path):
+    expert = FakeExpert()
+    client = make_client(expert=expert)
+    body = {"probe_prob": 0.2, "dv_score": 0.9, "text": "t", "request_id": "once"}
+    assert client.post("/v1/decide", json=body).json()["outcome"] == "expert"
+    again = client.post("/v1/decide", json=body).json()
+    assert (again["outcome"], again["replayed"], expert.calls) == ("expert", True, 1)
+    assert len(rows(tmp_path / "log.db")) == 1
+
+
+def test_reset_survives_a_restart(make_client):
+    client = make_client()
+    item = {"probe_prob": 0.2, "dv_score": 0.9}
+    client.post("/v1/decide/batch", json={"items": [item] * 60})
+    assert client.get("/v1/budget").json()["never_delegate"]
+    client.post("/v1/admin/reset")
+    client.post("/v1/decide/batch", json={"items": [{**item, "dv_score": 0.1}] * 5})
+    client.__exit__(None, None, None)
+    state = make_client().get("/v1/budget").json()
+    assert (state["decisions"], state["delegations"]) == (65, 60)
+    assert (state["monitor"]["since_decision"], state["monitor"]["decisions"]) == (60, 5)
+    assert not state["never_delegate"]
+
+
+def test_text_over_the_limit_is_422(make_client, tmp_path):
+    client = make_client(max_text_chars=10)
+    r = client.post("/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.9, "text": "x" * 11})
+    assert r.status_code == 422 and "text" in r.text
+    assert rows(tmp_path / "log.db") == []
