@@ -36,10 +36,15 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``ctd scores``."""
     from pathlib import Path
 
+    from ctd_stats.commands._progress import quiet_library_progress
+    from ctd_stats.commands.validate import require_probes_installed
     from ctd_stats.spec import load_spec
 
+    quiet_library_progress()
     spec = load_spec(args.spec)
     pspec = spec.probes_spec
+    if pspec is not None:
+        require_probes_installed(pspec, args.spec)
     if pspec is None:
         raise CTDInputError(f"{args.spec}: no `probes:` block; `ctd scores` needs one")
     from probes.spec import ProbesSpec

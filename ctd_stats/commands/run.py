@@ -61,13 +61,17 @@ def ensure_table(spec: CascadeSpec) -> ScoreTable:
                 f"{spec.source}: the probes layer is needed to build {path} ({exc}); "
                 "install it with: pip install -e '.[probes]'"
             ) from exc
-        print(f"building the score table with the probes layer (cached at {path}) ...", file=sys.stderr)
+        from ctd_stats.commands._progress import quiet_library_progress
+        from ctd_stats.commands.validate import require_probes_installed
         from probes.spec import ProbesSpec
 
         pspec = spec.probes_spec
         if not isinstance(pspec, ProbesSpec):
             pspec = ProbesSpec.model_validate(pspec)
-        build_score_table(pspec).write(path)
+        require_probes_installed(pspec, str(spec.source))  # fail now, not after the activations
+        quiet_library_progress()
+        print(f"building the score table with the probes layer (cached at {path}) ...", file=sys.stderr)
+        build_score_table(pspec, log=lambda msg: print(f"ctd: {msg}", file=sys.stderr, flush=True)).write(path)
     table = spec.load_table()
     if table is None:
         raise CTDInputError(f"{spec.source}: data.table: the spec names no score table")

