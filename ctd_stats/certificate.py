@@ -102,7 +102,17 @@ class BudgetCertificate(_Frozen):
     reason: str | None = None
     guarantee: str = Field(description="The guarantee in words, with its assumption.")
     tested: list[TestedThreshold] = Field(default_factory=list)
-    pareto_front: list[FrontPoint] | None = None
+    tested_scope: Literal["all", "fixed_sequence_boundary"] = Field(
+        default="all",
+        description="'all': every hypothesis in test order; 'fixed_sequence_boundary': budget-only "
+        "fixed-sequence over a large grid, where only the last rejected and the first non-rejected "
+        "hypothesis are listed (they determine every decision: p-values grow along the order).",
+    )
+    pareto_front: list[FrontPoint] | None = Field(
+        default=None,
+        description="The opt split's Pareto front in test order (for plots); a front longer than 1,000 "
+        "points is thinned to 1,000 evenly spaced along it, end points kept.",
+    )
     error_level: float | None = None
     joint: str | None = None
     score_reference: ScoreReference | None = None

@@ -55,6 +55,11 @@ def result_problems(r: BudgetCertificate) -> list[str]:
     if not (0 < r.budget < 1 and 0 < r.delta < 1):
         out.append(f"{where}: budget and delta must lie in (0, 1)")
         return out
+    if r.tested_scope == "fixed_sequence_boundary" and (
+        r.procedure != "fixed_sequence" or r.error_level is not None or len(r.tested) > 2
+    ):
+        out.append(f"{where}: a boundary-only test record needs a budget fixed-sequence chain (≤ 2 entries)")
+        return out
     rejected = np.array([t.rejected for t in r.tested], dtype=bool)
     recorded = np.array([t.pvalue for t in r.tested], dtype=np.float64)
     thresholds = np.array([t.threshold for t in r.tested], dtype=np.float64)

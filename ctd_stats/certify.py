@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -197,6 +197,32 @@ def _test_order(cal: Calibration) -> list[int]:
     return list(range(int(cal.thresholds.size)))
 
 
+#: Above this many tested thresholds, a budget-only fixed-sequence entry records only its boundary.
+MAX_RECORDED_TESTS = 1000
+
+
+TestedScope = Literal["all", "fixed_sequence_boundary"]
+
+
+def _recorded(cal: Calibration, order: list[int]) -> tuple[list[int], TestedScope]:
+    """The tested hypotheses the certificate lists, and the scope name.
+
+    Every hypothesis is listed, except for a budget-only fixed-sequence chain over more than
+    :data:`MAX_RECORDED_TESTS` thresholds (the full grid, or the Pareto front, of a large table):
+    there the p-value is monotone along the test order (counts only grow as τ falls), so the last
+    rejected and the first non-rejected hypothesis determine every decision, and the chosen τ is the
+    last rejected one (on the Pareto front opt error strictly falls along the order); listing all of
+    them would cost memory and megabytes of JSON for nothing a verifier needs.
+    """
+    budget_chain = cal.procedure == "fixed_sequence" and getattr(cal, "error_level", None) is None
+    if not budget_chain or len(order) <= MAX_RECORDED_TESTS:
+        return order, "all"
+    rejected = np.asarray(cal.certified)[order]
+    first_fail = int(np.argmin(rejected)) if not rejected.all() else len(order)
+    keep = [i for i in (first_fail - 1, first_fail) if 0 <= i < len(order)]
+    return [order[i] for i in keep], "fixed_sequence_boundary"
+
+
 def budget_certificate(
     cal: Calibration, expert: str, reference: ScoreReference | None, test_scores: ArrayLike
 ) -> BudgetCertificate:
@@ -214,6 +240,7 @@ def budget_certificate(
     if isinstance(cal, CascadeCalibration):
         rates = [float(x) for x in cal.front_rates]
         errors = [float(x) for x in cal.front_errors]
+    recorded, scope = _recorded(cal, _test_order(cal))
     tested = [
         TestedThreshold(
             threshold=float(cal.thresholds[i]),
@@ -224,13 +251,19 @@ def budget_certificate(
             opt_rate=rates[i],
             opt_error=errors[i],
         )
-        for i in _test_order(cal)
+        for i in recorded
     ]
     front = None
     if isinstance(cal, CascadeCalibration):
+        m = int(cal.front_thresholds.size)
+        keep = np.unique(np.linspace(0, m - 1, min(m, MAX_RECORDED_TESTS)).round().astype(np.int64))
         front = [
-            FrontPoint(threshold=float(t), opt_rate=float(r), opt_error=float(e))
-            for t, r, e in zip(cal.front_thresholds, cal.front_rates, cal.front_errors, strict=True)
+            FrontPoint(
+                threshold=float(cal.front_thresholds[i]),
+                opt_rate=float(cal.front_rates[i]),
+                opt_error=float(cal.front_errors[i]),
+            )
+            for i in keep
         ]
     return BudgetCertificate(
         expert=expert,
@@ -242,6 +275,7 @@ def budget_certificate(
         threshold=float(cal.threshold),
         certified=cal.is_certified,
         n_test=int(cal.n),
+        tested_scope=scope,
         reason=cal.reason,
         guarantee=cal.guarantee,
         tested=tested,

@@ -39,6 +39,7 @@ RESULT_KEYS = [
     "reason",
     "guarantee",
     "tested",
+    "tested_scope",
     "pareto_front",
     "error_level",
     "joint",

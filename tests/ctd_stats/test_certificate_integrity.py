@@ -189,3 +189,24 @@ def test_every_calibration_yields_a_consistent_certificate(tmp_path, table_tools
     assert all(r.tested for r in cert.results)
     for r in cert.results:  # counts are integers that reproduce the recorded rates exactly
         assert all(t.ht_count == round(t.ht_rate * r.n_test) for t in r.tested)
+
+
+@pytest.mark.parametrize("extra", [", pareto: false", ""])
+def test_large_grid_records_the_fixed_sequence_boundary(tmp_path, table_tools, extra, monkeypatch):
+    """5,000 rows, budget-only: the grid has thousands of thresholds; the certificate keeps the two
+    that decide everything, stays consistent, and a forged boundary is still caught."""
+    monkeypatch.setattr("ctd_stats.certify.MAX_RECORDED_TESTS", 1000 if extra else 20)  # fronts are short
+    path = _calibrate(tmp_path, table_tools, extra=extra, n=5000)
+    raw = json.loads(path.read_text())
+    for r in raw["results"]:
+        assert r["tested_scope"] == "fixed_sequence_boundary" and len(r["tested"]) == 2
+        last_ok, first_fail = r["tested"]
+        assert last_ok["rejected"] and not first_fail["rejected"]
+        assert last_ok["threshold"] == r["threshold"] and last_ok["pvalue"] <= r["delta"] < first_fail["pvalue"]
+        assert first_fail["ht_count"] > last_ok["ht_count"]
+        assert r["pareto_front"] is None or len(r["pareto_front"]) <= 20
+    assert load_certificate(path).problems() == []
+    raw["results"][1]["tested"][1]["rejected"] = True  # claim the next threshold passed too
+    raw["results"][1]["threshold"] = raw["results"][1]["tested"][1]["threshold"]
+    with pytest.raises(CTDInputError, match="inconsistent certificate"):
+        load_certificate(_write(tmp_path, _reseal_plain(raw)))
