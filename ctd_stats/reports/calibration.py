@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from ctd_stats.certificate import BudgetCertificate
 from ctd_stats.certify import CalibrationOutcome, EvalSummary, ExpertData
+from ctd_stats.ltt import Calibration
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
 
 _BLUE, _GREEN, _RED, _GREY, _ORANGE = "#2a6fdb", "#2e8b3a", "#c62828", "#9e9e9e", "#e08000"
@@ -89,14 +90,24 @@ def _opt_curve(data: ExpertData) -> tuple[NDArray[np.float64], NDArray[np.float6
     return k / o.n, (pw.sum() + gain) / o.n
 
 
-def _result_figure(r: BudgetCertificate, data: ExpertData) -> Figure:
+def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | None = None) -> Figure:
+    """Rate curve, p-values and Pareto front of one result.
+
+    The p-values come from the core result ``cal`` when given (every hypothesis, even where the
+    certificate lists only the deciding boundary of a long chain), else from the certificate.
+    """
     has_front = bool(r.pareto_front)
     ncols = 3 if has_front else 2
     fig = MplFigure(figsize=(4.3 * ncols, 3.6), layout="constrained")
     axes = fig.subplots(1, ncols, squeeze=False)[0]
-    tested_t = np.array([t.threshold for t in r.tested], dtype=np.float64)
-    tested_p = np.array([t.pvalue for t in r.tested], dtype=np.float64)
-    rejected = np.array([t.rejected for t in r.tested], dtype=bool)
+    if cal is not None:
+        tested_t = np.asarray(cal.thresholds, dtype=np.float64)
+        tested_p = np.asarray(cal.pvalues, dtype=np.float64)
+        rejected = np.asarray(cal.certified, dtype=bool)
+    else:
+        tested_t = np.array([t.threshold for t in r.tested], dtype=np.float64)
+        tested_p = np.array([t.pvalue for t in r.tested], dtype=np.float64)
+        rejected = np.array([t.rejected for t in r.tested], dtype=bool)
 
     # (a) delegation rate on ht against τ, with the certified region and the budget line
     ax = axes[0]
@@ -116,12 +127,15 @@ def _result_figure(r: BudgetCertificate, data: ExpertData) -> Figure:
     ax.set_xlabel("threshold τ (delegate iff d(x) > τ)")
     ax.set_ylabel("share delegated")
     ax.set_title("Delegation rate on ht", fontsize=10)
-    ax.legend(fontsize=7.5, loc="upper right")
+    ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
     ax.grid(alpha=0.25)
 
     # (b) p-values against τ with δ
     ax = axes[1]
-    pv = np.clip(tested_p, 1e-12, 1.0)  # smaller p-values are drawn on the bottom edge
+    # Focus the log axis on the decision (around δ): p-values far below it are drawn on the bottom
+    # edge, so a few astronomically small ones do not squeeze every informative point to the top.
+    floor = max(r.delta * 1e-4, float(tested_p.min()) / 3) if tested_p.size else r.delta * 1e-4
+    pv = np.clip(tested_p, floor, 1.0)
     if pv.size:
         ax.scatter(tested_t[~rejected], pv[~rejected], s=9, color=_GREY, label="not certified")
         ax.scatter(tested_t[rejected], pv[rejected], s=9, color=_GREEN, label="certified")
@@ -129,11 +143,11 @@ def _result_figure(r: BudgetCertificate, data: ExpertData) -> Figure:
     if r.certified:
         ax.axvline(r.threshold, color=_GREEN, lw=1.2)
     ax.set_yscale("log")
-    ax.set_ylim(float(pv.min()) / 3 if pv.size else 1e-6, 1.5)
+    ax.set_ylim(floor / 1.5, 1.5)
     ax.set_xlabel("threshold τ")
     ax.set_ylabel("p-value (ht)")
     ax.set_title(f"p-values, {r.procedure} ({r.pvalue_kind})", fontsize=10)
-    ax.legend(fontsize=7.5, loc="lower right")
+    ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
     ax.grid(alpha=0.25, which="both")
 
     # (c) Pareto front on opt with the chosen point
@@ -162,7 +176,7 @@ def _result_figure(r: BudgetCertificate, data: ExpertData) -> Figure:
         ax.set_xlabel("delegation rate (opt)")
         ax.set_ylabel("cascade error (opt)")
         ax.set_title("Pareto front on opt", fontsize=10)
-        ax.legend(fontsize=7.5, loc="upper right")
+        ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
         ax.grid(alpha=0.25)
     fig.suptitle(f"expert '{r.expert}', budget {r.budget:g}", fontsize=11)
     caption = (
@@ -288,7 +302,7 @@ def build_calibration_report(outcome: CalibrationOutcome) -> Report:
         rep.add(Paragraph(r.guarantee, "ok" if r.certified else "bad"))
         if r.reason:
             rep.add(Paragraph(f"Why nothing was certified: {r.reason}", "warn"))
-        rep.add(_result_figure(r, data))
+        rep.add(_result_figure(r, data, outcome.calibrations.get((r.expert, r.budget))))
     experts = list(dict.fromkeys(r.expert for r in cert.results))
     eval_figs = [(e, _eval_figure(outcome, e)) for e in experts]
     if any(f is not None for _, f in eval_figs):

@@ -124,6 +124,7 @@ class Report:
             "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
             "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
             "figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:.9em}"
+            ".scroll{overflow-x:auto;max-width:100%}"
             "caption{caption-side:top;text-align:left;color:#555;padding:.2em 0}"
             "</style></head><body>",
             f"<h1>{e(self.title)}</h1>",
@@ -143,7 +144,10 @@ class Report:
                 body = "".join(
                     "<tr>" + "".join(f"<td>{e(_fmt(v))}</td>" for v in row) + "</tr>" for row in b.rows
                 )
-                parts.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+                parts.append(
+                    f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead>'
+                    f"<tbody>{body}</tbody></table></div>"
+                )
             elif isinstance(b, Figure):
                 cap = f"<figcaption>{e(b.caption)}</figcaption>" if b.caption else ""
                 parts.append(f'<figure><img alt="{e(b.caption)}" src="{b.data_uri()}">{cap}</figure>')
