@@ -46,10 +46,10 @@ def fast(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on everything, mypy on the statistical core."""
+    """ruff on everything, mypy on the statistical core, the probes layer and the gateway."""
     session.install("-e", ".[lint]", "pandas-stubs")
     session.run("ruff", "check", ".")
-    session.run("mypy", "ctd_stats")
+    session.run("mypy", "ctd_stats", "probes", "serve")
 
 
 @nox.session

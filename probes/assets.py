@@ -401,7 +401,7 @@ def load_model(
             if use_cache:
                 _save_dequantized(model, tok, deq)
             model = model.to(dtype)
-    model = model.to(device).eval()
+    model = model.to(device).eval()  # type: ignore[arg-type]  # transformers stubs type .to(str) too narrowly
     return LoadedModel(model, _prepare_tokenizer(tok), spec, device)
 
 

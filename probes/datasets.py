@@ -249,6 +249,6 @@ def subsample(df: pd.DataFrame, limit: int, seed: int = 0) -> pd.DataFrame:
         return df
     keys = np.random.default_rng(seed).random(len(df))
     shuffled = df.assign(_k=keys).sort_values("_k", kind="stable")
-    share = np.round(shuffled["label"].value_counts(normalize=True) * limit).astype(int)
-    keep = shuffled.groupby("label", group_keys=False).cumcount() < shuffled["label"].map(share)
+    share = (shuffled["label"].value_counts(normalize=True) * limit).round().astype(int)
+    keep = shuffled.groupby("label", group_keys=False).cumcount() < shuffled["label"].map(share.to_dict())
     return shuffled[keep.to_numpy()].drop(columns="_k").sort_values("id", kind="stable")

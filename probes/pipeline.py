@@ -144,7 +144,9 @@ def load_rows(spec: ProbesSpec) -> pd.DataFrame:
     return rows
 
 
-def training_splits(groups: Sequence[str], labels: Sequence[int], train_fraction: float, dev_fraction: float, seed: int) -> np.ndarray:
+def training_splits(
+    groups: Sequence[str] | np.ndarray, labels: Sequence[int] | np.ndarray, train_fraction: float, dev_fraction: float, seed: int
+) -> np.ndarray:
     """The probes' training splits: ``"train"`` / ``"dev"`` / ``""`` per row, stratified by (group, label), seeded.
 
     ``""`` rows form the calibration/evaluation pool, which the core's
@@ -391,8 +393,8 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     summary = ScoreSummary(
         model=spec.model, pooling=spec.pooling, probe_layer=probe.layer, probe_cv_auroc=[round(v, 4) for v in probe.cv_auroc],
         probe_auroc_train_oof=oof_auroc,
-        n_rows=len(frame), n_by_split={k or "pool": int(v) for k, v in pd.Series(split).value_counts().items()},
-        n_by_group={k: int(v) for k, v in pd.Series(groups).value_counts().items()},
+        n_rows=len(frame), n_by_split={str(k) or "pool": int(v) for k, v in pd.Series(split).value_counts().items()},
+        n_by_group={str(k): int(v) for k, v in pd.Series(groups).value_counts().items()},
         probe_auroc_pool=_nan_none(auroc(y[pool], p[pool])), probe_auroc_pool_by_group=_auroc_by_group(y[pool], p[pool], groups[pool]),
         probe_seconds_per_text=stats.seconds_per_text, experts=summaries, dv_target=spec.dv_target,
         dv_training=spec.dv_training, crossfit_folds=spec.crossfit_folds if crossfit else None, seed=spec.seed,
