@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from ctd_stats.cascade import Cascade
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
+from ctd_stats.outputs import check_manifest
 from ctd_stats.score_reference import ScoreReference
 
 
@@ -41,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from ctd_stats.reports.audit import write_audit
 
     rule = load_rule(args.certificate, args.budget, args.expert)
+    mixed = check_manifest(args.certificate)  # a valid certificate, but not the one its run wrote?
+    if mixed is not None:
+        print(f"ctd: warning: {mixed}", file=sys.stderr)
     result = audit_log(
         args.log,
         threshold=rule.threshold,

@@ -210,3 +210,23 @@ def test_large_grid_records_the_fixed_sequence_boundary(tmp_path, table_tools, e
     raw["results"][1]["threshold"] = raw["results"][1]["tested"][1]["threshold"]
     with pytest.raises(CTDInputError, match="inconsistent certificate"):
         load_certificate(_write(tmp_path, _reseal_plain(raw)))
+
+
+def test_audit_warns_when_the_certificate_is_not_the_one_its_run_wrote(tmp_path, table_tools, capsys):
+    """A valid certificate copied over another run's: usable, but the manifest mismatch is reported."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _calibrate(tmp_path / "a", table_tools, name="a")
+    b = _calibrate(tmp_path / "b", table_tools, n=1600, name="b")
+    b.write_bytes(a.read_bytes())  # run b's folder now holds run a's certificate
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(
+        json.dumps({"timestamp": f"2026-01-01T00:00:{i % 60:02d}Z", "dv_score": -5.0}) + "\n"
+        for i in range(200)
+    ))
+    capsys.readouterr()
+    code = main(["audit", "--certificate", str(b), "--budget", "0.3", "--log", str(log),
+                 "--out", str(tmp_path / "aud")])
+    err = capsys.readouterr().err
+    assert code == EXIT_OK
+    assert "warning:" in err and "changed since the run that wrote it" in err
