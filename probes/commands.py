@@ -27,6 +27,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("spec", help="cascade spec (YAML) with a `probes:` block")
     p.add_argument("--out", help="output table (default: the spec's data.table)")
+    p.add_argument(
+        "--save-monitor",
+        metavar="DIR",
+        help="also write the deployable monitor (fitted safety and DV probes) for `ctd serve --probes DIR`",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON summary on stdout")
     p.set_defaults(func=run)
@@ -71,11 +76,15 @@ def run(args: argparse.Namespace) -> int:
     except ExpertError as exc:
         raise CTDInputError(f"{args.spec}: an expert failed: {exc}") from exc
     path = result.write(out)
+    monitor = result.save_monitor(args.save_monitor) if args.save_monitor else None
     summary = result.summary
     if getattr(args, "json", False):
-        print(json.dumps({"table": str(path), "summary": summary.model_dump()}, indent=2))
+        print(json.dumps({"table": str(path), "monitor": None if monitor is None else str(monitor),
+                          "summary": summary.model_dump()}, indent=2))
         return EXIT_OK
     print(f"wrote {path}: {summary.n_rows} rows ({', '.join(f'{k} {v}' for k, v in summary.n_by_split.items())})")
+    if monitor is not None:
+        print(f"wrote the monitor bundle {monitor.parent} (for ctd serve --probes)")
     if summary.probe_auroc_pool is not None:
         print(f"  probe {summary.model} (layer {summary.probe_layer}): pool AUROC {summary.probe_auroc_pool:.3f}")
     for e in summary.experts:

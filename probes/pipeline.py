@@ -108,10 +108,26 @@ class BuiltScores:
     :func:`ctd_stats.table.write_score_table`.
     """
 
-    def __init__(self, frame: pd.DataFrame, experts_meta: dict[str, dict[str, Any]], summary: ScoreSummary) -> None:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        experts_meta: dict[str, dict[str, Any]],
+        summary: ScoreSummary,
+        monitor: dict[str, Any] | None = None,
+    ) -> None:
         self.frame = frame
         self.experts_meta = experts_meta
         self.summary = summary
+        #: What :func:`probes.monitor.save_monitor` needs (fitted probes and feature settings).
+        self.monitor = monitor
+
+    def save_monitor(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the deployable monitor bundle (probed model name, layers, fitted linear probes)."""
+        from probes.monitor import save_monitor
+
+        if self.monitor is None or not self.monitor.get("dv_probes"):
+            raise CTDInputError("no monitor to save: the spec has no experts, so no DV probe was fitted")
+        return save_monitor(directory, **self.monitor)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the score table atomically (Parquet, or CSV by suffix) with its metadata."""
@@ -359,6 +375,7 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     experts_meta: dict[str, dict[str, Any]] = {}
     summaries: list[ExpertSummary] = []
     shared: dict[str, Any] = {spec.model: loaded}
+    dv_probes: dict[str, Any] = {}
     x_fit = x[torch.as_tensor(fit_dv)]
     for entry in spec.experts:
         t0 = time.perf_counter()
@@ -371,6 +388,7 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
         v_fit = dv_targets(spec.dv_target, y[fit_dv], p[fit_dv], b[fit_dv])
         extra = np.c_[p, np.abs(p - 0.5)] if spec.dv_features == "activations+probe" else None
         dvp = DVProbe().fit(x_fit, v_fit, layers, extra=None if extra is None else extra[fit_dv])
+        dv_probes[entry.name] = dvp
         d = dvp.predict(x, extra=extra)
         v_pool = dv_targets(spec.dv_target, y[pool], p[pool], b[pool])
         from scipy.stats import spearmanr
@@ -400,4 +418,8 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
         dv_training=spec.dv_training, crossfit_folds=spec.crossfit_folds if crossfit else None, seed=spec.seed,
         wall_seconds=time.perf_counter() - t_start,
     )
-    return BuiltScores(frame, experts_meta, summary)
+    monitor = {
+        "model": spec.model, "layers": layers, "pooling": spec.pooling, "max_length": spec.max_length,
+        "batch_size": spec.batch_size, "dv_features": spec.dv_features, "probe": probe, "dv_probes": dv_probes,
+    }
+    return BuiltScores(frame, experts_meta, summary, monitor)

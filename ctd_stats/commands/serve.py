@@ -50,11 +50,15 @@ def _expert(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     _require_serve_extra()
+    scorer = None
     if args.probes is not None:
-        raise CTDInputError(
-            "--probes: text scoring at the gateway needs saved probes, which `ctd scores` does not "
-            "write yet; score texts upstream and run with --scores-only"
-        )
+        try:
+            from probes.monitor import TextMonitor
+        except ImportError as exc:
+            raise CTDInputError(
+                f"--probes: text scoring needs the probes layer ({exc}); install it with: pip install -e '.[probes]'"
+            ) from exc
+        scorer = TextMonitor(args.probes, expert=args.expert)  # the probed model is loaded once, here
     import uvicorn
 
     from serve.app import create_app
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         db=Path(args.db),
         budget=args.budget,
         expert=args.expert,
-        scores_only=True,
+        scores_only=scorer is None,
         expert_failure=args.on_expert_failure,
         on_alarm=args.on_alarm,
         alpha=args.alpha,
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if not config.certificate.is_file():
         raise CTDInputError(f"{config.certificate}: certificate not found")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    gateway = Gateway(config, expert=_expert(args))
+    gateway = Gateway(config, expert=_expert(args), scorer=scorer)
     c = gateway.cascade
     logging.getLogger("ctd.serve").info(
         "serving %s (expert=%s budget=%g threshold=%.6g certified=%s) on http://%s:%d, log %s",
@@ -125,10 +129,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--expert", default=None, help="which expert's entry (if several)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
-        "--scores-only", action="store_true", help="inputs carry probe_prob and dv_score (default)"
+        "--scores-only", action="store_true",
+        help="inputs carry probe_prob and dv_score (the default without --probes)"
     )
     mode.add_argument(
-        "--probes", default=None, metavar="SPEC", help="score texts with the probes of SPEC"
+        "--probes",
+        default=None,
+        metavar="DIR",
+        help="score texts with the monitor bundle written by `ctd scores SPEC --save-monitor DIR`",
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")

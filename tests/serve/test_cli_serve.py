@@ -87,8 +87,14 @@ def test_missing_certificate_is_exit_2(monkeypatch, capsys, tmp_path):
     assert "certificate not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", [["--probes", "spec.yaml"]])
-def test_text_mode_without_saved_probes_is_exit_2(monkeypatch, capsys, certificate, flag):
+@pytest.mark.parametrize(
+    ("flag", "needle"),
+    [
+        (["--probes", "nowhere"], "no monitor bundle here"),
+        (["--probes", "nowhere", "--scores-only"], "not allowed with argument --probes"),
+    ],
+)
+def test_text_mode_needs_a_monitor_bundle(monkeypatch, capsys, certificate, flag, needle):
     monkeypatch.setenv("CTD_SERVE_TOKEN", TOKEN)
     assert main(["serve", "--certificate", str(certificate), *flag]) == 2
-    assert "--scores-only" in capsys.readouterr().err
+    assert needle in capsys.readouterr().err
