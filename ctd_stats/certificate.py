@@ -290,7 +290,7 @@ def load_certificate(
         loc = ".".join(str(x) for x in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise CTDInputError(f"{p}: invalid certificate: {loc}: {first['msg']}{more}") from None
-    verify(cert.model_dump(mode="json", exclude={"integrity"}), cert.integrity, deployment_key(), str(p))
+    verify(raw, cert.integrity, deployment_key(), str(p))  # over the file's own content
     cert.check(str(p))
     for what, given, recorded in (
         ("spec", spec_path, cert.spec_sha256),

@@ -2,7 +2,9 @@
 
 A certificate's ``integrity`` block is computed over its canonical JSON (every other field, keys
 sorted, no whitespace, floats as Python writes them, infinities as ``"inf"``), so it does not depend
-on how the file was indented or in which order its keys were written.
+on how the file was indented or in which order its keys were written. The loader checks it over the
+file's parsed content, not over a re-serialised model, so a field added to the format later with a
+default does not invalidate certificates written before it.
 
 Two modes, and what each protects against:
 
