@@ -122,6 +122,7 @@ def run_all(spec: CascadeSpec, table: ScoreTable, repeats: int | None = None) ->
                 batch_size=ev.batch_size,
                 seed=spec.splits.seed,
                 progress=bar.update if bar is not None else None,
+                split=spec.calibration.effective_split,
             )
         )
         if bar is not None:

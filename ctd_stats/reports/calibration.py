@@ -305,7 +305,12 @@ def build_calibration_report(outcome: CalibrationOutcome) -> Report:
                 rep.add(f)
     c = spec.calibration
     method = (
-        "Pareto testing (CTD): thresholds on the opt (delegation rate, error) Pareto front, tested on ht"
+        (
+            "Pareto testing (CTD): thresholds on the opt (delegation rate, error) Pareto front, tested on ht"
+            if c.effective_split == "opt_ht"
+            else "Pareto testing (CTD) without a split: the (delegation rate, error) Pareto front of all "
+            "calibration rows, tested on the same rows (valid for the budget, which is monotone in τ)"
+        )
         if c.pareto
         else "budget-only Learn-then-Test on the ht rows"
     )

@@ -137,6 +137,12 @@ def expert_summary(s: ExpertStudy) -> str:
     return line
 
 
+def _split_words(s: ExpertStudy) -> str:
+    if s.split == "none":
+        return "Pareto front and budget test on the same rows: no split, budget-only guarantee"
+    return "opt / ht split: front on opt, budget test on ht"
+
+
 def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float | None) -> list[Any]:
     blocks: list[Any] = []
     diff, ok = _wins(s)
@@ -148,7 +154,7 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
     blocks.append(
         Paragraph(
             f"Pool of {s.n_pool} rows (not used to train either probe); each of {s.repeats} repeats "
-            f"splits it into {s.n_cal} calibration rows (30% opt / 70% ht) and {s.n_eval} evaluation rows. "
+            f"splits it into {s.n_cal} calibration rows ({_split_words(s)}) and {s.n_eval} evaluation rows. "
             f"Spearman correlation of the DV score with the true delegation value: {s.dv_spearman:.3f}."
         )
     )

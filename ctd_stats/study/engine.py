@@ -118,6 +118,7 @@ class ExpertStudy:
     bootstrap_rate: NDArray[np.float64]  # [budget] mean true rate of CTD's τ̂ in the bootstrap world
     dv_spearman: float
     seconds_per_call: float | None = None
+    split: str = "opt_ht"
     extras: dict[str, Any] = field(default_factory=dict)
 
     def method_index(self, method: str) -> int:
@@ -156,6 +157,7 @@ class ExpertStudy:
             "n_cal": self.n_cal,
             "n_eval": self.n_eval,
             "batch_size": self.batch_size,
+            "split": self.split,
             "probe_only": {
                 "auroc": float(np.mean(self.probe_auroc)),
                 "accuracy": float(np.mean(self.probe_accuracy)),
@@ -219,6 +221,7 @@ def _delegation_masks(
     k_per_batch: NDArray[np.int64],
     batch_size: int,
     delta: float,
+    split: str = "opt_ht",
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """One split's delegation masks [method, budget, eval row] and which certified arms certified."""
     from ctd_stats.baselines import (
@@ -240,6 +243,7 @@ def _delegation_masks(
                 ht=inputs.cascade_data(ht, score[ht]),
                 budget=float(a),
                 delta=delta,
+                split=split,
             )
             certified[ci, j] = res.is_certified
             masks[METHODS.index(meth), j] = score[ev] > res.threshold
@@ -259,6 +263,7 @@ def _guarantee_check(
     trials: int,
     opt_fraction: float,
     seed: int,
+    split: str = "opt_ht",
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Exact budget check with the pool as the population: violations and mean true rate per budget.
 
@@ -271,7 +276,7 @@ def _guarantee_check(
     for j, a in enumerate(alphas):
         sim = simulate_cascade_guarantee(
             pool, n=n_cal, budget=float(a), delta=delta, trials=trials, opt_fraction=opt_fraction,
-            seed=seed + 7919 * (j + 1),
+            seed=seed + 7919 * (j + 1), split=split,
         )
         viol[j] = sim.budget_result.violations
         mean_rate[j] = sim.budget_result.mean_realized_rate
@@ -289,8 +294,14 @@ def run_study(
     batch_size: int = 128,
     seed: int = 0,
     progress: Any = None,
+    split: str = "opt_ht",
 ) -> ExpertStudy:
-    """Run the repeated-split comparison for one expert. See the module docstring."""
+    """Run the repeated-split comparison for one expert. See the module docstring.
+
+    ``split`` is the calibration split of the certified arms (``"opt_ht"``: ``opt_fraction`` of the
+    calibration rows find the Pareto front, the rest test it; ``"none"``: all calibration rows do
+    both, budget guarantee only; see :func:`ctd_stats.calibrate_cascade`).
+    """
     from scipy import stats
 
     alphas = np.asarray([check_open_unit("budget", b) for b in budgets], dtype=np.float64)
@@ -326,7 +337,7 @@ def run_study(
         perm = rng.permutation(N)
         cal, ev = perm[:n_cal], perm[n_cal:]
         masks, certified[r] = _delegation_masks(
-            inputs, cal[:n_opt], cal[n_opt:], ev, alphas, k_per_batch, batch_size, dl
+            inputs, cal[:n_opt], cal[n_opt:], ev, alphas, k_per_batch, batch_size, dl, split
         )
         ye, pe, be, ve = y[ev], p[ev], b[ev], v[ev]
         final = np.where(masks, be[None, None, :], pe[None, None, :]).reshape(M * J, n_eval)
@@ -352,7 +363,7 @@ def run_study(
     group_mean_v = np.bincount(gcode, weights=v, minlength=G) / np.maximum(gcount_pool, 1)
     group_mean_d = np.bincount(gcode, weights=d, minlength=G) / np.maximum(gcount_pool, 1)
 
-    boot_viol, boot_rate = _guarantee_check(inputs, alphas, n_cal, dl, repeats, opt_fraction, seed)
+    boot_viol, boot_rate = _guarantee_check(inputs, alphas, n_cal, dl, repeats, opt_fraction, seed, split)
 
     return ExpertStudy(
         expert=inputs.expert,
@@ -381,4 +392,5 @@ def run_study(
         bootstrap_rate=boot_rate,
         dv_spearman=float(stats.spearmanr(d, v).statistic),
         seconds_per_call=inputs.seconds_per_call,
+        split=split,
     )
