@@ -114,7 +114,7 @@ class BudgetCertificate(_Frozen):
     pareto_front: list[FrontPoint] | None = None
     error_level: float | None = None
     joint: str | None = None
-    split: Literal["opt_ht", "none"] | None = Field(
+    split: Literal["none", "opt_ht"] | None = Field(
         None,
         description="Pareto only: `opt_ht` (front on opt, test on ht) or `none` (front, test and "
         "choice on the same n_test rows; budget-only guarantee). Absent in older certificates.",
