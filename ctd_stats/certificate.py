@@ -20,7 +20,16 @@ from typing import Annotated, Any, Final, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from ctd_stats.certificate_integrity import Integrity, deployment_key, seal, verify
 from ctd_stats.errors import CTDInputError
@@ -115,7 +124,20 @@ class BudgetCertificate(_Frozen):
     )
     error_level: float | None = None
     joint: str | None = None
+    split: Literal["none", "opt_ht"] | None = Field(
+        None,
+        description="Pareto only: `opt_ht` (front on opt, test on ht) or `none` (front, test and "
+        "choice on the same n_test rows; budget-only guarantee). Absent in older certificates.",
+    )
     score_reference: ScoreReference | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_split(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Certificates written before `split` existed were sealed without the key: keep their digest.
+        out: dict[str, Any] = handler(self)
+        if out.get("split", "") is None:
+            del out["split"]
+        return out
 
     def delegate(self, scores: ArrayLike) -> np.ndarray:
         """Decisions of the deployed rule :class:`~ctd_stats.cascade.Cascade` for this entry."""

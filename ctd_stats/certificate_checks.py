@@ -88,8 +88,38 @@ def result_problems(r: BudgetCertificate) -> list[str]:
         redo = _rejections(r, recorded)
         if redo is not None and not np.array_equal(redo, rejected):
             out.append(f"{where}: the {r.procedure} procedure does not give the recorded rejections")
+    out.extend(_split_problems(r, where))
     out.extend(_choice_problems(r, where, thresholds, rejected))
     return out
+
+
+def _split_problems(r: BudgetCertificate, where: str) -> list[str]:
+    """Rules of the recorded calibration split (``split`` absent: older certificate, nothing to check).
+
+    ``none`` means the front was found on the very rows the test used, so every tested threshold's
+    opt rate must equal its ht rate; there is no error guarantee; and the tested family, in
+    descending τ, must be a Pareto front (rates up, in-sample errors strictly down).
+    """
+    if r.split is None:
+        return []
+    if r.method != "ctd_pareto":
+        return [f"{where}: split = {r.split!r} is recorded, but only Pareto calibration has a split"]
+    if r.split != "none":
+        return []
+    if r.error_level is not None:
+        return [f"{where}: split = 'none' certifies the budget only, but an error level is recorded"]
+    if not r.tested:
+        return []
+    opt_rates = np.array([math.nan if t.opt_rate is None else t.opt_rate for t in r.tested])
+    ht_rates = np.array([t.ht_count for t in r.tested], dtype=np.float64) / max(r.n_test, 1)
+    if not np.allclose(opt_rates, ht_rates, rtol=0, atol=1e-12):
+        return [f"{where}: split = 'none', but the opt rates differ from the rates on the test rows"]
+    errors = np.array([math.nan if t.opt_error is None else t.opt_error for t in r.tested])
+    thresholds = np.array([t.threshold for t in r.tested], dtype=np.float64)
+    order = np.argsort(-thresholds, kind="stable")
+    if (np.diff(opt_rates[order]) <= 0).any() or not (np.diff(errors[order]) < 0).all():
+        return [f"{where}: split = 'none', but the tested thresholds are not a Pareto front"]
+    return []
 
 
 def _choice_problems(

@@ -41,8 +41,9 @@ Progress = Callable[[Iterable[Any]], Iterator[Any]]
 class ExpertData:
     """The rows one expert's calibration and evaluation use.
 
-    ``opt``/``ht`` are set for Pareto calibration; ``ht_scores`` always holds the DV scores the
-    budget is tested on; ``eval`` holds the labelled eval rows with both probabilities (or None).
+    ``opt``/``ht`` are set for Pareto calibration (the same object, every calibration row, with
+    ``split: none``); ``ht_scores`` always holds the DV scores the budget is tested on; ``eval``
+    holds the labelled eval rows with both probabilities (or None).
     """
 
     name: str
@@ -126,11 +127,16 @@ def expert_data(spec: CascadeSpec, table: ScoreTable, expert: str) -> ExpertData
             ht_mask | opt_mask, expert, "Pareto calibration (`calibration.pareto: true`)"
         )
         ht_all = _cascade_data(table, ht_mask, expert)
-        if opt_mask.any():
+        if spec.calibration.effective_split == "none":  # every calibration row, for front and test
+            all_rows = _cascade_data(table, ht_mask | opt_mask, expert)
+            opt = ht = all_rows
+            ht_scores = all_rows.dv_score
+        elif opt_mask.any():
             opt, ht = _cascade_data(table, opt_mask, expert), ht_all
         else:
             opt, ht = ht_all.split(spec.calibration.opt_fraction, spec.splits.seed)
-        opt_scores, ht_scores = opt.dv_score, ht.dv_score
+        if opt is not ht:
+            opt_scores, ht_scores = opt.dv_score, ht.dv_score
     ev: CascadeData | None = None
     if eval_mask.any() and table.label is not None and table.probe_prob is not None:
         if exp.expert_prob is not None:
@@ -177,9 +183,12 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
     c = spec.calibration
     if c.pareto:
         assert data.opt is not None and data.ht is not None
+        split = c.effective_split
         return calibrate_cascade(
-            opt=data.opt,
-            ht=data.ht,
+            data=data.ht if split == "none" else None,
+            opt=None if split == "none" else data.opt,
+            ht=None if split == "none" else data.ht,
+            split=split,
             budget=budget,
             delta=c.delta,
             error_level=c.error_level,
@@ -282,6 +291,7 @@ def budget_certificate(
         pareto_front=front,
         error_level=cal.error_level if isinstance(cal, CascadeCalibration) else None,
         joint=cal.joint if isinstance(cal, CascadeCalibration) else None,
+        split=("none" if cal.split == "none" else "opt_ht") if isinstance(cal, CascadeCalibration) else None,
         score_reference=reference,
     )
 
@@ -348,7 +358,7 @@ def calibrate_spec(
         results.append(budget_certificate(cal, name, references[name], data[name].ht_scores))
     n = table.counts()
     first = next(iter(data.values()))
-    if first.opt is not None and first.ht is not None:
+    if first.opt is not None and first.ht is not None and first.opt is not first.ht:
         n["opt"], n["ht"] = first.opt.n, first.ht.n
     cert = Certificate(
         cascade=spec.cascade.name,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -211,12 +212,14 @@ def calibrate_budget(
     )
 
 
+@lru_cache(maxsize=4096)
 def certified_count(n: int, budget: float, level: float, pvalue: str = "binomial") -> int:
     """k* = the largest count k ∈ [0, n] with p(k; n, budget) ≤ level, or −1 if none.
 
     Every count-based p-value here is non-decreasing in k (binomial, Bentkus and Hoeffding tails all
     grow with the count; HB is the minimum of two such), so k* is found by bisection with
-    O(log n) scalar p-value evaluations — no array of size n.
+    O(log n) scalar p-value evaluations — no array of size n. A pure function of its arguments, so
+    results are cached (repeated-split studies ask for the same (n, budget, level) many times).
     """
     pfun = pvalue_function(pvalue)
 

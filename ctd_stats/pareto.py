@@ -33,6 +33,33 @@ misclassification probability at the 0.5 cutoff. Two joint rules:
   table in ``docs/concepts.md``).
 
 If nothing is certified, τ̂ = +∞ (never delegate).
+
+No split (``split="none"``, budget-only guarantee). The front, its order and the final choice may be
+computed on the *same* n rows that the budget test uses. Claim: for a fixed score function d (fitted
+on data disjoint from the n calibration rows), i.i.d. calibration rows and deployment inputs, any
+valid count-based p-value p(k; n, α) that is non-decreasing in k (binomial, Hoeffding, Bentkus, HB),
+and *any* data-dependent family F̂ ⊆ ℝ ∪ {+∞} with *any* selection rule that only returns a τ̂ with
+p(K(τ̂); n, α) ≤ δ (or τ̂ = +∞),
+
+    P( R_B(τ̂) ≤ α ) ≥ 1 − δ,    K(τ) = #{i : d_i > τ},  R_B(τ) = P(d(X) > τ).
+
+Proof. R_B is non-increasing and right-continuous, so τ* := inf{τ : R_B(τ) ≤ α} has R_B(τ*) ≤ α
+(τ* = −∞ if every τ qualifies; then there is nothing to prove), and every τ < τ* has R_B(τ) > α, hence
+q := P(d(X) ≥ τ*) = lim_{τ↑τ*} R_B(τ) ≥ α. Let K* := #{i : d_i ≥ τ*} ~ Bin(n, q) and let
+E := {p(K*; n, α) ≤ δ}. Because Bin(n, q) stochastically dominates Bin(n, α) and p is non-decreasing
+in k and valid (super-uniform under Bin(n, α)), P(E) ≤ P_{Bin(n, α)}(p(K; n, α) ≤ δ) ≤ δ. On the
+complement of E, take any τ < τ*: every d_i ≥ τ* exceeds τ, so K(τ) ≥ K* and p(K(τ)) ≥ p(K*) > δ; no
+threshold below τ* has a p-value ≤ δ. So outside the single event E, of probability ≤ δ, *every*
+threshold whose p-value is ≤ δ is at least τ*, i.e. has R_B ≤ α: all certified thresholds are
+simultaneously valid. E is defined by the n rows and τ* alone (not by the grid, the front, the test
+order or the choice), so computing those from the same rows cannot enlarge it; fixed-sequence,
+Bonferroni and Holm only reject hypotheses with p ≤ δ, and τ̂ = +∞ has R_B = 0. ∎
+
+The argument uses the monotonicity of R_B in τ. The cascade error R_E(τ) is not monotone in τ, so
+there is no single boundary event; a joint (``error_level``) guarantee still needs a family fixed
+before the test rows are seen, i.e. ``split="opt_ht"``, and ``split="none"`` with ``error_level`` is
+refused. With ``split="none"`` the reported "opt" rates and errors are in-sample on the test rows
+(the chosen error is optimistic; only the budget is certified).
 """
 
 from __future__ import annotations
@@ -52,6 +79,8 @@ from ctd_stats.ltt import Calibration, _grid, _jsonable_float
 from ctd_stats.pvalues import pvalue_function
 
 JOINT_METHODS = ("max_p", "bonferroni_split")
+#: Calibration splits: opt/ht (Pareto Testing) or none (front and test on the same rows; budget only).
+SPLITS = ("opt_ht", "none")
 
 
 @dataclass(frozen=True)
@@ -93,6 +122,15 @@ class CascadeData:
     def subset(self, idx: NDArray[np.int64]) -> CascadeData:
         return CascadeData(self.dv_score[idx], self.probe_correct[idx], self.expert_correct[idx])
 
+    @classmethod
+    def concat(cls, parts: list[CascadeData]) -> CascadeData:
+        """The rows of ``parts``, one after the other."""
+        return cls(
+            np.concatenate([p.dv_score for p in parts]),
+            np.concatenate([p.probe_correct for p in parts]),
+            np.concatenate([p.expert_correct for p in parts]),
+        )
+
     def split(self, opt_fraction: float, seed: int) -> tuple[CascadeData, CascadeData]:
         """Random opt/ht split (``opt_fraction`` of rows to opt), reproducible from ``seed``."""
         f = check_open_unit("opt_fraction", opt_fraction)
@@ -110,7 +148,8 @@ class CascadeCalibration(Calibration):
     Extra attributes: ``n_opt``, ``n_ht``; ``front_thresholds``, ``front_rates``, ``front_errors``
     (opt delegation rate and cascade error of each front point, descending τ);
     ``chosen_opt_error``; ``error_level``, ``joint``, ``error_pvalues`` (ht, per front point);
-    ``ht_error_rates``; ``grid_size`` (candidates before Pareto filtering); ``test_order`` (indices
+    ``ht_error_rates``; ``grid_size`` (candidates before Pareto filtering); ``split`` ("opt_ht", or
+    "none": opt and ht are the same rows, ``n_opt == n_ht == n``); ``test_order`` (indices
     into the front, in the order the fixed-sequence chain tested them: descending τ, except for the
     joint ``max_p`` chain, which is ordered by opt p-value).
 
@@ -131,6 +170,7 @@ class CascadeCalibration(Calibration):
     ht_error_rates: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     grid_size: int = 0
     test_order: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    split: str = "opt_ht"
 
     @property
     def guarantee(self) -> str:
@@ -158,6 +198,7 @@ class CascadeCalibration(Calibration):
             out["tested"] = [tested[int(i)] for i in self.test_order]
         out.update(
             method=self.method,
+            split=self.split,
             n_opt=self.n_opt,
             n_ht=self.n_ht,
             grid_size=self.grid_size,
@@ -244,6 +285,37 @@ def _check_joint(error_level: float | None, joint: str, procedure: str) -> float
     return level
 
 
+def _calibration_parts(
+    data: CascadeData | None,
+    opt: CascadeData | None,
+    ht: CascadeData | None,
+    split: str,
+    error_level: float | None,
+    opt_fraction: float,
+    seed: int,
+) -> tuple[CascadeData, CascadeData]:
+    """The (opt, ht) rows :func:`calibrate_cascade` uses; with ``split="none"`` both are all rows."""
+    if split not in SPLITS:
+        raise CTDInputError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    if data is not None and (opt is not None or ht is not None):
+        raise CTDInputError("give either data, or both opt and ht — not both")
+    if data is None and (opt is None or ht is None):
+        raise CTDInputError("calibrate_cascade needs data, or both opt and ht")
+    if split == "none":
+        if error_level is not None:
+            raise CTDInputError(
+                "split='none' certifies the delegation budget only; a joint guarantee with "
+                "error_level needs split='opt_ht' (the error risk is not monotone in τ, so its front "
+                "must be fixed on rows the test does not use)"
+            )
+        rows = data if data is not None else CascadeData.concat([opt, ht])  # type: ignore[list-item]
+        return rows, rows
+    if data is not None:
+        return data.split(opt_fraction, seed)
+    assert opt is not None and ht is not None
+    return opt, ht
+
+
 def _choose(
     f_tau: NDArray[np.float64],
     f_err: NDArray[np.float64],
@@ -300,6 +372,7 @@ def calibrate_cascade(
     procedure: str = "fixed_sequence",
     pvalue: str = "binomial",
     error_pvalue: str = "binomial",
+    split: str = "opt_ht",
 ) -> CascadeCalibration:
     """Certify a DV threshold by Pareto testing (CTD). See the module docstring for the guarantee.
 
@@ -309,6 +382,9 @@ def calibrate_cascade(
         Calibration rows, split at random into opt (``opt_fraction``) and ht with ``seed``.
     opt, ht : CascadeData, optional
         Pre-split parts (give both instead of ``data``). Only ht enters the p-values.
+    split : {"opt_ht", "none"}
+        ``"none"``: front, order, test and choice all on ``data`` (or opt ∪ ht); budget only (module
+        docstring), refused with ``error_level``.
     budget, delta : float in (0, 1)
     error_level : float in (0, 1), optional
         Also certify the cascade misclassification probability (joint guarantee).
@@ -327,12 +403,7 @@ def calibrate_cascade(
     """
     b = check_open_unit("budget", budget)
     dl = check_open_unit("delta", delta)
-    if data is not None:
-        if opt is not None or ht is not None:
-            raise CTDInputError("give either data, or both opt and ht — not both")
-        opt, ht = data.split(opt_fraction, seed)
-    if opt is None or ht is None:
-        raise CTDInputError("calibrate_cascade needs data, or both opt and ht")
+    opt, ht = _calibration_parts(data, opt, ht, split, error_level, opt_fraction, seed)
     error_level = _check_joint(error_level, joint, procedure)
     pfun_b = pvalue_function(pvalue)
     pfun_e = pvalue_function(error_pvalue)
@@ -346,7 +417,7 @@ def calibrate_cascade(
     f_rate = k_opt[front] / opt.n
     f_err = e_opt[front] / opt.n
 
-    s_ht = SortedScores.from_scores(ht.dv_score)
+    s_ht = s_opt if split == "none" else SortedScores.from_scores(ht.dv_score)  # none: the same rows
     k_ht = s_ht.delegation_counts(f_tau)
     e_ht = cascade_error_counts(s_ht, ~ht.probe_correct, ~ht.expert_correct, k_ht)
     p_b = pfun_b(k_ht, ht.n, b)
@@ -401,4 +472,5 @@ def calibrate_cascade(
         ht_error_rates=e_ht / ht.n,
         grid_size=int(grid.size),
         test_order=test_order,
+        split=split,
     )

@@ -313,13 +313,15 @@ def simulate_cascade_guarantee(
     joint: str = "bonferroni_split",
     seed: int = 0,
     confidence: float = 0.999,
+    split: str = "opt_ht",
 ) -> CascadeSimulationResult:
     """Simulate Pareto (CTD) calibration by resampling rows of a large population table.
 
     Each trial draws n rows with replacement, runs :func:`calibrate_cascade`, and measures on the whole
     population the true delegation rate and cascade error of τ̂. A *violation* is R_B(τ̂) > budget; a
     *joint violation* (with ``error_level``) is R_B(τ̂) > budget, or a certified τ̂ with
-    R_E(τ̂) > error_level (a fail-closed result claims only the budget).
+    R_E(τ̂) > error_level (a fail-closed result claims only the budget). ``split`` is passed to
+    :func:`calibrate_cascade` (``"none"``: front and test on all n rows; budget only).
     Loops over trials (each calibration is O(n log n)); not a hot path.
     """
     rng = np.random.default_rng(seed)
@@ -342,6 +344,7 @@ def simulate_cascade_guarantee(
             seed=int(rng.integers(2**31)),
             error_level=error_level,
             joint=joint,
+            split=split,
         )
         k = int(N - np.searchsorted(pop_sorted, cal.threshold, side="right"))
         rates[t] = k / N
@@ -353,7 +356,7 @@ def simulate_cascade_guarantee(
     joint_viol = viol | (certified & (errs > error_level + RATE_TOLERANCE)) if error_level is not None else viol
     res = SimulationResult(
         population="resampled table",
-        method="ctd_pareto",
+        method="ctd_pareto" if split == "opt_ht" else f"ctd_pareto(split={split})",
         procedure="fixed_sequence" if error_level is None else joint,
         n=n,
         budget=b,

@@ -56,6 +56,7 @@ SPLIT_NAMES: tuple[str, ...] = SPLITS
 #: Procedures and p-values accepted by the calibration core.
 Procedure = Literal["fixed_sequence", "bonferroni", "holm"]
 JointRule = Literal["max_p", "bonferroni_split"]
+CalibrationSplit = Literal["none", "opt_ht"]
 OutputFormat = Literal["md", "html", "json"]
 
 
@@ -175,14 +176,15 @@ class CalibrationSpec(_Model):
     )
     pareto: bool = Field(
         default=True,
-        description="true: Pareto testing (CTD) over delegation rate and cascade error, optimised on "
-        "`opt` and tested on `ht` (needs labels and both probabilities). false: budget-only "
+        description="true: Pareto testing (CTD) over delegation rate and cascade error (needs labels "
+        "and both probabilities; `split` says on which rows the front is found). false: budget-only "
         "calibration on the `ht` rows (needs only `dv_score`).",
     )
     opt_fraction: OpenUnit = Field(
         default=0.3,
-        description="With `pareto: true` and no `opt` rows, this fraction of the `ht` rows is used "
-        "for optimisation instead (seeded).",
+        description="With `pareto: true`, split `opt_ht` and no `opt` rows, this fraction of the `ht` "
+        "rows is used for optimisation instead (seeded); also the opt share of `ctd run`'s repeated "
+        "splits with `opt_ht`.",
     )
     error_level: OpenUnit | None = Field(
         default=None,
@@ -194,6 +196,30 @@ class CalibrationSpec(_Model):
         "(one fixed-sequence chain per risk at δ/2; default, the more powerful in simulation), or one "
         "chain on the max of the two p-values ordered by opt p-values.",
     )
+    split: CalibrationSplit | None = Field(
+        default=None,
+        description="Pareto calibration only. `none`: the Pareto front, its order and the choice are "
+        "computed on all calibration rows (opt and ht together), the same rows the budget test uses; "
+        "valid for the budget guarantee, which is monotone in τ. `opt_ht`: front on `opt`, test on `ht` "
+        "(Pareto Testing proper; required with `error_level`). Default: `none` for budget-only "
+        "certificates, `opt_ht` with `error_level`.",
+    )
+
+    @model_validator(mode="after")
+    def _split_needs_budget_only(self) -> CalibrationSpec:
+        if self.split == "none" and self.error_level is not None:
+            raise ValueError(
+                "calibration.split: `none` certifies the budget only; a joint guarantee "
+                "(`error_level`) needs `split: opt_ht` (or leave `split` unset)"
+            )
+        return self
+
+    @property
+    def effective_split(self) -> CalibrationSplit:
+        """The split used: the explicit `split`, else `none` (budget only) or `opt_ht` (`error_level`)."""
+        if self.split is not None:
+            return self.split
+        return "none" if self.error_level is None else "opt_ht"
 
 
 class EvaluationSpec(_Model):

@@ -126,6 +126,7 @@ def run_all(spec: CascadeSpec, table: ScoreTable, repeats: int | None = None) ->
                 batch_size=ev.batch_size,
                 seed=spec.splits.seed,
                 progress=bar.update if bar is not None else None,
+                split=spec.calibration.effective_split,
             )
         )
         if bar is not None:
@@ -187,10 +188,12 @@ def run(args: argparse.Namespace) -> int:
         ci, iu = METHODS.index("ctd"), METHODS.index("unc_calibrated")
         print(f"\nexpert '{s.expert}': probe AUROC {np.mean(s.probe_auroc):.3f}, expert AUROC "
               f"{np.mean(s.expert_auroc):.3f}, {s.repeats} splits, δ = {s.delta:g}")
-        print(f"{'budget':>7} {'CTD AUROC':>10} {'Unc-cal':>8} {'Δ':>7} {'CTD rate':>9} {'viol. freq':>10}")
+        print(f"{'budget':>7} {'CTD AUROC':>10} {'Unc-cal':>8} {'Δ [95% CI over splits]':>25} {'CTD rate':>9} "
+              f"{'viol. freq':>10}")
         rate = s.mean("rate")
+        dm, dlo, dhi = s.paired_delta("auroc")
         for j, b in enumerate(s.budgets):
-            print(f"{b:>7g} {a[ci, j]:>10.3f} {a[iu, j]:>8.3f} {a[ci, j] - a[iu, j]:>+7.3f} "
+            print(f"{b:>7g} {a[ci, j]:>10.3f} {a[iu, j]:>8.3f} {dm[ci, j]:>+9.3f} [{dlo[ci, j]:+.3f}, {dhi[ci, j]:+.3f}] "
                   f"{rate[ci, j]:>9.3f} {s.bootstrap_violations[j] / s.bootstrap_trials:>10.3f}")
     for r in outcome.certificate.results:
         if not r.certified:

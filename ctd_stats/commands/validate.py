@@ -35,6 +35,7 @@ def check(spec_path: str) -> dict[str, Any]:
         "budgets": spec.calibration.budget,
         "delta": spec.calibration.delta,
         "method": "ctd_pareto" if spec.calibration.pareto else "budget_only",
+        "split": spec.calibration.effective_split if spec.calibration.pareto else None,
         "table": None,
         "rows": None,
         "experts": None,

@@ -108,13 +108,15 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
         tested_t = np.array([t.threshold for t in r.tested], dtype=np.float64)
         tested_p = np.array([t.pvalue for t in r.tested], dtype=np.float64)
         rejected = np.array([t.rejected for t in r.tested], dtype=bool)
+    # With split 'none' the front and the test use the same (all) calibration rows.
+    ht_name, opt_name = ("calibration rows", "calibration rows") if r.split == "none" else ("ht rows", "opt rows")
 
     # (a) delegation rate on ht against τ, with the certified region and the budget line
     ax = axes[0]
     s = np.sort(data.ht_scores)
     n = s.size
     rate = (n - np.arange(1, n + 1)) / n  # rate at τ = s[i]: share strictly above
-    ax.step(s, rate, where="post", color=_BLUE, lw=1.5, label="delegation rate on ht")
+    ax.step(s, rate, where="post", color=_BLUE, lw=1.5, label=f"delegation rate on {ht_name}")
     ax.axhline(r.budget, color=_RED, ls="--", lw=1.2, label=f"budget {r.budget:g}")
     lo, hi = float(s[0]), float(s[-1])
     pad = 0.03 * (hi - lo if hi > lo else 1.0)
@@ -126,7 +128,7 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_xlabel("threshold τ (delegate iff d(x) > τ)")
     ax.set_ylabel("share delegated")
-    ax.set_title("Delegation rate on ht", fontsize=10)
+    ax.set_title(f"Delegation rate on {ht_name}", fontsize=10)
     ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
     ax.grid(alpha=0.25)
 
@@ -145,7 +147,7 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
     ax.set_yscale("log")
     ax.set_ylim(floor / 1.5, 1.5)
     ax.set_xlabel("threshold τ")
-    ax.set_ylabel("p-value (ht)")
+    ax.set_ylabel(f"p-value ({ht_name})")
     ax.set_title(f"p-values, {r.procedure} ({r.pvalue_kind})", fontsize=10)
     ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
     ax.grid(alpha=0.25, which="both")
@@ -155,7 +157,7 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
         ax = axes[2]
         curve = _opt_curve(data)
         if curve is not None:
-            ax.plot(curve[0], curve[1], color=_GREY, lw=1, label="all thresholds (opt)")
+            ax.plot(curve[0], curve[1], color=_GREY, lw=1, label=f"all thresholds ({opt_name})")
         fr = np.array([p.opt_rate for p in r.pareto_front])
         fe = np.array([p.opt_error for p in r.pareto_front])
         ax.plot(fr, fe, "o-", ms=3, color=_BLUE, lw=1, label="Pareto front")
@@ -173,17 +175,17 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
                     label="chosen",
                     zorder=5,
                 )
-        ax.set_xlabel("delegation rate (opt)")
-        ax.set_ylabel("cascade error (opt)")
-        ax.set_title("Pareto front on opt", fontsize=10)
+        ax.set_xlabel(f"delegation rate ({opt_name})")
+        ax.set_ylabel(f"cascade error ({opt_name})")
+        ax.set_title(f"Pareto front on {opt_name}", fontsize=10)
         ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
         ax.grid(alpha=0.25)
     fig.suptitle(f"expert '{r.expert}', budget {r.budget:g}", fontsize=11)
     caption = (
-        "Left: share of ht rows with d > τ; green = thresholds certified at level δ, the line the "
+        f"Left: share of {ht_name} with d > τ; green = thresholds certified at level δ, the line the "
         "chosen τ. Middle: each tested threshold's p-value (certified ones in green). "
         + (
-            "Right: opt delegation rate against cascade error; the star is the chosen threshold."
+            f"Right: delegation rate against cascade error ({opt_name}); the star is the chosen threshold."
             if has_front
             else ""
         )
@@ -319,7 +321,12 @@ def build_calibration_report(outcome: CalibrationOutcome) -> Report:
                 rep.add(f)
     c = spec.calibration
     method = (
-        "Pareto testing (CTD): thresholds on the opt (delegation rate, error) Pareto front, tested on ht"
+        (
+            "Pareto testing (CTD): thresholds on the opt (delegation rate, error) Pareto front, tested on ht"
+            if c.effective_split == "opt_ht"
+            else "Pareto testing (CTD) without a split: the (delegation rate, error) Pareto front of all "
+            "calibration rows, tested on the same rows (valid for the budget, which is monotone in τ)"
+        )
         if c.pareto
         else "budget-only Learn-then-Test on the ht rows"
     )

@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.reports.study_diagnostics import delta_sentence, diagnostic_blocks, verdict_counts
 from ctd_stats.study.engine import CERTIFIED_METHODS, METHOD_LABELS, METHODS, ExpertStudy
 
 COLORS = {
     "ctd": "#1f77b4",
+    "ctd_budget": "#17becf",
     "unc_calibrated": "#d62728",
     "unc_topk": "#ff7f0e",
     "dv_topk": "#2ca02c",
@@ -113,28 +115,44 @@ def _group_figure(s: ExpertStudy, alpha: float) -> Figure:
 
 
 def _wins(s: ExpertStudy) -> tuple[np.ndarray, np.ndarray]:
-    a = s.mean("auroc")
-    diff = a[METHODS.index("ctd")] - a[METHODS.index("unc_calibrated")]
-    return diff, diff >= -1e-12
+    """Mean paired AUROC difference CTD − calibrated uncertainty per budget, and whether its 95%
+    interval over the splits is not below 0."""
+    mean, _, hi = s.paired_delta("auroc")
+    i = METHODS.index("ctd")
+    return mean[i], ~(hi[i] < 0)
 
 
 def expert_summary(s: ExpertStudy) -> str:
-    diff, ok = _wins(s)
+    """The summary sentence, written from the paired 95% intervals over the repeated splits."""
     viol = s.bootstrap_violations / s.bootstrap_trials
     worst = int(np.argmax(viol))
     faic = s.faic("auroc")
+    counts = verdict_counts(s)
     line = (
         f"Expert '{s.expert}' (probe alone AUROC {np.mean(s.probe_auroc):.3f}, expert alone "
-        f"{np.mean(s.expert_auroc):.3f}): CTD's AUROC is at least calibrated uncertainty's at "
-        f"{int(ok.sum())} of {ok.size} budgets (mean gain {diff.mean():+.3f}, range {diff.min():+.3f} "
-        f"to {diff.max():+.3f}); FAIC (AUROC) CTD {faic['ctd']:.2f} vs calibrated uncertainty "
+        f"{np.mean(s.expert_auroc):.3f}): {delta_sentence(s)}. Over the {s.budgets.size} budgets, the "
+        f"paired AUROC interval says CTD is better at {counts['better']}, ties at {counts['a tie']} and "
+        f"is worse at {counts['worse']}; FAIC (AUROC) CTD {faic['ctd']:.2f} vs calibrated uncertainty "
         f"{faic['unc_calibrated']:.2f}. Budget violations ≤ {viol[worst]:.3f} at every budget "
         f"(δ = {s.delta:g})."
     )
+    mean, ok = _wins(s)
     if not ok.all():
         bad = ", ".join(f"{b:g}" for b in s.budgets[~ok])
-        line += f" CTD trails calibrated uncertainty at budget(s) {bad}."
+        line += f" CTD trails calibrated uncertainty at budget(s) {bad} (paired interval below 0)."
+    elif (mean < -1e-12).any():
+        low = ", ".join(f"{b:g}" for b in s.budgets[mean < -1e-12])
+        line += (
+            f" CTD trails calibrated uncertainty on average at budget(s) {low}, within the "
+            "split-to-split spread (a tie)."
+        )
     return line
+
+
+def _split_words(s: ExpertStudy) -> str:
+    if s.split == "none":
+        return "Pareto front and budget test on the same rows: no split, budget-only guarantee"
+    return "opt / ht split: front on opt, budget test on ht"
 
 
 def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float | None) -> list[Any]:
@@ -148,7 +166,7 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
     blocks.append(
         Paragraph(
             f"Pool of {s.n_pool} rows (not used to train either probe); each of {s.repeats} repeats "
-            f"splits it into {s.n_cal} calibration rows (30% opt / 70% ht) and {s.n_eval} evaluation rows. "
+            f"splits it into {s.n_cal} calibration rows ({_split_words(s)}) and {s.n_eval} evaluation rows. "
             f"Spearman correlation of the DV score with the true delegation value: {s.dv_spearman:.3f}."
         )
     )
@@ -170,6 +188,7 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
         [[METHOD_LABELS[m], fa[m], fc[m]] for m in METHODS],
         caption="Fraction of the achievable improvement (global oracle) captured, integrated over the budget grid.",
     ))
+    blocks.extend(diagnostic_blocks(s))
     blocks.append(_budget_figure(s))
     from ctd_stats.intervals import clopper_pearson
 

@@ -5,6 +5,8 @@ Protocol (as in the paper). The *pool* (rows not used to train the probes) is sp
 into opt (``opt_fraction``) and ht. For every budget α of the grid:
 
 * **CTD** — DV score d, Pareto testing (:func:`ctd_stats.calibrate_cascade`), delegate iff d > τ̂.
+* **CTD budget-only** — the smallest τ certified for the budget alone on d (no Pareto filtering:
+  it spends the budget whether or not delegating helps), beside the Pareto arm.
 * **Unc. calibrated** — the same calibration on u = −|F̂_cal(p) − ½| (F̂_cal: empirical CDF of
   the calibration probe scores).
 * **Unc. top-k** — within each batch of the evaluation stream, the k = round(α·B) items ranked
@@ -34,12 +36,16 @@ from ctd_stats.errors import CTDInputError
 from ctd_stats.intervals import clopper_pearson
 from ctd_stats.pareto import CascadeData, calibrate_cascade
 from ctd_stats.simulate import simulate_cascade_guarantee
-from ctd_stats.study.metrics import auroc_rows, faic
+from ctd_stats.study import diagnostics as dg
+from ctd_stats.study.metrics import faic
 
 #: Methods that spend budget, in plotting order.
-METHODS: tuple[str, ...] = ("ctd", "unc_calibrated", "unc_topk", "dv_topk", "oracle_topk", "oracle")
+METHODS: tuple[str, ...] = (
+    "ctd", "ctd_budget", "unc_calibrated", "unc_topk", "dv_topk", "oracle_topk", "oracle"
+)
 METHOD_LABELS: dict[str, str] = {
     "ctd": "CTD (DV probe + Pareto LTT)",
+    "ctd_budget": "CTD budget-only (LTT on d, no Pareto)",
     "unc_calibrated": "Unc. calibrated (LTT on |p − ½|)",
     "unc_topk": "Unc. top-k (batch)",
     "dv_topk": "DV top-k (batch)",
@@ -47,7 +53,9 @@ METHOD_LABELS: dict[str, str] = {
     "oracle": "Oracle (global)",
 }
 #: Methods whose threshold is certified, so their realized rate is checked against the budget.
-CERTIFIED_METHODS: tuple[str, ...] = ("ctd", "unc_calibrated")
+CERTIFIED_METHODS: tuple[str, ...] = ("ctd", "unc_calibrated", "ctd_budget")
+#: The reference of the paired differences.
+REFERENCE = "unc_calibrated"
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,8 @@ class ExpertStudy:
     bootstrap_rate: NDArray[np.float64]  # [budget] mean true rate of CTD's τ̂ in the bootstrap world
     dv_spearman: float
     seconds_per_call: float | None = None
+    split: str = "opt_ht"
+    diagnostics: dg.StudyDiagnostics | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def method_index(self, method: str) -> int:
@@ -126,6 +136,13 @@ class ExpertStudy:
     def mean(self, metric: str) -> NDArray[np.float64]:
         """Mean over repeats of ``auroc``/``accuracy``/``rate``: shape [method, budget]."""
         return np.asarray(np.nanmean(getattr(self, metric), axis=0), dtype=np.float64)
+
+    def paired_delta(self, metric: str = "auroc") -> tuple[NDArray[np.float64], ...]:
+        """Per method and budget, ``metric`` minus calibrated uncertainty's on the same split:
+        (mean, lo, hi) over the repeated splits, each of shape [method, budget] (see
+        :func:`ctd_stats.study.diagnostics.paired_interval`)."""
+        a = getattr(self, metric)
+        return dg.paired_interval(a - a[:, METHODS.index(REFERENCE)][:, None, :])
 
     def eval_exceedance(self, method: str = "ctd") -> tuple[NDArray[np.int64], int]:
         """Per budget: how many repeats' realized *evaluation* rate exceeded the budget (a noisy proxy)."""
@@ -156,6 +173,7 @@ class ExpertStudy:
             "n_cal": self.n_cal,
             "n_eval": self.n_eval,
             "batch_size": self.batch_size,
+            "split": self.split,
             "probe_only": {
                 "auroc": float(np.mean(self.probe_auroc)),
                 "accuracy": float(np.mean(self.probe_accuracy)),
@@ -193,6 +211,16 @@ class ExpertStudy:
             },
             "dv_spearman": self.dv_spearman,
             "seconds_per_call": self.seconds_per_call,
+            **{
+                f"{metric}_delta": {
+                    meth: dg.interval_rows(mean[i], lo[i], hi[i]) for i, meth in enumerate(METHODS)
+                }
+                for metric in ("auroc", "accuracy")
+                for mean, lo, hi in [self.paired_delta(metric)]
+            },
+            "diagnostics": (
+                self.diagnostics.to_dict(METHODS, self.bootstrap_trials) if self.diagnostics else None
+            ),
         }
 
 
@@ -219,6 +247,7 @@ def _delegation_masks(
     k_per_batch: NDArray[np.int64],
     batch_size: int,
     delta: float,
+    split: str = "opt_ht",
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """One split's delegation masks [method, budget, eval row] and which certified arms certified."""
     from ctd_stats.baselines import (
@@ -227,6 +256,7 @@ def _delegation_masks(
         calibrated_uncertainty,
         global_oracle_delegate,
     )
+    from ctd_stats.ltt import budget_threshold
 
     p, d, v = inputs.probe_prob, inputs.dv_score, inputs.delegation_value
     cal = np.concatenate([opt, ht])
@@ -240,9 +270,13 @@ def _delegation_masks(
                 ht=inputs.cascade_data(ht, score[ht]),
                 budget=float(a),
                 delta=delta,
+                split=split,
             )
             certified[ci, j] = res.is_certified
             masks[METHODS.index(meth), j] = score[ev] > res.threshold
+        only = budget_threshold(d[cal], float(a), delta)
+        certified[CERTIFIED_METHODS.index("ctd_budget"), j] = only.is_certified
+        masks[METHODS.index("ctd_budget"), j] = d[ev] > only.threshold
         k = int(k_per_batch[j])
         masks[METHODS.index("unc_topk"), j] = batch_median_window_delegate(p[ev], k, batch_size)
         masks[METHODS.index("dv_topk"), j] = batch_topk_delegate(d[ev], k, batch_size)
@@ -259,23 +293,34 @@ def _guarantee_check(
     trials: int,
     opt_fraction: float,
     seed: int,
-) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Exact budget check with the pool as the population: violations and mean true rate per budget.
+    split: str = "opt_ht",
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
+    """Exact budget check with the pool as the population: violations and mean true rate per budget,
+    for the Pareto arm, then for the budget-only arm.
 
     Calibration sets of ``n_cal`` rows are drawn i.i.d. (with replacement) from the pool; the true
     rate of each certified τ̂ is the pool fraction above it.
     """
+    from ctd_stats.ltt import calibrate_budget_batch
+
     pool = inputs.cascade_data(np.arange(inputs.n), inputs.dv_score)
     viol = np.zeros(alphas.size, dtype=np.int64)
     mean_rate = np.zeros(alphas.size)
+    b_viol = np.zeros(alphas.size, dtype=np.int64)
+    b_rate = np.zeros(alphas.size)
+    srt = np.sort(inputs.dv_score)
+    draws = np.random.default_rng(seed + 104729).integers(0, inputs.n, size=(trials, n_cal))
     for j, a in enumerate(alphas):
+        taus = calibrate_budget_batch(inputs.dv_score[draws], float(a), delta)
+        true = (inputs.n - np.searchsorted(srt, taus, side="right")) / inputs.n
+        b_viol[j], b_rate[j] = int(np.count_nonzero(true > a + 1e-12)), float(true.mean())
         sim = simulate_cascade_guarantee(
             pool, n=n_cal, budget=float(a), delta=delta, trials=trials, opt_fraction=opt_fraction,
-            seed=seed + 7919 * (j + 1),
+            seed=seed + 7919 * (j + 1), split=split,
         )
         viol[j] = sim.budget_result.violations
         mean_rate[j] = sim.budget_result.mean_realized_rate
-    return viol, mean_rate
+    return viol, mean_rate, b_viol, b_rate
 
 
 def run_study(
@@ -289,13 +334,18 @@ def run_study(
     batch_size: int = 128,
     seed: int = 0,
     progress: Any = None,
+    split: str = "opt_ht",
 ) -> ExpertStudy:
-    """Run the repeated-split comparison for one expert. See the module docstring."""
+    """Run the repeated-split comparison for one expert. See the module docstring.
+
+    ``split`` is the calibration split of the certified arms (``"opt_ht"``: ``opt_fraction`` of the
+    calibration rows find the Pareto front, the rest test it; ``"none"``: all calibration rows do
+    both, budget guarantee only; see :func:`ctd_stats.calibrate_cascade`).
+    """
     from scipy import stats
 
     alphas = np.asarray([check_open_unit("budget", b) for b in budgets], dtype=np.float64)
-    dl = check_open_unit("delta", delta)
-    cf = check_open_unit("cal_fraction", cal_fraction)
+    dl, cf = check_open_unit("delta", delta), check_open_unit("cal_fraction", cal_fraction)
     if repeats < 1:
         raise CTDInputError(f"repeats must be ≥ 1, got {repeats}")
     N = inputs.n
@@ -307,36 +357,35 @@ def run_study(
     v = inputs.delegation_value
     groups, gcode = _group_codes(inputs.group, N)
     G, M, J = len(groups), len(METHODS), alphas.size
+    R, S = len(dg.RANKINGS), len(dg.BATCH_SIZES)
     k_per_batch = np.round(alphas * batch_size).astype(int)
+    rank_scores = np.vstack([d, -np.abs(p - 0.5), dg.ceiling_score(p, b)])
 
-    auroc = np.full((repeats, M, J), np.nan)
-    acc = np.full((repeats, M, J), np.nan)
-    rate = np.full((repeats, M, J), np.nan)
+    auroc, acc, rate, deleg_v = (np.full((repeats, M, J), np.nan) for _ in range(4))
+    r_auc, r_acc, r_v = (np.full((repeats, R, J), np.nan) for _ in range(3))
+    b_auc, b_acc = (np.full((repeats, len(dg.BATCH_METHODS), S, J), np.nan) for _ in range(2))
     certified = np.zeros((repeats, len(CERTIFIED_METHODS), J), dtype=bool)
-    probe_auc = np.empty(repeats)
-    probe_acc = np.empty(repeats)
-    expert_auc = np.empty(repeats)
-    expert_acc = np.empty(repeats)
-    g_deleg = np.zeros((M, J, G))
-    g_count = np.zeros(G)
-    g_vsum = np.zeros((M, J, G))
+    ref = np.empty((repeats, 2, 2))  # [repeat, (probe, expert), (auroc, accuracy)]
+    g_deleg, g_vsum, g_count = np.zeros((M, J, G)), np.zeros((M, J, G)), np.zeros(G)
     rng = np.random.default_rng(seed)
     n_opt = min(max(1, round(opt_fraction * n_cal)), n_cal - 1)
     for r in range(repeats):
         perm = rng.permutation(N)
         cal, ev = perm[:n_cal], perm[n_cal:]
         masks, certified[r] = _delegation_masks(
-            inputs, cal[:n_opt], cal[n_opt:], ev, alphas, k_per_batch, batch_size, dl
+            inputs, cal[:n_opt], cal[n_opt:], ev, alphas, k_per_batch, batch_size, dl, split
         )
         ye, pe, be, ve = y[ev], p[ev], b[ev], v[ev]
-        final = np.where(masks, be[None, None, :], pe[None, None, :]).reshape(M * J, n_eval)
-        auroc[r] = auroc_rows(final, ye).reshape(M, J)
-        acc[r] = ((final >= 0.5) == ye[None, :]).mean(axis=1).reshape(M, J)
+        rmask = dg.ranking_masks(rank_scores[:, ev], alphas)
+        bmask = dg.batch_masks(pe, d[ev], alphas)
+        ref_masks = np.stack([np.zeros(n_eval, bool), np.ones(n_eval, bool)])  # probe only, expert only
+        (auroc[r], acc[r]), (r_auc[r], r_acc[r]), (b_auc[r], b_acc[r]), ref_m = dg.grouped_metrics(
+            [masks, rmask, bmask, ref_masks], pe, be, ye
+        )
+        ref[r] = np.column_stack(ref_m)
         rate[r] = masks.mean(axis=2)
-        pa, ea = auroc_rows(np.vstack([pe, be]), ye)
-        probe_auc[r], expert_auc[r] = pa, ea
-        probe_acc[r] = np.mean((pe >= 0.5) == ye)
-        expert_acc[r] = np.mean((be >= 0.5) == ye)
+        deleg_v[r] = dg.delegated_mean_v(masks, ve)
+        r_v[r] = dg.delegated_mean_v(rmask, ve)
         ge = gcode[ev]
         g_count += np.bincount(ge, minlength=G)
         flat = masks.reshape(M * J, n_eval)
@@ -352,7 +401,16 @@ def run_study(
     group_mean_v = np.bincount(gcode, weights=v, minlength=G) / np.maximum(gcount_pool, 1)
     group_mean_d = np.bincount(gcode, weights=d, minlength=G) / np.maximum(gcount_pool, 1)
 
-    boot_viol, boot_rate = _guarantee_check(inputs, alphas, n_cal, dl, repeats, opt_fraction, seed)
+    boot_viol, boot_rate, bo_viol, bo_rate = _guarantee_check(
+        inputs, alphas, n_cal, dl, repeats, opt_fraction, seed, split
+    )
+    probe_auc, probe_acc = ref[:, 0, 0], ref[:, 0, 1]
+    expert_auc, expert_acc = ref[:, 1, 0], ref[:, 1, 1]
+    diagnostics = dg.StudyDiagnostics(
+        pool=dg.pool_diagnostics(p, b, d, v), ranking_auroc=r_auc, ranking_accuracy=r_acc,
+        ranking_delegated_v=r_v, delegated_v=deleg_v, batch_auroc=b_auc, batch_accuracy=b_acc,
+        budget_only_violations=bo_viol, budget_only_rate=bo_rate,
+    )
 
     return ExpertStudy(
         expert=inputs.expert,
@@ -381,4 +439,6 @@ def run_study(
         bootstrap_rate=boot_rate,
         dv_spearman=float(stats.spearmanr(d, v).statistic),
         seconds_per_call=inputs.seconds_per_call,
+        split=split,
+        diagnostics=diagnostics,
     )

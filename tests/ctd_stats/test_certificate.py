@@ -43,6 +43,7 @@ RESULT_KEYS = [
     "pareto_front",
     "error_level",
     "joint",
+    "split",
     "score_reference",
 ]
 TESTED_KEYS = ["threshold", "pvalue", "rejected", "ht_rate", "ht_count", "opt_rate", "opt_error"]
@@ -77,6 +78,7 @@ def test_golden_structure(calibrated):
     for r in raw["results"]:
         assert list(r) == RESULT_KEYS
         assert r["method"] == "ctd_pareto" and r["procedure"] == "fixed_sequence"
+        assert r["split"] == "none"  # budget-only default: front and test on all calibration rows
         assert r["tested"] and list(r["tested"][0]) == TESTED_KEYS
         assert r["pareto_front"] and set(r["pareto_front"][0]) == {
             "threshold",

@@ -77,7 +77,10 @@ def test_hand_edited_budget_is_refused(cert_path, tmp_path):
             ),
             "p-value > delta|procedure does not give",
         ),
-        (lambda r: r["results"][0]["tested"][0].update(ht_count=0), "disagree with the recorded counts"),
+        (
+            lambda r: r["results"][0]["tested"][0].update(ht_count=r["results"][0]["tested"][0]["ht_count"] + 1),
+            "disagree with the recorded counts",
+        ),
         (lambda r: r["results"][1].update(threshold=-1.0), "not among the certified|not the smallest"),
         (lambda r: r["results"][0].update(threshold="inf", certified=False), "certified but"),
         (lambda r: r["results"][0]["tested"][-1].update(rejected=True), "p-value > delta|procedure"),
@@ -176,6 +179,8 @@ def test_inconsistent_certificate_object_is_refused_by_cascade(cert_path):
         ", pareto: false, procedure: bonferroni",
         ", pareto: false, procedure: holm, pvalue: hb",
         ", pvalue: hoeffding",
+        ", split: opt_ht",
+        ", split: none, pvalue: hb",
         ", error_level: 0.3",
         ", error_level: 0.3, joint: max_p",
         ", error_level: 0.3, joint: bonferroni_split",
@@ -230,3 +235,38 @@ def test_audit_warns_when_the_certificate_is_not_the_one_its_run_wrote(tmp_path,
     err = capsys.readouterr().err
     assert code == EXIT_OK
     assert "warning:" in err and "changed since the run that wrote it" in err
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda r: r.update(error_level=0.2), "certifies the budget only"),
+        (lambda r: r["tested"][1].update(opt_rate=r["tested"][1]["opt_rate"] + 0.01), "opt rates differ"),
+        (lambda r: r["tested"][2].update(opt_error=r["tested"][0]["opt_error"] + 0.01), "not a Pareto front"),
+        (lambda r: r.update(method="budget_only"), "only Pareto calibration has a split"),
+    ],
+)
+def test_no_split_certificate_rules(cert_path, tmp_path, edit, needle):
+    """The default budget-only Pareto certificate records split 'none'; edits that break its rules
+    (same rows for front and test, no error claim, a Pareto family) are refused."""
+    raw = json.loads(cert_path.read_text())
+    r = raw["results"][1]
+    assert r["split"] == "none" and r["certified"] and len(r["tested"]) >= 3
+    assert all(t["opt_rate"] == t["ht_rate"] for t in r["tested"])
+    edit(r)
+    with pytest.raises(CTDInputError, match=rf"inconsistent certificate: .*({needle})"):
+        load_certificate(_write(tmp_path, _reseal_plain(raw)))
+
+
+def test_spec_refuses_no_split_with_an_error_level(tmp_path, table_tools, capsys):
+    d = tmp_path
+    score_frame, write_frame = table_tools
+    write_frame(score_frame(300), d / "scores.parquet")
+    spec = d / "spec.yaml"
+    spec.write_text(
+        "data: {table: scores.parquet}\n"
+        "calibration: {budget: 0.3, split: none, error_level: 0.2}\n"
+    )
+    assert main(["calibrate", str(spec)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "calibration.split" in err and "error_level" in err and err.count("\n") <= 2

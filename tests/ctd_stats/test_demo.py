@@ -99,3 +99,24 @@ def test_report_is_honest_about_losses(demo_run):
         if np.any(ctd < unc - 1e-12):
             assert f"Expert '{e['expert']}'" in md and "CTD trails calibrated uncertainty" in md
     assert set(study["experts"][0]["auroc"]) == set(METHODS)
+
+
+def test_demo_paired_differences_and_diagnostics(demo_run):
+    """study.json carries auroc_delta / accuracy_delta per method ({mean, ci95} per budget) and the
+    diagnostics; the summary sentence quotes the interval at budget 0.3."""
+    _, out, study = demo_run
+    md = (out / "report.md").read_text()
+    for e in study["experts"]:
+        for key in ("auroc_delta", "accuracy_delta"):
+            assert set(e[key]) == set(METHODS)
+            for rows in e[key].values():
+                assert len(rows) == len(e["budgets"])
+                for r in rows:
+                    lo, hi = r["ci95"]
+                    assert lo - 1e-12 <= r["mean"] <= hi + 1e-12
+        assert all(r["mean"] == 0 for r in e["auroc_delta"]["unc_calibrated"])
+        d = e["diagnostics"]
+        assert 0 < d["p_v_positive"] < 1 and -1 <= d["corr_pb"] <= 1
+        assert set(d["batch_topk"]["auroc"]["unc_topk"]) == {"32", "64", "128"}
+        assert f"Expert '{e['expert']}'" in md
+    assert "CTD − calibrated uncertainty at budget 0.3:" in md and "95% CI" in md
