@@ -162,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
         costs=costs,
         preamble=f"Score table {table.name()} ({len(table)} rows; sha256 {str(table.sha256)[:12]}…); "
         f"δ = {spec.calibration.delta:g}; {studies[0].repeats if studies else 0} random splits.",
+        deployment=[(r.expert, r.budget, r.delta, r.threshold, r.certified) for r in outcome.certificate.results],
+        links=[(f"{name}", name) for name in run_output_names(spec.outputs.formats)
+               if name.startswith(("certificate", "calibration", "study"))],
     )
     directory = (Path(args.output) if args.output else spec.output_dir()).resolve()
     study_json = {"spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies]}

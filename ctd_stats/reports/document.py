@@ -56,7 +56,14 @@ class Figure:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
 
-Block = Heading | Paragraph | Table | Figure
+@dataclass(frozen=True)
+class Links:
+    """Links to sibling output files: ``(label, relative path)`` pairs."""
+
+    items: Sequence[tuple[str, str]]
+
+
+Block = Heading | Paragraph | Table | Figure | Links
 
 
 def _fmt(value: Any) -> str:
@@ -99,6 +106,8 @@ class Report:
                 out.append("|" + "---|" * len(b.columns))
                 out += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in b.rows]
                 out.append("")
+            elif isinstance(b, Links):
+                out += [f"- [{label}]({href})" for label, href in b.items] + [""]
             elif isinstance(b, Figure):
                 out += [f"![{b.caption}]({b.data_uri()})", ""]
                 if b.caption:
@@ -138,6 +147,9 @@ class Report:
             elif isinstance(b, Paragraph):
                 cls = f' class="{b.tone}"' if b.tone != "plain" else ""
                 parts.append(f"<p{cls}>{e(b.text)}</p>")
+            elif isinstance(b, Links):
+                items = "".join(f'<li><a href="{e(href)}">{e(label)}</a></li>' for label, href in b.items)
+                parts.append(f"<ul>{items}</ul>")
             elif isinstance(b, Table):
                 cap = f"<caption>{e(b.caption)}</caption>" if b.caption else ""
                 head = "".join(f"<th>{e(str(c))}</th>" for c in b.columns)

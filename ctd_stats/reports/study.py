@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.reports.document import Figure, Heading, Links, Paragraph, Report, Table
 from ctd_stats.reports.study_diagnostics import delta_sentence, diagnostic_blocks, verdict_counts
 from ctd_stats.study.engine import CERTIFIED_METHODS, METHOD_LABELS, METHODS, ExpertStudy
 
@@ -122,6 +122,20 @@ def _wins(s: ExpertStudy) -> tuple[np.ndarray, np.ndarray]:
     return mean[i], ~(hi[i] < 0)
 
 
+NO_IMPROVEMENT = "no achievable improvement"
+
+
+def _faic_cell(value: float) -> float | str:
+    """FAIC, or the reason it is undefined (the oracle never beats the probe: nothing to capture)."""
+    return NO_IMPROVEMENT if not np.isfinite(value) else value
+
+
+def _faic_sentence(faic: dict[str, float]) -> str:
+    if not np.isfinite(faic["ctd"]):
+        return f"FAIC: {NO_IMPROVEMENT} (even the oracle never beats the probe alone)"
+    return f"FAIC (AUROC) CTD {faic['ctd']:.2f} vs calibrated uncertainty {faic['unc_calibrated']:.2f}"
+
+
 def expert_summary(s: ExpertStudy) -> str:
     """The summary sentence, written from the paired 95% intervals over the repeated splits."""
     viol = s.bootstrap_violations / s.bootstrap_trials
@@ -132,8 +146,7 @@ def expert_summary(s: ExpertStudy) -> str:
         f"Expert '{s.expert}' (probe alone AUROC {np.mean(s.probe_auroc):.3f}, expert alone "
         f"{np.mean(s.expert_auroc):.3f}): {delta_sentence(s)}. Over the {s.budgets.size} budgets, the "
         f"paired AUROC interval says CTD is better at {counts['better']}, ties at {counts['a tie']} and "
-        f"is worse at {counts['worse']}; FAIC (AUROC) CTD {faic['ctd']:.2f} vs calibrated uncertainty "
-        f"{faic['unc_calibrated']:.2f}. Budget violations ≤ {viol[worst]:.3f} at every budget "
+        f"is worse at {counts['worse']}; {_faic_sentence(faic)}. Budget violations ≤ {viol[worst]:.3f} at every budget "
         f"(δ = {s.delta:g})."
     )
     mean, ok = _wins(s)
@@ -185,7 +198,7 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
     fa, fc = s.faic("auroc"), s.faic("accuracy")
     blocks.append(Table(
         ["method", "FAIC (AUROC)", "FAIC (accuracy)"],
-        [[METHOD_LABELS[m], fa[m], fc[m]] for m in METHODS],
+        [[METHOD_LABELS[m], _faic_cell(fa[m]), _faic_cell(fc[m])] for m in METHODS],
         caption="Fraction of the achievable improvement (global oracle) captured, integrated over the budget grid.",
     ))
     blocks.extend(diagnostic_blocks(s))
@@ -237,10 +250,27 @@ def build_study_report(
     costs: dict[str, float | None] | None = None,
     group_alpha: float = 0.2,
     preamble: str = "",
+    deployment: Sequence[Sequence[Any]] | None = None,
+    links: Sequence[tuple[str, str]] = (),
 ) -> Report:
-    """The whole ``ctd run`` report: a plain-language summary, then one section per expert."""
+    """The whole ``ctd run`` report: a plain-language summary, the deployable thresholds with links to
+    the files that hold them, then one section per expert.
+
+    ``deployment`` rows are ``(expert, budget, δ, τ, certified)`` of the certificate written beside
+    the report; ``links`` are ``(label, file name)`` pairs of that run's other outputs.
+    """
     summary = "\n".join([preamble, *(expert_summary(s) for s in studies)]).strip()
     rep = Report(title=title, summary=summary)
+    if deployment:
+        rep.add(Heading("Deployment: the certified thresholds"))
+        rep.add(Table(
+            ["expert", "budget", "δ", "τ (delegate iff d(x) > τ)", "certified"],
+            [[e, b, dl, tau, "yes" if ok else "NO: never delegate"] for e, b, dl, tau, ok in deployment],
+            caption="Calibrated on the whole pool of the score table; these are the values to deploy "
+            "(certificate.json, verified on load). The study below evaluates the method on repeated splits.",
+        ))
+    if links:
+        rep.add(Links(list(links)))
     rep.add(Paragraph(
         "CTD delegates an input to the expert iff its delegation-value score d(x) exceeds a threshold τ̂ "
         "certified by Learn-then-Test on held-out data: with probability ≥ 1 − δ over the calibration draw, "

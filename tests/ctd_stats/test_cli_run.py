@@ -36,6 +36,15 @@ def test_ctd_run_end_to_end(tmp_path, capsys):
     study = json.loads((out / "study.json").read_text())
     assert study["experts"][0]["n_pool"] == 500  # training rows excluded
     assert "CTD AUROC" in capsys.readouterr().out
+    # the report shows the deployable thresholds and links to the files that hold them
+    cert = json.loads((out / "certificate.json").read_text())
+    md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "Deployment: the certified thresholds" in md
+    for r in cert["results"]:
+        tau = r["threshold"]
+        assert (f"{tau:.4g}" if isinstance(tau, float) else "+∞") in md
+    assert "[certificate.json](certificate.json)" in md and "[calibration.html](calibration.html)" in md
+    assert '<a href="certificate.json">' in html and '<a href="calibration.html">' in html
 
 
 def test_ctd_run_missing_table_is_bad_input(tmp_path, capsys):

@@ -66,3 +66,15 @@ def test_study_bad_inputs():
         run_study(inp, budgets=[0.2], repeats=0)
     with pytest.raises(ValueError, match="expert_prob has length"):
         StudyInputs(inp.labels, inp.probe_prob, inp.expert_prob[:-1], inp.dv_score)
+
+
+def test_faic_without_achievable_improvement_is_said_not_shown_as_zero():
+    import math
+
+    from ctd_stats.reports.study import NO_IMPROVEMENT, _faic_cell, _faic_sentence
+
+    assert _faic_cell(math.nan) == NO_IMPROVEMENT and _faic_cell(0.25) == 0.25
+    assert NO_IMPROVEMENT in _faic_sentence({"ctd": math.nan, "unc_calibrated": math.nan})
+    assert _faic_sentence({"ctd": 0.5, "unc_calibrated": 0.25}) == (
+        "FAIC (AUROC) CTD 0.50 vs calibrated uncertainty 0.25"
+    )
