@@ -39,7 +39,32 @@ COLUMNS = (
     "realized_q05",
     "realized_q95",
     "fail_closed",
+    "exact_violation",
+    "exact_mean_rate",
 )
+
+
+def exact_reference(population: Population | np.ndarray, procedure: str, n: int, budget: float,
+                    delta: float) -> tuple[float | None, float | None]:
+    """Exact ``(P(violation), E[true rate])`` where closed forms exist, else ``(None, None)``.
+
+    They exist for fixed-sequence budget-only calibration on the full grid with exact binomial
+    p-values (what the simulation runs) when the scores are *continuous* (a continuous ``scipy.stats``
+    population): see :func:`ctd_stats.planning.violation_probability` and
+    :func:`ctd_stats.planning.expected_rate`. With ties (discrete populations, resampled tables)
+    the true rate is lower and no closed form is given.
+    """
+    from scipy import stats
+
+    from ctd_stats.planning import expected_rate, violation_probability
+    from ctd_stats.simulate import ScipyPopulation
+
+    continuous = isinstance(population, ScipyPopulation) and isinstance(
+        getattr(population.dist, "dist", None), stats.rv_continuous
+    )
+    if not continuous or procedure != "fixed_sequence":
+        return None, None
+    return violation_probability(n, budget, delta), expected_rate(n, budget, delta)
 
 
 def result_row(res: SimulationResult) -> dict[str, Any]:
@@ -61,6 +86,8 @@ def result_row(res: SimulationResult) -> dict[str, Any]:
         "realized_q05": float(q05),
         "realized_q95": float(q95),
         "fail_closed": res.fail_closed,
+        "exact_violation": None,
+        "exact_mean_rate": None,
     }
 
 
@@ -82,7 +109,9 @@ def simulate_grid(
         res = simulate_budget_guarantee(
             population, n=n, budget=b, delta=delta, trials=trials, procedure=proc, seed=seed + i
         )
-        rows.append(result_row(res))
+        row = result_row(res)
+        row["exact_violation"], row["exact_mean_rate"] = exact_reference(population, proc, n, b, delta)
+        rows.append(row)
     return rows
 
 

@@ -6,6 +6,7 @@ would exceed it with probability ≥ 0.999, so these tests would fail if the gua
 """
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from ctd_stats import (
@@ -43,3 +44,24 @@ def test_result_json():
     res = simulate_budget_guarantee(np.random.default_rng(0).random(10_000), n=100, budget=0.3, delta=0.1, trials=200)
     json.dumps(res.to_dict(), allow_nan=False)
     assert res.population == "empirical"
+
+
+def test_simulation_grid_matches_the_exact_reference():
+    """The simulator agrees with the closed forms (n = 20, budget 0.3, δ = 0.1: P = 0.0355, E = 3/21)."""
+    from scipy.stats import binomtest
+
+    from ctd_stats.simulate import make_population
+    from ctd_stats.simulation_grid import simulate_grid
+
+    rows = simulate_grid(make_population("uniform"), sizes=[20], budgets=[0.3],
+                         procedures=["fixed_sequence", "bonferroni"], delta=0.1, trials=20_000, seed=7)
+    fs, bonf = rows
+    assert fs["exact_violation"] == pytest.approx(0.0355, abs=5e-4)
+    assert fs["exact_mean_rate"] == pytest.approx(3 / 21)
+    # violations ~ Bin(trials, exact): an exact two-sided test must not reject at 0.001
+    assert binomtest(fs["violations"], fs["trials"], fs["exact_violation"]).pvalue > 1e-3
+    assert abs(fs["realized_mean"] - fs["exact_mean_rate"]) < 0.003  # sd/sqrt(20000) ≈ 0.0005
+    assert bonf["exact_violation"] is None and bonf["exact_mean_rate"] is None  # no closed form
+    discrete = simulate_grid(make_population("discrete", values=[0.0, 1.0], probs=[0.5, 0.5]), sizes=[20],
+                             budgets=[0.3], procedures=["fixed_sequence"], delta=0.1, trials=100, seed=0)
+    assert discrete[0]["exact_violation"] is None  # ties: no closed form
