@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ctd_stats._validation import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
+from ctd_stats.engines import Engine, LocalEngine
 from ctd_stats.errors import CTDInputError
 from ctd_stats.intervals import clopper_pearson
 from ctd_stats.pareto import CascadeData, calibrate_cascade
@@ -251,31 +252,81 @@ def _delegation_masks(
     return masks, certified
 
 
-def _guarantee_check(
-    inputs: StudyInputs,
-    alphas: NDArray[np.float64],
-    n_cal: int,
-    delta: float,
-    trials: int,
-    opt_fraction: float,
-    seed: int,
-) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Exact budget check with the pool as the population: violations and mean true rate per budget.
+#: Splits per task: repeats are grouped so a task is worth sending to a cluster.
+REPEATS_PER_TASK = 10
 
-    Calibration sets of ``n_cal`` rows are drawn i.i.d. (with replacement) from the pool; the true
-    rate of each certified τ̂ is the pool fraction above it.
-    """
-    pool = inputs.cascade_data(np.arange(inputs.n), inputs.dv_score)
-    viol = np.zeros(alphas.size, dtype=np.int64)
-    mean_rate = np.zeros(alphas.size)
-    for j, a in enumerate(alphas):
-        sim = simulate_cascade_guarantee(
-            pool, n=n_cal, budget=float(a), delta=delta, trials=trials, opt_fraction=opt_fraction,
-            seed=seed + 7919 * (j + 1),
-        )
-        viol[j] = sim.budget_result.violations
-        mean_rate[j] = sim.budget_result.mean_realized_rate
-    return viol, mean_rate
+
+@dataclass(frozen=True)
+class _StudyContext:
+    """Everything a piece of the study needs (shared by all pieces, read-only)."""
+
+    inputs: StudyInputs
+    alphas: NDArray[np.float64]
+    k_per_batch: NDArray[np.int64]
+    batch_size: int
+    delta: float
+    n_cal: int
+    n_opt: int
+    gcode: NDArray[np.int64]
+    n_groups: int
+    seed: int
+    repeats: int
+    opt_fraction: float
+
+
+def _split_rng(seed: int, repeat: int) -> np.random.Generator:
+    """Generator of split ``repeat``: child ``repeat`` of ``SeedSequence(seed)`` (engine-free)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(repeat,)))
+
+
+def _one_split(ctx: _StudyContext, r: int) -> dict[str, Any]:
+    """Metrics of random split ``r`` (its own seed), keyed as in :func:`run_study`."""
+    inputs, M, J, G = ctx.inputs, len(METHODS), ctx.alphas.size, ctx.n_groups
+    y, p, b, v = inputs.labels, inputs.probe_prob, inputs.expert_prob, inputs.delegation_value
+    perm = _split_rng(ctx.seed, r).permutation(inputs.n)
+    cal, ev = perm[: ctx.n_cal], perm[ctx.n_cal :]
+    masks, certified = _delegation_masks(
+        inputs, cal[: ctx.n_opt], cal[ctx.n_opt :], ev, ctx.alphas, ctx.k_per_batch, ctx.batch_size,
+        ctx.delta,
+    )
+    ye, pe, be, ve = y[ev], p[ev], b[ev], v[ev]
+    final = np.where(masks, be[None, None, :], pe[None, None, :]).reshape(M * J, ev.size)
+    pa, ea = auroc_rows(np.vstack([pe, be]), ye)
+    ge = ctx.gcode[ev]
+    flat = masks.reshape(M * J, ev.size)
+    return {
+        "auroc": auroc_rows(final, ye).reshape(M, J),
+        "acc": ((final >= 0.5) == ye[None, :]).mean(axis=1).reshape(M, J),
+        "rate": masks.mean(axis=2),
+        "certified": certified,
+        "probe_auc": pa,
+        "expert_auc": ea,
+        "probe_acc": np.mean((pe >= 0.5) == ye),
+        "expert_acc": np.mean((be >= 0.5) == ye),
+        "g_count": np.bincount(ge, minlength=G),
+        "g_deleg": _group_sums(flat, ge, G).reshape(M, J, G),
+        "g_vsum": _group_sums(flat * ve[None, :], ge, G).reshape(M, J, G),
+    }
+
+
+def _study_piece(ctx: _StudyContext, item: tuple[str, int, int]) -> list[Any]:
+    """One task: splits ``range(a, b)`` (``("splits", a, b)``) or the guarantee check of budget ``a``."""
+    kind, a, b = item
+    if kind == "splits":
+        return [_one_split(ctx, r) for r in range(a, b)]
+    sim = simulate_cascade_guarantee(
+        ctx.inputs.cascade_data(np.arange(ctx.inputs.n), ctx.inputs.dv_score),
+        n=ctx.n_cal, budget=float(ctx.alphas[a]), delta=ctx.delta, trials=ctx.repeats,
+        opt_fraction=ctx.opt_fraction, seed=ctx.seed + 7919 * (a + 1),
+    )
+    return [sim.budget_result.violations, sim.budget_result.mean_realized_rate]
+
+
+def _study_items(repeats: int, n_budgets: int) -> list[tuple[str, int, int]]:
+    splits = [
+        ("splits", a, min(a + REPEATS_PER_TASK, repeats)) for a in range(0, repeats, REPEATS_PER_TASK)
+    ]
+    return splits + [("guarantee", j, j + 1) for j in range(n_budgets)]
 
 
 def run_study(
@@ -289,8 +340,15 @@ def run_study(
     batch_size: int = 128,
     seed: int = 0,
     progress: Any = None,
+    engine: Engine | None = None,
 ) -> ExpertStudy:
-    """Run the repeated-split comparison for one expert. See the module docstring."""
+    """Run the repeated-split comparison for one expert. See the module docstring.
+
+    Split ``r`` draws its permutation from child ``r`` of ``numpy.random.SeedSequence(seed)``; the
+    splits (in groups of :data:`REPEATS_PER_TASK`) and the per-budget guarantee checks are
+    independent pieces run by ``engine`` (default: this process), and their results are combined
+    in split order, so every engine gives the same numbers.
+    """
     from scipy import stats
 
     alphas = np.asarray([check_open_unit("budget", b) for b in budgets], dtype=np.float64)
@@ -303,56 +361,44 @@ def run_study(
     n_eval = N - n_cal
     if n_cal < 4 or n_eval < 2:
         raise CTDInputError(f"pool too small for a calibration/evaluation split: {N} rows")
-    y, p, b, d = inputs.labels, inputs.probe_prob, inputs.expert_prob, inputs.dv_score
-    v = inputs.delegation_value
+    d, v = inputs.dv_score, inputs.delegation_value
     groups, gcode = _group_codes(inputs.group, N)
-    G, M, J = len(groups), len(METHODS), alphas.size
-    k_per_batch = np.round(alphas * batch_size).astype(int)
+    G = len(groups)
+    ctx = _StudyContext(
+        inputs=inputs, alphas=alphas, k_per_batch=np.round(alphas * batch_size).astype(np.int64),
+        batch_size=batch_size, delta=dl, n_cal=n_cal,
+        n_opt=min(max(1, round(opt_fraction * n_cal)), n_cal - 1), gcode=gcode, n_groups=G,
+        seed=seed, repeats=repeats, opt_fraction=opt_fraction,
+    )
+    items = _study_items(repeats, alphas.size)
+    eng = engine or LocalEngine()
+    if progress is not None and eng.name == "local":
+        pieces = []
+        for item in items:
+            pieces.append(_study_piece(ctx, item))
+            if item[0] == "splits":
+                progress(item[2] - item[1])
+    else:
+        pieces = eng.map(_study_piece, ctx, items)
+    splits = [s for item, piece in zip(items, pieces, strict=True) if item[0] == "splits" for s in piece]
+    guar = [piece for item, piece in zip(items, pieces, strict=True) if item[0] == "guarantee"]
 
-    auroc = np.full((repeats, M, J), np.nan)
-    acc = np.full((repeats, M, J), np.nan)
-    rate = np.full((repeats, M, J), np.nan)
-    certified = np.zeros((repeats, len(CERTIFIED_METHODS), J), dtype=bool)
-    probe_auc = np.empty(repeats)
-    probe_acc = np.empty(repeats)
-    expert_auc = np.empty(repeats)
-    expert_acc = np.empty(repeats)
-    g_deleg = np.zeros((M, J, G))
-    g_count = np.zeros(G)
-    g_vsum = np.zeros((M, J, G))
-    rng = np.random.default_rng(seed)
-    n_opt = min(max(1, round(opt_fraction * n_cal)), n_cal - 1)
-    for r in range(repeats):
-        perm = rng.permutation(N)
-        cal, ev = perm[:n_cal], perm[n_cal:]
-        masks, certified[r] = _delegation_masks(
-            inputs, cal[:n_opt], cal[n_opt:], ev, alphas, k_per_batch, batch_size, dl
-        )
-        ye, pe, be, ve = y[ev], p[ev], b[ev], v[ev]
-        final = np.where(masks, be[None, None, :], pe[None, None, :]).reshape(M * J, n_eval)
-        auroc[r] = auroc_rows(final, ye).reshape(M, J)
-        acc[r] = ((final >= 0.5) == ye[None, :]).mean(axis=1).reshape(M, J)
-        rate[r] = masks.mean(axis=2)
-        pa, ea = auroc_rows(np.vstack([pe, be]), ye)
-        probe_auc[r], expert_auc[r] = pa, ea
-        probe_acc[r] = np.mean((pe >= 0.5) == ye)
-        expert_acc[r] = np.mean((be >= 0.5) == ye)
-        ge = gcode[ev]
-        g_count += np.bincount(ge, minlength=G)
-        flat = masks.reshape(M * J, n_eval)
-        g_deleg += _group_sums(flat, ge, G).reshape(M, J, G)
-        g_vsum += _group_sums(flat * ve[None, :], ge, G).reshape(M, J, G)
-        if progress is not None:
-            progress(1)
+    def stack(key: str) -> NDArray[Any]:
+        return np.stack([np.asarray(s[key]) for s in splits])
 
+    def total(key: str) -> NDArray[np.float64]:
+        acc = np.zeros_like(np.asarray(splits[0][key], dtype=np.float64))
+        for s in splits:  # in split order: the same float sums on every engine
+            acc += s[key]
+        return acc
+
+    g_deleg, g_count, g_vsum = total("g_deleg"), total("g_count"), total("g_vsum")
     group_rate = g_deleg / np.maximum(g_count, 1)[None, None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         group_delegated_v = np.where(g_deleg > 0, g_vsum / g_deleg, np.nan)
     gcount_pool = np.bincount(gcode, minlength=G)
     group_mean_v = np.bincount(gcode, weights=v, minlength=G) / np.maximum(gcount_pool, 1)
     group_mean_d = np.bincount(gcode, weights=d, minlength=G) / np.maximum(gcount_pool, 1)
-
-    boot_viol, boot_rate = _guarantee_check(inputs, alphas, n_cal, dl, repeats, opt_fraction, seed)
 
     return ExpertStudy(
         expert=inputs.expert,
@@ -363,22 +409,22 @@ def run_study(
         n_cal=n_cal,
         n_eval=n_eval,
         batch_size=batch_size,
-        auroc=auroc,
-        accuracy=acc,
-        rate=rate,
-        probe_auroc=probe_auc,
-        probe_accuracy=probe_acc,
-        expert_auroc=expert_auc,
-        expert_accuracy=expert_acc,
-        certified=certified,
+        auroc=stack("auroc"),
+        accuracy=stack("acc"),
+        rate=stack("rate"),
+        probe_auroc=stack("probe_auc").astype(np.float64),
+        probe_accuracy=stack("probe_acc").astype(np.float64),
+        expert_auroc=stack("expert_auc").astype(np.float64),
+        expert_accuracy=stack("expert_acc").astype(np.float64),
+        certified=stack("certified").astype(bool),
         groups=groups,
         group_rate=group_rate,
         group_mean_v=group_mean_v,
         group_mean_d=group_mean_d,
         group_delegated_v=group_delegated_v,
-        bootstrap_violations=boot_viol,
+        bootstrap_violations=np.asarray([g[0] for g in guar], dtype=np.int64),
         bootstrap_trials=repeats,
-        bootstrap_rate=boot_rate,
+        bootstrap_rate=np.asarray([g[1] for g in guar], dtype=np.float64),
         dv_spearman=float(stats.spearmanr(d, v).statistic),
         seconds_per_call=inputs.seconds_per_call,
     )
