@@ -76,18 +76,3 @@ def test_unreachable_address_is_exit_2() -> None:
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the Ray cluster at ray://127.0.0.1:9" in lines[0]
-
-
-def test_local_path_imports_no_ray() -> None:
-    code = (
-        "import sys\n"
-        "from ctd_stats.cli import main\n"
-        "main(['simulate', '--trials', '50', '--json'])\n"
-        "from ctd_stats.audit.audit import audit_log\n"
-        "import ctd_stats.study.engine, ctd_stats.engines\n"
-        "assert 'ray' not in sys.modules, 'ray imported'\n"
-        "print('ok')\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().endswith("ok")
