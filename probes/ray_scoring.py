@@ -29,7 +29,9 @@ import pandas as pd
 
 from ctd_stats.errors import CTDInputError
 
-#: Restarts of a dead actor and re-runs of its unfinished batches (-1: unlimited).
+#: Restarts of a dead actor and re-runs of its unfinished batches (Ray Data's own default is -1,
+#: unlimited; a bound makes a crash-looping model fail the run). Passed as ``map_batches`` keyword
+#: arguments, which Ray deprecates for 2.64 (the ``[ray]`` extra pins below it).
 ACTOR_RESTARTS = 4
 TASK_RETRIES = 4
 
