@@ -22,7 +22,7 @@ PROBES_RUNTIME = ["pandas", "transformers==5.24.0", "gguf==0.19.0", "accelerate=
 
 def _install_probes(session: nox.Session) -> None:
     session.install(TORCH)
-    session.install("-e", ".[probes,serve,test]", *PROBES_RUNTIME)
+    session.install("-e", ".[probes,serve,ray,test]", *PROBES_RUNTIME)
     session.install("--no-deps", *OFFLINE_ASSETS)
 
 

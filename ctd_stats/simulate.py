@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from ctd_stats._validation import as_finite_1d, check_open_unit
+from ctd_stats.engines import Engine, LocalEngine
 from ctd_stats.errors import CTDInputError
 from ctd_stats.intervals import clopper_pearson
 from ctd_stats.ltt import calibrate_budget_batch
@@ -225,6 +226,83 @@ def _as_population(population: Population | ArrayLike) -> Population:
     return EmpiricalPopulation(population)
 
 
+#: Most trials in one chunk. Chunks are the unit of work of every engine and each has its own seed,
+#: so the chunking (and with it the numbers) depends only on (trials, n, seed), never on the engine.
+TRIALS_PER_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class BudgetChunk:
+    """One piece of a budget simulation: ``trials`` calibration sets of size ``n``, own seed."""
+
+    n: int
+    trials: int
+    budget: float
+    delta: float
+    procedure: str
+    seed: int
+    index: int
+
+    def rng(self) -> np.random.Generator:
+        """The chunk's generator: child ``index`` of ``SeedSequence(seed)`` (stateless, engine-free)."""
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(self.index,)))
+
+
+def budget_chunks(
+    *, n: int, trials: int, budget: float, delta: float, procedure: str, seed: int,
+    chunk_elements: int = 4_000_000,
+) -> list[BudgetChunk]:
+    """Split ``trials`` into chunks of at most ``min(TRIALS_PER_CHUNK, chunk_elements // n)`` trials."""
+    per_chunk = max(1, min(TRIALS_PER_CHUNK, chunk_elements // n))
+    return [
+        BudgetChunk(n, min(per_chunk, trials - start), budget, delta, procedure, seed, i)
+        for i, start in enumerate(range(0, trials, per_chunk))
+    ]
+
+
+def run_budget_chunk(population: Population, chunk: BudgetChunk) -> NDArray[np.float64]:
+    """Certified thresholds of one chunk's calibration sets (vectorised over its trials)."""
+    draws = population.sample(chunk.rng(), (chunk.trials, chunk.n))
+    return calibrate_budget_batch(draws, chunk.budget, chunk.delta, procedure=chunk.procedure)
+
+
+def check_budget_arguments(
+    n: int, trials: int, budget: float, delta: float, confidence: float
+) -> tuple[float, float, float]:
+    """Validated (budget, delta, confidence)."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise CTDInputError(f"n must be a positive integer, got {n!r}")
+    if trials < 1:
+        raise CTDInputError(f"trials must be ≥ 1, got {trials}")
+    return (
+        check_open_unit("budget", budget),
+        check_open_unit("delta", delta),
+        check_open_unit("confidence", confidence),
+    )
+
+
+def budget_result(
+    population: Population, taus: NDArray[np.float64], *, n: int, budget: float, delta: float,
+    procedure: str, seed: int, confidence: float,
+) -> SimulationResult:
+    """The :class:`SimulationResult` of the certified thresholds of all trials."""
+    rates = population.rate_above(taus)
+    return SimulationResult(
+        population=population.name,
+        method="budget_only",
+        procedure=procedure,
+        n=int(n),
+        budget=budget,
+        delta=delta,
+        trials=int(taus.size),
+        violations=int(np.count_nonzero(rates > budget + RATE_TOLERANCE)),
+        fail_closed=int(np.count_nonzero(np.isinf(taus))),
+        confidence=confidence,
+        realized_rates=rates,
+        seed=seed,
+    )
+
+
 def simulate_budget_guarantee(
     population: Population | ArrayLike,
     *,
@@ -236,6 +314,7 @@ def simulate_budget_guarantee(
     seed: int = 0,
     confidence: float = 0.999,
     chunk_elements: int = 4_000_000,
+    engine: Engine | None = None,
 ) -> SimulationResult:
     """Simulate budget-only calibration (full grid, exact binomial p-value) ``trials`` times.
 
@@ -247,40 +326,25 @@ def simulate_budget_guarantee(
         Calibration-set size per trial.
     procedure : {"fixed_sequence", "bonferroni"}
     seed : int
-        All randomness comes from ``numpy.random.default_rng(seed)``.
+        Chunk ``i`` of the trials (:func:`budget_chunks`) draws from child ``i`` of
+        ``numpy.random.SeedSequence(seed)``, so the numbers do not depend on the engine.
     confidence : float
         Confidence of the reported Clopper–Pearson interval on the violation frequency.
     chunk_elements : int
         Bound on trials × n drawn at once (memory ≈ 16 bytes × chunk_elements).
+    engine : Engine, optional
+        Where the chunks run (:func:`ctd_stats.engines.get_engine`); default this process.
     """
     pop = _as_population(population)
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise CTDInputError(f"n must be a positive integer, got {n!r}")
-    if trials < 1:
-        raise CTDInputError(f"trials must be ≥ 1, got {trials}")
-    b = check_open_unit("budget", budget)
-    d = check_open_unit("delta", delta)
-    c = check_open_unit("confidence", confidence)
-    rng = np.random.default_rng(seed)
-    per_chunk = max(1, chunk_elements // n)
-    taus = np.empty(trials)
-    for start in range(0, trials, per_chunk):
-        m = min(per_chunk, trials - start)
-        taus[start : start + m] = calibrate_budget_batch(pop.sample(rng, (m, n)), b, d, procedure=procedure)
-    rates = pop.rate_above(taus)
-    return SimulationResult(
-        population=pop.name,
-        method="budget_only",
-        procedure=procedure,
-        n=int(n),
-        budget=b,
-        delta=d,
-        trials=int(trials),
-        violations=int(np.count_nonzero(rates > b + RATE_TOLERANCE)),
-        fail_closed=int(np.count_nonzero(np.isinf(taus))),
+    b, d, c = check_budget_arguments(n, trials, budget, delta, confidence)
+    chunks = budget_chunks(
+        n=n, trials=trials, budget=b, delta=d, procedure=procedure, seed=seed,
+        chunk_elements=chunk_elements,
+    )
+    parts = (engine or LocalEngine()).map(run_budget_chunk, pop, chunks)
+    return budget_result(
+        pop, np.concatenate(parts), n=n, budget=b, delta=d, procedure=procedure, seed=seed,
         confidence=c,
-        realized_rates=rates,
-        seed=seed,
     )
 
 

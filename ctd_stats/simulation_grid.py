@@ -12,12 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ctd_stats.engines import Engine, LocalEngine
 from ctd_stats.errors import CTDInputError
 from ctd_stats.simulate import (
+    EmpiricalPopulation,
     Population,
     SimulationResult,
+    budget_chunks,
+    budget_result,
+    check_budget_arguments,
     make_population,
-    simulate_budget_guarantee,
+    run_budget_chunk,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,16 +106,39 @@ def simulate_grid(
     trials: int,
     seed: int,
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+    engine: Engine | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (procedure, n, budget), in that order; setting ``i`` uses seed ``seed + i``."""
+    """One row per (procedure, n, budget), in that order; setting ``i`` uses seed ``seed + i``.
+
+    Every setting is cut into chunks of trials (:func:`ctd_stats.simulate.budget_chunks`, each with
+    its own seed); the chunks of all settings go to the engine together, so a Ray cluster runs the
+    whole grid at once. The numbers are the same on every engine. ``progress`` wraps the settings
+    on the local engine (the Ray engine reports nothing until the grid is done).
+    """
+    pop = population if isinstance(population, Population) else EmpiricalPopulation(population)
     jobs = [(p, n, b) for p in procedures for n in sizes for b in budgets]
+    checked = [check_budget_arguments(n, trials, b, delta, 0.999) for _, n, b in jobs]
+    plans = [
+        budget_chunks(n=n, trials=trials, budget=bb, delta=dd, procedure=proc, seed=seed + i)
+        for i, ((proc, n, _), (bb, dd, _)) in enumerate(zip(jobs, checked, strict=True))
+    ]
+    if engine is None or engine.name == "local":
+        eng = engine or LocalEngine()
+        order = progress(range(len(jobs))) if progress is not None else range(len(jobs))
+        parts = {i: eng.map(run_budget_chunk, pop, plans[i]) for i in order}
+    else:
+        flat = engine.map(run_budget_chunk, pop, [c for plan in plans for c in plan])
+        parts, k = {}, 0
+        for i, plan in enumerate(plans):
+            parts[i], k = flat[k : k + len(plan)], k + len(plan)
     rows = []
-    for i, (proc, n, b) in enumerate(progress(jobs) if progress is not None else jobs):
-        res = simulate_budget_guarantee(
-            population, n=n, budget=b, delta=delta, trials=trials, procedure=proc, seed=seed + i
+    for i, ((proc, n, _), (bb, dd, cc)) in enumerate(zip(jobs, checked, strict=True)):
+        res = budget_result(
+            pop, np.concatenate(parts[i]), n=n, budget=bb, delta=dd, procedure=proc, seed=seed + i,
+            confidence=cc,
         )
         row = result_row(res)
-        row["exact_violation"], row["exact_mean_rate"] = exact_reference(population, proc, n, b, delta)
+        row["exact_violation"], row["exact_mean_rate"] = exact_reference(pop, proc, n, bb, dd)
         rows.append(row)
     return rows
 

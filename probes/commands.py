@@ -33,8 +33,40 @@ def register(subparsers: Any) -> None:
         help="also write the deployable monitor (fitted safety and DV probes) for `ctd serve --probes DIR`",
     )
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    from ctd_stats.engines import add_engine_arguments
+
+    add_engine_arguments(p)
+    p.add_argument(
+        "--actors", type=int, default=None,
+        help="--engine ray: model replicas in the actor pool (default: GPUs of the cluster, else 1)",
+    )
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON summary on stdout")
     p.set_defaults(func=run)
+
+
+def _activations_on_ray(pspec: Any, args: argparse.Namespace, log: Any) -> None:
+    """Compute every row's activations on a Ray actor pool, into the shared activation cache.
+
+    The local build that follows finds them all in the cache (same content-addressed keys), so it
+    only fits the probes and writes the table: the same table as without Ray.
+    """
+    from probes.assets import cache_dir
+    from probes.pipeline import load_rows
+    from probes.ray_scoring import ScoringSetup, collect, score_texts
+
+    rows = load_rows(pspec)
+    setup = ScoringSetup(
+        model=pspec.model, layers=tuple(pspec.layers) if pspec.layers else None, pooling=pspec.pooling,
+        max_length=pspec.max_length, batch_size=pspec.batch_size, cache_dir=str(cache_dir(pspec.cache_dir)),
+    )
+    from ctd_stats.ray_engine import connect
+
+    ray = connect(args.address)
+    actors = args.actors or max(1, int(ray.cluster_resources().get("GPU", 0)))
+    log(f"activations of {len(rows)} rows on Ray ({actors} actor(s))")
+    collect(score_texts(rows[["id", "text"]], setup, actors=actors, address=args.address),
+            expected_ids=rows["id"].astype(str).tolist())
+    log("activations cached; fitting the probes locally")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
+    if args.engine == "ray":
+        _activations_on_ray(pspec, args, log)
+    elif args.address is not None:
+        raise CTDInputError("--address needs --engine ray")
     try:
         result = build_score_table(pspec, log=log)
     except ExpertError as exc:

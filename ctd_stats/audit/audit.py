@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ctd_stats import __version__
-from ctd_stats.audit.chunks import LogChunk, parse_chunks, time_sorted_chunks
+from ctd_stats.audit.chunks import ChunkSource, LogChunk, chunk_sources
 from ctd_stats.audit.drift import DriftAccumulator, ScoreReference, drift_summary
 from ctd_stats.audit.logs import GroupCoder, LogColumns, LogReader, resolve_columns
 from ctd_stats.audit.monitor import BetaPrior, BudgetMonitor, confidence_sequence
@@ -225,6 +225,8 @@ def audit_log(
     max_mismatch_rows: int = 20,
     certificate: str | None = None,
     expert: str | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> AuditResult:
     """Audit a deployment decision log against a certified threshold and budget.
 
@@ -253,6 +255,9 @@ def audit_log(
         Mixing prior of the sequential test (default :func:`~ctd_stats.audit.monitor.default_prior`).
     chunk_rows : int
         Rows per chunk (memory bound).
+    engine, address : str, optional
+        ``"ray"`` reads and parses a (partitioned) Parquet log on a Ray cluster; see
+        :mod:`ctd_stats.audit.ray_audit`. The result is the local one.
 
     Returns
     -------
@@ -292,7 +297,8 @@ def audit_log(
 
     coder = GroupCoder(reader.name)
     kind: list[str] = []
-    acc, sorted_by_time = _consume_log(reader, cols, threshold, coder, chunk_rows, kind, new_acc, warnings)
+    first, time_sorted = chunk_sources(reader, cols, threshold, coder, chunk_rows, kind, engine, address)
+    acc, sorted_by_time = _consume_log(first, time_sorted, reader, new_acc, warnings)
     if acc.n == 0:
         raise CTDInputError(f"{reader.name}: the log has no rows")
     return _result(
@@ -396,12 +402,9 @@ def _check_arguments(budget: float, alpha: float, threshold: float, decision_rul
 
 
 def _consume_log(
+    first: ChunkSource,
+    time_sorted: ChunkSource,
     reader: LogReader,
-    cols: LogColumns,
-    threshold: float,
-    coder: GroupCoder,
-    chunk_rows: int,
-    kind: list[str],
     new_acc: Callable[[bool], _Accumulator],
     warnings: list[str],
 ) -> tuple[_Accumulator, bool]:
@@ -411,7 +414,7 @@ def _consume_log(
     """
     acc = new_acc(True)
     try:
-        for chunk in parse_chunks(reader, cols, threshold, coder, chunk_rows, kind):
+        for chunk in first():
             acc.consume(chunk)
     except _NotMonotone as exc:
         warnings.append(
@@ -419,7 +422,7 @@ def _consume_log(
             "sorted by timestamp (stable) before the sequential analysis, which loads it into memory"
         )
         acc = new_acc(False)
-        for chunk in time_sorted_chunks(reader, cols, threshold, coder, chunk_rows, kind):
+        for chunk in time_sorted():
             acc.consume(chunk)
         return acc, True
     return acc, False

@@ -6,7 +6,7 @@ columns of the whole log (int64 + bool + float64 per row) to sort them by time o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,15 +88,24 @@ def time_sorted_chunks(
     kind: list[str],
 ) -> Iterator[LogChunk]:
     """The parsed log loaded whole, sorted stably by timestamp, replayed in chunks of ``chunk_rows``."""
-    parts = list(parse_chunks(reader, cols, threshold, coder, chunk_rows, kind))
+    parts = parse_chunks(reader, cols, threshold, coder, chunk_rows, kind)
+    return sort_by_time(parts, chunk_rows)
+
+
+def sort_by_time(parts: Iterable[LogChunk], chunk_rows: int) -> Iterator[LogChunk]:
+    """Concatenate parsed chunks (in row order), sort them stably by timestamp, replay in chunks."""
+    got = list(parts)
+    if not got:
+        return
+    has_score, has_group = got[0].score is not None, got[0].group is not None
     allc = LogChunk(
-        np.concatenate([p.rows for p in parts]),
-        np.concatenate([p.ts for p in parts]),
-        np.concatenate([p.delegated for p in parts]),
-        np.concatenate([p.score for p in parts]) if cols.score else None,
-        np.concatenate([p.group for p in parts]) if cols.group else None,
+        np.concatenate([p.rows for p in got]),
+        np.concatenate([p.ts for p in got]),
+        np.concatenate([p.delegated for p in got]),
+        np.concatenate([p.score for p in got if p.score is not None]) if has_score else None,
+        np.concatenate([p.group for p in got if p.group is not None]) if has_group else None,
     )
-    del parts
+    del got
     order = np.argsort(allc.ts, kind="stable")
     for s in range(0, order.size, chunk_rows):
         o = order[s : s + chunk_rows]
@@ -107,3 +116,36 @@ def time_sorted_chunks(
             allc.score[o] if allc.score is not None else None,
             allc.group[o] if allc.group is not None else None,
         )
+
+
+ChunkSource = Callable[[], Iterator[LogChunk]]
+
+
+def chunk_sources(
+    reader: LogReader,
+    cols: LogColumns,
+    threshold: float,
+    coder: GroupCoder,
+    chunk_rows: int,
+    kind: list[str],
+    engine: str = "local",
+    address: str | None = None,
+) -> tuple[ChunkSource, ChunkSource]:
+    """The log's parsed chunks in file order, and (for a second pass) in time order.
+
+    ``engine="ray"`` reads and parses a Parquet log on a Ray cluster
+    (:mod:`ctd_stats.audit.ray_audit`); the chunks are the same rows, parsed the same way.
+    """
+    if engine == "ray":
+        from ctd_stats.audit.ray_audit import ray_chunks
+
+        def first() -> Iterator[LogChunk]:
+            return ray_chunks(reader, cols, threshold, coder, chunk_rows, kind, address)
+
+        return first, lambda: sort_by_time(first(), chunk_rows)
+    if engine != "local":
+        raise CTDInputError(f"unknown engine {engine!r}: expected local or ray")
+    return (
+        lambda: parse_chunks(reader, cols, threshold, coder, chunk_rows, kind),
+        lambda: time_sorted_chunks(reader, cols, threshold, coder, chunk_rows, kind),
+    )

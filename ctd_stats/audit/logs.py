@@ -1,6 +1,7 @@
 """Reading deployment decision logs in bounded-memory chunks, and parsing their columns strictly.
 
-A log is JSONL, CSV or Parquet (optionally ``.gz`` for CSV/JSONL), a SQLite database (``.db``,
+A log is JSONL, CSV or Parquet (optionally ``.gz`` for CSV/JSONL), a partitioned Parquet dataset (a
+folder or a glob of parts, read as one log in path order: :func:`parquet_parts`), a SQLite database (``.db``,
 ``.sqlite``, ``.sqlite3``, or any file with the SQLite header: the table ``decisions``, or the only
 table, read in ``rowid`` order through a read-only connection; this is the decision log that
 ``ctd serve`` writes), or an in-memory :class:`pandas.DataFrame`. Columns (names configurable, the first matching alias is used otherwise):
@@ -82,6 +83,29 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     )
 
 
+def parquet_parts(source: str | os.PathLike[str]) -> list[Path]:
+    """The Parquet parts of a partitioned log, in the order they are read (sorted by path).
+
+    ``source`` is a folder (every ``*.parquet``/``*.pq`` file below it, hive-style ``key=value``
+    sub-folders included) or a glob pattern (``logs/2026-*/part-*.parquet``).
+    """
+    import glob
+
+    text = str(source)
+    if Path(text).is_dir():
+        found = [p for p in Path(text).rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq")]
+        where = f"{text}: is a folder with no Parquet files (.parquet); a folder log must be partitioned Parquet"
+    else:
+        found = [Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()]
+        where = f"{text}: no file matches this pattern"
+    if not found:
+        raise CTDInputError(where)
+    bad = [p for p in found if p.suffix.lower() not in (".parquet", ".pq")]
+    if bad:
+        raise CTDInputError(f"{bad[0]}: a folder or pattern log must hold Parquet parts only")
+    return sorted(found, key=lambda p: p.as_posix())
+
+
 @dataclass(frozen=True)
 class LogColumns:
     """The columns an audit reads; ``None`` = absent."""
@@ -159,11 +183,12 @@ class LogReader:
             return
         path = Path(source)
         self.name = str(path)
-        if path.is_dir():
-            raise CTDInputError(
-                f"{path}: is a folder; give one log file (JSONL, CSV or Parquet), or merge the "
-                "folder's files into one"
-            )
+        self.parts: list[Path] = []
+        if path.is_dir() or any(ch in str(source) for ch in "*?["):
+            self.parts = parquet_parts(source)
+            self.path, self.format, self.line_offset = self.parts[0], "parquet", None
+            self.columns = self._read_columns()
+            return
         if not path.is_file():
             raise CTDInputError(f"{path}: log file not found")
         self.path = path
@@ -174,6 +199,8 @@ class LogReader:
         self.columns = self._read_columns()
 
     def _read_columns(self) -> list[str]:
+        if self.parts:
+            return self._parts_columns()
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
@@ -208,6 +235,22 @@ class LogReader:
             return self._sqlite_columns()
         raise CTDInputError(f"{self.path}: unknown log format {self.format!r}")
 
+    def _parts_columns(self) -> list[str]:
+        """Columns common to every Parquet part (and the total row count)."""
+        import pyarrow.parquet as pq
+
+        common: list[str] | None = None
+        self.num_rows = 0
+        for part in self.parts:
+            try:
+                pf = pq.ParquetFile(part)
+            except Exception as exc:  # pyarrow raises several types for corrupt files
+                raise CTDInputError(f"{part}: not a readable Parquet file ({exc})") from exc
+            self.num_rows += pf.metadata.num_rows
+            names = [str(n) for n in pf.schema_arrow.names]
+            common = names if common is None else [c for c in common if c in names]
+        return common or []
+
     def _sqlite_columns(self) -> list[str]:
         self.table, columns, self.num_rows = sqlite_layout(self.path)
         return columns
@@ -236,6 +279,14 @@ class LogReader:
         if self._frame is not None:
             for start in range(0, len(self._frame), chunk_rows):
                 yield self._frame.iloc[start : start + chunk_rows][cols]
+            return
+        if self.parts:
+            import pyarrow.parquet as pq
+
+            for part in self.parts:
+                pf = pq.ParquetFile(part, pre_buffer=False, buffer_size=1 << 20)
+                for batch in pf.iter_batches(batch_size=chunk_rows, columns=cols):
+                    yield batch.to_pandas()
             return
         if self.format == "parquet":
             import pyarrow.parquet as pq

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ctd_stats.cascade import Cascade
+from ctd_stats.engines import add_engine_arguments
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
 from ctd_stats.outputs import check_manifest
 from ctd_stats.score_reference import ScoreReference
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from ctd_stats.audit.audit import audit_log
     from ctd_stats.reports.audit import write_audit
 
+    if args.address is not None and args.engine != "ray":
+        raise CTDInputError("--address needs --engine ray")
     rule = load_rule(args.certificate, args.budget, args.expert)
     mixed = check_manifest(args.certificate)  # a valid certificate, but not the one its run wrote?
     if mixed is not None:
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         decision_rule=args.decision_rule,
         certificate=str(args.certificate),
         expert=rule.expert,
+        engine=args.engine,
+        address=args.address,
     )
     paths = write_audit(result, args.out, force=args.force)
     code = EXIT_OK if result.verdict.compliant else EXIT_NOT_CERTIFIED
@@ -107,7 +112,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--certificate", required=True, help="certificate JSON written by ctd calibrate/run"
     )
-    p.add_argument("--log", required=True, help="decision log: .jsonl, .csv or .parquet")
+    p.add_argument(
+        "--log", required=True,
+        help="decision log: .jsonl, .csv, .parquet, a SQLite log, or a folder/glob of Parquet parts",
+    )
     p.add_argument("--alpha", type=_alpha, default=0.05, help="test level (default 0.05)")
     p.add_argument(
         "--window", default=None, help="e.g. 1h, 30min, 1d, 1000rows, auto (default auto)"
@@ -128,6 +136,7 @@ def register(subparsers: Any) -> None:
         default="sequential",
         help="test behind the verdict: anytime-valid monitor (default) or one-look binomial test",
     )
+    add_engine_arguments(p)
     p.add_argument("--out", default="audit", help="output directory (default ./audit)")
     p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")

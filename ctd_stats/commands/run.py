@@ -24,6 +24,7 @@ import numpy as np
 
 from ctd_stats.commands._argtypes import positive_int
 from ctd_stats.commands._progress import progress, progress_enabled
+from ctd_stats.engines import Engine, add_engine_arguments, get_engine
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
 from ctd_stats.outputs import output_set
 from ctd_stats.reports.study import build_study_report
@@ -44,6 +45,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--output", "-o", help="output directory (default: the spec's outputs.directory)")
     p.add_argument("--repeats", type=positive_int, help="override evaluation.repeats (≥ 1)")
     p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
+    add_engine_arguments(p)
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)
 
@@ -104,8 +106,10 @@ def study_inputs(table: ScoreTable, expert: str) -> StudyInputs:
     )
 
 
-def run_all(spec: CascadeSpec, table: ScoreTable, repeats: int | None = None) -> list[ExpertStudy]:
-    """Run the repeated-split study for every expert of the table."""
+def run_all(
+    spec: CascadeSpec, table: ScoreTable, repeats: int | None = None, engine: Engine | None = None
+) -> list[ExpertStudy]:
+    """Run the repeated-split study for every expert of the table (on ``engine``; default local)."""
     ev = spec.evaluation
     reps = ev.repeats if repeats is None else repeats
     studies = []
@@ -127,6 +131,7 @@ def run_all(spec: CascadeSpec, table: ScoreTable, repeats: int | None = None) ->
                 seed=spec.splits.seed,
                 progress=bar.update if bar is not None else None,
                 split=spec.calibration.effective_split,
+                engine=engine,
             )
         )
         if bar is not None:
@@ -149,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     if args.repeats is not None and args.repeats < 1:
         raise CTDInputError(f"--repeats must be ≥ 1, got {args.repeats}")
     table = ensure_table(spec)
-    studies = run_all(spec, table, args.repeats)
+    engine = get_engine(getattr(args, "engine", "local"), getattr(args, "address", None))
+    studies = run_all(spec, table, args.repeats, engine)
 
     from ctd_stats.certify import calibrate_spec
     from ctd_stats.reports.calibration import build_calibration_report

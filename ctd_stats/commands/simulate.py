@@ -19,6 +19,7 @@ from typing import Any
 
 from ctd_stats.commands._argtypes import positive_int, seed_int
 from ctd_stats.commands._progress import progress
+from ctd_stats.engines import add_engine_arguments, get_engine
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
 from ctd_stats.outputs import output_set
 from ctd_stats.reports.document import Figure
@@ -60,6 +61,7 @@ def register(subparsers: Any) -> None:
         "--output", "-o", help="output directory (default: the spec's outputs.directory)"
     )
     p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
+    add_engine_arguments(p)
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)
 
@@ -86,6 +88,7 @@ def _progress(jobs: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     as_json = getattr(args, "json", False)
+    engine = get_engine(getattr(args, "engine", "local"), getattr(args, "address", None))
     if not args.spec:
         ex = EXAMPLE
         rows = simulate_grid(
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             trials=ex.trials if args.trials is None else args.trials,
             seed=args.seed if args.seed is not None else 0,
             progress=_progress,
+            engine=engine,
         )
         code = _verdict(rows)
         if as_json:
@@ -124,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         trials=sim.trials if args.trials is None else args.trials,
         seed=args.seed if args.seed is not None else sim.seed,
         progress=_progress,
+        engine=engine,
     )
     code = _verdict(rows)
     fig = Figure.from_matplotlib(plot(rows))

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ctd_stats._validation import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
+from ctd_stats.engines import Engine, LocalEngine
 from ctd_stats.errors import CTDInputError
 from ctd_stats.intervals import clopper_pearson
 from ctd_stats.pareto import CascadeData, calibrate_cascade
@@ -285,42 +286,116 @@ def _delegation_masks(
     return masks, certified
 
 
-def _guarantee_check(
-    inputs: StudyInputs,
-    alphas: NDArray[np.float64],
-    n_cal: int,
-    delta: float,
-    trials: int,
-    opt_fraction: float,
-    seed: int,
-    split: str = "opt_ht",
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
-    """Exact budget check with the pool as the population: violations and mean true rate per budget,
-    for the Pareto arm, then for the budget-only arm.
+#: Splits per task: repeats are grouped so a task is worth sending to a cluster.
+REPEATS_PER_TASK = 10
+
+
+@dataclass(frozen=True)
+class _StudyContext:
+    """Everything a piece of the study needs (shared by all pieces, read-only)."""
+
+    inputs: StudyInputs
+    alphas: NDArray[np.float64]
+    k_per_batch: NDArray[np.int64]
+    batch_size: int
+    delta: float
+    n_cal: int
+    n_opt: int
+    gcode: NDArray[np.int64]
+    n_groups: int
+    seed: int
+    repeats: int
+    opt_fraction: float
+    split: str
+    rank_scores: NDArray[np.float64]
+
+
+def _split_rng(seed: int, repeat: int) -> np.random.Generator:
+    """Generator of split ``repeat``: child ``repeat`` of ``SeedSequence(seed)`` (engine-free)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(repeat,)))
+
+
+def _one_split(ctx: _StudyContext, r: int) -> dict[str, Any]:
+    """Metrics of random split ``r`` (its own seed), keyed as :func:`run_study` stacks them."""
+    inputs, M, J, G = ctx.inputs, len(METHODS), ctx.alphas.size, ctx.n_groups
+    y, p, b, v, d = inputs.labels, inputs.probe_prob, inputs.expert_prob, inputs.delegation_value, inputs.dv_score
+    perm = _split_rng(ctx.seed, r).permutation(inputs.n)
+    cal, ev = perm[: ctx.n_cal], perm[ctx.n_cal :]
+    masks, certified = _delegation_masks(
+        inputs, cal[: ctx.n_opt], cal[ctx.n_opt :], ev, ctx.alphas, ctx.k_per_batch, ctx.batch_size,
+        ctx.delta, ctx.split,
+    )
+    ye, pe, be, ve = y[ev], p[ev], b[ev], v[ev]
+    rmask = dg.ranking_masks(ctx.rank_scores[:, ev], ctx.alphas)
+    bmask = dg.batch_masks(pe, d[ev], ctx.alphas)
+    ref_masks = np.stack([np.zeros(ev.size, bool), np.ones(ev.size, bool)])  # probe only, expert only
+    (auc, acc), (r_auc, r_acc), (b_auc, b_acc), ref_m = dg.grouped_metrics(
+        [masks, rmask, bmask, ref_masks], pe, be, ye
+    )
+    ge = ctx.gcode[ev]
+    flat = masks.reshape(M * J, ev.size)
+    return {
+        "auroc": auc, "acc": acc, "r_auc": r_auc, "r_acc": r_acc, "b_auc": b_auc, "b_acc": b_acc,
+        "ref": np.column_stack(ref_m), "rate": masks.mean(axis=2), "certified": certified,
+        "deleg_v": dg.delegated_mean_v(masks, ve), "r_v": dg.delegated_mean_v(rmask, ve),
+        "g_count": np.bincount(ge, minlength=G),
+        "g_deleg": _group_sums(flat, ge, G).reshape(M, J, G),
+        "g_vsum": _group_sums(flat * ve[None, :], ge, G).reshape(M, J, G),
+    }
+
+
+def _guarantee_piece(ctx: _StudyContext, j: int) -> list[Any]:
+    """Exact budget check of budget ``j`` with the pool as the population: violations and mean true
+    rate of the Pareto arm, then of the budget-only arm.
 
     Calibration sets of ``n_cal`` rows are drawn i.i.d. (with replacement) from the pool; the true
     rate of each certified τ̂ is the pool fraction above it.
     """
     from ctd_stats.ltt import calibrate_budget_batch
 
-    pool = inputs.cascade_data(np.arange(inputs.n), inputs.dv_score)
-    viol = np.zeros(alphas.size, dtype=np.int64)
-    mean_rate = np.zeros(alphas.size)
-    b_viol = np.zeros(alphas.size, dtype=np.int64)
-    b_rate = np.zeros(alphas.size)
+    inputs, a = ctx.inputs, float(ctx.alphas[j])
     srt = np.sort(inputs.dv_score)
-    draws = np.random.default_rng(seed + 104729).integers(0, inputs.n, size=(trials, n_cal))
-    for j, a in enumerate(alphas):
-        taus = calibrate_budget_batch(inputs.dv_score[draws], float(a), delta)
-        true = (inputs.n - np.searchsorted(srt, taus, side="right")) / inputs.n
-        b_viol[j], b_rate[j] = int(np.count_nonzero(true > a + 1e-12)), float(true.mean())
-        sim = simulate_cascade_guarantee(
-            pool, n=n_cal, budget=float(a), delta=delta, trials=trials, opt_fraction=opt_fraction,
-            seed=seed + 7919 * (j + 1), split=split,
-        )
-        viol[j] = sim.budget_result.violations
-        mean_rate[j] = sim.budget_result.mean_realized_rate
-    return viol, mean_rate, b_viol, b_rate
+    draws = np.random.default_rng(ctx.seed + 104729).integers(0, inputs.n, size=(ctx.repeats, ctx.n_cal))
+    taus = calibrate_budget_batch(inputs.dv_score[draws], a, ctx.delta)
+    true = (inputs.n - np.searchsorted(srt, taus, side="right")) / inputs.n
+    sim = simulate_cascade_guarantee(
+        inputs.cascade_data(np.arange(inputs.n), inputs.dv_score), n=ctx.n_cal, budget=a,
+        delta=ctx.delta, trials=ctx.repeats, opt_fraction=ctx.opt_fraction,
+        seed=ctx.seed + 7919 * (j + 1), split=ctx.split,
+    )
+    return [sim.budget_result.violations, sim.budget_result.mean_realized_rate,
+            int(np.count_nonzero(true > a + 1e-12)), float(true.mean())]
+
+
+def _study_piece(ctx: _StudyContext, item: tuple[str, int, int]) -> list[Any]:
+    """One task: splits ``range(a, b)`` (``("splits", a, b)``) or the guarantee check of budget ``a``."""
+    kind, a, b = item
+    if kind == "splits":
+        return [_one_split(ctx, r) for r in range(a, b)]
+    return _guarantee_piece(ctx, a)
+
+
+def _study_items(repeats: int, n_budgets: int) -> list[tuple[str, int, int]]:
+    splits = [
+        ("splits", a, min(a + REPEATS_PER_TASK, repeats)) for a in range(0, repeats, REPEATS_PER_TASK)
+    ]
+    return splits + [("guarantee", j, j + 1) for j in range(n_budgets)]
+
+
+def _run_pieces(ctx: _StudyContext, engine: Engine | None, progress: Any) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+    items = _study_items(ctx.repeats, ctx.alphas.size)
+    eng = engine or LocalEngine()
+    if progress is not None and eng.name == "local":
+        pieces = []
+        for item in items:
+            pieces.append(_study_piece(ctx, item))
+            if item[0] == "splits":
+                progress(item[2] - item[1])
+    else:
+        pieces = eng.map(_study_piece, ctx, items)
+    splits = [s for item, piece in zip(items, pieces, strict=True) if item[0] == "splits" for s in piece]
+    guar = [piece for item, piece in zip(items, pieces, strict=True) if item[0] == "guarantee"]
+    return splits, guar
 
 
 def run_study(
@@ -335,12 +410,18 @@ def run_study(
     seed: int = 0,
     progress: Any = None,
     split: str = "opt_ht",
+    engine: Engine | None = None,
 ) -> ExpertStudy:
     """Run the repeated-split comparison for one expert. See the module docstring.
 
     ``split`` is the calibration split of the certified arms (``"opt_ht"``: ``opt_fraction`` of the
     calibration rows find the Pareto front, the rest test it; ``"none"``: all calibration rows do
     both, budget guarantee only; see :func:`ctd_stats.calibrate_cascade`).
+
+    Split ``r`` draws its permutation from child ``r`` of ``numpy.random.SeedSequence(seed)``; the
+    splits (in groups of :data:`REPEATS_PER_TASK`) and the per-budget guarantee checks are
+    independent pieces run by ``engine`` (default: this process), and their results are combined
+    in split order, so every engine gives the same numbers.
     """
     from scipy import stats
 
@@ -353,90 +434,54 @@ def run_study(
     n_eval = N - n_cal
     if n_cal < 4 or n_eval < 2:
         raise CTDInputError(f"pool too small for a calibration/evaluation split: {N} rows")
-    y, p, b, d = inputs.labels, inputs.probe_prob, inputs.expert_prob, inputs.dv_score
-    v = inputs.delegation_value
+    p, b, d, v = inputs.probe_prob, inputs.expert_prob, inputs.dv_score, inputs.delegation_value
     groups, gcode = _group_codes(inputs.group, N)
-    G, M, J = len(groups), len(METHODS), alphas.size
-    R, S = len(dg.RANKINGS), len(dg.BATCH_SIZES)
-    k_per_batch = np.round(alphas * batch_size).astype(int)
-    rank_scores = np.vstack([d, -np.abs(p - 0.5), dg.ceiling_score(p, b)])
+    G = len(groups)
+    ctx = _StudyContext(
+        inputs=inputs, alphas=alphas, k_per_batch=np.round(alphas * batch_size).astype(np.int64),
+        batch_size=batch_size, delta=dl, n_cal=n_cal,
+        n_opt=min(max(1, round(opt_fraction * n_cal)), n_cal - 1), gcode=gcode, n_groups=G,
+        seed=seed, repeats=repeats, opt_fraction=opt_fraction, split=split,
+        rank_scores=np.vstack([d, -np.abs(p - 0.5), dg.ceiling_score(p, b)]),
+    )
+    splits, guar = _run_pieces(ctx, engine, progress)
 
-    auroc, acc, rate, deleg_v = (np.full((repeats, M, J), np.nan) for _ in range(4))
-    r_auc, r_acc, r_v = (np.full((repeats, R, J), np.nan) for _ in range(3))
-    b_auc, b_acc = (np.full((repeats, len(dg.BATCH_METHODS), S, J), np.nan) for _ in range(2))
-    certified = np.zeros((repeats, len(CERTIFIED_METHODS), J), dtype=bool)
-    ref = np.empty((repeats, 2, 2))  # [repeat, (probe, expert), (auroc, accuracy)]
-    g_deleg, g_vsum, g_count = np.zeros((M, J, G)), np.zeros((M, J, G)), np.zeros(G)
-    rng = np.random.default_rng(seed)
-    n_opt = min(max(1, round(opt_fraction * n_cal)), n_cal - 1)
-    for r in range(repeats):
-        perm = rng.permutation(N)
-        cal, ev = perm[:n_cal], perm[n_cal:]
-        masks, certified[r] = _delegation_masks(
-            inputs, cal[:n_opt], cal[n_opt:], ev, alphas, k_per_batch, batch_size, dl, split
-        )
-        ye, pe, be, ve = y[ev], p[ev], b[ev], v[ev]
-        rmask = dg.ranking_masks(rank_scores[:, ev], alphas)
-        bmask = dg.batch_masks(pe, d[ev], alphas)
-        ref_masks = np.stack([np.zeros(n_eval, bool), np.ones(n_eval, bool)])  # probe only, expert only
-        (auroc[r], acc[r]), (r_auc[r], r_acc[r]), (b_auc[r], b_acc[r]), ref_m = dg.grouped_metrics(
-            [masks, rmask, bmask, ref_masks], pe, be, ye
-        )
-        ref[r] = np.column_stack(ref_m)
-        rate[r] = masks.mean(axis=2)
-        deleg_v[r] = dg.delegated_mean_v(masks, ve)
-        r_v[r] = dg.delegated_mean_v(rmask, ve)
-        ge = gcode[ev]
-        g_count += np.bincount(ge, minlength=G)
-        flat = masks.reshape(M * J, n_eval)
-        g_deleg += _group_sums(flat, ge, G).reshape(M, J, G)
-        g_vsum += _group_sums(flat * ve[None, :], ge, G).reshape(M, J, G)
-        if progress is not None:
-            progress(1)
+    def stack(key: str) -> NDArray[Any]:
+        return np.stack([np.asarray(s[key]) for s in splits])
 
+    def total(key: str) -> NDArray[np.float64]:
+        acc = np.zeros_like(np.asarray(splits[0][key], dtype=np.float64))
+        for s in splits:  # in split order: the same float sums on every engine
+            acc += s[key]
+        return acc
+
+    g_deleg, g_count, g_vsum = total("g_deleg"), total("g_count"), total("g_vsum")
     group_rate = g_deleg / np.maximum(g_count, 1)[None, None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         group_delegated_v = np.where(g_deleg > 0, g_vsum / g_deleg, np.nan)
     gcount_pool = np.bincount(gcode, minlength=G)
     group_mean_v = np.bincount(gcode, weights=v, minlength=G) / np.maximum(gcount_pool, 1)
     group_mean_d = np.bincount(gcode, weights=d, minlength=G) / np.maximum(gcount_pool, 1)
-
-    boot_viol, boot_rate, bo_viol, bo_rate = _guarantee_check(
-        inputs, alphas, n_cal, dl, repeats, opt_fraction, seed, split
-    )
-    probe_auc, probe_acc = ref[:, 0, 0], ref[:, 0, 1]
-    expert_auc, expert_acc = ref[:, 1, 0], ref[:, 1, 1]
+    ref = stack("ref").astype(np.float64)  # [repeat, (probe, expert), (auroc, accuracy)]
     diagnostics = dg.StudyDiagnostics(
-        pool=dg.pool_diagnostics(p, b, d, v), ranking_auroc=r_auc, ranking_accuracy=r_acc,
-        ranking_delegated_v=r_v, delegated_v=deleg_v, batch_auroc=b_auc, batch_accuracy=b_acc,
-        budget_only_violations=bo_viol, budget_only_rate=bo_rate,
+        pool=dg.pool_diagnostics(p, b, d, v), ranking_auroc=stack("r_auc"), ranking_accuracy=stack("r_acc"),
+        ranking_delegated_v=stack("r_v"), delegated_v=stack("deleg_v"), batch_auroc=stack("b_auc"),
+        batch_accuracy=stack("b_acc"),
+        budget_only_violations=np.asarray([g[2] for g in guar], dtype=np.int64),
+        budget_only_rate=np.asarray([g[3] for g in guar], dtype=np.float64),
     )
 
     return ExpertStudy(
-        expert=inputs.expert,
-        budgets=alphas,
-        delta=dl,
-        repeats=repeats,
-        n_pool=N,
-        n_cal=n_cal,
-        n_eval=n_eval,
-        batch_size=batch_size,
-        auroc=auroc,
-        accuracy=acc,
-        rate=rate,
-        probe_auroc=probe_auc,
-        probe_accuracy=probe_acc,
-        expert_auroc=expert_auc,
-        expert_accuracy=expert_acc,
-        certified=certified,
-        groups=groups,
-        group_rate=group_rate,
-        group_mean_v=group_mean_v,
-        group_mean_d=group_mean_d,
-        group_delegated_v=group_delegated_v,
-        bootstrap_violations=boot_viol,
+        expert=inputs.expert, budgets=alphas, delta=dl, repeats=repeats, n_pool=N, n_cal=n_cal,
+        n_eval=n_eval, batch_size=batch_size,
+        auroc=stack("auroc"), accuracy=stack("acc"), rate=stack("rate"),
+        probe_auroc=ref[:, 0, 0], probe_accuracy=ref[:, 0, 1],
+        expert_auroc=ref[:, 1, 0], expert_accuracy=ref[:, 1, 1],
+        certified=stack("certified").astype(bool), groups=groups, group_rate=group_rate,
+        group_mean_v=group_mean_v, group_mean_d=group_mean_d, group_delegated_v=group_delegated_v,
+        bootstrap_violations=np.asarray([g[0] for g in guar], dtype=np.int64),
         bootstrap_trials=repeats,
-        bootstrap_rate=boot_rate,
+        bootstrap_rate=np.asarray([g[1] for g in guar], dtype=np.float64),
         dv_spearman=float(stats.spearmanr(d, v).statistic),
         seconds_per_call=inputs.seconds_per_call,
         split=split,
