@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -29,6 +28,7 @@ from pydantic import (
 
 from ctd_stats.errors import CTDInputError
 from ctd_stats.pvalues import PValueKind
+from ctd_stats.spec_blocks import block_model, register_block_model  # noqa: F401  (re-exported)
 from ctd_stats.spec_errors import _short, format_validation_error
 from ctd_stats.spec_simulation import (
     ParametricPopulation,
@@ -386,25 +386,6 @@ class CascadeSpec(_Model):
 
 # ------------------------------------------------------------------------ plugin blocks
 #: Models of optional top-level blocks supplied by plugins (e.g. ``probes`` by the probes layer).
-_BLOCK_MODELS: dict[str, type[BaseModel]] = {}
-
-
-def register_block_model(block: str, model: type[BaseModel]) -> None:
-    """Validate the spec's ``block`` (today only ``probes``) with ``model`` from now on.
-
-    The core never imports an upper layer: the probes layer registers its ``ProbesSpec`` here when it
-    is imported, and the CLI's composition root (:mod:`ctd_stats.commands._plugins`) imports it.
-    """
-    if block not in CascadeSpec.model_fields:
-        raise ValueError(f"unknown spec block {block!r}")
-    _BLOCK_MODELS[block] = model
-
-
-def block_model(block: str) -> type[BaseModel] | None:
-    """The model registered for an optional block (None: the block is kept as a plain mapping)."""
-    return _BLOCK_MODELS.get(block)
-
-
 def spec_json_schema() -> dict[str, Any]:
     """The JSON Schema of :class:`CascadeSpec` (with the probes block's schema when available)."""
     schema = CascadeSpec.model_json_schema()

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ctd_stats.spec import register_block_model
+from ctd_stats.spec_blocks import register_block_model
 
 __all__ = ["DatasetEntry", "ExpertEntry", "ProbesSpec"]
 

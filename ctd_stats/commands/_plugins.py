@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib
 
-#: Modules that register spec blocks when imported.
-SPEC_PLUGINS: tuple[str, ...] = ("probes.spec",)
+#: Spec blocks owned by plugins: block -> "module:Model" (imported lazily, on first use).
+SPEC_PLUGINS: dict[str, str] = {"probes": "probes.spec:ProbesSpec"}
 #: Modules that provide ``register(subparsers)`` for extra sub-commands.
 COMMAND_PLUGINS: tuple[str, ...] = ("probes.commands",)
 
@@ -29,6 +29,12 @@ def _available(name: str) -> bool:
 
 def load_plugins() -> tuple[str, ...]:
     """Register every installed plugin's spec blocks; return the command modules available."""
-    for name in SPEC_PLUGINS:
-        _available(name)
+    from importlib.util import find_spec
+
+    from ctd_stats.spec_blocks import register_block_model
+
+    for block, target in SPEC_PLUGINS.items():
+        package = target.split(".", 1)[0]
+        if find_spec(package) is not None:
+            register_block_model(block, target)
     return tuple(name for name in COMMAND_PLUGINS if _available(name))

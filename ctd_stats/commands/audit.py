@@ -10,13 +10,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ctd_stats.cascade import Cascade
 from ctd_stats.engines import add_engine_arguments
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
 from ctd_stats.outputs import check_manifest
-from ctd_stats.score_reference import ScoreReference
+
+if TYPE_CHECKING:
+    from ctd_stats.cascade import Cascade
+    from ctd_stats.score_reference import ScoreReference
 
 
 def _reference(cascade: Cascade) -> ScoreReference | None:
@@ -27,6 +29,8 @@ def _reference(cascade: Cascade) -> ScoreReference | None:
 
 def load_rule(path: str, budget: float | None = None, expert: str | None = None) -> Cascade:
     """The deployed rule (threshold, budget, expert, score reference) of one certificate entry."""
+    from ctd_stats.cascade import Cascade
+
     if not Path(path).is_file():
         raise CTDInputError(f"{path}: certificate not found")
     try:

@@ -13,14 +13,15 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ctd_stats.certify import CalibrationOutcome, calibrate_spec
 from ctd_stats.commands._progress import progress
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
 from ctd_stats.outputs import output_set
-from ctd_stats.reports.calibration import build_calibration_report, report_data
-from ctd_stats.spec import CascadeSpec, load_spec
+
+if TYPE_CHECKING:
+    from ctd_stats.certify import CalibrationOutcome
+    from ctd_stats.spec import CascadeSpec
 
 
 def register(subparsers: Any) -> None:
@@ -52,6 +53,8 @@ def output_names(formats: Sequence[str]) -> list[str]:
 
 def write_outputs(outcome: CalibrationOutcome, directory: Path, *, force: bool = False) -> list[Path]:
     """Write certificate and report into ``directory`` (see :mod:`ctd_stats.outputs`); return the files."""
+    from ctd_stats.reports.calibration import build_calibration_report, report_data
+
     formats = outcome.spec.outputs.formats
     rep = build_calibration_report(outcome) if {"md", "html"} & set(formats) else None
     with output_set(
@@ -71,6 +74,8 @@ def calibrate_and_write(
     spec: CascadeSpec, output: str | None = None, *, force: bool = False
 ) -> tuple[CalibrationOutcome, list[Path]]:
     """Read the spec's table, calibrate, and write every output."""
+    from ctd_stats.certify import calibrate_spec
+
     table = spec.load_table()
     assert table is not None
     outcome = calibrate_spec(spec, table, progress=lambda it: progress(it, desc="calibrating"))
@@ -79,6 +84,9 @@ def calibrate_and_write(
 
 
 def run(args: argparse.Namespace) -> int:
+    from ctd_stats.reports.calibration import report_data
+    from ctd_stats.spec import load_spec
+
     spec = load_spec(args.spec)
     outcome, files = calibrate_and_write(
         spec, getattr(args, "output", None), force=getattr(args, "force", False)

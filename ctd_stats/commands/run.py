@@ -18,19 +18,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ctd_stats.commands._argtypes import positive_int
 from ctd_stats.commands._progress import progress, progress_enabled
 from ctd_stats.engines import Engine, add_engine_arguments, get_engine
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
 from ctd_stats.outputs import output_set
-from ctd_stats.reports.study import build_study_report
-from ctd_stats.spec import CascadeSpec, load_spec
-from ctd_stats.study.engine import METHODS, ExpertStudy, StudyInputs, run_study
-from ctd_stats.table import TRAINING_SPLITS, ScoreTable
+
+if TYPE_CHECKING:
+    from ctd_stats.spec import CascadeSpec
+    from ctd_stats.study.engine import ExpertStudy, StudyInputs
+    from ctd_stats.table import ScoreTable
 
 
 def register(subparsers: Any) -> None:
@@ -82,6 +81,11 @@ def ensure_table(spec: CascadeSpec) -> ScoreTable:
 
 def study_inputs(table: ScoreTable, expert: str) -> StudyInputs:
     """The pool rows (not used to train the probes) of one expert, checked complete."""
+    import numpy as np
+
+    from ctd_stats.study.engine import StudyInputs
+    from ctd_stats.table import TRAINING_SPLITS
+
     pool = ~np.isin(table.split, TRAINING_SPLITS)
     table.require_labelled(pool, expert, "ctd run")
     ex = table.expert(expert)
@@ -110,6 +114,8 @@ def run_all(
     spec: CascadeSpec, table: ScoreTable, repeats: int | None = None, engine: Engine | None = None
 ) -> list[ExpertStudy]:
     """Run the repeated-split study for every expert of the table (on ``engine``; default local)."""
+    from ctd_stats.study.engine import run_study
+
     ev = spec.evaluation
     reps = ev.repeats if repeats is None else repeats
     studies = []
@@ -149,6 +155,12 @@ def run_output_names(formats: Sequence[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ctd_stats.reports.study import build_study_report
+    from ctd_stats.spec import load_spec
+    from ctd_stats.study.engine import METHODS
+
     t0 = time.perf_counter()
     spec = load_spec(args.spec)
     if args.repeats is not None and args.repeats < 1:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctd_stats.errors import EXIT_OK
-from ctd_stats.spec import spec_json_schema
+
+if TYPE_CHECKING:
+    pass
 
 
 def register(subparsers: Any) -> None:
@@ -22,5 +24,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ctd_stats.spec import spec_json_schema
+
     print(json.dumps(spec_json_schema(), indent=2, ensure_ascii=False))
     return EXIT_OK

@@ -15,7 +15,7 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctd_stats.commands._argtypes import positive_int, seed_int
 from ctd_stats.commands._progress import progress
@@ -23,10 +23,9 @@ from ctd_stats.engines import add_engine_arguments, get_engine
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
 from ctd_stats.outputs import output_set
 from ctd_stats.reports.document import Figure
-from ctd_stats.reports.simulation import build_simulation_report, plot, rows_csv
-from ctd_stats.simulate import make_population
-from ctd_stats.simulation_grid import simulate_grid, spec_population, violates_beyond_doubt
-from ctd_stats.spec import load_spec
+
+if TYPE_CHECKING:
+    pass
 
 
 @dataclass(frozen=True)
@@ -79,6 +78,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _verdict(rows: list[dict[str, Any]]) -> int:
+    from ctd_stats.simulation_grid import violates_beyond_doubt
+
     return EXIT_NOT_CERTIFIED if violates_beyond_doubt(rows) else EXIT_OK
 
 
@@ -87,6 +88,11 @@ def _progress(jobs: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ctd_stats.reports.simulation import build_simulation_report, plot, rows_csv
+    from ctd_stats.simulate import make_population
+    from ctd_stats.simulation_grid import simulate_grid, spec_population
+    from ctd_stats.spec import load_spec
+
     as_json = getattr(args, "json", False)
     engine = get_engine(getattr(args, "engine", "local"), getattr(args, "address", None))
     if not args.spec:

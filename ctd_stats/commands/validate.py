@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ctd_stats.certify import expert_data
 from ctd_stats.errors import EXIT_OK, CTDInputError
-from ctd_stats.planning import certifiable_budget
-from ctd_stats.spec import load_spec
+
+if TYPE_CHECKING:
+    pass
 
 
 def register(subparsers: Any) -> None:
@@ -27,6 +27,10 @@ def register(subparsers: Any) -> None:
 
 def check(spec_path: str) -> dict[str, Any]:
     """Validate a spec and its table; return a JSON-ready summary with warnings."""
+    from ctd_stats.certify import expert_data
+    from ctd_stats.planning import certifiable_budget
+    from ctd_stats.spec import load_spec
+
     spec = load_spec(spec_path)
     warnings: list[str] = []
     info: dict[str, Any] = {

@@ -140,7 +140,7 @@ def test_failure_while_writing_leaves_nothing(make_table, write_spec, monkeypatc
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("ctd_stats.commands.calibrate.build_calibration_report", boom)
+    monkeypatch.setattr("ctd_stats.reports.calibration.build_calibration_report", boom)
     assert main(["calibrate", str(spec)]) == EXIT_INTERNAL
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: disk full" in err and "Traceback" not in err

@@ -121,7 +121,7 @@ def test_interrupt_in_a_command_exits_130_without_traceback(make_table, write_sp
     def boom(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ctd_stats.commands.calibrate.calibrate_spec", boom)
+    monkeypatch.setattr("ctd_stats.certify.calibrate_spec", boom)
     assert main(["calibrate", str(spec)]) == EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "Traceback" not in err and "interrupted" in err
