@@ -97,6 +97,25 @@ def default_prior(budget: float) -> BetaPrior:
     return BetaPrior(1.0, max(1.0, (1.0 - budget) / budget))
 
 
+def detection_prior(budget: float, rho: float) -> BetaPrior:
+    """A mixing prior tuned to detect rates of about ``rho`` × budget soon (``rho`` > 1).
+
+    Beta(a, c) with mean ``rho·b`` and standard deviation ``(rho − 1)·b / 2`` (so most of its mass
+    lies between the budget and twice the excess), with ``c ≥ 1`` enforced. The choice of prior
+    never affects validity (any prior keeps ``P(false alarm) ≤ alpha``, see the module docstring);
+    it moves power: faster alarms near ``rho·b``, slower ones far from it. The detection delays of
+    a few settings are tabulated in ``docs/audit.md`` (``benchmarks/monitor_delay.py``).
+    """
+    if not 0.0 < budget < 1.0:
+        raise ValueError(f"budget must be in (0, 1), got {budget}")
+    if not rho > 1.0 or rho * budget >= 1.0:
+        raise ValueError(f"rho must be > 1 with rho × budget < 1, got rho = {rho} at budget {budget}")
+    mean = rho * budget
+    sd = (rho - 1.0) * budget / 2.0
+    strength = max(mean * (1.0 - mean) / sd**2 - 1.0, 1.0 / (1.0 - mean))
+    return BetaPrior(mean * strength, (1.0 - mean) * strength)
+
+
 def _check_budget_alpha(budget: float, alpha: float) -> None:
     if not 0.0 < budget < 1.0:
         raise ValueError(f"budget must be in (0, 1), got {budget}")

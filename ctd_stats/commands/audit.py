@@ -53,8 +53,17 @@ def run(args: argparse.Namespace) -> int:
     mixed = check_manifest(args.certificate)  # a valid certificate, but not the one its run wrote?
     if mixed is not None:
         print(f"ctd: warning: {mixed}", file=sys.stderr)
+    prior = None
+    if args.detect_rate is not None:
+        from ctd_stats.audit.monitor import detection_prior
+
+        try:
+            prior = detection_prior(float(rule.budget), args.detect_rate)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise CTDInputError(f"--detect-rate: {exc}") from None
     result = audit_log(
         args.log,
+        prior=prior,
         threshold=rule.threshold,
         budget=float(rule.budget),  # type: ignore[arg-type]  # always set when loaded from a certificate
         alpha=args.alpha,
@@ -139,6 +148,11 @@ def register(subparsers: Any) -> None:
         choices=("sequential", "fixed_n"),
         default="sequential",
         help="test behind the verdict: anytime-valid monitor (default) or one-look binomial test",
+    )
+    p.add_argument(
+        "--detect-rate", type=float, default=None, metavar="RHO",
+        help="tune the sequential monitor to detect rates near RHO x budget soonest (RHO > 1; "
+        "validity does not depend on it; see docs/audit.md for the delays)",
     )
     add_engine_arguments(p)
     p.add_argument("--out", default="audit", help="output directory (default ./audit)")

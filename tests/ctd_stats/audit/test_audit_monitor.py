@@ -129,3 +129,29 @@ def test_confidence_sequence_contains_cp_interval_and_covers() -> None:
     miss = ((lo > 0.1) | (hi < 0.1)).reshape(x.shape).any(axis=1).sum()
     lb, _ = clopper_pearson(int(miss), 400, 0.001, "greater")
     assert float(lb) <= 0.05
+
+
+def test_detection_prior_keeps_validity_and_speeds_up_detection_at_its_target():
+    """Any prior keeps P(false alarm) <= alpha (binomial tolerance); the tuned one alarms sooner at
+    rho x budget than the default (fixed seeds; measured medians 240 vs 297 at 1.5 b)."""
+    from scipy.stats import binom
+
+    from ctd_stats.audit.monitor import MixtureMartingale, default_prior, detection_prior
+
+    b, alpha, T = 0.1, 0.05, 4000
+    tuned = detection_prior(b, 1.5)
+    assert tuned.c >= 1 and abs(tuned.a / (tuned.a + tuned.c) - 0.15) < 1e-12
+    t = np.arange(1, T + 1)
+
+    def first_alarms(prior, rate, streams, seed):
+        mart, rng = MixtureMartingale(b, alpha, prior), np.random.default_rng(seed)
+        return np.array([mart.first_alarm(t, np.cumsum(rng.random(T) < rate)) for _ in range(streams)])
+
+    null = first_alarms(tuned, b, 600, seed=11)
+    assert int((null >= 0).sum()) <= binom.ppf(0.999, 600, alpha)
+    fast = first_alarms(tuned, 1.5 * b, 150, seed=12)
+    slow = first_alarms(default_prior(b), 1.5 * b, 150, seed=12)
+    assert (fast >= 0).all() and (slow >= 0).all()
+    assert np.median(fast) < np.median(slow)
+    with pytest.raises(ValueError, match="rho must be > 1"):
+        detection_prior(b, 1.0)
