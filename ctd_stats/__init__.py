@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "calibrate_budget": "ctd_stats.ltt",
     "calibrate_budget_batch": "ctd_stats.ltt",
     "budget_threshold": "ctd_stats.ltt",
+    "randomized_budget_threshold": "ctd_stats.randomized",
     "certified_count": "ctd_stats.ltt",
     "expected_rate": "ctd_stats.planning",
     "violation_probability": "ctd_stats.planning",
@@ -61,6 +62,7 @@ __all__ = [
     "make_population",
     "min_calibration_size",
     "pareto_front",
+    "randomized_budget_threshold",
     "simulate_budget_guarantee",
     "simulate_cascade_guarantee",
     "violation_probability",
@@ -86,6 +88,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         min_calibration_size,
         violation_probability,
     )
+    from ctd_stats.randomized import randomized_budget_threshold
     from ctd_stats.simulate import (
         SimulationResult,
         make_population,

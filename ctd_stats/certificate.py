@@ -96,6 +96,14 @@ class FrontPoint(_Frozen):
     opt_error: float
 
 
+class Randomization(_Frozen):
+    """The randomised boundary step of a budget-only result (:mod:`ctd_stats.randomized`)."""
+
+    seed: int = Field(ge=0, description="Seed of U (rerunning with it gives the same τ).")
+    u: float = Field(ge=0, le=1, description="The uniform U drawn from the seed.")
+    gamma: float = Field(ge=0, le=1, description="Probability of the extra step, (δ − F(k*)) / (F(k*+1) − F(k*)).")
+
+
 class BudgetCertificate(_Frozen):
     """The certified threshold for one expert and one budget."""
 
@@ -130,6 +138,9 @@ class BudgetCertificate(_Frozen):
         "choice on the same n_test rows; budget-only guarantee). Absent in older certificates.",
     )
     score_reference: ScoreReference | None = None
+    randomization: Randomization | None = Field(
+        default=None, description="Set when the threshold comes from the randomised boundary step."
+    )
 
     @model_serializer(mode="wrap")
     def _omit_absent_split(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

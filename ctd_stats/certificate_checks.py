@@ -29,6 +29,13 @@ PVALUE_RTOL = 1e-9
 
 
 def _budget_pvalues(r: BudgetCertificate) -> np.ndarray | None:
+    if r.pvalue_kind == "binomial_randomized":
+        from ctd_stats.randomized import draw_u, randomized_pvalue
+
+        if r.randomization is None or draw_u(r.randomization.seed) != r.randomization.u:
+            return None  # reported as an unknown or inconsistent kind below
+        counts = np.array([t.ht_count for t in r.tested], dtype=np.int64)
+        return randomized_pvalue(counts, r.n_test, r.budget, r.randomization.u)
     kind = r.pvalue_kind.split("+")[0]
     if kind not in PVALUE_KINDS:
         return None
@@ -73,7 +80,10 @@ def result_problems(r: BudgetCertificate) -> list[str]:
             out.append(f"{where}: recorded rates disagree with the recorded counts")
         p_budget = _budget_pvalues(r)
         if p_budget is None:
-            out.append(f"{where}: unknown p-value kind {r.pvalue_kind!r}")
+            out.append(
+                f"{where}: unknown p-value kind {r.pvalue_kind!r}, or a randomised result whose U is "
+                "not the one its seed gives"
+            )
         elif r.error_level is None:
             if not np.allclose(recorded, p_budget, rtol=PVALUE_RTOL, atol=1e-300):
                 i = int(np.flatnonzero(~np.isclose(recorded, p_budget, rtol=PVALUE_RTOL, atol=1e-300))[0])

@@ -22,6 +22,7 @@ from ctd_stats.certificate import (
     BudgetCertificate,
     Certificate,
     FrontPoint,
+    Randomization,
     ScoreReference,
     TestedThreshold,
     utc_now,
@@ -196,6 +197,10 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
             procedure=c.procedure,
             pvalue=c.pvalue,
         )
+    if c.randomize is not None:
+        from ctd_stats.randomized import randomized_budget_threshold
+
+        return randomized_budget_threshold(data.ht_scores, budget, c.delta, c.randomize)
     return calibrate_budget(data.ht_scores, budget, c.delta, procedure=c.procedure, pvalue=c.pvalue)
 
 
@@ -230,6 +235,16 @@ def _recorded(cal: Calibration, order: list[int]) -> tuple[list[int], TestedScop
     first_fail = int(np.argmin(rejected)) if not rejected.all() else len(order)
     keep = [i for i in (first_fail - 1, first_fail) if 0 <= i < len(order)]
     return [order[i] for i in keep], "fixed_sequence_boundary"
+
+
+def _randomized_sentence(cal: Calibration) -> str:
+    if not cal.extras.get("randomized"):
+        return ""
+    return (
+        f" The threshold is randomised (seed {cal.extras['seed']}, U = {cal.extras['u']:.6f}): the "
+        "probability is over the calibration draw and U together, and the level is exactly δ at the "
+        "boundary; rerunning with the same seed gives the same threshold."
+    )
 
 
 def budget_certificate(
@@ -286,7 +301,11 @@ def budget_certificate(
         n_test=int(cal.n),
         tested_scope=scope,
         reason=cal.reason,
-        guarantee=cal.guarantee,
+        guarantee=cal.guarantee + _randomized_sentence(cal),
+        randomization=(
+            Randomization(seed=cal.extras["seed"], u=cal.extras["u"], gamma=cal.extras["gamma"])
+            if cal.extras.get("randomized") else None
+        ),
         tested=tested,
         pareto_front=front,
         error_level=cal.error_level if isinstance(cal, CascadeCalibration) else None,

@@ -205,6 +205,25 @@ class CalibrationSpec(_Model):
         "certificates, `opt_ht` with `error_level`.",
     )
 
+    randomize: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seed of the optional randomised boundary step (budget-only, fixed-sequence, "
+        "binomial): the level becomes exactly δ instead of below it at small n, so more of the budget "
+        "is spent; the certificate records the seed and says the threshold is randomised. Default: off.",
+    )
+
+    @model_validator(mode="after")
+    def _randomize_needs_budget_only_binomial(self) -> CalibrationSpec:
+        if self.randomize is not None and (
+            self.pareto or self.procedure != "fixed_sequence" or self.pvalue != "binomial"
+        ):
+            raise ValueError(
+                "calibration.randomize: the randomised boundary step exists for budget-only calibration "
+                "(`pareto: false`) with `procedure: fixed_sequence` and `pvalue: binomial`"
+            )
+        return self
+
     @model_validator(mode="after")
     def _split_needs_budget_only(self) -> CalibrationSpec:
         if self.split == "none" and self.error_level is not None:

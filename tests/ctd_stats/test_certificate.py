@@ -45,6 +45,7 @@ RESULT_KEYS = [
     "joint",
     "split",
     "score_reference",
+    "randomization",
 ]
 TESTED_KEYS = ["threshold", "pvalue", "rejected", "ht_rate", "ht_count", "opt_rate", "opt_error"]
 
