@@ -39,15 +39,19 @@ TOKEN = "bench-token-0123456789abcdef"
 
 def write_certificate(path: Path) -> Path:
     """A one-entry certificate (τ = 0.5, budget 0.2) built with the core's models."""
-    from ctd_stats.certificate import BudgetCertificate, Certificate
+    import numpy as np
 
-    entry = BudgetCertificate(
-        expert="expert", budget=0.2, delta=0.1, method="budget_only", procedure="fixed_sequence",
-        pvalue_kind="binomial", threshold=0.5, certified=True, guarantee="benchmark",
-    )  # fmt: skip
+    from ctd_stats.certificate import ASSUMPTION, Certificate
+    from ctd_stats.certify import budget_certificate
+    from ctd_stats.ltt import calibrate_budget
+
+    # A real calibration (uniform DV scores, budget 0.2): a sealed, internally consistent certificate.
+    scores = np.random.default_rng(0).random(4000)
+    cal = calibrate_budget(scores, 0.2, 0.1)
     Certificate(
         cascade="bench", created_at="2024-01-01T00:00:00Z", package_version="0", seed=0,
-        n={"ht": 1}, assumption="i.i.d.", results=[entry],
+        n={"ht": scores.size}, assumption=ASSUMPTION,
+        results=[budget_certificate(cal, "expert", None, scores)],
     ).write(path)  # fmt: skip
     return path
 
