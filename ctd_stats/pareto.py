@@ -230,6 +230,21 @@ def pareto_front(counts: NDArray[np.int64], errors: NDArray[np.int64]) -> NDArra
     return np.flatnonzero(first_of_count & (errors < prev_min)).astype(np.int64)
 
 
+def opt_candidates(
+    opt: CascadeData, thresholds: ArrayLike | None = None
+) -> tuple[SortedScores, NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Step 2 on the opt rows: (sorted opt scores, grid, K(τ), E(τ), Pareto-front indices).
+
+    The grid is descending (every distinct opt score by default), so K is non-decreasing along it
+    and along the front. Cost O(n log n + L log n).
+    """
+    s_opt = SortedScores.from_scores(opt.dv_score)
+    grid = _grid(s_opt, thresholds)
+    k_opt = s_opt.delegation_counts(grid)
+    e_opt = cascade_error_counts(s_opt, ~opt.probe_correct, ~opt.expert_correct, k_opt)
+    return s_opt, grid, k_opt, e_opt, pareto_front(k_opt, e_opt)
+
+
 def max_p_order(
     opt_counts: NDArray[np.int64],
     opt_errors: NDArray[np.int64],
@@ -408,11 +423,7 @@ def calibrate_cascade(
     pfun_b = pvalue_function(pvalue)
     pfun_e = pvalue_function(error_pvalue)
 
-    s_opt = SortedScores.from_scores(opt.dv_score)
-    grid = _grid(s_opt, thresholds)
-    k_opt = s_opt.delegation_counts(grid)
-    e_opt = cascade_error_counts(s_opt, ~opt.probe_correct, ~opt.expert_correct, k_opt)
-    front = pareto_front(k_opt, e_opt)
+    s_opt, grid, k_opt, e_opt, front = opt_candidates(opt, thresholds)
     f_tau = grid[front]
     f_rate = k_opt[front] / opt.n
     f_err = e_opt[front] / opt.n

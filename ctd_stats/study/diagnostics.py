@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ctd_stats.study.metrics import auroc_rows
+from ctd_stats.study.metrics import auroc_rows, cascade_auroc_rows
 
 #: Scores ranked by the ranking-only curves.
 RANKINGS: tuple[str, ...] = ("dv", "uncertainty", "ceiling")
@@ -69,14 +69,13 @@ def batch_masks(
     p: NDArray[np.float64], d: NDArray[np.float64], alphas: NDArray[np.float64]
 ) -> NDArray[np.bool_]:
     """Batch top-k masks [method (unc_topk, dv_topk), batch size, budget, n] in stream order."""
-    from ctd_stats.baselines import batch_median_window_delegate, batch_topk_delegate
+    from ctd_stats.budget_sweep import batch_median_window_masks, batch_topk_masks
 
     out = np.zeros((len(BATCH_METHODS), len(BATCH_SIZES), alphas.size, p.size), dtype=bool)
     for si, bs in enumerate(BATCH_SIZES):
-        for j, a in enumerate(alphas):
-            k = round(float(a) * bs)
-            out[0, si, j] = batch_median_window_delegate(p, k, bs)
-            out[1, si, j] = batch_topk_delegate(d, k, bs)
+        ks = np.asarray([round(float(a) * bs) for a in alphas], dtype=np.int64)
+        out[0, si] = batch_median_window_masks(p, ks, bs)
+        out[1, si] = batch_topk_masks(d, ks, bs)
     return out
 
 
@@ -86,9 +85,10 @@ def cascade_metrics(
     """AUROC and accuracy (at 0.5) of the cascade score for every mask; masks [..., n] → [...]."""
     shape = masks.shape[:-1]
     flat = masks.reshape(-1, p.size)
-    final = np.where(flat, b[None, :], p[None, :])
-    auc = auroc_rows(final, y).reshape(shape)
-    acc = ((final >= 0.5) == y[None, :]).mean(axis=1).reshape(shape)
+    auc = cascade_auroc_rows(flat, p, b, y).reshape(shape)
+    probe_ok = (p >= 0.5) == y
+    gain = ((b >= 0.5) == y).astype(np.float64) - probe_ok  # +1 where only the expert is right
+    acc = ((int(probe_ok.sum()) + flat @ gain) / p.size).reshape(shape)
     return auc, acc
 
 

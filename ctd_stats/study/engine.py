@@ -19,7 +19,7 @@ The cascade answers with the expert's probability where it delegates and the pro
 AUROC of that score and accuracy at 0.5 are measured on the evaluation rows. The budget guarantee is
 checked exactly in a separate bootstrap world where the pool *is* the population: calibration sets
 are drawn i.i.d. (with replacement) from the pool and the true rate of τ̂ is the pool fraction
-above it (:func:`ctd_stats.simulate_cascade_guarantee`).
+above it, every budget from the same draws (:mod:`ctd_stats.study.guarantee`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from ctd_stats._validation import as_bool_1d, as_finite_1d, as_probabilities, ch
 from ctd_stats.engines import Engine, LocalEngine
 from ctd_stats.errors import CTDInputError
 from ctd_stats.intervals import clopper_pearson
-from ctd_stats.pareto import CascadeData, calibrate_cascade
-from ctd_stats.simulate import simulate_cascade_guarantee
+from ctd_stats.pareto import CascadeData
 from ctd_stats.study import diagnostics as dg
 from ctd_stats.study.metrics import faic
 
@@ -250,39 +249,40 @@ def _delegation_masks(
     delta: float,
     split: str = "opt_ht",
 ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-    """One split's delegation masks [method, budget, eval row] and which certified arms certified."""
-    from ctd_stats.baselines import (
-        batch_median_window_delegate,
-        batch_topk_delegate,
-        calibrated_uncertainty,
-        global_oracle_delegate,
+    """One split's delegation masks [method, budget, eval row] and which certified arms certified.
+
+    All budgets at once (:mod:`ctd_stats.budget_sweep`): the same thresholds and masks as one
+    :func:`~ctd_stats.pareto.calibrate_cascade` / :func:`~ctd_stats.ltt.budget_threshold` /
+    baseline call per budget.
+    """
+    from ctd_stats.baselines import calibrated_uncertainty
+    from ctd_stats.budget_sweep import (
+        batch_median_window_masks,
+        batch_topk_masks,
+        budget_thresholds,
+        cascade_thresholds,
+        global_oracle_masks,
     )
-    from ctd_stats.ltt import budget_threshold
 
     p, d, v = inputs.probe_prob, inputs.dv_score, inputs.delegation_value
     cal = np.concatenate([opt, ht])
     u = calibrated_uncertainty(p, p[cal])
     masks = np.zeros((len(METHODS), alphas.size, ev.size), dtype=bool)
     certified = np.zeros((len(CERTIFIED_METHODS), alphas.size), dtype=bool)
-    for j, a in enumerate(alphas):
-        for ci, (meth, score) in enumerate((("ctd", d), ("unc_calibrated", u))):
-            res = calibrate_cascade(
-                opt=inputs.cascade_data(opt, score[opt]),
-                ht=inputs.cascade_data(ht, score[ht]),
-                budget=float(a),
-                delta=delta,
-                split=split,
-            )
-            certified[ci, j] = res.is_certified
-            masks[METHODS.index(meth), j] = score[ev] > res.threshold
-        only = budget_threshold(d[cal], float(a), delta)
-        certified[CERTIFIED_METHODS.index("ctd_budget"), j] = only.is_certified
-        masks[METHODS.index("ctd_budget"), j] = d[ev] > only.threshold
-        k = int(k_per_batch[j])
-        masks[METHODS.index("unc_topk"), j] = batch_median_window_delegate(p[ev], k, batch_size)
-        masks[METHODS.index("dv_topk"), j] = batch_topk_delegate(d[ev], k, batch_size)
-        masks[METHODS.index("oracle_topk"), j] = batch_topk_delegate(v[ev], k, batch_size)
-        masks[METHODS.index("oracle"), j] = global_oracle_delegate(v[ev], float(a))
+    for ci, (meth, score) in enumerate((("ctd", d), ("unc_calibrated", u))):
+        taus = cascade_thresholds(
+            opt=inputs.cascade_data(opt, score[opt]), ht=inputs.cascade_data(ht, score[ht]),
+            budgets=alphas, delta=delta, split=split,
+        )
+        certified[ci] = np.isfinite(taus)
+        masks[METHODS.index(meth)] = score[ev][None, :] > taus[:, None]
+    only = budget_thresholds(d[cal], alphas, delta)
+    certified[CERTIFIED_METHODS.index("ctd_budget")] = np.isfinite(only)
+    masks[METHODS.index("ctd_budget")] = d[ev][None, :] > only[:, None]
+    masks[METHODS.index("unc_topk")] = batch_median_window_masks(p[ev], k_per_batch, batch_size)
+    masks[METHODS.index("dv_topk")] = batch_topk_masks(d[ev], k_per_batch, batch_size)
+    masks[METHODS.index("oracle_topk")] = batch_topk_masks(v[ev], k_per_batch, batch_size)
+    masks[METHODS.index("oracle")] = global_oracle_masks(v[ev], alphas)
     return masks, certified
 
 
@@ -344,45 +344,35 @@ def _one_split(ctx: _StudyContext, r: int) -> dict[str, Any]:
     }
 
 
-def _guarantee_piece(ctx: _StudyContext, j: int) -> list[Any]:
-    """Exact budget check of budget ``j`` with the pool as the population: violations and mean true
-    rate of the Pareto arm, then of the budget-only arm.
+def _guarantee_piece(ctx: _StudyContext) -> list[Any]:
+    """The bootstrap budget check of every budget (:mod:`ctd_stats.study.guarantee`): violations
+    and mean true rate of the Pareto arm, then of the budget-only arm, one array each."""
+    from ctd_stats.study.guarantee import bootstrap_budget_check
 
-    Calibration sets of ``n_cal`` rows are drawn i.i.d. (with replacement) from the pool; the true
-    rate of each certified τ̂ is the pool fraction above it.
-    """
-    from ctd_stats.ltt import calibrate_budget_batch
-
-    inputs, a = ctx.inputs, float(ctx.alphas[j])
-    srt = np.sort(inputs.dv_score)
-    draws = np.random.default_rng(ctx.seed + 104729).integers(0, inputs.n, size=(ctx.repeats, ctx.n_cal))
-    taus = calibrate_budget_batch(inputs.dv_score[draws], a, ctx.delta)
-    true = (inputs.n - np.searchsorted(srt, taus, side="right")) / inputs.n
-    sim = simulate_cascade_guarantee(
-        inputs.cascade_data(np.arange(inputs.n), inputs.dv_score), n=ctx.n_cal, budget=a,
-        delta=ctx.delta, trials=ctx.repeats, opt_fraction=ctx.opt_fraction,
-        seed=ctx.seed + 7919 * (j + 1), split=ctx.split,
-    )
-    return [sim.budget_result.violations, sim.budget_result.mean_realized_rate,
-            int(np.count_nonzero(true > a + 1e-12)), float(true.mean())]
+    inputs = ctx.inputs
+    pool = inputs.cascade_data(np.arange(inputs.n), inputs.dv_score)
+    return list(bootstrap_budget_check(
+        pool, ctx.alphas, ctx.delta, n_cal=ctx.n_cal, trials=ctx.repeats, opt_fraction=ctx.opt_fraction,
+        split=ctx.split, seed=ctx.seed + 104729,
+    ))
 
 
 def _study_piece(ctx: _StudyContext, item: tuple[str, int, int]) -> list[Any]:
-    """One task: splits ``range(a, b)`` (``("splits", a, b)``) or the guarantee check of budget ``a``."""
+    """One task: splits ``range(a, b)`` (``("splits", a, b)``) or the guarantee check (all budgets)."""
     kind, a, b = item
     if kind == "splits":
         return [_one_split(ctx, r) for r in range(a, b)]
-    return _guarantee_piece(ctx, a)
+    return _guarantee_piece(ctx)
 
 
 def _study_items(repeats: int, n_budgets: int) -> list[tuple[str, int, int]]:
     splits = [
         ("splits", a, min(a + REPEATS_PER_TASK, repeats)) for a in range(0, repeats, REPEATS_PER_TASK)
     ]
-    return splits + [("guarantee", j, j + 1) for j in range(n_budgets)]
+    return [("guarantee", 0, n_budgets), *splits]  # the longest piece first
 
 
-def _run_pieces(ctx: _StudyContext, engine: Engine | None, progress: Any) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+def _run_pieces(ctx: _StudyContext, engine: Engine | None, progress: Any) -> tuple[list[dict[str, Any]], list[Any]]:
     items = _study_items(ctx.repeats, ctx.alphas.size)
     eng = engine or LocalEngine()
     if progress is not None and eng.name == "local":
@@ -394,7 +384,7 @@ def _run_pieces(ctx: _StudyContext, engine: Engine | None, progress: Any) -> tup
     else:
         pieces = eng.map(_study_piece, ctx, items)
     splits = [s for item, piece in zip(items, pieces, strict=True) if item[0] == "splits" for s in piece]
-    guar = [piece for item, piece in zip(items, pieces, strict=True) if item[0] == "guarantee"]
+    guar = next(piece for item, piece in zip(items, pieces, strict=True) if item[0] == "guarantee")
     return splits, guar
 
 
@@ -467,8 +457,8 @@ def run_study(
         pool=dg.pool_diagnostics(p, b, d, v), ranking_auroc=stack("r_auc"), ranking_accuracy=stack("r_acc"),
         ranking_delegated_v=stack("r_v"), delegated_v=stack("deleg_v"), batch_auroc=stack("b_auc"),
         batch_accuracy=stack("b_acc"),
-        budget_only_violations=np.asarray([g[2] for g in guar], dtype=np.int64),
-        budget_only_rate=np.asarray([g[3] for g in guar], dtype=np.float64),
+        budget_only_violations=np.asarray(guar[2], dtype=np.int64),
+        budget_only_rate=np.asarray(guar[3], dtype=np.float64),
     )
 
     return ExpertStudy(
@@ -479,9 +469,9 @@ def run_study(
         expert_auroc=ref[:, 1, 0], expert_accuracy=ref[:, 1, 1],
         certified=stack("certified").astype(bool), groups=groups, group_rate=group_rate,
         group_mean_v=group_mean_v, group_mean_d=group_mean_d, group_delegated_v=group_delegated_v,
-        bootstrap_violations=np.asarray([g[0] for g in guar], dtype=np.int64),
+        bootstrap_violations=np.asarray(guar[0], dtype=np.int64),
         bootstrap_trials=repeats,
-        bootstrap_rate=np.asarray([g[1] for g in guar], dtype=np.float64),
+        bootstrap_rate=np.asarray(guar[1], dtype=np.float64),
         dv_spearman=float(stats.spearmanr(d, v).statistic),
         seconds_per_call=inputs.seconds_per_call,
         split=split,
