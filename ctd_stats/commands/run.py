@@ -110,6 +110,25 @@ def study_inputs(table: ScoreTable, expert: str) -> StudyInputs:
     )
 
 
+#: Parquet metadata key of the DV learning curve recorded by a table's build (scripts/build_demo_extras.py).
+LEARNING_CURVE_KEY = "ctd.dv_learning_curve"
+
+
+def build_metadata(path: Path | None, key: str) -> dict[str, Any] | None:
+    """A JSON object stored by the table's build under ``key`` (Parquet only); None when absent or
+    unreadable (advisory: it only adds a report section)."""
+    if path is None or path.suffix != ".parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(key.encode())
+        value = json.loads(raw) if raw else None
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def run_all(
     spec: CascadeSpec, table: ScoreTable, repeats: int | None = None, engine: Engine | None = None
 ) -> list[ExpertStudy]:
@@ -183,9 +202,14 @@ def run(args: argparse.Namespace) -> int:
         deployment=[(r.expert, r.budget, r.delta, r.threshold, r.certified) for r in outcome.certificate.results],
         links=[(f"{name}", name) for name in run_output_names(spec.outputs.formats)
                if name.startswith(("certificate", "calibration", "study"))],
+        learning_curve=(curve := build_metadata(table.path, LEARNING_CURVE_KEY)),
     )
     directory = (Path(args.output) if args.output else spec.output_dir()).resolve()
-    study_json = {"spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies]}
+    study_json: dict[str, Any] = {
+        "spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies]
+    }
+    if curve:
+        study_json["dv_learning_curve"] = curve
     formats = spec.outputs.formats
     with output_set(
         directory, "run", spec_sha256=spec.sha256, force=getattr(args, "force", False),

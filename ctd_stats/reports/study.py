@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -252,6 +252,7 @@ def build_study_report(
     preamble: str = "",
     deployment: Sequence[Sequence[Any]] | None = None,
     links: Sequence[tuple[str, str]] = (),
+    learning_curve: Mapping[str, Any] | None = None,
 ) -> Report:
     """The whole ``ctd run`` report: a plain-language summary, the deployable thresholds with links to
     the files that hold them, then one section per expert.
@@ -280,4 +281,28 @@ def build_study_report(
     ))
     for s in studies:
         rep.add(*_expert_blocks(s, group_alpha, (costs or {}).get(s.expert)))
+    if learning_curve:
+        rep.add(*_learning_curve_blocks(learning_curve))
     return rep
+
+
+def _learning_curve_blocks(curve: Mapping[str, Any]) -> list[Any]:
+    """The DV learning curve recorded by the table's build (metadata ``ctd.dv_learning_curve``)."""
+    alpha = curve.get("alpha", 0.3)
+    rows = []
+    for expert, e in curve.get("experts", {}).items():
+        for r in e.get("curve", []):
+            rows.append([expert, r["dev_rows"], r["spearman_pool"], r["cascade_auroc"],
+                         e.get("uncertainty_auroc"), e.get("ceiling_auroc")])
+    return [
+        Heading("DV learning curve (from the table's build)"),
+        Table(
+            ["expert", "DV training rows", "Spearman(d, v) on pool", f"cascade AUROC, top {alpha:g} by d",
+             "uncertainty", "ceiling (not deployable)"],
+            rows,
+            caption=(f"DV probes refitted on subsets of the dev rows (mean over {curve.get('repeats', 1)} "
+                     f"random subsets) and scored on all {curve.get('n_pool', '?')} pool rows: how much "
+                     "the DV gains from more training rows. Recorded when the table was built "
+                     "(scripts/build_demo_extras.py), not recomputed by ctd run."),
+        ),
+    ]
