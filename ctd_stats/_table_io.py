@@ -1,7 +1,8 @@
 """Low-level reading of score-table files: format detection, frames, typed columns (private).
 
-The public reader and writer live in :mod:`ctd_stats.table`; this module only turns bytes into a
-pandas frame and cells into typed numpy arrays, with errors that name the column, file and row.
+The public reader and writer live in :mod:`ctd_stats.table`; this module only turns bytes into
+columns (a pandas frame for CSV, Arrow columns read one at a time for Parquet) and cells into typed
+numpy arrays, with errors that name the column, file and row.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,45 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     )
 
 
+class ParquetColumns:
+    """The wanted columns of a Parquet file, each read from the file when asked for.
+
+    Stands in for a pandas frame (``columns``, ``attrs``, ``len``) so that a Parquet table is never
+    converted to pandas as a whole: numeric columns go straight from Arrow to numpy and string
+    columns are converted a slice at a time (:func:`numeric_column`, :func:`string_column`,
+    :func:`id_column`), so reading holds one column's Arrow buffers at a time.
+    """
+
+    def __init__(self, path: Path, columns: list[str], all_columns: list[str], n_rows: int) -> None:
+        self.path = path
+        self.columns = columns
+        self.attrs: dict[str, Any] = {"all_columns": all_columns}
+        self._n_rows = n_rows
+
+    def __len__(self) -> int:
+        return self._n_rows
+
+    def arrow(self, col: str) -> Any:
+        """One column as a pyarrow ChunkedArray."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.path, columns=[col], use_threads=False).column(0)
+
+    @staticmethod
+    def release() -> None:
+        """Hand the Parquet reader's freed scratch buffers back to the OS (Arrow's allocator keeps
+        them otherwise, tens of MB for a column of 10^6 rows); called after each column."""
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+
+
 def read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[str, Any]]:
-    """Read the wanted columns that exist; return (DataFrame, expert cost metadata)."""
+    """The wanted columns that exist, and the expert cost metadata.
+
+    CSV: a pandas DataFrame of strings. Parquet: a :class:`ParquetColumns` (nothing read yet beyond
+    the schema and the row count).
+    """
     import pandas as pd
 
     costs: dict[str, Any] = {}
@@ -61,6 +99,7 @@ def read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[s
 
         try:
             schema = pq.read_schema(path)
+            n_rows = pq.read_metadata(path).num_rows
         except Exception as exc:  # pyarrow raises several types for non-Parquet bytes
             raise CTDInputError(f"{path}: not a readable Parquet file ({exc})") from None
         costs = _json_dict((schema.metadata or {}).get(EXPERTS_METADATA_KEY.encode()))
@@ -69,9 +108,7 @@ def read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[s
             c for c in schema.names if "__" in c and c.startswith(("dv_score__", "expert_prob__"))
         ]
         cols = list(dict.fromkeys([*present, *extra]))
-        frame = pq.read_table(path, columns=cols).to_pandas()
-        frame.attrs["all_columns"] = list(schema.names)
-        return frame, costs
+        return ParquetColumns(path, cols, list(schema.names), int(n_rows)), costs
     try:
         frame = pd.read_csv(
             path, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True
@@ -103,9 +140,25 @@ _MISSING_STRINGS = {"", "na", "nan", "null", "none"}
 
 def numeric_column(frame: Any, col: str, path: Path, fmt: str) -> NDArray[np.float64]:
     """Column as float64; NaN for missing cells; error naming the first non-numeric cell."""
+    if isinstance(frame, ParquetColumns):
+        import pyarrow as pa
+
+        data = frame.arrow(col)
+        t = data.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+            # Straight to numpy (nulls become NaN): one float64 copy of the (chunked) column.
+            values = np.array(data.to_numpy(), dtype=np.float64)
+        else:  # text, decimals, ...: through pandas, as a frame column would be
+            values = _numeric_series(data.to_pandas(), col, path, fmt)
+        del data
+        frame.release()
+        return values
+    return _numeric_series(frame[col], col, path, fmt)
+
+
+def _numeric_series(s: Any, col: str, path: Path, fmt: str) -> NDArray[np.float64]:
     import pandas as pd
 
-    s = frame[col]
     if fmt == "csv" or s.dtype == object:
         text = s.astype(str).str.strip()
         missing = text.str.lower().isin(_MISSING_STRINGS) | s.isna()
@@ -126,12 +179,72 @@ def numeric_column(frame: Any, col: str, path: Path, fmt: str) -> NDArray[np.flo
         raise CTDInputError(f"{path}: column {col!r}: expected numbers (got {s.dtype})") from None
 
 
-def string_column(frame: Any, col: str) -> NDArray[np.str_]:
+#: Rows converted at a time when a string column becomes numpy (bounds the Python strings alive).
+_SLICE_ROWS = 1 << 16
+#: numpy's variable-width string dtype (numpy >= 2.0), None before.
+_STRING_DTYPE: Any = np.dtypes.StringDType() if hasattr(np.dtypes, "StringDType") else None
+
+
+def _stripped_slices(frame: Any, col: str) -> Iterator[NDArray[np.object_]]:
+    """The column's cells as stripped Python strings ("" for missing), one slice of rows at a time."""
+    if isinstance(frame, ParquetColumns):
+        yield from _parquet_slices(frame, col)
+        frame.release()
+        return
     s = frame[col]
-    return np.asarray(s.fillna("").astype(str).str.strip().to_numpy(), dtype=str)
+    for i in range(0, len(frame), _SLICE_ROWS):
+        yield _stripped(s.iloc[i : i + _SLICE_ROWS])
 
 
-def row_where(path: Path, fmt: str, i: int, ids: NDArray[np.str_]) -> str:
+def _parquet_slices(frame: ParquetColumns, col: str) -> Iterator[NDArray[np.object_]]:
+    """:func:`_stripped_slices` of a Parquet column: text converted to pandas a slice at a time."""
+    import pyarrow as pa
+
+    data = frame.arrow(col)
+    if pa.types.is_string(data.type) or pa.types.is_large_string(data.type):
+        for i in range(0, len(frame), _SLICE_ROWS):
+            yield _stripped(data.slice(i, _SLICE_ROWS).to_pandas())
+    else:  # numbers etc.: one pandas conversion, so that every slice formats its values alike
+        whole = data.to_pandas()
+        del data
+        for i in range(0, len(frame), _SLICE_ROWS):
+            yield _stripped(whole.iloc[i : i + _SLICE_ROWS])
+
+
+def _stripped(part: Any) -> NDArray[np.object_]:
+    """A pandas Series as stripped strings, "" for missing (the table's reading of text cells)."""
+    return np.asarray(part.fillna("").astype(str).str.strip().to_numpy(), dtype=object)
+
+
+def string_column(frame: Any, col: str) -> NDArray[np.str_]:
+    """Column as a fixed-width numpy str array (for short, repeated values: split, group)."""
+    parts = [np.asarray(part, dtype=str) for part in _stripped_slices(frame, col)]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=str)
+
+
+def compact_strings(values: Any) -> NDArray[Any]:
+    """Strings stored in a size that does not grow with the longest one (ids).
+
+    numpy's variable-width ``StringDType`` (16 bytes a row, longer strings on the heap) where numpy
+    has it (>= 2.0), else an object array. A fixed-width ``<U`` array would give every row the
+    width of the longest string (one 10,000-character id: 40 kB a row).
+    """
+    if _STRING_DTYPE is None:
+        return np.asarray(np.asarray(values, dtype=str), dtype=object)
+    return np.asarray(values).astype(_STRING_DTYPE)
+
+
+def id_column(frame: Any, col: str) -> NDArray[Any]:
+    """Column as :func:`compact_strings`, filled a slice at a time."""
+    out = np.empty(len(frame), dtype=object if _STRING_DTYPE is None else _STRING_DTYPE)
+    at = 0
+    for part in _stripped_slices(frame, col):
+        out[at : at + part.size] = part
+        at += part.size
+    return out
+
+
+def row_where(path: Path, fmt: str, i: int, ids: NDArray[Any]) -> str:
     line = f", line {i + 2}" if fmt == "csv" else ""
     return f"row {i} (id {str(ids[i])!r}{line})"
 

@@ -70,7 +70,7 @@ def as_bool_1d(name: str, values: Any, n: int | None = None) -> NDArray[np.bool_
         raise CTDInputError(f"{name} must be 1-dimensional, got shape {arr.shape}")
     if arr.dtype != np.bool_:
         try:
-            f = arr.astype(np.float64)
+            f = arr.astype(np.float64, copy=False)
         except (TypeError, ValueError):
             raise CTDInputError(f"{name} must hold booleans or 0/1 values") from None
         if not np.all((f == 0) | (f == 1)):

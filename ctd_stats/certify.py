@@ -100,11 +100,17 @@ class CalibrationOutcome:
         return all(r.certified for r in self.certificate.results)
 
 
-def _cascade_data(table: ScoreTable, mask: NDArray[np.bool_], expert: str) -> CascadeData:
+def _cascade_data(
+    table: ScoreTable, mask: NDArray[np.bool_], expert: str, dv: NDArray[np.float64] | None = None
+) -> CascadeData:
+    """The masked rows as cascade data (``dv``: their DV scores when already selected)."""
     exp = table.expert(expert)
     assert table.label is not None and table.probe_prob is not None and exp.expert_prob is not None
     return CascadeData.from_probabilities(
-        exp.dv_score[mask], table.label[mask], table.probe_prob[mask], exp.expert_prob[mask]
+        exp.dv_score[mask] if dv is None else dv,
+        table.label[mask],
+        table.probe_prob[mask],
+        exp.expert_prob[mask],
     )
 
 
@@ -127,17 +133,18 @@ def expert_data(spec: CascadeSpec, table: ScoreTable, expert: str) -> ExpertData
         table.require_labelled(
             ht_mask | opt_mask, expert, "Pareto calibration (`calibration.pareto: true`)"
         )
-        ht_all = _cascade_data(table, ht_mask, expert)
         if spec.calibration.effective_split == "none":  # every calibration row, for front and test
             all_rows = _cascade_data(table, ht_mask | opt_mask, expert)
             opt = ht = all_rows
             ht_scores = all_rows.dv_score
         elif opt_mask.any():
-            opt, ht = _cascade_data(table, opt_mask, expert), ht_all
+            opt, ht = _cascade_data(table, opt_mask, expert), _cascade_data(table, ht_mask, expert)
         else:
+            ht_all = _cascade_data(table, ht_mask, expert)
             opt, ht = ht_all.split(spec.calibration.opt_fraction, spec.splits.seed)
         if opt is not ht:
             opt_scores, ht_scores = opt.dv_score, ht.dv_score
+    eval_scores = exp.dv_score[eval_mask]
     ev: CascadeData | None = None
     if eval_mask.any() and table.label is not None and table.probe_prob is not None:
         if exp.expert_prob is not None:
@@ -147,15 +154,16 @@ def expert_data(spec: CascadeSpec, table: ScoreTable, expert: str) -> ExpertData
                 & ~np.isnan(table.probe_prob)
                 & ~np.isnan(exp.expert_prob)
             )
-            if full.any():
-                ev = _cascade_data(table, full, expert)
+            if full.any():  # when every eval row is labelled, share eval_scores (no second copy)
+                shared = eval_scores if np.array_equal(full, eval_mask) else None
+                ev = _cascade_data(table, full, expert, shared)
     return ExpertData(
         name=exp.name,
         ht_scores=ht_scores,
         opt_scores=opt_scores,
         opt=opt,
         ht=ht,
-        eval_scores=exp.dv_score[eval_mask],
+        eval_scores=eval_scores,
         eval=ev,
     )
 
@@ -204,11 +212,11 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
     return calibrate_budget(data.ht_scores, budget, c.delta, procedure=c.procedure, pvalue=c.pvalue)
 
 
-def _test_order(cal: Calibration) -> list[int]:
+def _test_order(cal: Calibration) -> NDArray[np.int64]:
     """Indices of the tested family in the order it was tested (the certificate lists it that way)."""
     if isinstance(cal, CascadeCalibration) and cal.test_order.size == cal.thresholds.size:
-        return [int(i) for i in cal.test_order]
-    return list(range(int(cal.thresholds.size)))
+        return np.asarray(cal.test_order, dtype=np.int64)
+    return np.arange(int(cal.thresholds.size), dtype=np.int64)
 
 
 #: Above this many tested thresholds, a budget-only fixed-sequence entry records only its boundary.
@@ -218,7 +226,7 @@ MAX_RECORDED_TESTS = 1000
 TestedScope = Literal["all", "fixed_sequence_boundary"]
 
 
-def _recorded(cal: Calibration, order: list[int]) -> tuple[list[int], TestedScope]:
+def _recorded(cal: Calibration, order: NDArray[np.int64]) -> tuple[list[int], TestedScope]:
     """The tested hypotheses the certificate lists, and the scope name.
 
     Every hypothesis is listed, except for a budget-only fixed-sequence chain over more than
@@ -230,11 +238,11 @@ def _recorded(cal: Calibration, order: list[int]) -> tuple[list[int], TestedScop
     """
     budget_chain = cal.procedure == "fixed_sequence" and getattr(cal, "error_level", None) is None
     if not budget_chain or len(order) <= MAX_RECORDED_TESTS:
-        return order, "all"
+        return [int(i) for i in order], "all"
     rejected = np.asarray(cal.certified)[order]
     first_fail = int(np.argmin(rejected)) if not rejected.all() else len(order)
     keep = [i for i in (first_fail - 1, first_fail) if 0 <= i < len(order)]
-    return [order[i] for i in keep], "fixed_sequence_boundary"
+    return [int(order[i]) for i in keep], "fixed_sequence_boundary"
 
 
 def _randomized_sentence(cal: Calibration) -> str:
@@ -259,11 +267,9 @@ def budget_certificate(
     counts = delegation_counts(test_scores, cal.thresholds)
     if not np.array_equal(counts, np.rint(cal.empirical_rates * cal.n)):
         raise RuntimeError("recorded counts disagree with the calibration's rates (a bug)")
-    rates: list[float | None] = [None] * int(cal.thresholds.size)
-    errors: list[float | None] = [None] * int(cal.thresholds.size)
+    rates = errors = None  # opt rate and error of each front point (Pareto calibration only)
     if isinstance(cal, CascadeCalibration):
-        rates = [float(x) for x in cal.front_rates]
-        errors = [float(x) for x in cal.front_errors]
+        rates, errors = cal.front_rates, cal.front_errors
     recorded, scope = _recorded(cal, _test_order(cal))
     tested = [
         TestedThreshold(
@@ -272,8 +278,8 @@ def budget_certificate(
             rejected=bool(cal.certified[i]),
             ht_rate=float(cal.empirical_rates[i]),
             ht_count=int(counts[i]),
-            opt_rate=rates[i],
-            opt_error=errors[i],
+            opt_rate=None if rates is None else float(rates[i]),
+            opt_error=None if errors is None else float(errors[i]),
         )
         for i in recorded
     ]

@@ -34,8 +34,8 @@ class SortedScores:
         s = np.asarray(scores, dtype=np.float64)
         if not keep_order:
             return cls(descending=np.sort(s)[::-1], order=np.empty(0, dtype=np.int64))
-        order = np.argsort(-s, kind="stable")
-        return cls(descending=s[order], order=order.astype(np.int64))
+        order = np.argsort(-s, kind="stable").astype(np.int64, copy=False)
+        return cls(descending=s[order], order=order)
 
     @property
     def n(self) -> int:
@@ -46,7 +46,7 @@ class SortedScores:
         t = np.asarray(thresholds, dtype=np.float64)
         # In ascending order, #{d > τ} = n − #{d ≤ τ}; ascending view of the descending array:
         ascending = self.descending[::-1]
-        return (self.n - np.searchsorted(ascending, t, side="right")).astype(np.int64)
+        return (self.n - np.searchsorted(ascending, t, side="right")).astype(np.int64, copy=False)
 
     def distinct_values(self) -> NDArray[np.float64]:
         """Distinct scores in descending order (no second sort)."""
@@ -61,7 +61,7 @@ class SortedScores:
 
 def delegation_counts(scores: ArrayLike, thresholds: ArrayLike) -> NDArray[np.int64]:
     """K(τ) = #{i : scores_i > τ} for every τ in ``thresholds``."""
-    return SortedScores.from_scores(scores).delegation_counts(thresholds)
+    return SortedScores.from_scores(scores, keep_order=False).delegation_counts(thresholds)
 
 
 def cascade_error_counts(
@@ -76,7 +76,16 @@ def cascade_error_counts(
     """
     if sorted_scores.order.size != sorted_scores.n:
         raise ValueError("cascade_error_counts needs SortedScores built with keep_order=True")
-    pw = probe_wrong[sorted_scores.order].astype(np.int64)
-    ew = expert_wrong[sorted_scores.order].astype(np.int64)
-    gain = np.concatenate([[0], np.cumsum(ew - pw)])
-    return (int(pw.sum()) + gain[counts]).astype(np.int64)
+    order = sorted_scores.order
+    pw = probe_wrong[order]
+    if pw.dtype != np.bool_:
+        pw = pw.astype(np.int64)
+    gain = np.empty(order.size + 1, dtype=np.int64)  # gain[k] = Σ (e_i − p_i) over the top k rows
+    gain[0] = 0
+    step = gain[1:]
+    step[:] = expert_wrong[order]
+    step -= pw
+    np.cumsum(step, out=step)
+    out = gain[np.asarray(counts)]
+    out += int(pw.sum())
+    return out

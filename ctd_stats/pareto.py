@@ -222,12 +222,16 @@ def pareto_front(counts: NDArray[np.int64], errors: NDArray[np.int64]) -> NDArra
     """
     if counts.size == 0:
         return np.zeros(0, dtype=np.int64)
-    if np.any(np.diff(counts) < 0):
+    if np.any(counts[1:] < counts[:-1]):
         raise CTDInputError("pareto_front needs counts in non-decreasing order (descending thresholds)")
-    first_of_count = np.ones(counts.size, dtype=bool)
-    first_of_count[1:] = counts[1:] != counts[:-1]
-    prev_min = np.concatenate([[np.iinfo(np.int64).max], np.minimum.accumulate(errors)[:-1]])
-    return np.flatnonzero(first_of_count & (errors < prev_min)).astype(np.int64)
+    keep = np.ones(counts.size, dtype=bool)  # first of its count ...
+    np.not_equal(counts[1:], counts[:-1], out=keep[1:])
+    errors = np.asarray(errors)
+    prev_min = np.empty(counts.size, dtype=np.result_type(errors, np.int64))  # ... below earlier errors
+    prev_min[0] = np.iinfo(np.int64).max
+    np.minimum.accumulate(errors[:-1], out=prev_min[1:])
+    keep &= errors < prev_min
+    return np.flatnonzero(keep).astype(np.int64, copy=False)
 
 
 def opt_candidates(
@@ -424,9 +428,10 @@ def calibrate_cascade(
     pfun_e = pvalue_function(error_pvalue)
 
     s_opt, grid, k_opt, e_opt, front = opt_candidates(opt, thresholds)
-    f_tau = grid[front]
-    f_rate = k_opt[front] / opt.n
-    f_err = e_opt[front] / opt.n
+    f_tau, k_front, e_front, grid_size = grid[front], k_opt[front], e_opt[front], int(grid.size)
+    del grid, k_opt, e_opt  # one entry per distinct score: not needed past the front
+    f_rate = k_front / opt.n
+    f_err = e_front / opt.n
 
     s_ht = s_opt if split == "none" else SortedScores.from_scores(ht.dv_score)  # none: the same rows
     k_ht = s_ht.delegation_counts(f_tau)
@@ -445,7 +450,7 @@ def calibrate_cascade(
         if joint == "max_p":
             proc_name = "fixed_sequence(max_p, opt p-value order)"
             pvals = np.maximum(p_b, p_e)
-            test_order = max_p_order(k_opt[front], e_opt[front], opt.n, b, error_level, pvalue, error_pvalue)
+            test_order = max_p_order(k_front, e_front, opt.n, b, error_level, pvalue, error_pvalue)
             rejected = np.zeros(f_tau.size, dtype=bool)
             rejected[test_order] = FixedSequence().reject(pvals[test_order], dl)
         else:
@@ -481,7 +486,7 @@ def calibrate_cascade(
         joint=joint if error_level is not None else None,
         error_pvalues=p_e,
         ht_error_rates=e_ht / ht.n,
-        grid_size=int(grid.size),
+        grid_size=grid_size,
         test_order=test_order,
         split=split,
     )

@@ -25,8 +25,10 @@ from ctd_stats._table_io import (
     CSV_EXPERTS_SIDECAR,
     EXPERTS_METADATA_KEY,
     PROBES_METADATA_KEY,
+    compact_strings,
     detect_format,
     file_sha256,
+    id_column,
     numeric_column,
     read_frame,
     row_where,
@@ -103,8 +105,11 @@ class ScoreTable:
     ----------
     path : Path or None
         The file read (None for tables built in memory).
-    ids, split, group : ndarray of str
-        Row ids, splits (``""`` = unassigned until :func:`assign_splits`), groups (None if absent).
+    ids : ndarray of str
+        Row ids, in numpy's variable-width ``StringDType`` (an object array on numpy < 2), so that
+        one long id does not widen every row (see :func:`ctd_stats._table_io.compact_strings`).
+    split, group : ndarray of str
+        Splits (``""`` = unassigned until :func:`fill_splits`), groups (None if absent).
     label, probe_prob : ndarray of float or None
         Labels (0/1, NaN = missing) and probe probabilities (NaN = missing); None if the column is
         absent.
@@ -115,7 +120,7 @@ class ScoreTable:
     """
 
     path: Path | None
-    ids: NDArray[np.str_]
+    ids: NDArray[Any]
     split: NDArray[np.str_]
     group: NDArray[np.str_] | None
     label: NDArray[np.float64] | None
@@ -147,11 +152,13 @@ class ScoreTable:
 
     def counts(self) -> dict[str, int]:
         """Rows per split (only the splits present)."""
-        names, counts = np.unique(self.split, return_counts=True)
-        order = {s: i for i, s in enumerate((*SPLITS, POOL, UNASSIGNED))}
-        pairs = sorted(
-            zip(names.tolist(), counts.tolist(), strict=True), key=lambda t: order.get(t[0], 99)
-        )
+        known = (*SPLITS, POOL, UNASSIGNED)
+        found = {s: int(np.count_nonzero(self.split == s)) for s in known}
+        if sum(found.values()) != len(self.split):  # other names too: sort every row's split
+            names, counts = np.unique(self.split, return_counts=True)
+            found = dict(zip(names.tolist(), counts.tolist(), strict=True))
+        order = {s: i for i, s in enumerate(known)}
+        pairs = sorted(((s, c) for s, c in found.items() if c), key=lambda t: order.get(t[0], 99))
         return {(s or "unassigned"): int(c) for s, c in pairs}
 
     def with_split(self, split: NDArray[np.str_]) -> ScoreTable:
@@ -309,15 +316,17 @@ def _check_columns(
             )
 
 
-def _ids(frame: Any, col: str, p: Path) -> NDArray[np.str_]:
+def _ids(frame: Any, col: str, p: Path) -> NDArray[Any]:
     """Row ids (row numbers when the column is absent); duplicates are an error."""
     if col not in frame.columns:
-        return np.arange(len(frame)).astype(str)
-    ids = string_column(frame, col)
-    uniq, counts = np.unique(ids, return_counts=True)
-    if (counts > 1).any():
-        dup = uniq[counts > 1][0]
-        raise CTDInputError(f"{p}: column {col!r}: duplicate id {str(dup)!r} (ids must be unique)")
+        return compact_strings(np.arange(len(frame)))
+    ids = id_column(frame, col)
+    ordered = np.sort(ids)
+    dup = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if dup.size:  # the smallest duplicated id
+        raise CTDInputError(
+            f"{p}: column {col!r}: duplicate id {str(ordered[dup[0]])!r} (ids must be unique)"
+        )
     return ids
 
 
@@ -328,7 +337,7 @@ class _Cells:
     frame: Any
     path: Path
     kind: str
-    ids: NDArray[np.str_]
+    ids: NDArray[Any]
 
     def _fail(self, col: str, expected: str, got: str, i: int, extra: str = "") -> CTDInputError:
         where = row_where(self.path, self.kind, i, self.ids)
@@ -446,18 +455,21 @@ def fill_splits(
     seed
         Seed of the random permutation; the same seed and table give the same assignment.
     """
-    out = np.asarray(split, dtype=object).astype(str)
-    free = np.flatnonzero(out == UNASSIGNED)
+    current = np.asarray(split, dtype=str)
+    free = np.flatnonzero(current == UNASSIGNED)
     if free.size == 0:
-        return out
+        return current.copy()
     total = sum(fractions.values())
     if total > 1 + 1e-9 or any(f < 0 for f in fractions.values()):
         raise CTDInputError("split fractions must be non-negative and sum to at most 1")
-    perm = np.random.default_rng(seed).permutation(free)
+    perm = free  # shuffled in place: the same order as rng.permutation(free), one copy fewer
+    np.random.default_rng(seed).shuffle(perm)
     bounds = np.rint(np.cumsum([0.0, *fractions.values()]) * free.size).astype(int)
     bounds = np.minimum(bounds, free.size)
-    out = out.astype(object)
+    # Fixed width wide enough for every name written (no per-row Python strings).
+    width = max(current.dtype.itemsize // 4, len(POOL), *(len(name) for name in fractions))
+    out = current.astype(f"<U{width}")
     for name, lo, hi in zip(fractions, bounds[:-1], bounds[1:], strict=True):
         out[perm[lo:hi]] = name
     out[perm[bounds[-1] :]] = POOL
-    return np.asarray(out, dtype=str)
+    return out

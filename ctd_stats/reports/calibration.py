@@ -13,7 +13,6 @@ import math
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure as MplFigure
 from numpy.typing import NDArray
 
 from ctd_stats.certificate import BudgetCertificate
@@ -96,6 +95,8 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
     The p-values come from the core result ``cal`` when given (every hypothesis, even where the
     certificate lists only the deciding boundary of a long chain), else from the certificate.
     """
+    from matplotlib.figure import Figure as MplFigure  # only md/html reports draw figures
+
     has_front = bool(r.pareto_front)
     ncols = 3 if has_front else 2
     fig = MplFigure(figsize=(4.3 * ncols, 3.6), layout="constrained")
@@ -194,6 +195,8 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
 
 
 def _eval_figure(outcome: CalibrationOutcome, expert: str) -> Figure | None:
+    from matplotlib.figure import Figure as MplFigure  # only md/html reports draw figures
+
     rows = [
         (r.budget, outcome.evaluation[(r.expert, r.budget)])
         for r in outcome.certificate.results

@@ -160,3 +160,57 @@ def test_cli_validate_bad_table_exit_2(make_table, write_spec, capsys):
     assert main(["validate", str(spec)]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert str(table) in err and "'dv_score'" in err and "row 7" in err
+
+
+@pytest.mark.parametrize("name", ["t.parquet", "t.csv"])
+def test_one_long_id_does_not_widen_every_row(make_table, name):
+    """Ids are stored in a size that does not grow with the longest id (a fixed-width ``<U`` array
+    would give each of the 2,000 rows the 40 kB of one 10,000-character id: 80 MB)."""
+    long_id = "x" * 10_000
+
+    def edit(f):
+        f["id"] = f["id"].astype(object)
+        f.loc[3, "id"] = f" {long_id} "  # stripped like every id
+
+    t = read_score_table(make_table(name, n=2000, edit=edit))
+    assert len(t) == 2000 and t.ids[3] == long_id and t.ids[4] == "r4"
+    assert t.ids.nbytes <= 64 * len(t)
+
+
+def test_ids_checked_after_stripping_and_numbers_as_ids(make_table):
+    def edit(f):
+        f["id"] = f["id"].astype(object)
+        f.loc[8, "id"] = " r2"
+
+    assert "duplicate id 'r2'" in _err(make_table(edit=edit))
+    t = read_score_table(make_table("n.parquet", edit=lambda f: f.assign(id=range(10, 610))))
+    assert t.ids[0] == "10" and t.ids[-1] == "609"
+    t = read_score_table(make_table("none.parquet", edit=lambda f: f.drop(columns=["id"])))
+    assert t.ids[0] == "0" and t.ids[599] == "599"
+
+
+def test_parquet_integer_column_with_nulls(make_table):
+    def edit(f):
+        f["label"] = f["label"].astype("Int64")
+        f.loc[4, "label"] = None
+
+    t = read_score_table(make_table(edit=edit))
+    assert t.label is not None and np.isnan(t.label[4]) and t.label.dtype == np.float64
+    assert set(np.unique(t.label[~np.isnan(t.label)])) <= {0.0, 1.0}
+
+
+def test_fill_splits_widens_to_the_names_and_counts_other_names():
+    out = fill_splits(np.full(100, ""), {"opt": 0.5, "eval": 0.5}, seed=0)
+    assert sorted(set(out.tolist())) == ["eval", "opt"] and int((out == "eval").sum()) == 50
+    given = np.array(["train", "eval", "eval"])
+    same = fill_splits(given, {"opt": 1.0}, seed=0)
+    assert same.tolist() == given.tolist() and same is not given
+
+
+def test_counts_orders_known_splits_then_others(make_table):
+    t = read_score_table(make_table())
+    split = np.array(["eval", "", "custom", "ht", "eval"] * 120)
+    assert list(t.with_split(split).counts().items()) == [
+        ("ht", 120), ("eval", 240), ("unassigned", 120), ("custom", 120)
+    ]
+    assert t.with_split(np.full(600, "ht")).counts() == {"ht": 600}
