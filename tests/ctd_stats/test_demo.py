@@ -14,6 +14,7 @@ from scipy import stats
 
 from ctd_stats.cli import main
 from ctd_stats.study.engine import METHODS
+from tests.conftest import binomial_tolerance
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "specs" / "demo.yaml"
@@ -35,19 +36,6 @@ def test_demo_runs_and_writes_everything(demo_run):
     assert names == ["strong", "weak"]
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64") >= 6
-
-
-def binomial_tolerance(trials: int, delta: float, false_alarm: float = 0.001) -> int:
-    """The largest violation count a procedure valid at level δ reaches with probability ≥ 1 − false_alarm.
-
-    Exact: the smallest k with P(Bin(trials, δ) > k) ≤ false_alarm. A procedure whose true
-    violation probability is exactly δ fails ``violations <= k`` with probability ≤ 0.001; one that
-    violates more often than δ fails it with a probability that grows with the excess.
-    """
-    k = int(stats.binom.ppf(1.0 - false_alarm, trials, delta))
-    while stats.binom.sf(k, trials, delta) > false_alarm:
-        k += 1
-    return k
 
 
 def test_binomial_tolerance_is_exact():
