@@ -26,6 +26,16 @@
    The seeds are fixed (expert draws: seed 20261202 + scenario index). These results are labelled
    semi-synthetic everywhere and never quoted as the demo's headline.
 
+   Outcome (first run): ``measured`` as expected; the two "null" expectations **failed** — CTD beat
+   calibrated uncertainty by +0.060 (``uniform``) and +0.041 (``no_better``) AUROC at budget 0.3,
+   paired 95% intervals above 0. The premise was wrong, not the procedure: the safety probe is
+   shifted, so its quality differs by source (pool AUROC 0.43–0.98), and an expert of uniform
+   strength (or of the probe's own strength, with independent errors) is then still worth most
+   where the probe is confidently wrong, which the activations reveal and |p − ½| does not. A
+   uniform *expert* is not a uniform *value of delegating*. Added after that run, as the genuine
+   null: ``probe_copy`` — the expert returns the probe's own probability (b = p, v ≡ 0: nothing to
+   gain anywhere); CTD must tie exactly.
+
 Command (repository root, after ``scripts/build_demo_table.py`` wrote the demo table; a few minutes,
 the SmolLM2 activations come from the local cache)::
 
@@ -47,7 +57,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
-SCENARIOS: tuple[str, ...] = ("measured", "uniform", "no_better")
+SCENARIOS: tuple[str, ...] = ("measured", "uniform", "no_better", "probe_copy")
 CURVE_ROWS: tuple[int, ...] = (250, 500, 1000)
 CURVE_REPEATS = 3
 CURVE_ALPHA = 0.3
@@ -77,7 +87,7 @@ def learning_curve(x: Any, frame: Any, experts: list[str]) -> dict[str, Any]:
     from demo_build.smol import SMOL_LAYERS
     from scipy.stats import spearmanr
 
-    from probes.dv_probe import DVProbe
+    from probes.linear import DVProbe
 
     y = frame["label"].to_numpy().astype(int)
     p = frame["probe_prob"].to_numpy()
@@ -112,7 +122,7 @@ def semi_synthetic(x: Any, frame: Any) -> tuple[Any, dict[str, Any]]:
     """The semi-synthetic table and its description (module docstring, part 2)."""
     from demo_build.smol import SMOL_LAYERS
 
-    from probes.dv_probe import DVProbe
+    from probes.linear import DVProbe
 
     y = frame["label"].to_numpy().astype(int)
     p = frame["probe_prob"].to_numpy()
@@ -126,11 +136,15 @@ def semi_synthetic(x: Any, frame: Any) -> tuple[Any, dict[str, Any]]:
         "uniform": dict.fromkeys(sources, _auroc(y[pool], judge[pool])),
         "no_better": {s: _auroc(y[pool & (g == s)], p[pool & (g == s)]) for s in sources},
     }
+    targets["probe_copy"] = targets["no_better"]
     out = frame[["id", "split", "group", "label", "probe_prob"]].copy()
     extra = np.c_[p, np.abs(p - 0.5)]
     realised: dict[str, Any] = {}
     for k, name in enumerate(SCENARIOS):
-        b = synthetic_expert(y, g, {s: targets[name].get(s, 0.5) for s in set(g)}, SEED + k)
+        if name == "probe_copy":
+            b = p.copy()
+        else:
+            b = synthetic_expert(y, g, {s: targets[name].get(s, 0.5) for s in set(g)}, SEED + k)
         v = (2 * y - 1) * (b - p)
         d = DVProbe().fit(x[dev], v[dev], list(SMOL_LAYERS), extra=extra[dev]).predict(x, extra=extra)
         out[f"expert_prob__{name}"] = b

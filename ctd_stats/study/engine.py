@@ -129,6 +129,7 @@ class ExpertStudy:
     split: str = "opt_ht"
     diagnostics: dg.StudyDiagnostics | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    group_sizes: NDArray[np.int64] | None = None  # [group] pool rows per group
 
     def method_index(self, method: str) -> int:
         return METHODS.index(method)
@@ -157,6 +158,11 @@ class ExpertStudy:
         return {meth: faic(self.budgets, m[i], probe, oracle) for i, meth in enumerate(METHODS)}
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types; undefined numbers (NaN: a FAIC with nothing achievable, a correlation
+        of a constant score) become None."""
+        return dict(_finite_or_none(self._raw_dict()))
+
+    def _raw_dict(self) -> dict[str, Any]:
         def rows(metric: str) -> dict[str, list[float]]:
             mm = self.mean(metric)
             return {meth: [float(x) for x in mm[i]] for i, meth in enumerate(METHODS)}
@@ -202,6 +208,7 @@ class ExpertStudy:
             },
             "groups": {
                 "names": list(self.groups),
+                "sizes": None if self.group_sizes is None else [int(x) for x in self.group_sizes],
                 "mean_v": [float(x) for x in self.group_mean_v],
                 "mean_d": [float(x) for x in self.group_mean_d],
                 "rate": {
@@ -222,6 +229,17 @@ class ExpertStudy:
                 self.diagnostics.to_dict(METHODS, self.bootstrap_trials) if self.diagnostics else None
             ),
         }
+
+
+def _finite_or_none(obj: Any) -> Any:
+    """``obj`` with every non-finite float (at any depth of dicts and lists) replaced by None."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_none(v) for v in obj]
+    return obj
 
 
 def _group_codes(group: Sequence[str] | NDArray[np.str_] | None, n: int) -> tuple[tuple[str, ...], NDArray[np.int64]]:
@@ -476,4 +494,5 @@ def run_study(
         seconds_per_call=inputs.seconds_per_call,
         split=split,
         diagnostics=diagnostics,
+        group_sizes=gcount_pool.astype(np.int64),
     )
