@@ -25,7 +25,8 @@ recomputed). Once every stream text has its shard the table is written to
 ``data/demo_build/demo_scores.parquet`` (+ ``build_summary.json``); ``--finalize-partial`` writes
 it from whatever is there.
 
-Command (repository root; about 1 h on 2 free CPU cores, more when they are shared)::
+Command (repository root; about 2.5 h on 2 free CPU cores: 28 shards of 100 texts at about 290 s
+each, then about 10 min for the table; more when the cores are shared)::
 
     nohup .nox/tests/bin/python -W ignore scripts/build_demo_table.py > data/demo_build/build.log 2>&1 &
 
