@@ -176,33 +176,33 @@ def _window_masks(
     return np.asarray(ranks[None, :] < k_item, dtype=bool)
 
 
+def _vector(values: ArrayLike, name: str) -> NDArray[np.float64]:
+    """A 1-D float array without NaN (±inf allowed, as in :mod:`ctd_stats.baselines`)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or np.isnan(arr).any():
+        raise ValueError(f"{name}: expected a 1-D array without NaN")
+    return arr
+
+
 def batch_topk_masks(
     scores: ArrayLike, ks: ArrayLike, batch_size: int, *, partial: PartialBatch = "floor"
 ) -> NDArray[np.bool_]:
     """``batch_topk_delegate(scores, k, batch_size, partial=partial)`` for every k: shape [J, n]."""
-    s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 1 or np.isnan(s).any():
-        raise ValueError("scores: expected a 1-D array without NaN")
     k_arr, bs = _check_ks(ks, batch_size, partial)
-    return _window_masks(-s, k_arr, bs, partial, centred=False)
+    return _window_masks(-_vector(scores, "scores"), k_arr, bs, partial, centred=False)
 
 
 def batch_median_window_masks(
     p: ArrayLike, ks: ArrayLike, batch_size: int, *, partial: PartialBatch = "floor"
 ) -> NDArray[np.bool_]:
     """``batch_median_window_delegate(p, k, batch_size, partial=partial)`` for every k: [J, n]."""
-    s = np.asarray(p, dtype=np.float64)
-    if s.ndim != 1 or np.isnan(s).any():
-        raise ValueError("p: expected a 1-D array without NaN")
     k_arr, bs = _check_ks(ks, batch_size, partial)
-    return _window_masks(s, k_arr, bs, partial, centred=True)
+    return _window_masks(_vector(p, "p"), k_arr, bs, partial, centred=True)
 
 
 def global_oracle_masks(v: ArrayLike, budgets: ArrayLike) -> NDArray[np.bool_]:
     """``global_oracle_delegate(v, α)`` for every α (in [0, 1]): shape [J, n]."""
-    arr = np.asarray(v, dtype=np.float64)
-    if arr.ndim != 1 or np.isnan(arr).any():
-        raise ValueError("v: expected a 1-D array without NaN")
+    arr = _vector(v, "v")
     a = np.atleast_1d(np.asarray(budgets, dtype=np.float64))
     if np.any((a < 0) | (a > 1)) or np.isnan(a).any():
         raise ValueError(f"budgets: must lie in [0, 1], got {a.tolist()}")

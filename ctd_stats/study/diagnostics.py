@@ -216,9 +216,8 @@ def _means(a: NDArray[np.float64]) -> NDArray[np.float64]:
     )
 
 
-def _floats(a: NDArray[np.float64]) -> list[float | None]:
-    """JSON numbers; None where undefined (NaN, e.g. the mean v of a method that never delegated)."""
-    return [float(x) if math.isfinite(x) else None for x in a]
+def _floats(a: NDArray[np.float64]) -> list[float]:
+    return [float(x) for x in a]
 
 
 @dataclass(frozen=True)
