@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from ctd_stats import CascadeData, simulate_cascade_guarantee
-from ctd_stats.fwer import FixedSequence
-from ctd_stats.pareto import calibrate_cascade
+from ctd_stats.stats.fwer import FixedSequence
+from ctd_stats.stats.pareto import calibrate_cascade
 
 
 def strong_expert_world(N: int, seed: int, signal: float) -> CascadeData:

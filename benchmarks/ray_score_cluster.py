@@ -57,7 +57,7 @@ def main() -> None:
     if args.make_corpus:
         make_corpus(Path(args.texts), args.make_corpus)
 
-    from ctd_stats.ray_engine import connect
+    from ctd_stats.engines.ray_engine import connect
     from probes.ray_scoring import ScoringSetup, score_texts, write_parts
 
     ray = connect(args.address)

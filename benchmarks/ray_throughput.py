@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def sweeps(trials: int) -> dict[str, Any]:
-    from ctd_stats.engines import LocalEngine, get_engine
-    from ctd_stats.simulate import make_population
-    from ctd_stats.simulation_grid import simulate_grid
+    from ctd_stats.engines.local import LocalEngine, get_engine
+    from ctd_stats.stats.simulate import make_population
+    from ctd_stats.study.simulation_grid import simulate_grid
 
     kw: dict[str, Any] = {"sizes": [1000], "budgets": [0.3], "procedures": ["fixed_sequence", "bonferroni"],
                           "delta": 0.1, "trials": trials, "seed": 0}
@@ -95,7 +95,7 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
-    from ctd_stats.ray_engine import init_local
+    from ctd_stats.engines.ray_engine import init_local
 
     init_local(num_cpus=args.cpus)
     try:

@@ -41,9 +41,9 @@ def write_certificate(path: Path) -> Path:
     """A one-entry certificate (τ = 0.5, budget 0.2) built with the core's models."""
     import numpy as np
 
-    from ctd_stats.certificate import ASSUMPTION, Certificate
-    from ctd_stats.certify import budget_certificate
-    from ctd_stats.ltt import calibrate_budget
+    from ctd_stats.certificate.build import budget_certificate
+    from ctd_stats.certificate.model import ASSUMPTION, Certificate
+    from ctd_stats.stats.ltt import calibrate_budget
 
     # A real calibration (uniform DV scores, budget 0.2): a sealed, internally consistent certificate.
     scores = np.random.default_rng(0).random(4000)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ctd_stats import CascadeData, simulate_cascade_guarantee
-from ctd_stats.intervals import clopper_pearson
+from ctd_stats.stats.intervals import clopper_pearson
 
 N_POP = 200_000
 

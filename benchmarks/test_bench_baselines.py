@@ -1,4 +1,4 @@
-"""Benchmarks of the batch delegation baselines (ctd_stats.baselines).
+"""Benchmarks of the batch delegation baselines (ctd_stats.stats.baselines).
 
 Sizes from the issue: 10^6 scores, B = 128, and 200 trials' worth of batching (200 random stream
 orders of a 5,000-item evaluation split = 10^6 scored positions), plus the paper's full sweep of
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ctd_stats.baselines import (
+from ctd_stats.stats.baselines import (
     batch_median_window_delegate,
     batch_topk_delegate,
     calibrated_uncertainty,

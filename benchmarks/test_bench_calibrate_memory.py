@@ -35,8 +35,8 @@ TARGET_RATIO = 3.0
 
 _CHILD = r"""
 import json, resource, sys, time
-from ctd_stats.cli import main
-import ctd_stats.certify, ctd_stats.table, pandas, pyarrow.parquet, scipy.stats  # noqa: F401
+from ctd_stats.cli.entry import main
+import ctd_stats.certificate.build, ctd_stats.table.score_table, pandas, pyarrow.parquet, scipy.stats  # noqa: F401
 
 def peak_mb():
     # VmHWM is this process's own high-water mark; ru_maxrss is not: Linux carries the parent's

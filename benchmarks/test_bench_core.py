@@ -22,7 +22,7 @@ from ctd_stats import (
     make_population,
     simulate_budget_guarantee,
 )
-from ctd_stats.fwer import FixedSequence
+from ctd_stats.stats.fwer import FixedSequence
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctd_stats.budget_sweep import cascade_thresholds
-from ctd_stats.pareto import CascadeData, calibrate_cascade
-from ctd_stats.study.engine import StudyInputs, run_study
+from ctd_stats.stats.pareto import CascadeData, calibrate_cascade
+from ctd_stats.stats.sweep import cascade_thresholds
+from ctd_stats.study.runner import StudyInputs, run_study
 
 TARGET_SECONDS = 5.0
 TABLE = Path(__file__).resolve().parents[1] / "ctd_stats" / "data" / "demo_scores.parquet"

@@ -17,28 +17,28 @@ from ctd_stats._version import __version__
 #: Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
     "CTDInputError": "ctd_stats.errors",
-    "PowerWarning": "ctd_stats.fwer",
-    "Calibration": "ctd_stats.ltt",
-    "calibrate_budget": "ctd_stats.ltt",
-    "calibrate_budget_batch": "ctd_stats.ltt",
-    "budget_threshold": "ctd_stats.ltt",
-    "randomized_budget_threshold": "ctd_stats.randomized",
-    "certified_count": "ctd_stats.ltt",
-    "expected_rate": "ctd_stats.planning",
-    "violation_probability": "ctd_stats.planning",
-    "CascadeCalibration": "ctd_stats.pareto",
-    "CascadeData": "ctd_stats.pareto",
-    "calibrate_cascade": "ctd_stats.pareto",
-    "pareto_front": "ctd_stats.pareto",
-    "certifiable_budget": "ctd_stats.planning",
-    "min_calibration_size": "ctd_stats.planning",
-    "chernoff_size": "ctd_stats.planning",
-    "SimulationResult": "ctd_stats.simulate",
-    "make_population": "ctd_stats.simulate",
-    "simulate_budget_guarantee": "ctd_stats.simulate",
-    "simulate_cascade_guarantee": "ctd_stats.simulate",
-    "Cascade": "ctd_stats.cascade",
-    "clopper_pearson": "ctd_stats.intervals",
+    "PowerWarning": "ctd_stats.stats.fwer",
+    "Calibration": "ctd_stats.stats.ltt",
+    "calibrate_budget": "ctd_stats.stats.ltt",
+    "calibrate_budget_batch": "ctd_stats.stats.ltt",
+    "budget_threshold": "ctd_stats.stats.ltt",
+    "randomized_budget_threshold": "ctd_stats.stats.randomized",
+    "certified_count": "ctd_stats.stats.ltt",
+    "expected_rate": "ctd_stats.stats.planning",
+    "violation_probability": "ctd_stats.stats.planning",
+    "CascadeCalibration": "ctd_stats.stats.pareto",
+    "CascadeData": "ctd_stats.stats.pareto",
+    "calibrate_cascade": "ctd_stats.stats.pareto",
+    "pareto_front": "ctd_stats.stats.pareto",
+    "certifiable_budget": "ctd_stats.stats.planning",
+    "min_calibration_size": "ctd_stats.stats.planning",
+    "chernoff_size": "ctd_stats.stats.planning",
+    "SimulationResult": "ctd_stats.stats.simulate",
+    "make_population": "ctd_stats.stats.simulate",
+    "simulate_budget_guarantee": "ctd_stats.stats.simulate",
+    "simulate_cascade_guarantee": "ctd_stats.stats.simulate",
+    "Cascade": "ctd_stats.certificate.cascade",
+    "clopper_pearson": "ctd_stats.stats.intervals",
 }
 
 __all__ = [
@@ -69,27 +69,32 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from ctd_stats.cascade import Cascade
+    from ctd_stats.certificate.cascade import Cascade
     from ctd_stats.errors import CTDInputError
-    from ctd_stats.fwer import PowerWarning
-    from ctd_stats.intervals import clopper_pearson
-    from ctd_stats.ltt import (
+    from ctd_stats.stats.fwer import PowerWarning
+    from ctd_stats.stats.intervals import clopper_pearson
+    from ctd_stats.stats.ltt import (
         Calibration,
         budget_threshold,
         calibrate_budget,
         calibrate_budget_batch,
         certified_count,
     )
-    from ctd_stats.pareto import CascadeCalibration, CascadeData, calibrate_cascade, pareto_front
-    from ctd_stats.planning import (
+    from ctd_stats.stats.pareto import (
+        CascadeCalibration,
+        CascadeData,
+        calibrate_cascade,
+        pareto_front,
+    )
+    from ctd_stats.stats.planning import (
         certifiable_budget,
         chernoff_size,
         expected_rate,
         min_calibration_size,
         violation_probability,
     )
-    from ctd_stats.randomized import randomized_budget_threshold
-    from ctd_stats.simulate import (
+    from ctd_stats.stats.randomized import randomized_budget_threshold
+    from ctd_stats.stats.simulate import (
         SimulationResult,
         make_population,
         simulate_budget_guarantee,

@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
         help="also write the deployable monitor (fitted safety and DV probes) for `ctd serve --probes DIR`",
     )
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
-    from ctd_stats.engines import add_engine_arguments
+    from ctd_stats.engines.local import add_engine_arguments
 
     add_engine_arguments(p)
     p.add_argument(
@@ -59,7 +59,7 @@ def _activations_on_ray(pspec: Any, args: argparse.Namespace, log: Any) -> None:
         model=pspec.model, layers=tuple(pspec.layers) if pspec.layers else None, pooling=pspec.pooling,
         max_length=pspec.max_length, batch_size=pspec.batch_size, cache_dir=str(cache_dir(pspec.cache_dir)),
     )
-    from ctd_stats.ray_engine import connect
+    from ctd_stats.engines.ray_engine import connect
 
     ray = connect(args.address)
     actors = args.actors or max(1, int(ray.cluster_resources().get("GPU", 0)))
@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``ctd scores``."""
     from pathlib import Path
 
-    from ctd_stats.commands._progress import quiet_library_progress
-    from ctd_stats.commands.validate import require_probes_installed
-    from ctd_stats.spec import load_spec
+    from ctd_stats.cli.progress import quiet_library_progress
+    from ctd_stats.cli.validate import require_probes_installed
+    from ctd_stats.spec.cascade_spec import load_spec
 
     quiet_library_progress()
     spec = load_spec(args.spec)

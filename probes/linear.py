@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ctd_stats.errors import CTDInputError
-from ctd_stats.study.metrics import auroc
+from ctd_stats.stats.metrics import auroc
 
 __all__ = ["DVProbe", "SafetyProbe", "auroc", "out_of_fold_proba", "stratified_folds"]
 

@@ -105,7 +105,7 @@ class BuiltScores:
     """What :func:`build_score_table` produced: the frame, per-expert metadata and the summary.
 
     The file format belongs to the core: :meth:`write` hands the frame to
-    :func:`ctd_stats.table.write_score_table`.
+    :func:`ctd_stats.table.score_table.write_score_table`.
     """
 
     def __init__(
@@ -131,7 +131,7 @@ class BuiltScores:
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the score table atomically (Parquet, or CSV by suffix) with its metadata."""
-        from ctd_stats.table import write_score_table
+        from ctd_stats.table.score_table import write_score_table
 
         return write_score_table(self.frame, path, experts=self.experts_meta, probes_summary=self.summary.model_dump())
 
@@ -166,7 +166,7 @@ def training_splits(
     """The probes' training splits: ``"train"`` / ``"dev"`` / ``""`` per row, stratified by (group, label), seeded.
 
     ``""`` rows form the calibration/evaluation pool, which the core's
-    :func:`ctd_stats.table.fill_splits` later splits into opt/ht/eval.
+    :func:`ctd_stats.table.score_table.fill_splits` later splits into opt/ht/eval.
 
     In each stratum of size m the first ``round(m * train_fraction)`` rows of a random order go to
     train and the next ``round(m * dev_fraction)`` to dev.
@@ -321,7 +321,7 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     """
     import torch
 
-    from ctd_stats.delegation import dv_targets
+    from ctd_stats.stats.dv_targets import dv_targets
     from probes.activations import ActivationExtractor
     from probes.assets import cache_dir, load_model
     from probes.linear import DVProbe, SafetyProbe, auroc, out_of_fold_proba

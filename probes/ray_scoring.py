@@ -120,7 +120,7 @@ def _dataset(ray: Any, texts: pd.DataFrame | str | Path) -> tuple[Any, int]:
         return ray.data.from_pandas(frame), len(frame)
     import pyarrow.parquet as pq
 
-    from ctd_stats.audit.logs import parquet_parts
+    from ctd_stats.audit.logs.reader import parquet_parts
 
     parts = [str(p.resolve()) for p in parquet_parts(texts)]
     n = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
@@ -151,14 +151,14 @@ def score_texts(
     batch_rows : int
         Rows per ``map_batches`` batch (the unit of retry).
     address : str, optional
-        Cluster address (see :func:`ctd_stats.ray_engine.connect`).
+        Cluster address (see :func:`ctd_stats.engines.ray_engine.connect`).
     gpus_per_actor : float, optional
         Default: 1 when the cluster has GPUs, else 0.
     cpus_per_actor : float
         CPUs reserved per actor; leave some CPU free for the reading stage (actors × CPUs below
         the cluster's CPUs), or the pipeline waits for a CPU that never frees.
     """
-    from ctd_stats.ray_engine import connect
+    from ctd_stats.engines.ray_engine import connect
 
     ray = connect(address)
     ray.data.DataContext.get_current().execution_options.preserve_order = True

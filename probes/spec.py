@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ctd_stats.spec_blocks import register_block_model
+from ctd_stats.spec.blocks import register_block_model
 
 __all__ = ["DatasetEntry", "ExpertEntry", "ProbesSpec"]
 
@@ -194,5 +194,5 @@ class ProbesSpec(BaseModel):
 
 
 # The core validates a spec's `probes:` block with this model once the probes layer is imported
-# (the CLI's composition root, ctd_stats.commands._plugins, does that).
+# (the CLI's composition root, ctd_stats.cli.plugins, does that).
 register_block_model("probes", ProbesSpec)

@@ -83,9 +83,9 @@ def _table(props: dict[str, Any]) -> list[str]:
 
 
 def render() -> str:
-    """The Markdown reference, from :func:`ctd_stats.spec.spec_json_schema`."""
-    from ctd_stats.commands._plugins import load_plugins
-    from ctd_stats.spec import spec_json_schema
+    """The Markdown reference, from :func:`ctd_stats.spec.cascade_spec.spec_json_schema`."""
+    from ctd_stats.cli.plugins import load_plugins
+    from ctd_stats.spec.cascade_spec import spec_json_schema
 
     load_plugins()  # the probes block's schema, as `ctd schema` shows it
 

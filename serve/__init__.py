@@ -2,5 +2,5 @@
 
 It sits above both layers (``ctd_stats`` and ``probes``); nothing in either imports it. FastAPI and
 uvicorn come with the ``serve`` extra (``pip install -e '.[serve]'``); importing
-:mod:`serve.engine` or :mod:`serve.decisionlog` needs neither.
+:mod:`serve.gateway` or :mod:`serve.decisionlog` needs neither.
 """

@@ -27,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from serve.config import Token
-from serve.engine import ExpertUnavailable, Gateway, InputError
+from serve.gateway import ExpertUnavailable, Gateway, InputError
 from serve.schemas import BatchRequest, DecideRequest
 
 log = logging.getLogger("ctd.serve")

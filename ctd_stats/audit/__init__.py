@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from ctd_stats.audit.audit import AuditResult, audit_log
 from ctd_stats.audit.drift import ScoreReference, reference_from_scores
 from ctd_stats.audit.monitor import (
     BetaPrior,
@@ -15,7 +14,8 @@ from ctd_stats.audit.monitor import (
     default_prior,
     simulate_alarm_times,
 )
-from ctd_stats.intervals import binomial_exceedance_pvalue, clopper_pearson, fixed_n_audit
+from ctd_stats.audit.run import AuditResult, audit_log
+from ctd_stats.stats.intervals import binomial_exceedance_pvalue, clopper_pearson, fixed_n_audit
 
 __all__ = [
     "AuditResult",

@@ -37,8 +37,8 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from ctd_stats.audit.result import DriftSummary
+from ctd_stats.certificate.reference import REFERENCE_QUANTILES, ScoreReference
 from ctd_stats.errors import CTDInputError
-from ctd_stats.score_reference import REFERENCE_QUANTILES, ScoreReference
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from ctd_stats.audit.monitor import BudgetMonitor
-from ctd_stats.intervals import FixedNResult
+from ctd_stats.stats.intervals import FixedNResult
 
 SCHEMA_VERSION = "ctd.audit/1"
 

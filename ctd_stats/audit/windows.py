@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from ctd_stats.audit.result import RateRow, _fmt_ts
 from ctd_stats.errors import CTDInputError
-from ctd_stats.intervals import clopper_pearson
+from ctd_stats.stats.intervals import clopper_pearson
 
 #: Most windows an audit tracks (a finer window is a bad-input error).
 MAX_WINDOWS = 100_000

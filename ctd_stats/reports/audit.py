@@ -1,7 +1,7 @@
 """The audit report: plain-language verdict first, then the evidence (Markdown + self-contained HTML).
 
 :func:`write_audit` writes ``audit.json``, ``audit.md`` and ``audit.html`` into a directory in one
-atomic step (:func:`ctd_stats.outputs.output_set`).
+atomic step (:func:`ctd_stats.reports.outputs.output_set`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ctd_stats.audit.audit import AuditResult, RateRow
-from ctd_stats.outputs import output_set
+from ctd_stats.audit.run import AuditResult, RateRow
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.reports.outputs import output_set
 
 #: Rows shown in the report's window and group tables (audit.json has all of them).
 MAX_TABLE_ROWS = 60
@@ -333,7 +333,7 @@ AUDIT_FILES = ("audit.json", "audit.md", "audit.html")
 
 
 def write_audit(result: AuditResult, out_dir: str | Path, *, force: bool = False) -> dict[str, Path]:
-    """Write ``audit.json``, ``audit.md`` and ``audit.html`` into ``out_dir`` (see :mod:`ctd_stats.outputs`).
+    """Write ``audit.json``, ``audit.md`` and ``audit.html`` into ``out_dir`` (see :mod:`ctd_stats.reports.outputs`).
 
     Only those three files (and ``manifest.json``) are written, each atomically; another run's
     outputs in ``out_dir`` are refused unless ``force``.

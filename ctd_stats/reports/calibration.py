@@ -1,6 +1,6 @@
 """The calibration report: what was certified, shown and explained for a person.
 
-Built from a :class:`~ctd_stats.certify.CalibrationOutcome` as a
+Built from a :class:`~ctd_stats.certificate.build.CalibrationOutcome` as a
 :class:`~ctd_stats.report.Report`: a plain-language summary first, then per expert and budget the
 delegation-rate curve on ``ht`` with the certified region and the budget line, the p-values against
 the threshold with the δ line, the Pareto front on ``opt`` with the chosen point, and the realized
@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ctd_stats.certificate import BudgetCertificate
-from ctd_stats.certify import CalibrationOutcome, EvalSummary, ExpertData
-from ctd_stats.ltt import Calibration
+from ctd_stats.certificate.build import CalibrationOutcome, EvalSummary, ExpertData
+from ctd_stats.certificate.model import BudgetCertificate
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.stats.ltt import Calibration
 
 _BLUE, _GREEN, _RED, _GREY, _ORANGE = "#2a6fdb", "#2e8b3a", "#c62828", "#9e9e9e", "#e08000"
 

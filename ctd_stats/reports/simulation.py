@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
-from ctd_stats.simulation_grid import COLUMNS, violates_beyond_doubt
+from ctd_stats.study.simulation_grid import COLUMNS, violates_beyond_doubt
 
 
 def plot(rows: list[dict[str, Any]]) -> MplFigure:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ctd_stats.reports.document import Figure, Heading, Links, Paragraph, Report, Table
 from ctd_stats.reports.study_diagnostics import delta_sentence, diagnostic_blocks, verdict_counts
-from ctd_stats.study.engine import CERTIFIED_METHODS, METHOD_LABELS, METHODS, ExpertStudy
+from ctd_stats.study.runner import CERTIFIED_METHODS, METHOD_LABELS, METHODS, ExpertStudy
 
 COLORS = {
     "ctd": "#1f77b4",
@@ -72,7 +72,7 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[1]
-    from ctd_stats.intervals import clopper_pearson
+    from ctd_stats.stats.intervals import clopper_pearson
 
     freq = s.bootstrap_violations / s.bootstrap_trials
     ci = np.column_stack(clopper_pearson(s.bootstrap_violations, s.bootstrap_trials, alpha=0.05))
@@ -203,7 +203,7 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
     ))
     blocks.extend(diagnostic_blocks(s))
     blocks.append(_budget_figure(s))
-    from ctd_stats.intervals import clopper_pearson
+    from ctd_stats.stats.intervals import clopper_pearson
 
     exceed, reps = s.eval_exceedance("ctd")
     vrows = []

@@ -8,7 +8,7 @@ import numpy as np
 
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Table
 from ctd_stats.study import diagnostics as dg
-from ctd_stats.study.engine import METHOD_LABELS, METHODS, REFERENCE, ExpertStudy
+from ctd_stats.study.runner import METHOD_LABELS, METHODS, REFERENCE, ExpertStudy
 
 #: The budget the summary sentence is written for (the nearest one of the grid).
 HEADLINE_BUDGET = 0.3
@@ -149,7 +149,7 @@ def diagnostic_blocks(s: ExpertStudy) -> list[Any]:
         ["budget", *(f"{m} B={bs}" for m in dg.BATCH_METHODS for bs in dg.BATCH_SIZES)],
         brow, caption="Batch top-k cascade AUROC at the paper's batch sizes (mean over splits).",
     ))
-    from ctd_stats.intervals import clopper_pearson
+    from ctd_stats.stats.intervals import clopper_pearson
 
     t = s.bootstrap_trials
     vrows = []

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ctd_stats.study.metrics import auroc_rows, cascade_auroc_rows
+from ctd_stats.stats.metrics import auroc_rows, cascade_auroc_rows
 
 #: Scores ranked by the ranking-only curves.
 RANKINGS: tuple[str, ...] = ("dv", "uncertainty", "ceiling")
@@ -69,7 +69,7 @@ def batch_masks(
     p: NDArray[np.float64], d: NDArray[np.float64], alphas: NDArray[np.float64]
 ) -> NDArray[np.bool_]:
     """Batch top-k masks [method (unc_topk, dv_topk), batch size, budget, n] in stream order."""
-    from ctd_stats.budget_sweep import batch_median_window_masks, batch_topk_masks
+    from ctd_stats.stats.sweep import batch_median_window_masks, batch_topk_masks
 
     out = np.zeros((len(BATCH_METHODS), len(BATCH_SIZES), alphas.size, p.size), dtype=bool)
     for si, bs in enumerate(BATCH_SIZES):

@@ -7,8 +7,8 @@ budgets): for each budget the number of trials whose certified τ̂ delegates mo
 the pool is then Binomial(trials, P(violation)) with P(violation) ≤ δ by the guarantee, which
 :mod:`ctd_stats.reports.study` and the tests check with an exact binomial tolerance.
 
-Two arms: the Pareto arm (:func:`~ctd_stats.budget_sweep.cascade_thresholds`, the deployed
-procedure, with the study's split) and the budget-only arm (:func:`~ctd_stats.budget_sweep.budget_thresholds`
+Two arms: the Pareto arm (:func:`~ctd_stats.stats.sweep.cascade_thresholds`, the deployed
+procedure, with the study's split) and the budget-only arm (:func:`~ctd_stats.stats.sweep.budget_thresholds`
 on all ``n_cal`` rows). Cost: ``trials`` × O(n_cal log n_cal) for the Pareto arm (a loop over
 trials, each vectorised over budgets) and one row-wise sort of a (trials, n_cal) matrix for the
 budget-only arm.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ctd_stats.budget_sweep import budget_thresholds, cascade_thresholds
-from ctd_stats.pareto import CascadeData
-from ctd_stats.simulate import RATE_TOLERANCE
+from ctd_stats.stats.pareto import CascadeData
+from ctd_stats.stats.simulate import RATE_TOLERANCE
+from ctd_stats.stats.sweep import budget_thresholds, cascade_thresholds
 
 
 def pool_rates(pool_sorted: NDArray[np.float64], taus: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctd_stats.cli import main
+from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_NOT_CERTIFIED, EXIT_OK
 from tests.conftest import score_frame, write_frame
 

@@ -1,4 +1,4 @@
-"""Tests of ctd_stats.baselines against brute-force loops, plus property tests."""
+"""Tests of ctd_stats.stats.baselines against brute-force loops, plus property tests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctd_stats.baselines import (
+from ctd_stats.stats.baselines import (
     batch_median_window_delegate,
     batch_topk_delegate,
     calibrated_uncertainty,
@@ -325,5 +325,5 @@ def test_paper_k_grid():
 
 
 def test_module_does_not_import_torch():
-    code = "import sys, ctd_stats.baselines; sys.exit('torch' in sys.modules)"
+    code = "import sys, ctd_stats.stats.baselines; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -7,20 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctd_stats.baselines import (
+from ctd_stats.stats.baselines import (
     batch_median_window_delegate,
     batch_topk_delegate,
     global_oracle_delegate,
 )
-from ctd_stats.budget_sweep import (
+from ctd_stats.stats.ltt import budget_threshold, calibrate_budget_batch
+from ctd_stats.stats.pareto import CascadeData, calibrate_cascade
+from ctd_stats.stats.sweep import (
     batch_median_window_masks,
     batch_topk_masks,
     budget_thresholds,
     cascade_thresholds,
     global_oracle_masks,
 )
-from ctd_stats.ltt import budget_threshold, calibrate_budget_batch
-from ctd_stats.pareto import CascadeData, calibrate_cascade
 
 BUDGETS = np.round(np.arange(0.02, 0.99, 0.04), 2)
 

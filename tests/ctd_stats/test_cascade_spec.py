@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ctd_stats.cli import main
+from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, CTDInputError
-from ctd_stats.spec import CascadeSpec, load_spec, spec_json_schema
-from ctd_stats.yaml_loader import parse_yaml
+from ctd_stats.spec.cascade_spec import CascadeSpec, load_spec, spec_json_schema
+from ctd_stats.spec.loader import parse_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "specs").glob("*.yaml"))

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from ctd_stats.cascade import Cascade
-from ctd_stats.certificate import SCHEMA_VERSION, Certificate, load_certificate
-from ctd_stats.cli import main
+from ctd_stats.certificate.cascade import Cascade
+from ctd_stats.certificate.model import SCHEMA_VERSION, Certificate, load_certificate
+from ctd_stats.cli.entry import main
 from ctd_stats.errors import CTDInputError
 
 TOP_KEYS = [

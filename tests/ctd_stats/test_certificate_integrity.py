@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from ctd_stats.cascade import Cascade
-from ctd_stats.certificate import load_certificate
-from ctd_stats.certificate_integrity import KEY_ENV, KEY_FILE_ENV, canonical_bytes, key_id
-from ctd_stats.cli import main
+from ctd_stats.certificate.cascade import Cascade
+from ctd_stats.certificate.model import load_certificate
+from ctd_stats.certificate.seal import KEY_ENV, KEY_FILE_ENV, canonical_bytes, key_id
+from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
 
 
@@ -200,7 +200,7 @@ def test_every_calibration_yields_a_consistent_certificate(tmp_path, table_tools
 def test_large_grid_records_the_fixed_sequence_boundary(tmp_path, table_tools, extra, monkeypatch):
     """5,000 rows, budget-only: the grid has thousands of thresholds; the certificate keeps the two
     that decide everything, stays consistent, and a forged boundary is still caught."""
-    monkeypatch.setattr("ctd_stats.certify.MAX_RECORDED_TESTS", 1000 if extra else 20)  # fronts are short
+    monkeypatch.setattr("ctd_stats.certificate.build.MAX_RECORDED_TESTS", 1000 if extra else 20)  # fronts are short
     path = _calibrate(tmp_path, table_tools, extra=extra, n=5000)
     raw = json.loads(path.read_text())
     for r in raw["results"]:

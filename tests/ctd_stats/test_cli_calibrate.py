@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from ctd_stats.certificate import load_certificate
-from ctd_stats.cli import main
+from ctd_stats.certificate.model import load_certificate
+from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_NOT_CERTIFIED, EXIT_OK
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctd_stats.cli import main
+from ctd_stats.cli.entry import main
 
 
 def _table(path: Path, n=600, seed=0):

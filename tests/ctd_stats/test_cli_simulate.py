@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from ctd_stats.cli import main
+from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_OK
 
 

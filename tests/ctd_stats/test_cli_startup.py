@@ -12,7 +12,7 @@ HEAVY = ("numpy", "scipy", "pandas", "matplotlib", "torch", "transformers", "pyd
 def test_parser_and_plugins_import_nothing_heavy() -> None:
     code = (
         "import json, sys\n"
-        "from ctd_stats.cli import build_parser\n"
+        "from ctd_stats.cli.entry import build_parser\n"
         "build_parser().format_help()\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
@@ -21,9 +21,9 @@ def test_parser_and_plugins_import_nothing_heavy() -> None:
 
 
 def test_the_probes_block_is_still_validated_after_lazy_registration(tmp_path) -> None:
-    from ctd_stats.commands._plugins import load_plugins
-    from ctd_stats.spec import load_spec
-    from ctd_stats.spec_blocks import block_model
+    from ctd_stats.cli.plugins import load_plugins
+    from ctd_stats.spec.blocks import block_model
+    from ctd_stats.spec.cascade_spec import load_spec
 
     load_plugins()
     assert block_model("probes").__name__ == "ProbesSpec"

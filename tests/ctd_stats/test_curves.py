@@ -1,6 +1,6 @@
 import numpy as np
 
-from ctd_stats.curves import SortedScores, cascade_error_counts, delegation_counts
+from ctd_stats.stats.curves import SortedScores, cascade_error_counts, delegation_counts
 
 
 def test_counts_and_errors_match_loops_with_ties():

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctd_stats.delegation import binary_dv, continuous_dv, dv_targets
 from ctd_stats.errors import CTDInputError
+from ctd_stats.stats.dv_targets import binary_dv, continuous_dv, dv_targets
 
 probs = st.floats(0.0, 1.0, allow_nan=False)
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ctd_stats.cli import main
-from ctd_stats.study.engine import METHODS
+from ctd_stats.cli.entry import main
+from ctd_stats.study.runner import METHODS
 from tests.conftest import binomial_tolerance
 
 ROOT = Path(__file__).resolve().parents[2]

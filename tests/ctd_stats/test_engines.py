@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ctd_stats.engines import LocalEngine, get_engine
+from ctd_stats.engines.local import LocalEngine, get_engine
 from ctd_stats.errors import CTDInputError
 
 
@@ -24,7 +24,7 @@ def test_engine_errors() -> None:
 
 
 def test_bad_address_form() -> None:
-    from ctd_stats.ray_engine import check_reachable
+    from ctd_stats.engines.ray_engine import check_reachable
 
     with pytest.raises(CTDInputError, match="expected auto, HOST:PORT"):
         check_reachable("ray://nohostport")
@@ -35,14 +35,14 @@ def test_bad_address_form() -> None:
 def test_local_path_imports_no_ray(tmp_path) -> None:
     code = (
         "import sys\n"
-        "from ctd_stats.cli import main\n"
+        "from ctd_stats.cli.entry import main\n"
         "assert main(['simulate', '--trials', '50', '--json']) == 0\n"
         "import pandas as pd, numpy as np\n"
         "pd.DataFrame({'ts': np.arange(50.0), 'delegated': np.arange(50) % 5 == 0}).to_parquet("
         f"r'{tmp_path}/log.parquet')\n"
-        "from ctd_stats.audit.audit import audit_log\n"
+        "from ctd_stats.audit.run import audit_log\n"
         f"audit_log(r'{tmp_path}', threshold=0.5, budget=0.3)\n"
-        "import ctd_stats.study.engine, ctd_stats.engines, probes.commands\n"
+        "import ctd_stats.study.runner, ctd_stats.engines.local, probes.commands\n"
         "assert 'ray' not in sys.modules, 'ray imported'\n"
         "print('ok')\n"
     )

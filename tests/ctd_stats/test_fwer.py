@@ -5,7 +5,13 @@ from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
 
 from ctd_stats.errors import CTDInputError
-from ctd_stats.fwer import Bonferroni, BonferroniSplitChains, FixedSequence, Holm, get_procedure
+from ctd_stats.stats.fwer import (
+    Bonferroni,
+    BonferroniSplitChains,
+    FixedSequence,
+    Holm,
+    get_procedure,
+)
 
 pv = st.lists(st.floats(0, 1), min_size=1, max_size=60).map(np.array)
 
@@ -64,7 +70,7 @@ def test_power_warning_on_full_grid_bonferroni_and_holm():
     import warnings
 
     from ctd_stats import PowerWarning, calibrate_budget, calibrate_cascade
-    from ctd_stats.pareto import CascadeData
+    from ctd_stats.stats.pareto import CascadeData
 
     assert issubclass(PowerWarning, UserWarning)
     x = np.random.default_rng(0).random(200)

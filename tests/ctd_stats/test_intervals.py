@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from ctd_stats.intervals import binomial_exceedance_pvalue, clopper_pearson, fixed_n_audit
+from ctd_stats.stats.intervals import binomial_exceedance_pvalue, clopper_pearson, fixed_n_audit
 
 CASES = [(0, 1), (1, 1), (0, 50), (3, 50), (50, 50), (17, 200), (1234, 10_000), (9999, 10_000)]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ctd_stats.cli import main
+from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, CTDInputError
-from ctd_stats.outputs import MANIFEST, check_manifest, output_set
+from ctd_stats.reports.outputs import MANIFEST, check_manifest, output_set
 
 SPEC = """
 data: {table: scores.parquet}
@@ -121,7 +121,7 @@ def test_interrupt_in_a_command_exits_130_without_traceback(make_table, write_sp
     def boom(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ctd_stats.certify.calibrate_spec", boom)
+    monkeypatch.setattr("ctd_stats.certificate.build.calibrate_spec", boom)
     assert main(["calibrate", str(spec)]) == EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "Traceback" not in err and "interrupted" in err

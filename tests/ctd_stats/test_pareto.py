@@ -150,7 +150,7 @@ def test_max_p_order_depends_on_opt_only():
     np.testing.assert_array_equal(a.test_order, b.test_order)
     np.testing.assert_array_equal(np.sort(a.test_order), np.arange(a.thresholds.size))
     # first tested: the smallest max p-value on opt
-    from ctd_stats.pvalues import binomial_pvalue
+    from ctd_stats.stats.pvalues import binomial_pvalue
 
     p_opt = np.maximum(
         binomial_pvalue(np.round(a.front_rates * opt.n).astype(int), opt.n, 0.3),

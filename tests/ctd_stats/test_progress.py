@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ctd_stats.commands import _progress
-from ctd_stats.commands._progress import LineProgress, progress
+from ctd_stats.cli import progress as _progress
+from ctd_stats.cli.progress import LineProgress, progress
 
 
 class FakeClock:

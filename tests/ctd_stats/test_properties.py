@@ -9,18 +9,18 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctd_stats.cascade import Cascade
-from ctd_stats.certificate import (
+from ctd_stats.certificate.cascade import Cascade
+from ctd_stats.certificate.model import (
     ASSUMPTION,
     BudgetCertificate,
     Certificate,
     TestedThreshold,
     load_certificate,
 )
-from ctd_stats.fwer import FixedSequence
-from ctd_stats.pareto import pareto_front
-from ctd_stats.pvalues import binomial_pvalue
-from ctd_stats.score_reference import ScoreReference
+from ctd_stats.certificate.reference import ScoreReference
+from ctd_stats.stats.fwer import FixedSequence
+from ctd_stats.stats.pareto import pareto_front
+from ctd_stats.stats.pvalues import binomial_pvalue
 
 
 def _front_brute_force(counts: list[int], errors: list[int]) -> list[int]:

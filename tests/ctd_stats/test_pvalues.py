@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from ctd_stats.errors import CTDInputError
-from ctd_stats.pvalues import (
+from ctd_stats.stats.pvalues import (
     bentkus_pvalue,
     binomial_pvalue,
     hb_pvalue,

@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 from scipy.stats import binom, binomtest
 
-from ctd_stats import planning
-from ctd_stats.certificate import load_certificate
-from ctd_stats.cli import main
+from ctd_stats.certificate.model import load_certificate
+from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_OK, CTDInputError
-from ctd_stats.randomized import expected_rate, randomized_budget_threshold, violation_probability
+from ctd_stats.stats import planning
+from ctd_stats.stats.randomized import (
+    expected_rate,
+    randomized_budget_threshold,
+    violation_probability,
+)
 
 
 def test_exact_level_is_delta_and_more_of_the_budget_is_spent():

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctd_stats.cli import main
+from ctd_stats.cli.entry import main
 from tests.conftest import binomial_tolerance
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -50,8 +50,8 @@ def test_simulation_grid_matches_the_exact_reference():
     """The simulator agrees with the closed forms (n = 20, budget 0.3, δ = 0.1: P = 0.0355, E = 3/21)."""
     from scipy.stats import binomtest
 
-    from ctd_stats.simulate import make_population
-    from ctd_stats.simulation_grid import simulate_grid
+    from ctd_stats.stats.simulate import make_population
+    from ctd_stats.study.simulation_grid import simulate_grid
 
     rows = simulate_grid(make_population("uniform"), sizes=[20], budgets=[0.3],
                          procedures=["fixed_sequence", "bonferroni"], delta=0.1, trials=20_000, seed=7)

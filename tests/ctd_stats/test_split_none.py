@@ -8,8 +8,8 @@ from scipy import stats
 
 from ctd_stats import CascadeData, calibrate_budget, calibrate_cascade, simulate_cascade_guarantee
 from ctd_stats.errors import CTDInputError
-from ctd_stats.ltt import certified_count
-from ctd_stats.spec import CalibrationSpec
+from ctd_stats.spec.cascade_spec import CalibrationSpec
+from ctd_stats.stats.ltt import certified_count
 
 
 def _data(rng, n, expert_acc=0.9, signal=1.5):

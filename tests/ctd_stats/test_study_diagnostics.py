@@ -8,9 +8,9 @@ import pytest
 
 from ctd_stats.reports.study import build_study_report, expert_summary
 from ctd_stats.reports.study_diagnostics import delta_sentence
+from ctd_stats.stats.metrics import auroc_rows
 from ctd_stats.study import METHODS, StudyInputs, run_study
 from ctd_stats.study import diagnostics as dg
-from ctd_stats.study.metrics import auroc_rows
 
 
 def _world(n, seed, dv_noise):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ctd_stats.stats.metrics import auroc_rows, cascade_auroc_rows
 from ctd_stats.study.diagnostics import cascade_metrics
-from ctd_stats.study.metrics import auroc_rows, cascade_auroc_rows
 
 
 @pytest.mark.parametrize("n,levels", [(2, None), (50, None), (400, None), (300, 6), (97, 2)])

@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ctd_stats.cli import main
+from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, CTDInputError
-from ctd_stats.table import ColumnNames, ExpertColumnNames, fill_splits, read_score_table
+from ctd_stats.table.score_table import (
+    ColumnNames,
+    ExpertColumnNames,
+    fill_splits,
+    read_score_table,
+)
 
 
 def _err(path, **kw) -> str:

@@ -13,7 +13,7 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
     """``ray`` connected to a fresh local cluster; workers import this checkout."""
-    from ctd_stats.ray_engine import init_local
+    from ctd_stats.engines.ray_engine import init_local
 
     if ray.is_initialized():
         ray.shutdown()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctd_stats.audit.audit import audit_log
+from ctd_stats.audit.run import audit_log
 
 pytestmark = pytest.mark.ray
 
@@ -72,7 +72,7 @@ def test_ray_audit_equals_local(ray_cluster: Any, tmp_path: Path, shuffle: bool)
 def test_ray_audit_cli(ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from ctd_stats.cli import main
+    from ctd_stats.cli.entry import main
     from tests.ctd_stats.test_bad_inputs import _certificate
 
     cert = _certificate(tmp_path)

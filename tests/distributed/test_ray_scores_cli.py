@@ -36,7 +36,7 @@ def _spec(tmp_path: Path, name: str, cache: Path) -> Path:
 
 
 def test_ctd_scores_engine_ray_equals_local(ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ctd_stats.cli import main
+    from ctd_stats.cli.entry import main
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["scores", str(_spec(tmp_path, "local", tmp_path / "cache-a")), "--quiet"]) == 0

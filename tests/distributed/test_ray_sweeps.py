@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ctd_stats.engines import LocalEngine, get_engine
-from ctd_stats.simulate import make_population, simulate_budget_guarantee
-from ctd_stats.simulation_grid import simulate_grid
+from ctd_stats.engines.local import LocalEngine, get_engine
+from ctd_stats.stats.simulate import make_population, simulate_budget_guarantee
+from ctd_stats.study.simulation_grid import simulate_grid
 
 pytestmark = pytest.mark.ray
 
@@ -37,7 +37,7 @@ def test_grid_equal_on_ray(ray_cluster: Any) -> None:
 
 
 def _inputs(n: int = 400, seed: int = 0) -> Any:
-    from ctd_stats.study.engine import StudyInputs
+    from ctd_stats.study.runner import StudyInputs
 
     rng = np.random.default_rng(seed)
     y = rng.random(n) < 0.4
@@ -48,7 +48,7 @@ def _inputs(n: int = 400, seed: int = 0) -> Any:
 
 
 def test_study_equal_on_ray(ray_cluster: Any) -> None:
-    from ctd_stats.study.engine import run_study
+    from ctd_stats.study.runner import run_study
 
     kw: dict[str, Any] = {"budgets": [0.1, 0.3], "repeats": 23, "seed": 4}
     local = run_study(_inputs(), **kw)
@@ -58,7 +58,7 @@ def test_study_equal_on_ray(ray_cluster: Any) -> None:
 
 
 def test_cli_simulate_engine_ray_equals_local(ray_cluster: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from ctd_stats.cli import main
+    from ctd_stats.cli.entry import main
 
     rows = []
     for engine in ("local", "ray"):

@@ -15,7 +15,7 @@ from ctd_stats import (
     simulate_budget_guarantee,
     simulate_cascade_guarantee,
 )
-from ctd_stats.simulate import DiscretePopulation, EmpiricalPopulation
+from ctd_stats.stats.simulate import DiscretePopulation, EmpiricalPopulation
 
 DELTA = 0.1
 SLACK = 0.01

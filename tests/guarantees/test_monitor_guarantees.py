@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ctd_stats.audit.monitor import simulate_alarm_times
-from ctd_stats.intervals import clopper_pearson
+from ctd_stats.stats.intervals import clopper_pearson
 
 pytestmark = pytest.mark.slow
 

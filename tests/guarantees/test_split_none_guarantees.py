@@ -2,7 +2,7 @@
 binomial tolerance.
 
 With ``split="none"`` the Pareto front, its order and the choice of τ̂ are computed on the same rows
-as the budget test (proof in :mod:`ctd_stats.pareto`). Each check asserts that the one-sided 99.9%
+as the budget test (proof in :mod:`ctd_stats.stats.pareto`). Each check asserts that the one-sided 99.9%
 upper Clopper–Pearson bound on the violation probability P(R_B(τ̂) > budget) is below δ + 0.02; if the
 true violation probability exceeded δ + 0.02 the bound would exceed it with probability ≥ 0.999.
 The worlds include experts worse than the probe (where over-delegation would be harmful) and heavy

@@ -60,7 +60,7 @@ def test_gateway_decides_on_texts_with_the_monitor(bundle, tmp_path):
 
     from serve.app import create_app
     from serve.config import GatewayConfig, Token
-    from serve.engine import Gateway
+    from serve.gateway import Gateway
     from tests.serve.gateway_fixtures import TOKEN, write_certificate
 
     directory, frame = bundle

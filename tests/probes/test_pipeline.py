@@ -99,7 +99,7 @@ def test_pipeline_rejects_a_split_without_both_classes(patched, tmp_path):
 
 
 def test_ctd_scores_command(patched, tmp_path, capsys):
-    from ctd_stats.cli import main
+    from ctd_stats.cli.entry import main
 
     spec = make_spec(tmp_path, experts=[])
     body = {"probes": spec.model_dump(exclude_none=True), "data": {"table": "scores.csv"}}

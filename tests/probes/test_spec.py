@@ -37,7 +37,7 @@ def test_invalid(data, match):
 
 
 def test_demo_full_spec_validates_through_the_core():
-    from ctd_stats.spec import load_spec
+    from ctd_stats.spec.cascade_spec import load_spec
 
     spec = load_spec(ROOT / "specs" / "demo-full.yaml")
     ps = spec.probes_spec
@@ -50,7 +50,7 @@ def test_validate_names_missing_model_packages_with_the_pip_line(monkeypatch, ca
     """`ctd validate` fails now (exit 2, one line, exact pip command), not after the activation pass."""
     import importlib.util
 
-    from ctd_stats.cli import main
+    from ctd_stats.cli.entry import main
     from ctd_stats.errors import EXIT_BAD_INPUT
 
     real = importlib.util.find_spec

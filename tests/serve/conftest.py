@@ -24,7 +24,7 @@ def make_client(tmp_path: Path, certificate: Path) -> Iterator[Any]:
 
     from serve.app import create_app
     from serve.config import GatewayConfig, Token
-    from serve.engine import Gateway
+    from serve.gateway import Gateway
 
     clients: list[Any] = []
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ctd_stats.certificate import BudgetCertificate, Certificate, TestedThreshold
-from ctd_stats.pvalues import binomial_pvalue
+from ctd_stats.certificate.model import BudgetCertificate, Certificate, TestedThreshold
+from ctd_stats.stats.pvalues import binomial_pvalue
 
 TOKEN = "test-token-0123456789abcdef"
 TAU = 0.5

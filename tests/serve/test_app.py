@@ -218,7 +218,7 @@ def test_metrics_are_prometheus_text(make_client):
 
 def test_restart_restores_counts_and_refuses_another_certificate(make_client, tmp_path):
     from serve.config import GatewayConfig
-    from serve.engine import Gateway
+    from serve.gateway import Gateway
 
     client = make_client()
     client.post("/v1/decide/batch", json={"items": [{"probe_prob": 0.2, "dv_score": 0.9}] * 3})

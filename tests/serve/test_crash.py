@@ -156,7 +156,7 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path, servers, cap
     assert logged <= set(sent1) | acknowledged
     assert budget["decisions"] >= len(set(acked1))
 
-    from ctd_stats.cli import main
+    from ctd_stats.cli.entry import main
 
     code = main(["audit", "--json", "--certificate", str(cert), "--log", str(db),
                  "--out", str(tmp_path / "audit")])  # fmt: skip

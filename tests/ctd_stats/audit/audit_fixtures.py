@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ctd_stats.certificate import SCHEMA_VERSION
-from ctd_stats.certificate_integrity import seal
-from ctd_stats.pvalues import binomial_pvalue
+from ctd_stats.certificate.model import SCHEMA_VERSION
+from ctd_stats.certificate.seal import seal
+from ctd_stats.stats.pvalues import binomial_pvalue
 
 TAU = 0.9
 BUDGET = 0.1

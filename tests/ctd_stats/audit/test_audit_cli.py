@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from audit_fixtures import make_certificate, make_log
 
-from ctd_stats.cli import main
+from ctd_stats.cli.entry import main
 
 
 def test_cli_compliant(tmp_path: Path, write_cert, capsys) -> None:

@@ -18,7 +18,7 @@ from ctd_stats.audit.monitor import (
     default_prior,
     simulate_alarm_times,
 )
-from ctd_stats.intervals import clopper_pearson
+from ctd_stats.stats.intervals import clopper_pearson
 
 ALPHA = 0.05
 TRIALS, HORIZON = 2000, 5000

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctd_stats.audit.audit import audit_log
+from ctd_stats.audit.run import audit_log
 from ctd_stats.errors import CTDInputError
 
 

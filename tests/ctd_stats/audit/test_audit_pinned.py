@@ -22,11 +22,10 @@ import pandas as pd
 import pytest
 from audit_fixtures import BUDGET, TAU, make_certificate, make_log
 
-from tests._support.golden import assert_matches_golden
-
 from ctd_stats.audit import audit_log, reference_from_scores
-from ctd_stats.cli import main
+from ctd_stats.cli.entry import main
 from ctd_stats.errors import CTDInputError
+from tests._support.golden import assert_matches_golden
 
 EXPECTED = Path(__file__).parent / "data" / "audit_pinned.json"
 VOLATILE = ("created_at", "package_version", "log", "certificate")

@@ -10,7 +10,7 @@ import pytest
 from audit_fixtures import BUDGET, TAU, make_log
 
 from ctd_stats.audit import audit_log
-from ctd_stats.audit.logs import LogReader, detect_format
+from ctd_stats.audit.logs.reader import LogReader, detect_format
 from ctd_stats.errors import CTDInputError
 
 

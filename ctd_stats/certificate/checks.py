@@ -1,0 +1,166 @@
+"""Internal consistency of a certificate: is τ what the recorded counts, p-values and budget give?
+
+The digest (:mod:`ctd_stats.certificate.seal`) says whether a file changed; this check says
+whether its numbers agree with each other, so an edit survives neither a naive editor nor one who
+recomputes a plain digest but not the statistics. For each result it recomputes, from the integer
+counts recorded per tested threshold (``ht_count`` of ``n_test`` rows with d > τ), the budget
+p-value with the recorded p-value kind and budget, and re-runs the family-wise procedure on the
+recorded p-values; then it checks that τ is the threshold the method picks among the rejected ones.
+
+Cost: O(L) per result for L tested thresholds (vectorised).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ctd_stats.stats.fwer import FixedSequence, get_procedure
+from ctd_stats.stats.pvalues import PVALUE_KINDS, pvalue_function
+
+if TYPE_CHECKING:
+    from ctd_stats.certificate.model import BudgetCertificate, Certificate
+
+#: Relative tolerance between a recorded and a recomputed p-value (JSON keeps floats exactly; this
+#: only absorbs last-digit differences between numerical libraries).
+PVALUE_RTOL = 1e-9
+
+
+def _budget_pvalues(r: BudgetCertificate) -> np.ndarray | None:
+    if r.pvalue_kind == "binomial_randomized":
+        from ctd_stats.stats.randomized import draw_u, randomized_pvalue
+
+        if r.randomization is None or draw_u(r.randomization.seed) != r.randomization.u:
+            return None  # reported as an unknown or inconsistent kind below
+        counts = np.array([t.ht_count for t in r.tested], dtype=np.int64)
+        return randomized_pvalue(counts, r.n_test, r.budget, r.randomization.u)
+    kind = r.pvalue_kind.split("+")[0]
+    if kind not in PVALUE_KINDS:
+        return None
+    counts = np.array([t.ht_count for t in r.tested], dtype=np.int64)
+    return pvalue_function(kind)(counts, r.n_test, r.budget)
+
+
+def _rejections(r: BudgetCertificate, pvalues: np.ndarray) -> np.ndarray | None:
+    """The rejections the recorded procedure gives on ``pvalues``; None where it needs more data."""
+    if r.procedure == "fixed_sequence(max_p)":
+        return FixedSequence().reject(pvalues, r.delta)
+    if r.procedure == "bonferroni_split":
+        return None  # needs the error chain's p-values, which are not recorded
+    try:
+        return get_procedure(r.procedure).reject(pvalues, r.delta)
+    except Exception:  # an unknown procedure name is reported by the caller
+        return None
+
+
+def result_problems(r: BudgetCertificate) -> list[str]:
+    """Every inconsistency of one result, as short sentences (empty when consistent)."""
+    where = f"result (expert={r.expert!r}, budget={r.budget:g})"
+    out: list[str] = []
+    if not (0 < r.budget < 1 and 0 < r.delta < 1):
+        out.append(f"{where}: budget and delta must lie in (0, 1)")
+        return out
+    if r.tested_scope == "fixed_sequence_boundary" and (
+        r.procedure != "fixed_sequence" or r.error_level is not None or len(r.tested) > 2
+    ):
+        out.append(f"{where}: a boundary-only test record needs a budget fixed-sequence chain (≤ 2 entries)")
+        return out
+    rejected = np.array([t.rejected for t in r.tested], dtype=bool)
+    recorded = np.array([t.pvalue for t in r.tested], dtype=np.float64)
+    thresholds = np.array([t.threshold for t in r.tested], dtype=np.float64)
+    counts = np.array([t.ht_count for t in r.tested], dtype=np.int64)
+    if r.tested:
+        if r.n_test < 1 or (counts < 0).any() or (counts > r.n_test).any():
+            out.append(f"{where}: counts must lie in [0, n_test = {r.n_test}]")
+            return out
+        rates = np.array([t.ht_rate for t in r.tested])
+        if not np.allclose(rates, counts / r.n_test, rtol=0, atol=1e-12):
+            out.append(f"{where}: recorded rates disagree with the recorded counts")
+        p_budget = _budget_pvalues(r)
+        if p_budget is None:
+            out.append(
+                f"{where}: unknown p-value kind {r.pvalue_kind!r}, or a randomised result whose U is "
+                "not the one its seed gives"
+            )
+        elif r.error_level is None:
+            if not np.allclose(recorded, p_budget, rtol=PVALUE_RTOL, atol=1e-300):
+                i = int(np.flatnonzero(~np.isclose(recorded, p_budget, rtol=PVALUE_RTOL, atol=1e-300))[0])
+                out.append(
+                    f"{where}: tested threshold #{i} records p-value {recorded[i]:.6g}, but its "
+                    f"count {counts[i]} of {r.n_test} gives {p_budget[i]:.6g} at budget {r.budget:g}"
+                )
+        elif (recorded < p_budget * (1 - PVALUE_RTOL)).any():
+            out.append(f"{where}: a joint p-value is below its budget p-value (impossible)")
+        if (rejected & ~(recorded <= r.delta)).any():
+            out.append(f"{where}: a threshold is marked certified with p-value > delta = {r.delta:g}")
+        redo = _rejections(r, recorded)
+        if redo is not None and not np.array_equal(redo, rejected):
+            out.append(f"{where}: the {r.procedure} procedure does not give the recorded rejections")
+    out.extend(_split_problems(r, where))
+    out.extend(_choice_problems(r, where, thresholds, rejected))
+    return out
+
+
+def _split_problems(r: BudgetCertificate, where: str) -> list[str]:
+    """Rules of the recorded calibration split (``split`` absent: older certificate, nothing to check).
+
+    ``none`` means the front was found on the very rows the test used, so every tested threshold's
+    opt rate must equal its ht rate; there is no error guarantee; and the tested family, in
+    descending τ, must be a Pareto front (rates up, in-sample errors strictly down).
+    """
+    if r.split is None:
+        return []
+    if r.method != "ctd_pareto":
+        return [f"{where}: split = {r.split!r} is recorded, but only Pareto calibration has a split"]
+    if r.split != "none":
+        return []
+    if r.error_level is not None:
+        return [f"{where}: split = 'none' certifies the budget only, but an error level is recorded"]
+    if not r.tested:
+        return []
+    opt_rates = np.array([math.nan if t.opt_rate is None else t.opt_rate for t in r.tested])
+    ht_rates = np.array([t.ht_count for t in r.tested], dtype=np.float64) / max(r.n_test, 1)
+    if not np.allclose(opt_rates, ht_rates, rtol=0, atol=1e-12):
+        return [f"{where}: split = 'none', but the opt rates differ from the rates on the test rows"]
+    errors = np.array([math.nan if t.opt_error is None else t.opt_error for t in r.tested])
+    thresholds = np.array([t.threshold for t in r.tested], dtype=np.float64)
+    order = np.argsort(-thresholds, kind="stable")
+    if (np.diff(opt_rates[order]) <= 0).any() or not (np.diff(errors[order]) < 0).all():
+        return [f"{where}: split = 'none', but the tested thresholds are not a Pareto front"]
+    return []
+
+
+def _choice_problems(
+    r: BudgetCertificate, where: str, thresholds: np.ndarray, rejected: np.ndarray
+) -> list[str]:
+    tau = float(r.threshold)
+    if not rejected.any():
+        if r.certified or tau != math.inf:
+            return [f"{where}: no tested threshold was rejected, so τ must be inf (never delegate)"]
+        return []
+    if not r.certified:
+        return [f"{where}: thresholds were certified but the result says it is not"]
+    cand = thresholds[rejected]
+    if r.method == "budget_only":
+        if tau != float(cand.min()):
+            return [f"{where}: τ = {tau:.6g} is not the smallest certified threshold {cand.min():.6g}"]
+        return []
+    errors = np.array(
+        [math.inf if t.opt_error is None else t.opt_error for t in r.tested], dtype=np.float64
+    )[rejected]
+    hit = np.flatnonzero(cand == tau)
+    if hit.size == 0:
+        return [f"{where}: τ = {tau:.6g} is not among the certified thresholds"]
+    if errors[hit[0]] > errors.min():
+        return [f"{where}: τ = {tau:.6g} is not the certified threshold with the lowest opt error"]
+    return []
+
+
+def certificate_problems(cert: Certificate) -> list[str]:
+    """Every inconsistency in ``cert`` (empty when all results are consistent)."""
+    out: list[str] = []
+    for r in cert.results:
+        out.extend(result_problems(r))
+    return out

@@ -1,0 +1,346 @@
+"""Certificates: the calibration result plus its provenance, as versioned, strict JSON.
+
+A :class:`Certificate` holds one :class:`BudgetCertificate` per (expert, budget): the chosen
+threshold τ (``+inf`` = never delegate, written as the string ``"inf"``), the guarantee in words,
+every tested threshold with its p-value in test order, the Pareto front, and a reference sample of
+the calibration scores for drift checks. Provenance: sha256 of the spec and of the score table,
+package version, seed, timestamp and n per split.
+
+:func:`load_certificate` reads one back, checks its schema version and, on request, the hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
+
+from ctd_stats.certificate.reference import ScoreReference
+from ctd_stats.certificate.seal import Integrity, deployment_key, seal, verify
+from ctd_stats.errors import CTDInputError
+from ctd_stats.io import atomic_write_json
+
+#: The certificate format written by this package.
+SCHEMA_VERSION: Final = "ctd.certificate/2"
+
+
+def _parse_float(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("inf", "+inf", "infinity", "+infinity"):
+            return math.inf
+        if text in ("-inf", "-infinity"):
+            return -math.inf
+    return value
+
+
+def _dump_float(value: float) -> float | str:
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value)
+
+
+#: A float that may be ±inf; JSON carries infinities as the strings "inf" / "-inf".
+ExtFloat = Annotated[
+    float,
+    BeforeValidator(_parse_float),
+    PlainSerializer(_dump_float, return_type=float | str, when_used="json"),
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TestedThreshold(_Frozen):
+    """One tested hypothesis "rate(τ) > budget" (in test order)."""
+
+    __test__ = False  # not a pytest test class
+
+    threshold: ExtFloat = Field(description="Candidate τ; delegation iff d(x) > τ.")
+    pvalue: float = Field(description="p-value of the null 'risk(τ) > level' on the ht split.")
+    rejected: bool = Field(description="Whether the null was rejected (τ certified).")
+    ht_rate: float = Field(description="Empirical delegation rate on the hypothesis-testing split.")
+    ht_count: int = Field(
+        ge=0, description="Integer count of test rows with d > τ (the p-value is computed from it)."
+    )
+    opt_rate: float | None = Field(
+        None, description="Delegation rate on the opt split (Pareto only)."
+    )
+    opt_error: float | None = Field(
+        None, description="Cascade error on the opt split (Pareto only)."
+    )
+
+
+class FrontPoint(_Frozen):
+    """A point of the (delegation rate, cascade error) Pareto front on the opt split."""
+
+    threshold: ExtFloat
+    opt_rate: float
+    opt_error: float
+
+
+class Randomization(_Frozen):
+    """The randomised boundary step of a budget-only result (:mod:`ctd_stats.stats.randomized`)."""
+
+    seed: int = Field(ge=0, description="Seed of U (rerunning with it gives the same τ).")
+    u: float = Field(ge=0, le=1, description="The uniform U drawn from the seed.")
+    gamma: float = Field(ge=0, le=1, description="Probability of the extra step, (δ − F(k*)) / (F(k*+1) − F(k*)).")
+
+
+class BudgetCertificate(_Frozen):
+    """The certified threshold for one expert and one budget."""
+
+    expert: str
+    budget: float
+    delta: float
+    method: Literal["ctd_pareto", "budget_only"]
+    procedure: str
+    pvalue_kind: str
+    threshold: ExtFloat = Field(description="Certified τ; +inf means never delegate (fail closed).")
+    certified: bool
+    n_test: int = Field(ge=0, description="Rows the p-values were computed on (ht, or all).")
+    reason: str | None = None
+    guarantee: str = Field(description="The guarantee in words, with its assumption.")
+    tested: list[TestedThreshold] = Field(default_factory=list)
+    tested_scope: Literal["all", "fixed_sequence_boundary"] = Field(
+        default="all",
+        description="'all': every hypothesis in test order; 'fixed_sequence_boundary': budget-only "
+        "fixed-sequence over a large grid, where only the last rejected and the first non-rejected "
+        "hypothesis are listed (they determine every decision: p-values grow along the order).",
+    )
+    pareto_front: list[FrontPoint] | None = Field(
+        default=None,
+        description="The opt split's Pareto front in test order (for plots); a front longer than 1,000 "
+        "points is thinned to 1,000 evenly spaced along it, end points kept.",
+    )
+    error_level: float | None = None
+    joint: str | None = None
+    split: Literal["none", "opt_ht"] | None = Field(
+        None,
+        description="Pareto only: `opt_ht` (front on opt, test on ht) or `none` (front, test and "
+        "choice on the same n_test rows; budget-only guarantee). Absent in older certificates.",
+    )
+    score_reference: ScoreReference | None = None
+    randomization: Randomization | None = Field(
+        default=None, description="Set when the threshold comes from the randomised boundary step."
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_split(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Certificates written before `split` existed were sealed without the key: keep their digest.
+        out: dict[str, Any] = handler(self)
+        if out.get("split", "") is None:
+            del out["split"]
+        return out
+
+    def delegate(self, scores: ArrayLike) -> np.ndarray:
+        """Decisions of the deployed rule :class:`~ctd_stats.certificate.cascade.Cascade` for this entry."""
+        from ctd_stats.certificate.cascade import Cascade
+
+        return Cascade.rule(self.threshold).delegate(scores)
+
+
+class Certificate(_Frozen):
+    """A calibration certificate (all budgets, all experts) with provenance."""
+
+    schema_version: Literal["ctd.certificate/2"] = SCHEMA_VERSION
+    cascade: str
+    created_at: str = Field(description="ISO-8601 UTC timestamp.")
+    package_version: str
+    seed: int
+    spec_sha256: str | None = None
+    data_sha256: str | None = None
+    n: dict[str, int] = Field(description="Rows per split of the score table.")
+    assumption: str
+    results: list[BudgetCertificate]
+    integrity: Integrity | None = Field(
+        default=None, description="Digest or HMAC over every other field (written by to_json_dict)."
+    )
+
+    def result(
+        self,
+        budget: float | None = None,
+        expert: str | None = None,
+        *,
+        options: tuple[str, str] = ("budget=", "expert="),
+    ) -> BudgetCertificate:
+        """The unique result for ``budget`` and ``expert`` (either may be omitted if unambiguous).
+
+        ``options`` names the two selectors in error messages (the CLI passes ``--budget``,
+        ``--expert``).
+        """
+        hits = [
+            r
+            for r in self.results
+            if (budget is None or math.isclose(r.budget, budget, rel_tol=0, abs_tol=1e-12))
+            and (expert is None or r.expert == expert)
+        ]
+        if len(hits) == 1:
+            return hits[0]
+        have = ", ".join(f"(expert={r.expert!r}, budget={r.budget:g})" for r in self.results)
+        want = f"budget={budget!r}, expert={expert!r}"
+        if not hits:
+            raise CTDInputError(f"certificate has no result for {want}; it has: {have or 'none'}")
+        raise CTDInputError(
+            f"certificate has {len(hits)} results for {want}; pass {options[0]} and/or "
+            f"{options[1]} to pick one of: {have}"
+        )
+
+    @property
+    def budgets(self) -> list[float]:
+        return sorted({r.budget for r in self.results})
+
+    @property
+    def experts(self) -> list[str]:
+        return list(dict.fromkeys(r.expert for r in self.results))
+
+    @property
+    def any_certified(self) -> bool:
+        return any(r.certified for r in self.results)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Strict-JSON-ready dict (infinite thresholds as ``"inf"``), sealed.
+
+        The ``integrity`` block is computed here over every other field: an HMAC-SHA256 when a
+        deployment key is set (``CTD_CERTIFICATE_KEY`` / ``CTD_CERTIFICATE_KEY_FILE``), else a
+        sha256 digest (see :mod:`ctd_stats.certificate.seal` for what each protects against).
+        """
+        content = self.model_dump(mode="json", exclude={"integrity"})
+        content["integrity"] = seal(content, deployment_key()).model_dump(mode="json")
+        return content
+
+    def problems(self) -> list[str]:
+        """Internal inconsistencies (τ vs recorded counts, p-values, budget); empty when none."""
+        from ctd_stats.certificate.checks import certificate_problems
+
+        return certificate_problems(self)
+
+    def check(self, where: str = "certificate") -> Certificate:
+        """Raise :class:`CTDInputError` naming ``where`` if the certificate is inconsistent."""
+        problems = self.problems()
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise CTDInputError(
+                f"{where}: inconsistent certificate: {problems[0]}{more}; refusing to use it"
+            )
+        return self
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the certificate atomically as indented JSON."""
+        return atomic_write_json(path, self.to_json_dict())
+
+
+def utc_now() -> str:
+    """The current time as ISO-8601 UTC (seconds precision)."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+ASSUMPTION = (
+    "The calibration rows and the inputs seen in deployment are i.i.d. (exchangeable) draws from "
+    "one distribution, and the DV score was fitted on data disjoint from the calibration rows. "
+    "Nothing is guaranteed under distribution shift; audit deployment logs to check."
+)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def load_certificate(
+    path: str | os.PathLike[str],
+    *,
+    spec_path: str | os.PathLike[str] | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+) -> Certificate:
+    """Read a certificate and check it.
+
+    Parameters
+    ----------
+    path
+        The ``certificate.json`` file.
+    spec_path, data_path
+        If given, the spec and score table must have the sha256 recorded in the certificate.
+
+    Raises
+    ------
+    CTDInputError
+        Missing or unreadable file, invalid JSON, an unknown schema version, a field that fails
+        validation, content that does not match its integrity digest or HMAC signature (see
+        :mod:`ctd_stats.certificate.seal`), internally inconsistent numbers (τ not what the
+        recorded counts, p-values and budget give; see :mod:`ctd_stats.certificate.checks`), or a
+        spec/table hash mismatch; the message names the file.
+    """
+    from ctd_stats.table.score_table import file_sha256
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CTDInputError(f"{p}: certificate not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CTDInputError(f"{p}: cannot read the certificate ({exc})") from None
+    try:
+        raw = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise CTDInputError(f"{p}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise CTDInputError(f"{p}: invalid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CTDInputError(f"{p}: expected a JSON object (a ctd certificate)")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise CTDInputError(
+            f"{p}: schema_version is {version!r}, expected {SCHEMA_VERSION!r}"
+            + (
+                " (not a ctd certificate?)"
+                if version is None
+                else " (made by an older ctd, without counts and integrity digest: recalibrate)"
+                if version == "ctd.certificate/1"
+                else " (made by another ctd version)"
+            )
+        )
+    try:
+        cert = Certificate.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise CTDInputError(f"{p}: invalid certificate: {loc}: {first['msg']}{more}") from None
+    verify(raw, cert.integrity, deployment_key(), str(p))  # over the file's own content
+    cert.check(str(p))
+    for what, given, recorded in (
+        ("spec", spec_path, cert.spec_sha256),
+        ("score table", data_path, cert.data_sha256),
+    ):
+        if given is None:
+            continue
+        if not Path(given).is_file():
+            raise CTDInputError(f"{given}: {what} not found (needed to check the certificate {p})")
+        actual = file_sha256(given)
+        if recorded is None:
+            raise CTDInputError(
+                f"{p}: the certificate records no {what} hash to check {given} against"
+            )
+        if actual != recorded:
+            raise CTDInputError(
+                f"{p}: {what} {given} has sha256 {actual[:12]}…, but the certificate was made from "
+                f"{recorded[:12]}… (the {what} changed since calibration)"
+            )
+    return cert

@@ -1,0 +1,161 @@
+"""``ctd audit``: check a deployment decision log against a certificate.
+
+Writes ``audit.json``, ``audit.md`` and ``audit.html`` (atomically) and exits 0 when compliant, 1 when
+a budget violation or a threshold mismatch was found, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ctd_stats.engines.local import add_engine_arguments
+from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
+from ctd_stats.reports.outputs import check_manifest
+
+if TYPE_CHECKING:
+    from ctd_stats.certificate.cascade import Cascade
+    from ctd_stats.certificate.reference import ScoreReference
+
+
+def _reference(cascade: Cascade) -> ScoreReference | None:
+    """The certificate entry's calibration-score reference, or None when it holds none."""
+    ref = cascade.result.score_reference if cascade.result is not None else None
+    return None if ref is None or ref.is_empty else ref
+
+
+def load_rule(path: str, budget: float | None = None, expert: str | None = None) -> Cascade:
+    """The deployed rule (threshold, budget, expert, score reference) of one certificate entry."""
+    from ctd_stats.certificate.cascade import Cascade
+
+    if not Path(path).is_file():
+        raise CTDInputError(f"{path}: certificate not found")
+    try:
+        return Cascade.from_certificate(
+            path, budget=budget, expert=expert, options=("--budget", "--expert")
+        )
+    except CTDInputError:
+        raise
+    except (KeyError, ValueError, LookupError) as exc:
+        raise CTDInputError(f"{path}: {exc}") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctd_stats.audit.run import audit_log
+    from ctd_stats.reports.audit import write_audit
+
+    if args.address is not None and args.engine != "ray":
+        raise CTDInputError("--address needs --engine ray")
+    rule = load_rule(args.certificate, args.budget, args.expert)
+    mixed = check_manifest(args.certificate)  # a valid certificate, but not the one its run wrote?
+    if mixed is not None:
+        print(f"ctd: warning: {mixed}", file=sys.stderr)
+    prior = None
+    if args.detect_rate is not None:
+        from ctd_stats.audit.monitor import detection_prior
+
+        try:
+            prior = detection_prior(float(rule.budget), args.detect_rate)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise CTDInputError(f"--detect-rate: {exc}") from None
+    result = audit_log(
+        args.log,
+        prior=prior,
+        threshold=rule.threshold,
+        budget=float(rule.budget),  # type: ignore[arg-type]  # always set when loaded from a certificate
+        alpha=args.alpha,
+        window=args.window,
+        score_reference=_reference(rule),
+        timestamp_column=args.timestamp_column,
+        score_column=args.score_column,
+        decision_column=args.decision_column,
+        group_column=args.group_column,
+        decision_rule=args.decision_rule,
+        certificate=str(args.certificate),
+        expert=rule.expert,
+        engine=args.engine,
+        address=args.address,
+    )
+    paths = write_audit(result, args.out, force=args.force)
+    code = EXIT_OK if result.verdict.compliant else EXIT_NOT_CERTIFIED
+    if getattr(args, "json", False):
+        print(
+            json.dumps(
+                {
+                    "compliant": result.verdict.compliant,
+                    "exit_code": code,
+                    "headline": result.verdict.headline,
+                    "outputs": {k: str(v) for k, v in paths.items()},
+                }
+            )
+        )
+    else:
+        print(result.verdict.headline)
+        for w in result.warnings:
+            print(f"warning: {w}")
+        print(f"wrote {paths['json']}, {paths['markdown']}, {paths['html']}")
+    return code
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1): {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``ctd audit`` to the command line."""
+    p = subparsers.add_parser(
+        "audit",
+        help="audit deployment decision logs against a certificate",
+        description=(
+            "Check that a deployed cascade stayed within its certified delegation budget: realized rate "
+            "with an exact interval, a fixed-n binomial test, an anytime-valid sequential monitor, "
+            "threshold integrity, per-window/per-group rates and score drift. Exit 0 compliant, 1 "
+            "violation, 2 bad input."
+        ),
+    )
+    p.add_argument(
+        "--certificate", required=True, help="certificate JSON written by ctd calibrate/run"
+    )
+    p.add_argument(
+        "--log", required=True,
+        help="decision log: .jsonl, .csv, .parquet, a SQLite log, or a folder/glob of Parquet parts",
+    )
+    p.add_argument("--alpha", type=_alpha, default=0.05, help="test level (default 0.05)")
+    p.add_argument(
+        "--window", default=None, help="e.g. 1h, 30min, 1d, 1000rows, auto (default auto)"
+    )
+    p.add_argument("--budget", type=float, default=None, help="which certified budget (if several)")
+    p.add_argument("--expert", default=None, help="which expert (if several)")
+    p.add_argument(
+        "--group-column", default=None, help="column with groups (default: 'group' if present)"
+    )
+    p.add_argument("--timestamp-column", default=None, help="default: timestamp, ts or time")
+    p.add_argument("--score-column", default=None, help="default: dv_score or score")
+    p.add_argument(
+        "--decision-column", default=None, help="default: delegated, decision or delegate"
+    )
+    p.add_argument(
+        "--decision-rule",
+        choices=("sequential", "fixed_n"),
+        default="sequential",
+        help="test behind the verdict: anytime-valid monitor (default) or one-look binomial test",
+    )
+    p.add_argument(
+        "--detect-rate", type=float, default=None, metavar="RHO",
+        help="tune the sequential monitor to detect rates near RHO x budget soonest (RHO > 1; "
+        "validity does not depend on it; see docs/audit.md for the delays)",
+    )
+    add_engine_arguments(p)
+    p.add_argument("--out", default="audit", help="output directory (default ./audit)")
+    p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
+    p.set_defaults(func=run)

@@ -1,0 +1,133 @@
+"""The ``ctd`` command line.
+
+Every sub-command lives in its own module under :mod:`ctd_stats.cli` (or a package that plugs in)
+and exposes ``register(subparsers)``; ``register`` adds a parser whose ``func(args) -> int`` runs the
+command and returns the exit code. :class:`~ctd_stats.errors.CTDInputError` becomes exit code 2 with a
+one-line message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from ctd_stats._version import __version__
+from ctd_stats.cli.plugins import load_plugins
+from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, CTDInputError
+
+#: Modules that provide sub-commands, in the order they appear in ``ctd --help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "ctd_stats.cli.run",
+    "ctd_stats.cli.validate",
+    "ctd_stats.cli.calibrate",
+    "ctd_stats.cli.simulate",
+    "ctd_stats.cli.audit",
+    "ctd_stats.cli.schema",
+    "ctd_stats.cli.serve",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="ctd",
+        description="Calibrate-Then-Delegate: certified delegation budgets for LLM safety cascades.",
+    )
+    parser.add_argument("--version", action="version", version=f"ctd {__version__}")
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable JSON on stdout instead of tables"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="print the Python traceback of an error (anywhere on the line)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in (*COMMAND_MODULES, *load_plugins()):
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message (spec errors keep one line per problem)."""
+    return str(exc).strip() or type(exc).__name__
+
+
+def _environment_error(exc: BaseException) -> str | None:
+    """A one-line cause-and-fix for errors of the environment, or None for a genuine bug."""
+    if isinstance(exc, ModuleNotFoundError):
+        top = (exc.name or "").split(".")[0]
+        extra = {"torch": "probes", "transformers": "probes", "gguf": "probes", "accelerate": "probes",
+                 "fastapi": "serve", "uvicorn": "serve", "ray": "ray"}.get(top)
+        fix = f"pip install -e '.[{extra}]'" if extra else f"pip install {top}"
+        return f"a required package is missing: {top!r} ({exc}); install it with: {fix}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or exc} ; choose a path you can write to"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}; check the path and free space"
+    if isinstance(exc, MemoryError):
+        return "out of memory; use a smaller table or more memory"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ctd`` script; returns the process exit code.
+
+    Exit codes: 0 ok; 1 not certified / violation found (outputs still written); 2 bad input or
+    environment (one line on stderr naming the cause and the fix); 3 internal error (a bug: one line,
+    and the traceback with ``--debug``); 130 interrupted (Ctrl-C). No traceback without ``--debug``.
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    args_list = [a for a in args_list if a != "--debug"]  # accepted anywhere on the line
+    as_json = "--json" in args_list
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(args_list)
+        except SystemExit as exc:  # argparse: usage error (2) or --help/--version (0)
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_BAD_INPUT
+        return int(args.func(args))
+    except CTDInputError as exc:
+        return _fail(EXIT_BAD_INPUT, _one_line(exc), as_json, debug)
+    except KeyboardInterrupt:
+        print("ctd: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `ctd ... | head`): stop quietly, as Unix tools do.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")
+        return EXIT_OK
+    except Exception as exc:
+        env = _environment_error(exc)
+        if env is not None:
+            return _fail(EXIT_BAD_INPUT, env, as_json, debug)
+        return _fail(
+            EXIT_INTERNAL,
+            f"internal error: {type(exc).__name__}: {exc} (a bug; rerun with --debug for the traceback "
+            "and report it)",
+            as_json,
+            debug,
+        )
+
+
+def _fail(code: int, message: str, as_json: bool, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    if as_json:
+        with contextlib.suppress(BrokenPipeError):
+            print(json.dumps({"error": message, "exit_code": code}))
+    print(f"ctd: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

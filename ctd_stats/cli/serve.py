@@ -1,0 +1,177 @@
+"""``ctd serve``: run the monitoring gateway (the ``serve`` package) on uvicorn.
+
+This module is part of the composition root: it imports the gateway, FastAPI and uvicorn only when
+the command runs, so ``ctd --help`` and the statistical core never import them. A missing FastAPI
+or uvicorn is an environment error (exit 2) naming ``pip install -e '.[serve]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+from ctd_stats.errors import EXIT_OK, CTDInputError
+
+
+def _require_serve_extra() -> None:
+    for name in ("fastapi", "uvicorn"):
+        if importlib.util.find_spec(name) is None:
+            raise CTDInputError(
+                f"ctd serve needs the package {name!r}; install it with: pip install -e '.[serve]'"
+            )
+
+
+def _expert(args: argparse.Namespace) -> Any:
+    """The HTTP expert of ``--expert-url`` (from the probes layer's public names), or None."""
+    if args.expert_url is None:
+        return None
+    if args.expert_model is None:
+        raise CTDInputError(
+            "--expert-url needs --expert-model (the model name the endpoint serves)"
+        )
+    from probes.experts import HTTPExpert
+
+    try:
+        return HTTPExpert(
+            args.expert_url,
+            args.expert_model,
+            mode=args.expert_mode,
+            timeout_s=args.expert_timeout,
+            max_retries=0,
+            api_key_env=args.expert_key_env,
+            name=args.expert,
+        )
+    except ValueError as exc:
+        raise CTDInputError(f"--expert-url: {exc}") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    _require_serve_extra()
+    scorer = None
+    if args.probes is not None:
+        try:
+            from probes.monitor import TextMonitor
+        except ImportError as exc:
+            raise CTDInputError(
+                f"--probes: text scoring needs the probes layer ({exc}); install it with: pip install -e '.[probes]'"
+            ) from exc
+        scorer = TextMonitor(args.probes, expert=args.expert)  # the probed model is loaded once, here
+    import uvicorn
+
+    from serve.app import create_app
+    from serve.config import GatewayConfig, Token
+    from serve.gateway import Gateway
+
+    token = Token.load(args.token_file)
+    config = GatewayConfig(
+        certificate=Path(args.certificate),
+        db=Path(args.db),
+        budget=args.budget,
+        expert=args.expert,
+        scores_only=scorer is None,
+        expert_failure=args.on_expert_failure,
+        on_alarm=args.on_alarm,
+        alpha=args.alpha,
+        expert_timeout_s=args.expert_timeout,
+        max_batch=args.max_batch,
+        max_body_bytes=args.max_body_bytes,
+    )
+    if not config.certificate.is_file():
+        raise CTDInputError(f"{config.certificate}: certificate not found")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    gateway = Gateway(config, expert=_expert(args), scorer=scorer)
+    c = gateway.cascade
+    logging.getLogger("ctd.serve").info(
+        "serving %s (expert=%s budget=%g threshold=%.6g certified=%s) on http://%s:%d, log %s",
+        config.certificate,
+        c.expert,
+        gateway.budget,
+        c.threshold,
+        c.certified,
+        args.host,
+        args.port,
+        config.db,
+    )
+    app = create_app(gateway, token)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``ctd serve`` to the command line."""
+    p = subparsers.add_parser(
+        "serve",
+        help="run the monitoring gateway: decide, log every decision, watch the budget",
+        description=(
+            "HTTP gateway for a certificate: POST /v1/decide delegates iff dv_score > τ, logs every "
+            "decision durably to SQLite before answering (ctd audit --log reads it), and watches the "
+            "delegation rate with the anytime-valid monitor. Needs the 'serve' extra and a bearer "
+            "token (env CTD_SERVE_TOKEN or --token-file)."
+        ),
+    )
+    p.add_argument(
+        "--certificate", required=True, help="certificate JSON written by ctd calibrate/run"
+    )
+    p.add_argument("--budget", type=float, default=None, help="which certified budget (if several)")
+    p.add_argument("--expert", default=None, help="which expert's entry (if several)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--scores-only", action="store_true",
+        help="inputs carry probe_prob and dv_score (the default without --probes)"
+    )
+    mode.add_argument(
+        "--probes",
+        default=None,
+        metavar="DIR",
+        help="score texts with the monitor bundle written by `ctd scores SPEC --save-monitor DIR`",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument(
+        "--db", default="ctd-decisions.db", help="SQLite decision log (default ./ctd-decisions.db)"
+    )
+    p.add_argument(
+        "--token-file",
+        default=None,
+        help="file holding the bearer token (else env CTD_SERVE_TOKEN)",
+    )
+    p.add_argument(
+        "--expert-url", default=None, help="OpenAI-compatible expert endpoint (optional)"
+    )
+    p.add_argument("--expert-model", default=None, help="model name at --expert-url")
+    p.add_argument("--expert-mode", choices=("chat", "moderation"), default="chat")
+    p.add_argument("--expert-key-env", default=None, help="env variable with the expert's API key")
+    p.add_argument("--expert-timeout", type=float, default=10.0, help="seconds (default 10)")
+    p.add_argument(
+        "--on-expert-failure",
+        choices=("probe", "503"),
+        default="probe",
+        help="expert timeout/error: answer with the probe (fail closed, default) or return 503",
+    )
+    p.add_argument(
+        "--on-alarm",
+        choices=("never-delegate", "continue"),
+        default="never-delegate",
+        help="budget monitor alarm: stop delegating until POST /v1/admin/reset (default), or continue",
+    )
+    p.add_argument(
+        "--alpha", type=float, default=0.05, help="level of the live monitor (default 0.05)"
+    )
+    p.add_argument(
+        "--max-batch", type=_positive_int, default=256, help="items per batch (default 256)"
+    )
+    p.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20, help="default 1 MiB")
+    p.set_defaults(func=run)

@@ -1,0 +1,485 @@
+"""The cascade spec: a typed YAML description of one Calibrate-Then-Delegate study.
+
+A spec names the score table (or the ``probes:`` block that produces one), how rows without a
+``split`` are assigned, the budgets and δ to certify, how to evaluate and simulate, and where to
+write outputs. Every model forbids unknown keys and every field has a description and a default,
+so ``ctd schema`` gives editors a complete JSON Schema.
+
+:func:`load_spec` reads a YAML file safely and turns every validation error into one
+:class:`~ctd_stats.errors.CTDInputError` line of the form
+``spec.yaml:12:11: calibration.budget: expected a number strictly between 0 and 1 (got 1.5)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+from ctd_stats.errors import CTDInputError
+from ctd_stats.spec.blocks import block_model, register_block_model  # noqa: F401  (re-exported)
+from ctd_stats.spec.errors import _short, format_validation_error
+from ctd_stats.spec.loader import YAMLDocument, format_location, load_yaml
+from ctd_stats.spec.simulation import (
+    ParametricPopulation,
+    SimulationSpec,
+    TablePopulation,
+)
+from ctd_stats.spec.types import (
+    Budgets,
+    Name,
+    OpenUnit,
+    Unit,
+    _Model,
+    _nonempty,
+    _unique,
+)
+from ctd_stats.stats.pvalues import PValueKind
+from ctd_stats.table.score_table import SPLITS, ScoreTable
+
+#: Version of the spec format understood by this package.
+SPEC_VERSION = 1
+
+#: Split names of the score table (see ``docs/score-table.md``).
+SPLIT_NAMES: tuple[str, ...] = SPLITS
+
+#: Procedures and p-values accepted by the calibration core.
+Procedure = Literal["fixed_sequence", "bonferroni", "holm"]
+JointRule = Literal["max_p", "bonferroni_split"]
+CalibrationSplit = Literal["none", "opt_ht"]
+OutputFormat = Literal["md", "html", "json"]
+
+
+# ------------------------------------------------------------------------------------ sections
+class CascadeInfo(_Model):
+    """What the cascade is."""
+
+    name: Name = Field(
+        default="cascade", description="Short name; used in reports and certificates."
+    )
+    description: str = Field(default="", description="Free text shown at the top of reports.")
+
+
+class ColumnMap(_Model):
+    """Which table column holds each documented field (see ``docs/score-table.md``)."""
+
+    id: str = Field(
+        default="id", description="Row identifier (optional in the table; row number if absent)."
+    )
+    split: str = Field(
+        default="split",
+        description="Split of each row: train, dev, opt, ht, eval, or empty to let `splits` assign "
+        "it (optional column: absent means every row is unassigned).",
+    )
+    group: str = Field(
+        default="group", description="Group of each row, for analysis only (optional column)."
+    )
+    label: str = Field(
+        default="label", description="Ground truth, 0/1 with unsafe = 1 (may be missing)."
+    )
+    probe_prob: str = Field(default="probe_prob", description="Probe probability p(x) of 'unsafe'.")
+    expert_prob: str = Field(
+        default="expert_prob",
+        description="Expert probability b(x) of 'unsafe' (missing where not run).",
+    )
+    dv_score: str = Field(
+        default="dv_score", description="Delegation-value score d(x); delegate iff d > τ."
+    )
+
+
+class ExpertColumns(_Model):
+    """Columns of one expert in a multi-expert table (defaults: ``<column>__<expert name>``)."""
+
+    expert_prob: str | None = Field(
+        default=None,
+        description="Column of this expert's probability; default `expert_prob__<name>`.",
+    )
+    dv_score: str | None = Field(
+        default=None,
+        description="Column of the DV score for this expert; default `dv_score__<name>`.",
+    )
+
+
+class DataSpec(_Model):
+    """The score table: one row per input."""
+
+    table: str | None = Field(
+        default=None,
+        description="Path of the score table (Parquet or CSV), relative to the spec file. With a "
+        "`probes:` block this is where the generated table is written.",
+    )
+    format: Literal["auto", "parquet", "csv"] = Field(
+        default="auto", description="Table format; `auto` decides by suffix (.parquet/.pq or .csv)."
+    )
+    columns: ColumnMap = Field(
+        default_factory=ColumnMap, description="Mapping of documented fields to table columns."
+    )
+    experts: dict[Name, ExpertColumns | None] | None = Field(
+        default=None,
+        description="Several experts in one table: `{name: {expert_prob: col, dv_score: col}}`. "
+        "Absent: one expert named `expert` using `columns.expert_prob` and `columns.dv_score` "
+        "(or, if the table has `dv_score__<name>` columns and no `dv_score`, those experts).",
+    )
+
+
+class SplitsSpec(_Model):
+    """How rows whose ``split`` is empty are assigned; rows that carry a split keep it."""
+
+    dev: Unit = Field(default=0.0, description="Fraction of unassigned rows sent to `dev`.")
+    opt: Unit = Field(default=0.15, description="Fraction sent to `opt` (Pareto optimisation).")
+    ht: Unit = Field(default=0.35, description="Fraction sent to `ht` (hypothesis testing).")
+    eval: Unit = Field(default=0.5, description="Fraction sent to `eval` (held-out evaluation).")
+    seed: int = Field(
+        default=0, ge=0, description="Seed of the random assignment and of calibration."
+    )
+
+    @model_validator(mode="after")
+    def _fractions_sum(self) -> SplitsSpec:
+        total = self.dev + self.opt + self.ht + self.eval
+        if total > 1.0 + 1e-9:
+            raise ValueError(
+                f"expected dev + opt + ht + eval ≤ 1 (got {total:.6g}); the rest stays unused"
+            )
+        return self
+
+
+class CalibrationSpec(_Model):
+    """What to certify and how."""
+
+    budget: Budgets = Field(
+        default=[0.3],
+        description="Delegation budget(s): the certified P(d(X) > τ) ≤ budget. One number or a list.",
+    )
+    delta: OpenUnit = Field(
+        default=0.1,
+        description="δ: the guarantee holds with probability ≥ 1 − δ over the calibration data.",
+    )
+    procedure: Procedure = Field(
+        default="fixed_sequence",
+        description="Family-wise error control: fixed-sequence testing (descending τ; uniformly more "
+        "powerful for these nested hypotheses) or Bonferroni/Holm (valid but weaker; a PowerWarning over "
+        "the full grid). Budget-only and Pareto budget paths only: with `error_level`, `joint` decides.",
+    )
+    pvalue: PValueKind = Field(
+        default="binomial",
+        description="p-value: exact binomial, Hoeffding, Bentkus, or Hoeffding–Bentkus.",
+    )
+    pareto: bool = Field(
+        default=True,
+        description="true: Pareto testing (CTD) over delegation rate and cascade error (needs labels "
+        "and both probabilities; `split` says on which rows the front is found). false: budget-only "
+        "calibration on the `ht` rows (needs only `dv_score`).",
+    )
+    opt_fraction: OpenUnit = Field(
+        default=0.3,
+        description="With `pareto: true`, split `opt_ht` and no `opt` rows, this fraction of the `ht` "
+        "rows is used for optimisation instead (seeded); also the opt share of `ctd run`'s repeated "
+        "splits with `opt_ht`.",
+    )
+    error_level: OpenUnit | None = Field(
+        default=None,
+        description="Optional joint guarantee: cascade error ≤ this level as well as the budget.",
+    )
+    joint: JointRule = Field(
+        default="bonferroni_split",
+        description="How the two risks share δ when `error_level` is set: Bonferroni-split chains "
+        "(one fixed-sequence chain per risk at δ/2; default, the more powerful in simulation), or one "
+        "chain on the max of the two p-values ordered by opt p-values.",
+    )
+    split: CalibrationSplit | None = Field(
+        default=None,
+        description="Pareto calibration only. `none`: the Pareto front, its order and the choice are "
+        "computed on all calibration rows (opt and ht together), the same rows the budget test uses; "
+        "valid for the budget guarantee, which is monotone in τ. `opt_ht`: front on `opt`, test on `ht` "
+        "(Pareto Testing proper; required with `error_level`). Default: `none` for budget-only "
+        "certificates, `opt_ht` with `error_level`.",
+    )
+
+    randomize: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seed of the optional randomised boundary step (budget-only, fixed-sequence, "
+        "binomial): the level becomes exactly δ instead of below it at small n, so more of the budget "
+        "is spent; the certificate records the seed and says the threshold is randomised. Default: off.",
+    )
+
+    @model_validator(mode="after")
+    def _randomize_needs_budget_only_binomial(self) -> CalibrationSpec:
+        if self.randomize is not None and (
+            self.pareto or self.procedure != "fixed_sequence" or self.pvalue != "binomial"
+        ):
+            raise ValueError(
+                "calibration.randomize: the randomised boundary step exists for budget-only calibration "
+                "(`pareto: false`) with `procedure: fixed_sequence` and `pvalue: binomial`"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _split_needs_budget_only(self) -> CalibrationSpec:
+        if self.split == "none" and self.error_level is not None:
+            raise ValueError(
+                "calibration.split: `none` certifies the budget only; a joint guarantee "
+                "(`error_level`) needs `split: opt_ht` (or leave `split` unset)"
+            )
+        return self
+
+    @property
+    def effective_split(self) -> CalibrationSplit:
+        """The split used: the explicit `split`, else `none` (budget only) or `opt_ht` (`error_level`)."""
+        if self.split is not None:
+            return self.split
+        return "none" if self.error_level is None else "opt_ht"
+
+
+class EvaluationSpec(_Model):
+    """Repeated random calibration/evaluation splits (used by ``ctd run``)."""
+
+    repeats: int = Field(
+        default=200, ge=1, description="Number of random calibration/evaluation splits."
+    )
+    batch_size: int = Field(
+        default=128, ge=1, description="Batch size of the batch top-k baselines."
+    )
+    budgets: Budgets = Field(
+        default=[0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5],
+        description="Budget grid for curves against budget.",
+    )
+
+
+class OutputsSpec(_Model):
+    """Where results go."""
+
+    directory: str = Field(
+        default="ctd-output",
+        description=(
+            "Output directory, relative to the spec file; each file is written atomically and "
+            "recorded in `manifest.json`; files the run did not write are never touched."
+        ),
+    )
+    formats: Annotated[list[OutputFormat], AfterValidator(_nonempty), AfterValidator(_unique)] = (
+        Field(
+            default=["md", "html", "json"],
+            description="Report formats: md, html, and json (the report's data). The certificate "
+            "(`certificate.json`) is always written.",
+        )
+    )
+
+
+class CascadeSpec(_Model):
+    """A Calibrate-Then-Delegate cascade: data, splits, calibration, evaluation, simulation, outputs."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        validate_default=True,
+        title="CascadeSpec",
+        json_schema_extra={"$comment": "ctd cascade spec; `ctd schema` prints this schema."},
+    )
+
+    version: Literal[1] = Field(default=1, description="Spec format version.")
+    cascade: CascadeInfo = Field(default_factory=CascadeInfo, description="Name and description.")
+    data: DataSpec = Field(default_factory=DataSpec, description="The score table.")
+    probes: dict[str, Any] | None = Field(
+        default=None,
+        description="Produce the score table from texts with the probes layer (see the probes "
+        "documentation); validated by `probes.spec.ProbesSpec` when the probes layer is installed.",
+    )
+    splits: SplitsSpec = Field(
+        default_factory=SplitsSpec, description="Assignment of unsplit rows."
+    )
+    calibration: CalibrationSpec = Field(
+        default_factory=CalibrationSpec, description="Budgets, δ and procedure."
+    )
+    evaluation: EvaluationSpec = Field(
+        default_factory=EvaluationSpec, description="Repeated-split evaluation (`ctd run`)."
+    )
+    simulation: SimulationSpec = Field(
+        default_factory=SimulationSpec,
+        description="Guarantee check in simulation (`ctd simulate`).",
+    )
+    outputs: OutputsSpec = Field(
+        default_factory=OutputsSpec, description="Output directory and formats."
+    )
+
+    _source: Path | None = PrivateAttr(None)
+    _sha256: str | None = PrivateAttr(None)
+    _probes_model: Any = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _data_or_probes(self) -> CascadeSpec:
+        if self.data.table is None and self.probes is None:
+            raise ValueError("expected `data.table` (a score table) or a `probes:` block")
+        return self
+
+    # ----------------------------------------------------------------------------- helpers
+    @property
+    def source(self) -> Path | None:
+        """The spec file this spec was loaded from (None when built in Python)."""
+        return self._source
+
+    @property
+    def sha256(self) -> str | None:
+        """sha256 of the spec file's bytes (None when built in Python)."""
+        return self._sha256
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory that relative paths are resolved against (the spec file's directory)."""
+        return self._source.parent if self._source is not None else Path.cwd()
+
+    def table_path(self) -> Path | None:
+        """Absolute path of the score table, or None if the spec names none."""
+        if self.data.table is None:
+            return None
+        p = Path(os.path.expanduser(self.data.table))
+        return p if p.is_absolute() else self.base_dir / p
+
+    def output_dir(self) -> Path:
+        """Absolute path of the output directory."""
+        p = Path(os.path.expanduser(self.outputs.directory))
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def probes_spec(self) -> Any:
+        """The ``probes:`` block as its registered model (see :func:`register_block_model`), else the raw dict."""
+        return self._probes_model if self._probes_model is not None else self.probes
+
+    def load_table(self, *, require_file: bool = True) -> ScoreTable | None:
+        """Read the score table this spec names, with its column map, and fill its calibration splits.
+
+        Returns None when the spec names no table, or (with ``require_file=False``) when the file
+        does not exist yet.
+
+        Raises
+        ------
+        CTDInputError
+            The table is missing (with a hint to ``ctd scores`` when a ``probes:`` block could build
+            it) or invalid (see :func:`ctd_stats.table.score_table.read_score_table`).
+        """
+        from ctd_stats.table.score_table import (
+            ColumnNames,
+            ExpertColumnNames,
+            fill_splits,
+            read_score_table,
+        )
+
+        path = self.table_path()
+        if path is None or (not path.exists() and not require_file):
+            return None
+        if not path.exists():
+            hint = " (run `ctd scores SPEC` to produce it from the `probes:` block)" if self.probes else ""
+            where = f"{self.source}: data.table: " if self.source is not None else ""
+            raise CTDInputError(f"{where}score table {path} not found{hint}")
+        c = self.data.columns
+        experts = None
+        if self.data.experts:
+            experts = {
+                name: ExpertColumnNames(
+                    expert_prob=(ec.expert_prob if ec is not None and ec.expert_prob else "")
+                    or f"{c.expert_prob}__{name}",
+                    dv_score=(ec.dv_score if ec is not None and ec.dv_score else "")
+                    or f"{c.dv_score}__{name}",
+                )
+                for name, ec in self.data.experts.items()
+            }
+        table = read_score_table(
+            path,
+            columns=ColumnNames(**c.model_dump()),
+            experts=experts,
+            fmt=self.data.format,
+            require_labels=self.calibration.pareto,
+        )
+        s = self.splits
+        fractions = {"dev": s.dev, "opt": s.opt, "ht": s.ht, "eval": s.eval}
+        return table.with_split(fill_splits(table.split, fractions, s.seed))
+
+    def simulation_budgets(self) -> list[float]:
+        """Budgets simulated by ``ctd simulate`` (default: the calibration budgets)."""
+        return list(self.simulation.budgets or self.calibration.budget)
+
+
+# ------------------------------------------------------------------------ plugin blocks
+#: Models of optional top-level blocks supplied by plugins (e.g. ``probes`` by the probes layer).
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`CascadeSpec` (with the probes block's schema when available)."""
+    schema = CascadeSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    probes_cls = block_model("probes")
+    if probes_cls is not None:
+        sub = probes_cls.model_json_schema(ref_template="#/$defs/{model}")
+        defs = schema.setdefault("$defs", {})
+        defs.update(sub.pop("$defs", {}))
+        defs[probes_cls.__name__] = sub
+        schema["properties"]["probes"] = {
+            "anyOf": [{"$ref": f"#/$defs/{probes_cls.__name__}"}, {"type": "null"}],
+            "default": None,
+            "description": CascadeSpec.model_fields["probes"].description,
+        }
+    return schema
+
+
+# ----------------------------------------------------------------------------------- loading
+def validate_spec_data(
+    data: Any, *, doc: YAMLDocument | None = None, file: str = "<spec>"
+) -> CascadeSpec:
+    """Validate already-parsed spec data (a dict); errors become :class:`CTDInputError`."""
+    if data is None:
+        raise CTDInputError(f"{file}: the spec is empty (expected a mapping with `data:` etc.)")
+    if not isinstance(data, dict):
+        pos = doc.values.get(()) if doc is not None else None
+        where = format_location(file, pos) if pos is not None else file
+        raise CTDInputError(f"{where}: expected a mapping at the top level (got {_short(data)})")
+    try:
+        spec = CascadeSpec.model_validate(data)
+    except ValidationError as exc:
+        raise CTDInputError(
+            format_validation_error(
+                exc, doc, file, root=CascadeSpec,
+                variants={"parametric": ParametricPopulation, "table": TablePopulation},
+            )
+        ) from None
+    if spec.probes is not None:
+        probes_cls = block_model("probes")
+        if probes_cls is not None:
+            try:
+                spec._probes_model = probes_cls.model_validate(spec.probes)
+            except ValidationError as exc:
+                raise CTDInputError(format_validation_error(exc, doc, file, ("probes",))) from None
+    return spec
+
+
+def load_spec(path: str | os.PathLike[str]) -> CascadeSpec:
+    """Read a cascade spec from a YAML file.
+
+    Parameters
+    ----------
+    path
+        The spec file. Relative paths inside it resolve against its directory.
+
+    Returns
+    -------
+    CascadeSpec
+        The validated spec, with :attr:`CascadeSpec.source` and :attr:`CascadeSpec.sha256` set.
+
+    Raises
+    ------
+    CTDInputError
+        Missing file, malformed YAML, or a field that fails validation; the message names
+        ``file:line:column`` and the field path and says what was expected.
+    """
+    p = Path(path)
+    doc = load_yaml(p)
+    spec = validate_spec_data(doc.data, doc=doc, file=str(p))
+    spec._source = p.resolve()
+    spec._sha256 = hashlib.sha256(p.read_bytes()).hexdigest()
+    return spec

@@ -1,0 +1,122 @@
+"""The randomised boundary step: budget-only calibration whose level is exactly δ (optional, off by default).
+
+Deterministic fixed-sequence testing with the exact binomial p-value certifies every τ with
+K(τ) = #{d_i > τ} ≤ k*, k* the largest k with F(k) = P(Bin(n, B) ≤ k) ≤ δ. Because counts are
+integers, its level F(k*) is usually well below δ at small n (n = 20, B = 0.3, δ = 0.1: 0.0355).
+
+The randomised test uses the randomised binomial p-value with one uniform U (drawn from a recorded
+seed, independent of the data):
+
+    p_U(k) = F(k − 1) + U · (F(k) − F(k − 1)),
+
+which is exactly Uniform(0, 1) when K ~ Bin(n, B) and stochastically larger when K ~ Bin(n, r) with
+r > B. For fixed U it is increasing in k, so the fixed-sequence walk certifies {τ : K(τ) ≤ k_U} with
+k_U = k* + 1 if U ≤ γ = (δ − F(k*)) / (F(k* + 1) − F(k*)), else k*.
+
+Guarantee (same as :func:`ctd_stats.stats.ltt.calibrate_budget`, now with level exactly δ at the boundary):
+if the calibration scores are i.i.d. and U is independent of them, P(P(d(X) > τ̂) > B) ≤ δ, the
+probability taken over the scores *and* U. Proof: let τ° be the largest threshold with true rate
+R(τ°) > B (if none, no violation is possible). A violation requires certifying some τ ≤ τ°, and
+fixed-sequence testing walks from the largest τ down, so it requires rejecting H_τ°; K(τ°) is
+stochastically ≥ Bin(n, B) and p_U is super-uniform for it, so P(reject H_τ°) ≤ δ. For continuous
+scores the violation probability at a boundary rate equals (1 − γ) F(k*) + γ F(k* + 1) = δ exactly
+(:func:`violation_probability`).
+
+The certificate records the seed and U, and the guarantee text says that the threshold is randomised:
+whoever reruns the calibration with the same seed gets the same τ̂.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from ctd_stats.errors import CTDInputError
+from ctd_stats.stats.inputs import as_finite_1d, check_open_unit
+from ctd_stats.stats.ltt import Calibration, certified_count
+
+RANDOMIZED_PVALUE = "binomial_randomized"
+
+
+def draw_u(seed: int) -> float:
+    """The uniform U of a randomised calibration, from its recorded seed (reproducible)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise CTDInputError(f"randomize seed must be a non-negative integer, got {seed!r}")
+    return float(np.random.default_rng(int(seed)).random())
+
+
+def randomized_pvalue(k: np.ndarray, n: int, budget: float, u: float) -> np.ndarray:
+    """p_U(k) = F(k − 1) + U (F(k) − F(k − 1)), F the Bin(n, budget) cdf (F(−1) = 0); from counts."""
+    kk = np.asarray(k, dtype=np.int64)
+    hi = special.bdtr(kk, n, budget)
+    lo = np.where(kk > 0, special.bdtr(np.maximum(kk - 1, 0), n, budget), 0.0)
+    return np.asarray(lo + u * (hi - lo), dtype=np.float64)
+
+
+def boundary_gamma(n: int, budget: float, delta: float) -> tuple[int, float]:
+    """``(k*, γ)``: the deterministic certified count and the probability of one more step."""
+    kstar = certified_count(n, budget, delta)
+    f0 = float(special.bdtr(kstar, n, budget)) if kstar >= 0 else 0.0
+    if kstar >= n:
+        return kstar, 0.0
+    f1 = float(special.bdtr(kstar + 1, n, budget))
+    return kstar, max(0.0, min(1.0, (delta - f0) / (f1 - f0)))
+
+
+def randomized_budget_threshold(scores: object, budget: float, delta: float, seed: int) -> Calibration:
+    """Budget-only calibration (full grid, fixed-sequence) with the randomised boundary step.
+
+    See the module docstring for the guarantee. O(n) (one ``np.partition``). Records the two
+    hypotheses that decide the outcome, with their randomised p-values, and ``extras`` holding
+    ``seed``, ``u``, ``gamma`` and ``k_u``.
+    """
+    s = as_finite_1d("scores", scores)
+    b, d = check_open_unit("budget", budget), check_open_unit("delta", delta)
+    n = int(s.size)
+    u = draw_u(seed)
+    kstar, gamma = boundary_gamma(n, b, d)
+    k_u = min(kstar + 1, n) if (kstar < n and u <= gamma) else kstar
+    extras = {"family": "boundary", "randomized": True, "seed": int(seed), "u": u, "gamma": gamma,
+              "k_u": k_u}
+    if k_u < 0:
+        return Calibration(
+            threshold=math.inf, budget=b, delta=d, procedure="fixed_sequence",
+            pvalue_kind=RANDOMIZED_PVALUE, n=n, thresholds=np.empty(0), pvalues=np.empty(0),
+            certified=np.zeros(0, dtype=bool), empirical_rates=np.empty(0),
+            reason=f"no threshold certified even with the randomised step (n = {n}, U = {u:.4f})",
+            extras=extras,
+        )
+    j = n - 1 - min(k_u, n - 1)
+    part = np.partition(s, j)
+    tau = float(part[j])
+    below = part[:j] < tau
+    thresholds, counts = [tau], [n - j - 1 - int(np.count_nonzero(part[j + 1 :] == tau))]
+    if below.any():
+        thresholds.append(float(np.max(part[:j], where=below, initial=-math.inf)))
+        counts.append(n - int(np.count_nonzero(below)))
+    k_arr = np.asarray(counts, dtype=np.int64)
+    pvals = randomized_pvalue(k_arr, n, b, u)
+    return Calibration(
+        threshold=tau, budget=b, delta=d, procedure="fixed_sequence", pvalue_kind=RANDOMIZED_PVALUE, n=n,
+        thresholds=np.asarray(thresholds), pvalues=pvals, certified=pvals <= d, empirical_rates=k_arr / n,
+        reason=None, extras=extras,
+    )
+
+
+def violation_probability(n: int, budget: float, delta: float) -> float:
+    """Exact P(violation) of the randomised step on continuous scores at a boundary rate: δ (or less
+    when k* = n)."""
+    kstar, gamma = boundary_gamma(n, budget, delta)
+    f0 = float(special.bdtr(kstar, n, budget)) if kstar >= 0 else 0.0
+    f1 = float(special.bdtr(min(kstar + 1, n), n, budget))
+    return (1 - gamma) * f0 + gamma * f1
+
+
+def expected_rate(n: int, budget: float, delta: float) -> float:
+    """Exact E[true rate of τ̂] on continuous scores: ((1 − γ)(k* + 1) + γ (k* + 2)) / (n + 1)."""
+    kstar, gamma = boundary_gamma(n, budget, delta)
+    if kstar < 0 and gamma == 0:
+        return 0.0
+    return ((1 - gamma) * (kstar + 1) * (kstar >= 0) + gamma * min(kstar + 2, n + 1)) / (n + 1)
