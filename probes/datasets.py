@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from probes.assets import AssetError, package_dir
+from probes.packages import AssetError, package_dir
 
 if TYPE_CHECKING:
     import pandas as pd

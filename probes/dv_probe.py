@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ctd_stats.errors import CTDInputError
-from probes.linear import _as_3d, _check_xy, _load, _save
+from probes.probe_arrays import as_3d, check_xy, load_probe, save_probe
 
 
 class DVProbe:
@@ -73,7 +73,7 @@ class DVProbe:
         """
         import torch
 
-        x, vt = _check_xy(x, v)
+        x, vt = check_xy(x, v)
         if not torch.isfinite(vt).all():
             raise CTDInputError("delegation targets contain NaN or infinite values")
         n_layers = x.shape[1]
@@ -143,7 +143,7 @@ class DVProbe:
         """Predicted delegation value for each row (``extra`` as in :meth:`fit`)."""
         if self.coef is None or self.mean is None or self.scale is None:
             raise RuntimeError("the probe is not fitted; call fit() or load() first")
-        x3 = _as_3d(x)
+        x3 = as_3d(x)
         pos = self.layer_position if x3.shape[1] > 1 else 0
         xl = x3[:, pos].double().numpy()
         if xl.shape[1] != self.coef.shape[0]:
@@ -171,12 +171,12 @@ class DVProbe:
         arrays = {"mean": self.mean, "scale": self.scale, "coef": self.coef}
         if self.n_extra:
             arrays.update(extra_mean=self.extra_mean, extra_scale=self.extra_scale, extra_coef=self.extra_coef)
-        return _save(path, arrays, meta)
+        return save_probe(path, arrays, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DVProbe:
         """Read a probe written by :meth:`save`."""
-        tensors, meta = _load(path, cls.kind)
+        tensors, meta = load_probe(path, cls.kind)
         probe = cls(alphas=meta["alphas"], layer_position=meta["fixed_position"])
         probe.layer_position, probe.layer = meta["layer_position"], meta["layer"]
         probe.alpha = float("inf") if meta["alpha"] is None else meta["alpha"]

@@ -15,7 +15,6 @@ Both accept activations shaped ``[n, n_layers, d]`` (from :mod:`probes.activatio
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,8 @@ import numpy as np
 
 from ctd_stats.errors import CTDInputError
 from ctd_stats.stats.metrics import auroc
+from probes.dv_probe import DVProbe
+from probes.probe_arrays import as_3d, check_xy, load_probe, save_probe
 
 __all__ = ["DVProbe", "SafetyProbe", "auroc", "out_of_fold_proba", "stratified_folds"]
 
@@ -39,31 +40,6 @@ def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
         idx = idx[rng.permutation(len(idx))]
         folds[idx] = np.arange(len(idx)) % k
     return folds
-
-
-def _as_3d(x: Any) -> Any:
-    import torch
-
-    x = torch.as_tensor(x)
-    if x.ndim == 2:
-        x = x[:, None, :]
-    if x.ndim != 3:
-        raise CTDInputError(f"activations must be [n, d] or [n, layers, d], got shape {tuple(x.shape)}")
-    return x
-
-
-def _check_xy(x: Any, y: Any) -> tuple[Any, Any]:
-    import torch
-
-    x = _as_3d(x)
-    y = torch.as_tensor(np.asarray(y), dtype=torch.float64)
-    if y.ndim != 1 or len(y) != x.shape[0]:
-        raise CTDInputError(f"labels must be 1-D with one entry per row ({x.shape[0]}), got {tuple(y.shape)}")
-    if x.shape[0] < 4:
-        raise CTDInputError(f"need at least 4 rows to fit a probe, got {x.shape[0]}")
-    if not torch.isfinite(x).all():
-        raise CTDInputError("activations contain NaN or infinite values")
-    return x, y
 
 
 def _fit_logreg_batched(
@@ -177,7 +153,7 @@ class SafetyProbe:
         """
         import torch
 
-        x, y = _check_xy(x, y)
+        x, y = check_xy(x, y)
         yn = y.numpy().astype(np.int64)
         if set(np.unique(yn)) != {0, 1}:
             raise CTDInputError("labels must contain both classes 0 and 1 (and nothing else)")
@@ -224,7 +200,7 @@ class SafetyProbe:
         """Logit of P(unsafe) for each row (``x`` shaped like the training activations)."""
         self._check_fitted()
         assert self.mean is not None and self.scale is not None and self.coef is not None
-        x3 = _as_3d(x)
+        x3 = as_3d(x)
         pos = self.layer_position if x3.shape[1] > 1 else 0
         xl = x3[:, pos].double().numpy()
         if xl.shape[1] != self.coef.shape[0]:
@@ -249,12 +225,12 @@ class SafetyProbe:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write weights and settings to one safetensors file (atomic; no pickle)."""
         self._check_fitted()
-        return _save(path, {"mean": self.mean, "scale": self.scale, "coef": self.coef}, self._meta())
+        return save_probe(path, {"mean": self.mean, "scale": self.scale, "coef": self.coef}, self._meta())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SafetyProbe:
         """Read a probe written by :meth:`save`."""
-        tensors, meta = _load(path, cls.kind)
+        tensors, meta = load_probe(path, cls.kind)
         probe = cls(c=meta["c"], folds=meta["folds"], seed=meta["seed"])
         probe.layer_position, probe.layer, probe.layers = meta["layer_position"], meta["layer"], meta["layers"]
         probe.cv_auroc, probe.bias = meta["cv_auroc"], meta["bias"]
@@ -289,7 +265,7 @@ def out_of_fold_proba(
     """
     import torch
 
-    x = _as_3d(x)
+    x = as_3d(x)
     yn = np.asarray(y).astype(np.int64)
     if yn.ndim != 1 or len(yn) != x.shape[0]:
         raise CTDInputError(f"labels must be 1-D with one entry per row ({x.shape[0]}), got {yn.shape}")
@@ -309,37 +285,3 @@ def out_of_fold_proba(
         probe.fit(x[torch.as_tensor(fit)], yn[fit], layers)
         out[held] = probe.predict_proba(x[torch.as_tensor(held)])
     return out
-
-
-def _save(path: str | os.PathLike[str], arrays: dict[str, Any], meta: dict[str, Any]) -> Path:
-    import torch
-    from safetensors.torch import save
-
-    from ctd_stats.io import atomic_write_bytes
-
-    blob = save(
-        {k: torch.as_tensor(np.ascontiguousarray(v, dtype=np.float64)) for k, v in arrays.items()},
-        metadata={"ctd.probe": json.dumps(meta, allow_nan=True)},
-    )
-    return atomic_write_bytes(path, blob)
-
-
-def _load(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    from safetensors import safe_open
-
-    p = Path(path)
-    if not p.exists():
-        raise CTDInputError(f"{p}: no such probe file")
-    with safe_open(str(p), framework="pt") as fh:
-        raw = (fh.metadata() or {}).get("ctd.probe")
-        if raw is None:
-            raise CTDInputError(f"{p}: not a ctd probe file (no 'ctd.probe' metadata)")
-        meta = json.loads(raw)
-        if meta.get("kind") != kind:
-            raise CTDInputError(f"{p}: holds a {meta.get('kind')!r}, expected a {kind!r}")
-        tensors = {k: fh.get_tensor(k).numpy() for k in fh.keys()}
-    return tensors, meta
-
-
-# The DV probe lives in probes.dv_probe; re-exported here for `from probes.linear import DVProbe`.
-from probes.dv_probe import DVProbe  # noqa: E402

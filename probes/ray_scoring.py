@@ -120,7 +120,7 @@ def _dataset(ray: Any, texts: pd.DataFrame | str | Path) -> tuple[Any, int]:
         return ray.data.from_pandas(frame), len(frame)
     import pyarrow.parquet as pq
 
-    from ctd_stats.audit.logs.reader import parquet_parts
+    from ctd_stats.table.read import parquet_parts
 
     parts = [str(p.resolve()) for p in parquet_parts(texts)]
     n = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)

@@ -25,22 +25,10 @@ __all__ = [
     "ScoreReference",
     "audit_log",
     "binomial_exceedance_pvalue",
-    "build_report",
     "clopper_pearson",
     "confidence_sequence",
     "default_prior",
     "fixed_n_audit",
     "reference_from_scores",
     "simulate_alarm_times",
-    "write_audit",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # The report writers live in the reports wing (ctd_stats.reports.audit), which imports this
-    # package; they are re-exported lazily so that `from ctd_stats.audit import write_audit` works.
-    if name in ("build_report", "write_audit"):
-        from ctd_stats.reports import audit as _reports_audit
-
-        return getattr(_reports_audit, name)
-    raise AttributeError(f"module 'ctd_stats.audit' has no attribute {name!r}")

@@ -33,9 +33,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ctd_stats import __version__
+from ctd_stats._version import __version__
 from ctd_stats.audit.drift import DriftAccumulator, ScoreReference, drift_summary
-from ctd_stats.audit.logs.chunks import ChunkSource, LogChunk, chunk_sources
+from ctd_stats.audit.logs.chunks import LogChunk, TimestampKind
+from ctd_stats.audit.logs.sources import ChunkSource, chunk_sources
 from ctd_stats.audit.logs.reader import GroupCoder, LogColumns, LogReader, resolve_columns
 from ctd_stats.audit.monitor import BetaPrior, BudgetMonitor, confidence_sequence
 from ctd_stats.audit.result import (
@@ -296,7 +297,7 @@ def audit_log(
         )
 
     coder = GroupCoder(reader.name)
-    kind: list[str] = []
+    kind = TimestampKind()
     first, time_sorted = chunk_sources(reader, cols, threshold, coder, chunk_rows, kind, engine, address)
     acc, sorted_by_time = _consume_log(first, time_sorted, reader, new_acc, warnings)
     if acc.n == 0:
@@ -308,7 +309,7 @@ def audit_log(
         coder=coder,
         ref=ref,
         window=spec.text,
-        tkind=kind[0],
+        tkind=kind.value,
         sorted_by_time=sorted_by_time,
         threshold=threshold,
         budget=budget,

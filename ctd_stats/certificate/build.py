@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ctd_stats import __version__
+from ctd_stats._version import __version__
 from ctd_stats.certificate.model import (
     ASSUMPTION,
     BudgetCertificate,

@@ -1,13 +1,8 @@
-"""The deployed rule: delegate an input to the expert iff its DV score exceeds the certified τ.
+"""The deployed cascade: a certified threshold τ taken from a certificate, with its provenance.
 
-:class:`Cascade` is the one definition of "d(x) > τ" in the package: :meth:`Calibration.delegate
-<ctd_stats.stats.ltt.Calibration.delegate>`, certificates and the audit all call it, so every path shares
-one policy for odd scores:
-
-* **NaN** is an error (:class:`~ctd_stats.errors.CTDInputError`, a ``ValueError``): a missing score
-  has no safe default decision, and silently answering either way would bias the delegation rate.
-* **±inf** are ordinary scores: ``+inf`` delegates under any finite τ, ``-inf`` never does.
-* **τ = +inf** (fail closed: nothing certified) never delegates, not even a score of ``+inf``.
+:class:`Cascade` is what a deployment holds (the gateway, ``ctd audit``): the threshold, the budget
+and δ it was certified for, and the certificate entry. Its decisions are the one rule
+:func:`ctd_stats.stats.rule.delegate` (``d(x) > τ``; NaN is an error, τ = +inf never delegates).
 """
 
 from __future__ import annotations
@@ -16,15 +11,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ctd_stats.certificate.checks import check_certificate, load_certificate
+from ctd_stats.certificate.model import BudgetCertificate, Certificate
 from ctd_stats.errors import CTDInputError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ctd_stats.certificate.model import BudgetCertificate, Certificate
+from ctd_stats.stats.rule import delegate
 
 
 @dataclass(frozen=True)
@@ -68,12 +62,10 @@ class Cascade:
 
         ``budget`` and ``expert`` may be omitted when the certificate has only one candidate.
         ``spec_path``/``data_path`` check the recorded hashes (see
-        :func:`~ctd_stats.certificate.model.load_certificate`).
+        :func:`~ctd_stats.certificate.checks.load_certificate`).
         """
-        from ctd_stats.certificate.model import Certificate, load_certificate
-
         if isinstance(path, Certificate):
-            cert = path.check("certificate object")
+            cert = check_certificate(path, "certificate object")
         else:
             cert = load_certificate(Path(path), spec_path=spec_path, data_path=data_path)
         r = cert.result(budget=budget, expert=expert, options=options)
@@ -89,21 +81,8 @@ class Cascade:
         )
 
     def delegate(self, scores: ArrayLike) -> NDArray[np.bool_]:
-        """Whether to call the expert for each score: ``score > threshold`` (see the module policy).
-
-        Raises
-        ------
-        CTDInputError
-            If any score is NaN (first index named).
-        """
-        s = np.asarray(scores, dtype=np.float64)
-        nan = np.isnan(s)
-        if nan.any():
-            bad = int(np.flatnonzero(nan.ravel())[0])
-            raise CTDInputError(
-                f"scores contain NaN (first at index {bad}): a missing score has no safe decision"
-            )
-        return np.asarray(s > self.threshold, dtype=bool)
+        """Whether to call the expert for each score: :func:`ctd_stats.stats.rule.delegate`."""
+        return delegate(scores, self.threshold)
 
     def __repr__(self) -> str:
         budget = "None" if self.budget is None else f"{self.budget:g}"

@@ -1,4 +1,9 @@
-"""Internal consistency of a certificate: is τ what the recorded counts, p-values and budget give?
+"""Reading a certificate back and checking it: is τ what the recorded counts, p-values and budget give?
+
+:func:`load_certificate` parses the JSON, checks the schema version, the integrity seal
+(:mod:`ctd_stats.certificate.seal`) and the internal consistency below, and on request the spec and
+table hashes. :func:`check_certificate` runs the consistency check on an object.
+
 
 The digest (:mod:`ctd_stats.certificate.seal`) says whether a file changed; this check says
 whether its numbers agree with each other, so an edit survives neither a naive editor nor one who
@@ -12,16 +17,22 @@ Cost: O(L) per result for L tested thresholds (vectorised).
 
 from __future__ import annotations
 
+import json
 import math
-from typing import TYPE_CHECKING
+import os
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from ctd_stats.stats.fwer import FixedSequence, get_procedure
+from ctd_stats.certificate.model import SCHEMA_VERSION, BudgetCertificate, Certificate
+from ctd_stats.certificate.seal import deployment_key, verify
+from ctd_stats.errors import CTDInputError
+from ctd_stats.stats.fwer import procedure_by_id
 from ctd_stats.stats.pvalues import PVALUE_KINDS, pvalue_function
-
-if TYPE_CHECKING:
-    from ctd_stats.certificate.model import BudgetCertificate, Certificate
+from ctd_stats.stats.randomized import draw_u, randomized_pvalue
+from ctd_stats.table.read import file_sha256
 
 #: Relative tolerance between a recorded and a recomputed p-value (JSON keeps floats exactly; this
 #: only absorbs last-digit differences between numerical libraries).
@@ -30,8 +41,6 @@ PVALUE_RTOL = 1e-9
 
 def _budget_pvalues(r: BudgetCertificate) -> np.ndarray | None:
     if r.pvalue_kind == "binomial_randomized":
-        from ctd_stats.stats.randomized import draw_u, randomized_pvalue
-
         if r.randomization is None or draw_u(r.randomization.seed) != r.randomization.u:
             return None  # reported as an unknown or inconsistent kind below
         counts = np.array([t.ht_count for t in r.tested], dtype=np.int64)
@@ -43,16 +52,13 @@ def _budget_pvalues(r: BudgetCertificate) -> np.ndarray | None:
     return pvalue_function(kind)(counts, r.n_test, r.budget)
 
 
-def _rejections(r: BudgetCertificate, pvalues: np.ndarray) -> np.ndarray | None:
-    """The rejections the recorded procedure gives on ``pvalues``; None where it needs more data."""
-    if r.procedure == "fixed_sequence(max_p)":
-        return FixedSequence().reject(pvalues, r.delta)
-    if r.procedure == "bonferroni_split":
-        return None  # needs the error chain's p-values, which are not recorded
+def _procedure_problem(r: BudgetCertificate, pvalues: np.ndarray, rejected: np.ndarray) -> str | None:
+    """Re-run the recorded procedure (looked up by its id) on the recorded p-values."""
     try:
-        return get_procedure(r.procedure).reject(pvalues, r.delta)
-    except Exception:  # an unknown procedure name is reported by the caller
-        return None
+        proc = procedure_by_id(r.procedure)
+    except CTDInputError as exc:
+        return str(exc)
+    return proc.recheck(pvalues, rejected, r.delta)
 
 
 def result_problems(r: BudgetCertificate) -> list[str]:
@@ -95,9 +101,9 @@ def result_problems(r: BudgetCertificate) -> list[str]:
             out.append(f"{where}: a joint p-value is below its budget p-value (impossible)")
         if (rejected & ~(recorded <= r.delta)).any():
             out.append(f"{where}: a threshold is marked certified with p-value > delta = {r.delta:g}")
-        redo = _rejections(r, recorded)
-        if redo is not None and not np.array_equal(redo, rejected):
-            out.append(f"{where}: the {r.procedure} procedure does not give the recorded rejections")
+        problem = _procedure_problem(r, recorded, rejected)
+        if problem is not None:
+            out.append(f"{where}: {problem}")
     out.extend(_split_problems(r, where))
     out.extend(_choice_problems(r, where, thresholds, rejected))
     return out
@@ -164,3 +170,97 @@ def certificate_problems(cert: Certificate) -> list[str]:
     for r in cert.results:
         out.extend(result_problems(r))
     return out
+
+
+def check_certificate(cert: Certificate, where: str = "certificate") -> Certificate:
+    """Raise :class:`CTDInputError` naming ``where`` if ``cert`` is inconsistent; else return it."""
+    problems = certificate_problems(cert)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CTDInputError(f"{where}: inconsistent certificate: {problems[0]}{more}; refusing to use it")
+    return cert
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def load_certificate(
+    path: str | os.PathLike[str],
+    *,
+    spec_path: str | os.PathLike[str] | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+) -> Certificate:
+    """Read a certificate and check it.
+
+    Parameters
+    ----------
+    path
+        The ``certificate.json`` file.
+    spec_path, data_path
+        If given, the spec and score table must have the sha256 recorded in the certificate.
+
+    Raises
+    ------
+    CTDInputError
+        Missing or unreadable file, invalid JSON, an unknown schema version, a field that fails
+        validation, content that does not match its integrity digest or HMAC signature (see
+        :mod:`ctd_stats.certificate.seal`), internally inconsistent numbers (τ not what the
+        recorded counts, p-values and budget give; see :mod:`ctd_stats.certificate.checks`), or a
+        spec/table hash mismatch; the message names the file.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CTDInputError(f"{p}: certificate not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CTDInputError(f"{p}: cannot read the certificate ({exc})") from None
+    try:
+        raw = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise CTDInputError(f"{p}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise CTDInputError(f"{p}: invalid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CTDInputError(f"{p}: expected a JSON object (a ctd certificate)")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise CTDInputError(
+            f"{p}: schema_version is {version!r}, expected {SCHEMA_VERSION!r}"
+            + (
+                " (not a ctd certificate?)"
+                if version is None
+                else " (made by an older ctd, without counts and integrity digest: recalibrate)"
+                if version == "ctd.certificate/1"
+                else " (made by another ctd version)"
+            )
+        )
+    try:
+        cert = Certificate.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise CTDInputError(f"{p}: invalid certificate: {loc}: {first['msg']}{more}") from None
+    verify(raw, cert.integrity, deployment_key(), str(p))  # over the file's own content
+    check_certificate(cert, str(p))
+    for what, given, recorded in (
+        ("spec", spec_path, cert.spec_sha256),
+        ("score table", data_path, cert.data_sha256),
+    ):
+        if given is None:
+            continue
+        if not Path(given).is_file():
+            raise CTDInputError(f"{given}: {what} not found (needed to check the certificate {p})")
+        actual = file_sha256(given)
+        if recorded is None:
+            raise CTDInputError(
+                f"{p}: the certificate records no {what} hash to check {given} against"
+            )
+        if actual != recorded:
+            raise CTDInputError(
+                f"{p}: {what} {given} has sha256 {actual[:12]}…, but the certificate was made from "
+                f"{recorded[:12]}… (the {what} changed since calibration)"
+            )
+    return cert

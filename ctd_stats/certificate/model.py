@@ -6,14 +6,14 @@ every tested threshold with its p-value in test order, the Pareto front, and a r
 the calibration scores for drift checks. Provenance: sha256 of the spec and of the score table,
 package version, seed, timestamp and n per split.
 
-:func:`load_certificate` reads one back, checks its schema version and, on request, the hashes.
+:func:`~ctd_stats.certificate.checks.load_certificate` reads one back, checks its schema version and, on request, the hashes.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -27,14 +27,14 @@ from pydantic import (
     Field,
     PlainSerializer,
     SerializerFunctionWrapHandler,
-    ValidationError,
     model_serializer,
 )
 
 from ctd_stats.certificate.reference import ScoreReference
-from ctd_stats.certificate.seal import Integrity, deployment_key, seal, verify
+from ctd_stats.certificate.seal import Integrity, deployment_key, seal
 from ctd_stats.errors import CTDInputError
 from ctd_stats.io import atomic_write_json
+from ctd_stats.stats.rule import delegate
 
 #: The certificate format written by this package.
 SCHEMA_VERSION: Final = "ctd.certificate/2"
@@ -151,10 +151,8 @@ class BudgetCertificate(_Frozen):
         return out
 
     def delegate(self, scores: ArrayLike) -> np.ndarray:
-        """Decisions of the deployed rule :class:`~ctd_stats.certificate.cascade.Cascade` for this entry."""
-        from ctd_stats.certificate.cascade import Cascade
-
-        return Cascade.rule(self.threshold).delegate(scores)
+        """Decisions of the deployed rule :func:`ctd_stats.stats.rule.delegate` for this entry."""
+        return delegate(scores, self.threshold)
 
 
 class Certificate(_Frozen):
@@ -215,7 +213,7 @@ class Certificate(_Frozen):
     def any_certified(self) -> bool:
         return any(r.certified for r in self.results)
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Strict-JSON-ready dict (infinite thresholds as ``"inf"``), sealed.
 
         The ``integrity`` block is computed here over every other field: an HMAC-SHA256 when a
@@ -226,25 +224,16 @@ class Certificate(_Frozen):
         content["integrity"] = seal(content, deployment_key()).model_dump(mode="json")
         return content
 
-    def problems(self) -> list[str]:
-        """Internal inconsistencies (τ vs recorded counts, p-values, budget); empty when none."""
-        from ctd_stats.certificate.checks import certificate_problems
-
-        return certificate_problems(self)
-
-    def check(self, where: str = "certificate") -> Certificate:
-        """Raise :class:`CTDInputError` naming ``where`` if the certificate is inconsistent."""
-        problems = self.problems()
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise CTDInputError(
-                f"{where}: inconsistent certificate: {problems[0]}{more}; refusing to use it"
-            )
-        return self
+    def to_json_dict(self) -> dict[str, Any]:
+        """Deprecated alias of :meth:`to_dict` (0.1 name)."""
+        warnings.warn(
+            "Certificate.to_json_dict is deprecated; use Certificate.to_dict", DeprecationWarning, stacklevel=2
+        )
+        return self.to_dict()
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the certificate atomically as indented JSON."""
-        return atomic_write_json(path, self.to_json_dict())
+        return atomic_write_json(path, self.to_dict())
 
 
 def utc_now() -> str:
@@ -257,90 +246,3 @@ ASSUMPTION = (
     "one distribution, and the DV score was fitted on data disjoint from the calibration rows. "
     "Nothing is guaranteed under distribution shift; audit deployment logs to check."
 )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def load_certificate(
-    path: str | os.PathLike[str],
-    *,
-    spec_path: str | os.PathLike[str] | None = None,
-    data_path: str | os.PathLike[str] | None = None,
-) -> Certificate:
-    """Read a certificate and check it.
-
-    Parameters
-    ----------
-    path
-        The ``certificate.json`` file.
-    spec_path, data_path
-        If given, the spec and score table must have the sha256 recorded in the certificate.
-
-    Raises
-    ------
-    CTDInputError
-        Missing or unreadable file, invalid JSON, an unknown schema version, a field that fails
-        validation, content that does not match its integrity digest or HMAC signature (see
-        :mod:`ctd_stats.certificate.seal`), internally inconsistent numbers (τ not what the
-        recorded counts, p-values and budget give; see :mod:`ctd_stats.certificate.checks`), or a
-        spec/table hash mismatch; the message names the file.
-    """
-    from ctd_stats.table.score_table import file_sha256
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CTDInputError(f"{p}: certificate not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CTDInputError(f"{p}: cannot read the certificate ({exc})") from None
-    try:
-        raw = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise CTDInputError(f"{p}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except ValueError as exc:
-        raise CTDInputError(f"{p}: invalid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise CTDInputError(f"{p}: expected a JSON object (a ctd certificate)")
-    version = raw.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise CTDInputError(
-            f"{p}: schema_version is {version!r}, expected {SCHEMA_VERSION!r}"
-            + (
-                " (not a ctd certificate?)"
-                if version is None
-                else " (made by an older ctd, without counts and integrity digest: recalibrate)"
-                if version == "ctd.certificate/1"
-                else " (made by another ctd version)"
-            )
-        )
-    try:
-        cert = Certificate.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise CTDInputError(f"{p}: invalid certificate: {loc}: {first['msg']}{more}") from None
-    verify(raw, cert.integrity, deployment_key(), str(p))  # over the file's own content
-    cert.check(str(p))
-    for what, given, recorded in (
-        ("spec", spec_path, cert.spec_sha256),
-        ("score table", data_path, cert.data_sha256),
-    ):
-        if given is None:
-            continue
-        if not Path(given).is_file():
-            raise CTDInputError(f"{given}: {what} not found (needed to check the certificate {p})")
-        actual = file_sha256(given)
-        if recorded is None:
-            raise CTDInputError(
-                f"{p}: the certificate records no {what} hash to check {given} against"
-            )
-        if actual != recorded:
-            raise CTDInputError(
-                f"{p}: {what} {given} has sha256 {actual[:12]}…, but the certificate was made from "
-                f"{recorded[:12]}… (the {what} changed since calibration)"
-            )
-    return cert

@@ -60,7 +60,7 @@ def write_outputs(outcome: CalibrationOutcome, directory: Path, *, force: bool =
     with output_set(
         directory, "calibrate", spec_sha256=outcome.spec.sha256, force=force, names=output_names(formats)
     ) as out:
-        out.write_json("certificate.json", outcome.certificate.to_json_dict())
+        out.write_json("certificate.json", outcome.certificate.to_dict())
         if rep is not None and "md" in formats:
             out.write_text("report.md", rep.to_markdown())
         if rep is not None and "html" in formats:

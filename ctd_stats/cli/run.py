@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         directory, "run", spec_sha256=spec.sha256, force=getattr(args, "force", False),
         names=run_output_names(formats),
     ) as out:
-        out.write_json("certificate.json", outcome.certificate.to_json_dict())
+        out.write_json("certificate.json", outcome.certificate.to_dict())
         out.write_json("study.json", study_json)
         cal_rep = build_calibration_report(outcome)
         for fmt in ("md", "html"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -57,13 +58,40 @@ def _pvals(pvalues: ArrayLike) -> NDArray[np.float64]:
 
 
 class FWERProcedure(ABC):
-    """A multiple-testing procedure with strong FWER control at level δ."""
+    """A multiple-testing procedure with strong FWER control at level δ, registered by a stable id.
 
-    name: str = "abstract"
+    ``id`` is what certificates record; :func:`procedure_by_id` maps it (or an older spelling in
+    ``legacy_ids``) back to the object, and :meth:`recheck` lets a certificate check re-run the
+    procedure on the recorded p-values instead of comparing strings.
+    """
+
+    id: ClassVar[str] = "abstract"
+    #: Older spellings of ``id`` found in certificates written by earlier versions.
+    legacy_ids: ClassVar[tuple[str, ...]] = ()
+    #: Whether this is one fixed-sequence chain along the recorded order (it stops at its first
+    #: non-rejection, so nothing after that point may be certified).
+    chain: ClassVar[bool] = False
+
+    @property
+    def name(self) -> str:
+        """The stable id (kept under its old name for callers of 0.1)."""
+        return self.id
 
     @abstractmethod
     def reject(self, pvalues: ArrayLike, delta: float) -> NDArray[np.bool_]:
         """Boolean mask of rejected hypotheses, aligned with ``pvalues`` (in test order)."""
+
+    def recheck(
+        self, pvalues: NDArray[np.float64], rejected: NDArray[np.bool_], delta: float
+    ) -> str | None:
+        """Re-run the procedure on recorded p-values (in test order) against the recorded rejections.
+
+        Returns a short sentence naming the disagreement, or ``None`` when they agree.
+        """
+        redo = self.reject(pvalues, delta)
+        if np.array_equal(redo, rejected):
+            return None
+        return f"the {self.id} procedure does not give the recorded rejections"
 
 
 class FixedSequence(FWERProcedure):
@@ -73,7 +101,8 @@ class FixedSequence(FWERProcedure):
     the p-values are computed from. Never rejects anything after its first non-rejection.
     """
 
-    name = "fixed_sequence"
+    id = "fixed_sequence"
+    chain = True
 
     def reject(self, pvalues: ArrayLike, delta: float) -> NDArray[np.bool_]:
         p = _pvals(pvalues)
@@ -84,7 +113,7 @@ class FixedSequence(FWERProcedure):
 class Bonferroni(FWERProcedure):
     """Bonferroni: reject H_j iff p_j ≤ δ/m. Controls the FWER at δ under any dependence."""
 
-    name = "bonferroni"
+    id = "bonferroni"
 
     def reject(self, pvalues: ArrayLike, delta: float) -> NDArray[np.bool_]:
         p = _pvals(pvalues)
@@ -100,7 +129,7 @@ class Holm(FWERProcedure):
     Sort p ascending; reject p_(1..j) while p_(i) ≤ δ/(m − i + 1).
     """
 
-    name = "holm"
+    id = "holm"
 
     def reject(self, pvalues: ArrayLike, delta: float) -> NDArray[np.bool_]:
         p = _pvals(pvalues)
@@ -116,8 +145,35 @@ class Holm(FWERProcedure):
         return out
 
 
-class BonferroniSplitChains:
-    """Several fixed-sequence chains, each at level δ/k (one chain per risk).
+class MaxP(FWERProcedure):
+    """Joint rule ``max_p``: one fixed-sequence chain at δ on p_J = max(p_B, p_E).
+
+    p_J is a valid p-value for the union null "budget exceeded or error level exceeded", so a
+    fixed-sequence chain on it controls the FWER at δ along any order fixed without the test data
+    (CTD orders it by the opt split's p-values). :meth:`reject` takes the max p-values in test order;
+    :meth:`reject_joint` builds them from the two risks and an order.
+    """
+
+    id = "max_p"
+    legacy_ids = ("fixed_sequence(max_p, opt p-value order)", "fixed_sequence(max_p)")
+    chain = True
+
+    def reject(self, pvalues: ArrayLike, delta: float) -> NDArray[np.bool_]:
+        return FixedSequence().reject(pvalues, delta)
+
+    def reject_joint(
+        self, p_budget: ArrayLike, p_error: ArrayLike, order: ArrayLike, delta: float
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """The joint p-values ``max(p_B, p_E)`` (candidate order) and the chain's rejections along ``order``."""
+        pvals = np.maximum(_pvals(p_budget), _pvals(p_error))
+        o = np.asarray(order, dtype=np.int64)
+        rejected = np.zeros(pvals.size, dtype=bool)
+        rejected[o] = FixedSequence().reject(pvals[o], delta)
+        return pvals, rejected
+
+
+class BonferroniSplitChains(FWERProcedure):
+    """Joint rule ``bonferroni_split``: several fixed-sequence chains, each at level δ/k (one per risk).
 
     A candidate is certified only if every chain rejects its hypothesis for that candidate. Each
     chain has its own order (fixed without the test data). By the union bound, the probability that
@@ -125,9 +181,11 @@ class BonferroniSplitChains:
     probability ≥ 1 − δ.
     """
 
-    name = "bonferroni_split"
+    id = "bonferroni_split"
+    #: Chains in a CTD joint calibration: one for the budget, one for the error risk.
+    n_chains: ClassVar[int] = 2
 
-    def reject(
+    def reject(  # type: ignore[override]
         self, pvalue_chains: Sequence[ArrayLike], orders: Sequence[ArrayLike], delta: float
     ) -> NDArray[np.bool_]:
         """``pvalue_chains[r][i]``: p-value of risk r at candidate i; ``orders[r]``: test order of chain r."""
@@ -148,16 +206,55 @@ class BonferroniSplitChains:
             joint &= rej
         return joint
 
+    def recheck(
+        self, pvalues: NDArray[np.float64], rejected: NDArray[np.bool_], delta: float
+    ) -> str | None:
+        """Certificates record the budget chain's p-values (in its order), not the error chain's: so
+        the recorded rejections must lie inside what the budget chain at δ/k rejects."""
+        budget_chain = FixedSequence().reject(pvalues, delta / self.n_chains)
+        if (rejected & ~budget_chain).any():
+            i = int(np.flatnonzero(rejected & ~budget_chain)[0])
+            return (
+                f"the {self.id} procedure's budget chain (level delta/{self.n_chains}) stops before "
+                f"tested threshold #{i}, which is recorded as certified"
+            )
+        return None
 
+
+#: Every procedure by its stable id (FWER procedures for one risk, joint rules for two).
+REGISTRY: dict[str, FWERProcedure] = {
+    p.id: p for p in (FixedSequence(), Bonferroni(), Holm(), MaxP(), BonferroniSplitChains())
+}
+#: The procedures a single-risk (budget-only) calibration accepts, by id.
 PROCEDURES: dict[str, type[FWERProcedure]] = {
     "fixed_sequence": FixedSequence,
     "bonferroni": Bonferroni,
     "holm": Holm,
 }
+#: The joint rules of a budget-and-error calibration, by id.
+JOINT_RULES: dict[str, FWERProcedure] = {"max_p": REGISTRY["max_p"], "bonferroni_split": REGISTRY["bonferroni_split"]}
+_LEGACY: dict[str, str] = {old: p.id for p in REGISTRY.values() for old in p.legacy_ids}
+
+
+def procedure_by_id(procedure_id: str) -> FWERProcedure:
+    """The registered procedure recorded as ``procedure_id`` (an id, or an older spelling of one).
+
+    Raises
+    ------
+    CTDInputError
+        For an id no procedure has.
+    """
+    key = _LEGACY.get(procedure_id, procedure_id)
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        raise CTDInputError(
+            f"unknown procedure {procedure_id!r}: expected one of {', '.join(REGISTRY)}"
+        ) from None
 
 
 def get_procedure(name: str) -> FWERProcedure:
-    """Instantiate a procedure by name: ``fixed_sequence``, ``bonferroni`` or ``holm``."""
+    """A single-risk procedure by id: ``fixed_sequence``, ``bonferroni`` or ``holm``."""
     try:
         return PROCEDURES[name]()
     except KeyError:

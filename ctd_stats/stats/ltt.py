@@ -35,6 +35,7 @@ from ctd_stats.stats.curves import SortedScores
 from ctd_stats.stats.fwer import get_procedure, warn_weak_full_grid
 from ctd_stats.stats.inputs import as_finite_1d, check_open_unit
 from ctd_stats.stats.pvalues import pvalue_function
+from ctd_stats.stats.rule import delegate
 
 
 def _jsonable_float(x: float) -> float | str:
@@ -96,11 +97,9 @@ class Calibration:
         return budget_guarantee_text(self.budget, self.delta, self.threshold, self.n)
 
     def delegate(self, scores: ArrayLike) -> NDArray[np.bool_]:
-        """Per-input decisions by the deployed rule :class:`~ctd_stats.certificate.cascade.Cascade` (``scores > threshold``;
-        never delegates when not certified; NaN scores are an error)."""
-        from ctd_stats.certificate.cascade import Cascade
-
-        return Cascade.rule(self.threshold).delegate(scores)
+        """Per-input decisions by the deployed rule :func:`ctd_stats.stats.rule.delegate` (``scores >
+        threshold``; never delegates when not certified; NaN scores are an error)."""
+        return delegate(scores, self.threshold)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (``inf`` becomes the string ``"inf"``)."""
@@ -201,7 +200,7 @@ def calibrate_budget(
         threshold=tau,
         budget=b,
         delta=d,
-        procedure=proc.name,
+        procedure=proc.id,
         pvalue_kind=pvalue,
         n=ss.n,
         thresholds=grid,

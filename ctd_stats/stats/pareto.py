@@ -74,8 +74,10 @@ from numpy.typing import ArrayLike, NDArray
 from ctd_stats.errors import CTDInputError
 from ctd_stats.stats.curves import SortedScores, cascade_error_counts
 from ctd_stats.stats.fwer import (
+    JOINT_RULES,
     BonferroniSplitChains,
-    FixedSequence,
+    FWERProcedure,
+    MaxP,
     get_procedure,
     warn_weak_full_grid,
 )
@@ -83,7 +85,7 @@ from ctd_stats.stats.inputs import as_bool_1d, as_finite_1d, as_probabilities, c
 from ctd_stats.stats.ltt import Calibration, _grid, _jsonable_float
 from ctd_stats.stats.pvalues import pvalue_function
 
-JOINT_METHODS = ("max_p", "bonferroni_split")
+JOINT_METHODS = tuple(JOINT_RULES)
 #: Calibration splits: opt/ht (Pareto Testing) or none (front and test on the same rows; budget only).
 SPLITS = ("opt_ht", "none")
 
@@ -346,7 +348,7 @@ def _choose(
     pvals: NDArray[np.float64],
     rejected: NDArray[np.bool_],
     test_order: NDArray[np.int64],
-    proc_name: str,
+    procedure: FWERProcedure,
     dl: float,
     n_ht: int,
     *,
@@ -367,7 +369,7 @@ def _choose(
         what = "joint budget and error" if joint_set else "budget"
         if pvals.size == 0:
             detail = "the Pareto front is empty"
-        elif proc_name.startswith("fixed_sequence"):
+        elif procedure.chain:
             detail = (
                 f"the chain stopped at its first hypothesis, τ = {f_tau[test_order[0]]:.6g}, with p-value "
                 f"{pvals[test_order[0]]:.3g} > delta = {dl:g}"
@@ -444,35 +446,34 @@ def calibrate_cascade(
     p_b = pfun_b(k_ht, ht.n, b)
     p_e: NDArray[np.float64] | None = None
     test_order = np.arange(f_tau.size, dtype=np.int64)
+    proc: FWERProcedure
     if error_level is None:
-        proc_name = get_procedure(procedure).name
+        proc = get_procedure(procedure)
         if thresholds is None:
-            warn_weak_full_grid(proc_name, int(f_tau.size))
-        rejected = get_procedure(procedure).reject(p_b, dl)
+            warn_weak_full_grid(proc.id, int(f_tau.size))
+        rejected = proc.reject(p_b, dl)
         pvals = p_b
     else:
         p_e = pfun_e(e_ht, ht.n, error_level)
-        if joint == "max_p":
-            proc_name = "fixed_sequence(max_p, opt p-value order)"
-            pvals = np.maximum(p_b, p_e)
+        proc = JOINT_RULES[joint]
+        if isinstance(proc, MaxP):
             test_order = max_p_order(k_front, e_front, opt.n, b, error_level, pvalue, error_pvalue)
-            rejected = np.zeros(f_tau.size, dtype=bool)
-            rejected[test_order] = FixedSequence().reject(pvals[test_order], dl)
+            pvals, rejected = proc.reject_joint(p_b, p_e, test_order, dl)
         else:
-            proc_name = "bonferroni_split"
+            assert isinstance(proc, BonferroniSplitChains)
             order_b = np.arange(f_tau.size)
             order_e = np.lexsort((np.arange(f_tau.size), f_err))  # lowest opt error first
-            rejected = BonferroniSplitChains().reject([p_b, p_e], [order_b, order_e], dl)
+            rejected = proc.reject([p_b, p_e], [order_b, order_e], dl)
             pvals = p_b
 
     tau, chosen_err, reason = _choose(
-        f_tau, f_err, pvals, rejected, test_order, proc_name, dl, ht.n, joint_set=error_level is not None
+        f_tau, f_err, pvals, rejected, test_order, proc, dl, ht.n, joint_set=error_level is not None
     )
     return CascadeCalibration(
         threshold=tau,
         budget=b,
         delta=dl,
-        procedure=proc_name,
+        procedure=proc.id,
         pvalue_kind=pvalue if error_level is None else f"{pvalue}+{error_pvalue}",
         n=ht.n,
         thresholds=f_tau,

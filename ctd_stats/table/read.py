@@ -260,3 +260,26 @@ def _csv_error(path: Path, exc: Exception) -> str:
             "(an unquoted comma in a value, or a stray extra field?)"
         )
     return f"{path}: not a readable CSV file ({text})"
+
+
+def parquet_parts(source: str | os.PathLike[str]) -> list[Path]:
+    """The Parquet parts of a partitioned log, in the order they are read (sorted by path).
+
+    ``source`` is a folder (every ``*.parquet``/``*.pq`` file below it, hive-style ``key=value``
+    sub-folders included) or a glob pattern (``logs/2026-*/part-*.parquet``).
+    """
+    import glob
+
+    text = str(source)
+    if Path(text).is_dir():
+        found = [p for p in Path(text).rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq")]
+        where = f"{text}: is a folder with no Parquet files (.parquet); a folder log must be partitioned Parquet"
+    else:
+        found = [Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()]
+        where = f"{text}: no file matches this pattern"
+    if not found:
+        raise CTDInputError(where)
+    bad = [p for p in found if p.suffix.lower() not in (".parquet", ".pq")]
+    if bad:
+        raise CTDInputError(f"{bad[0]}: a folder or pattern log must hold Parquet parts only")
+    return sorted(found, key=lambda p: p.as_posix())

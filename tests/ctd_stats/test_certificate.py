@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ctd_stats.certificate.cascade import Cascade
-from ctd_stats.certificate.model import SCHEMA_VERSION, Certificate, load_certificate
+from ctd_stats.certificate.checks import load_certificate
+from ctd_stats.certificate.model import SCHEMA_VERSION, Certificate
 from ctd_stats.cli.entry import main
 from ctd_stats.errors import CTDInputError
 
@@ -107,7 +108,7 @@ def test_round_trip_and_hash_checks(calibrated, tmp_path):
     cert = load_certificate(path, spec_path=spec, data_path=table)
     assert isinstance(cert, Certificate)
     assert math.isinf(cert.result(budget=0.001).threshold)
-    assert Certificate.model_validate_json(json.dumps(cert.to_json_dict())) == cert
+    assert Certificate.model_validate_json(json.dumps(cert.to_dict())) == cert
     changed = tmp_path / "changed.parquet"
     changed.write_bytes(table.read_bytes() + b"\n")
     with pytest.raises(CTDInputError, match=r"score table .* changed since calibration"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ctd_stats.certificate.cascade import Cascade
-from ctd_stats.certificate.model import load_certificate
+from ctd_stats.certificate.checks import certificate_problems, load_certificate
 from ctd_stats.certificate.seal import KEY_ENV, KEY_FILE_ENV, canonical_bytes, key_id
 from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
@@ -57,7 +57,7 @@ def test_sealed_certificate_loads_whatever_its_formatting(cert_path, tmp_path):
     p = tmp_path / "reordered.json"
     p.write_text(json.dumps(reordered, indent=7, sort_keys=True))
     assert load_certificate(p) == load_certificate(cert_path)
-    assert load_certificate(p).problems() == []
+    assert certificate_problems(load_certificate(p)) == []
 
 
 def test_hand_edited_budget_is_refused(cert_path, tmp_path):
@@ -127,7 +127,7 @@ def test_hmac_signed_certificates(tmp_path_factory, table_tools, monkeypatch, tm
     assert raw["integrity"]["algorithm"] == "hmac-sha256"
     assert raw["integrity"]["key_id"] == key_id(b"s3cret-deployment-key")
     assert "s3cret" not in path.read_text()
-    assert load_certificate(path).problems() == []
+    assert certificate_problems(load_certificate(path)) == []
     # a plain digest recomputed by an editor does not pass while signatures are required
     raw["results"][1]["budget"] = 0.31
     with pytest.raises(CTDInputError, match=r"not signed, but .*is set"):
@@ -144,7 +144,7 @@ def test_hmac_signed_certificates(tmp_path_factory, table_tools, monkeypatch, tm
     key_file = tmp_path / "key"
     key_file.write_text("s3cret-deployment-key\n")
     monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
-    assert load_certificate(path).problems() == []
+    assert certificate_problems(load_certificate(path)) == []
     # a signed certificate whose content was edited fails the signature
     signed = json.loads(path.read_text())
     signed["results"][0]["budget"] = 0.5
@@ -190,7 +190,7 @@ def test_every_calibration_yields_a_consistent_certificate(tmp_path, table_tools
     """No false alarms: what calibrate writes passes its own checks, for every procedure."""
     path = _calibrate(tmp_path, table_tools, extra=extra, n=600)
     cert = load_certificate(path)
-    assert cert.problems() == []
+    assert certificate_problems(cert) == []
     assert all(r.tested for r in cert.results)
     for r in cert.results:  # counts are integers that reproduce the recorded rates exactly
         assert all(t.ht_count == round(t.ht_rate * r.n_test) for t in r.tested)
@@ -210,7 +210,7 @@ def test_large_grid_records_the_fixed_sequence_boundary(tmp_path, table_tools, e
         assert last_ok["threshold"] == r["threshold"] and last_ok["pvalue"] <= r["delta"] < first_fail["pvalue"]
         assert first_fail["ht_count"] > last_ok["ht_count"]
         assert r["pareto_front"] is None or len(r["pareto_front"]) <= 20
-    assert load_certificate(path).problems() == []
+    assert certificate_problems(load_certificate(path)) == []
     raw["results"][1]["tested"][1]["rejected"] = True  # claim the next threshold passed too
     raw["results"][1]["threshold"] = raw["results"][1]["tested"][1]["threshold"]
     with pytest.raises(CTDInputError, match="inconsistent certificate"):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ctd_stats.certificate.model import load_certificate
+from ctd_stats.certificate.checks import load_certificate
 from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_NOT_CERTIFIED, EXIT_OK
 

@@ -10,13 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctd_stats.certificate.cascade import Cascade
-from ctd_stats.certificate.model import (
-    ASSUMPTION,
-    BudgetCertificate,
-    Certificate,
-    TestedThreshold,
-    load_certificate,
-)
+from ctd_stats.certificate.checks import load_certificate
+from ctd_stats.certificate.model import ASSUMPTION, BudgetCertificate, Certificate, TestedThreshold
 from ctd_stats.certificate.reference import ScoreReference
 from ctd_stats.stats.fwer import FixedSequence
 from ctd_stats.stats.pareto import pareto_front
@@ -124,7 +119,7 @@ def test_certificate_round_trip(tmp_path_factory, cert: Certificate) -> None:
     json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))  # strict JSON
     back = load_certificate(path)  # digest and consistency checks pass on what was written
     assert back.integrity is not None and back.model_copy(update={"integrity": None}) == cert
-    assert back.to_json_dict() == json.loads(text)
+    assert back.to_dict() == json.loads(text)
     for r in cert.results:
         rule = Cascade.from_certificate(back, budget=r.budget, expert=r.expert)
         scores = np.array([-math.inf, r.threshold if math.isfinite(r.threshold) else 0.0, math.inf])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, binomtest
 
-from ctd_stats.certificate.model import load_certificate
+from ctd_stats.certificate.checks import load_certificate
 from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_OK, CTDInputError
 from ctd_stats.stats import planning

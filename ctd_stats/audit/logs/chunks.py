@@ -1,13 +1,18 @@
 """Parsed log chunks: strict parsing of each raw chunk, and time-ordered replay for the monitor.
 
+:func:`parse_frame` is the one parser of raw log rows (timestamps, scores, decisions); the local
+reader (:func:`parse_chunks`) and the Ray workers (:func:`ctd_stats.audit.logs.ray_logs.parse_block`)
+both call it.
+
 Cost: one pass over the log for :func:`parse_chunks`; :func:`time_sorted_chunks` holds the parsed
 columns of the whole log (int64 + bool + float64 per row) to sort them by time once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,48 +39,94 @@ class LogChunk:
     group: NDArray[np.int32] | None
 
 
+class RowSource(Protocol):
+    """What error messages need from where rows came from: a name and a row locator."""
+
+    name: str
+
+    def where(self, row: int) -> str: ...
+
+
+class TimestampKind:
+    """The timestamp kind of a log (``datetime`` or ``numeric``), fixed by its first chunk.
+
+    Every later chunk must have the same kind; :meth:`observe` raises otherwise.
+    """
+
+    def __init__(self) -> None:
+        self._value: str | None = None
+
+    @property
+    def value(self) -> str:
+        if self._value is None:
+            raise CTDInputError("the log has no rows, so no timestamp kind")
+        return self._value
+
+    def observe(self, tkind: str, source: RowSource, column: str, offset: int | None = None) -> None:
+        """Record ``tkind`` (first call) or check it against the kind recorded before."""
+        if self._value is None:
+            self._value = tkind
+        elif self._value != tkind:
+            where = f" ({source.where(offset)})" if offset is not None else ""
+            raise CTDInputError(
+                f"{source.name}: column {column!r} mixes {self._value} and {tkind} timestamps{where}"
+            )
+
+
+@dataclass(frozen=True)
+class ParsedRows:
+    """One raw frame parsed: int64 timestamps and their kind, decisions, scores (or None)."""
+
+    ts: NDArray[np.int64]
+    tkind: str
+    delegated: NDArray[np.bool_]
+    score: NDArray[np.float64] | None
+
+
+def parse_frame(
+    df: Any, offset: int, source: RowSource, cols: LogColumns, threshold: float
+) -> ParsedRows:
+    """Parse raw log rows ``df`` (first row = row ``offset`` of ``source``) strictly.
+
+    Without a decision column the decisions are ``score > threshold`` (a missing score is then an
+    error naming the row).
+    """
+    ts, tkind = parse_timestamps(df[cols.timestamp], offset, source, cols.timestamp)  # type: ignore[arg-type]
+    score = parse_scores(df[cols.score], offset, source, cols.score) if cols.score else None  # type: ignore[arg-type]
+    if cols.decision is not None:
+        dec = parse_decisions(df[cols.decision], offset, source, cols.decision)  # type: ignore[arg-type]
+    else:
+        assert score is not None
+        missing = np.isnan(score)
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise CTDInputError(
+                f"{source.name}: {source.where(offset + i)}: score is missing and there is no "
+                "decision column to say what happened"
+            )
+        dec = score > threshold
+    return ParsedRows(ts, tkind, dec, score)
+
+
 def parse_chunks(
     reader: LogReader,
     cols: LogColumns,
     threshold: float,
     coder: GroupCoder,
     chunk_rows: int,
-    kind: list[str],
+    kind: TimestampKind,
 ) -> Iterator[LogChunk]:
-    """Parse the log chunk by chunk, in file order; ``kind`` receives the timestamp kind.
-
-    Without a decision column the decisions are ``score > threshold`` (a missing score is then an
-    error).
-    """
+    """Parse the log chunk by chunk, in file order; ``kind`` records the timestamp kind."""
     offset = 0
     for df in reader.chunks(cols.names(), chunk_rows):
         m = len(df)
         if m == 0:
             continue
-        ts, tkind = parse_timestamps(df[cols.timestamp], offset, reader, cols.timestamp)
-        if not kind:
-            kind.append(tkind)
-        elif kind[0] != tkind:
-            raise CTDInputError(
-                f"{reader.name}: column {cols.timestamp!r} mixes {kind[0]} and {tkind} timestamps "
-                f"({reader.where(offset)})"
-            )
-        score = parse_scores(df[cols.score], offset, reader, cols.score) if cols.score else None
-        if cols.decision is not None:
-            dec = parse_decisions(df[cols.decision], offset, reader, cols.decision)
-        else:
-            assert score is not None
-            missing = np.isnan(score)
-            if missing.any():
-                i = int(np.flatnonzero(missing)[0])
-                raise CTDInputError(
-                    f"{reader.name}: {reader.where(offset + i)}: score is missing and there is no "
-                    "decision column to say what happened"
-                )
-            dec = score > threshold
+        parsed = parse_frame(df, offset, reader, cols, threshold)
+        kind.observe(parsed.tkind, reader, cols.timestamp, offset)
         group = coder.codes(df[cols.group]) if cols.group else None
         rows = np.arange(offset, offset + m, dtype=np.int64)
-        yield LogChunk(rows, ts, dec, score, group)
+        yield LogChunk(rows, parsed.ts, parsed.delegated, parsed.score, group)
         offset += m
 
 
@@ -85,7 +136,7 @@ def time_sorted_chunks(
     threshold: float,
     coder: GroupCoder,
     chunk_rows: int,
-    kind: list[str],
+    kind: TimestampKind,
 ) -> Iterator[LogChunk]:
     """The parsed log loaded whole, sorted stably by timestamp, replayed in chunks of ``chunk_rows``."""
     parts = parse_chunks(reader, cols, threshold, coder, chunk_rows, kind)
@@ -116,36 +167,3 @@ def sort_by_time(parts: Iterable[LogChunk], chunk_rows: int) -> Iterator[LogChun
             allc.score[o] if allc.score is not None else None,
             allc.group[o] if allc.group is not None else None,
         )
-
-
-ChunkSource = Callable[[], Iterator[LogChunk]]
-
-
-def chunk_sources(
-    reader: LogReader,
-    cols: LogColumns,
-    threshold: float,
-    coder: GroupCoder,
-    chunk_rows: int,
-    kind: list[str],
-    engine: str = "local",
-    address: str | None = None,
-) -> tuple[ChunkSource, ChunkSource]:
-    """The log's parsed chunks in file order, and (for a second pass) in time order.
-
-    ``engine="ray"`` reads and parses a Parquet log on a Ray cluster
-    (:mod:`ctd_stats.audit.logs.ray_logs`); the chunks are the same rows, parsed the same way.
-    """
-    if engine == "ray":
-        from ctd_stats.audit.logs.ray_logs import ray_chunks
-
-        def first() -> Iterator[LogChunk]:
-            return ray_chunks(reader, cols, threshold, coder, chunk_rows, kind, address)
-
-        return first, lambda: sort_by_time(first(), chunk_rows)
-    if engine != "local":
-        raise CTDInputError(f"unknown engine {engine!r}: expected local or ray")
-    return (
-        lambda: parse_chunks(reader, cols, threshold, coder, chunk_rows, kind),
-        lambda: time_sorted_chunks(reader, cols, threshold, coder, chunk_rows, kind),
-    )

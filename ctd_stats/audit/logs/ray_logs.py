@@ -24,15 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ctd_stats.audit.logs.chunks import LogChunk
-from ctd_stats.audit.logs.reader import (
-    GroupCoder,
-    LogColumns,
-    LogReader,
-    parse_decisions,
-    parse_scores,
-    parse_timestamps,
-)
+from ctd_stats.audit.logs.chunks import LogChunk, TimestampKind, parse_frame
+from ctd_stats.audit.logs.reader import GroupCoder, LogColumns, LogReader
 from ctd_stats.errors import CTDInputError
 
 _KINDS = ("datetime", "numeric")
@@ -54,22 +47,13 @@ def parse_block(df: pd.DataFrame, cols: LogColumns, threshold: float) -> pd.Data
     Runs on the workers; raises :class:`CTDInputError` naming the part on a bad value.
     """
     part = _Part(str(df["path"].iloc[0]) if "path" in df.columns and len(df) else "<parquet part>")
-    ts, tkind = parse_timestamps(df[cols.timestamp], 0, part, cols.timestamp)  # type: ignore[arg-type]
-    out = pd.DataFrame({"ts": ts, "kind": np.full(len(df), _KINDS.index(tkind), dtype=np.int8)})
-    score = parse_scores(df[cols.score], 0, part, cols.score) if cols.score else None  # type: ignore[arg-type]
-    if cols.decision is not None:
-        out["delegated"] = parse_decisions(df[cols.decision], 0, part, cols.decision)  # type: ignore[arg-type]
-    else:
-        assert score is not None
-        if np.isnan(score).any():
-            i = int(np.flatnonzero(np.isnan(score))[0])
-            raise CTDInputError(
-                f"{part.name}: {part.where(i)}: score is missing and there is no decision column to say "
-                "what happened"
-            )
-        out["delegated"] = score > threshold
-    if score is not None:
-        out["score"] = score
+    parsed = parse_frame(df, 0, part, cols, threshold)
+    out = pd.DataFrame(
+        {"ts": parsed.ts, "kind": np.full(len(df), _KINDS.index(parsed.tkind), dtype=np.int8)}
+    )
+    out["delegated"] = parsed.delegated
+    if parsed.score is not None:
+        out["score"] = parsed.score
     if cols.group is not None:
         g = df[cols.group]
         out["group"] = [None if pd.isna(v) else str(v) for v in g.astype(object)]
@@ -121,7 +105,7 @@ def ray_chunks(
     threshold: float,
     coder: GroupCoder,
     chunk_rows: int,
-    kind: list[str],
+    kind: TimestampKind,
     address: str | None = None,
 ) -> Iterator[LogChunk]:
     """Parsed chunks of a Parquet log, read and parsed on Ray, in the local engine's row order."""
@@ -158,17 +142,10 @@ def ray_chunks(
 
 
 def _chunk(
-    df: pd.DataFrame, offset: int, cols: LogColumns, coder: GroupCoder, kind: list[str], reader: Any
+    df: pd.DataFrame, offset: int, cols: LogColumns, coder: GroupCoder, kind: TimestampKind, reader: Any
 ) -> LogChunk:
-    kinds = np.unique(df["kind"].to_numpy())
-    for k in kinds:
-        tkind = _KINDS[int(k)]
-        if not kind:
-            kind.append(tkind)
-        elif kind[0] != tkind:
-            raise CTDInputError(
-                f"{reader.name}: column {cols.timestamp!r} mixes {kind[0]} and {tkind} timestamps"
-            )
+    for k in np.unique(df["kind"].to_numpy()):
+        kind.observe(_KINDS[int(k)], reader, cols.timestamp)
     return LogChunk(
         np.arange(offset, offset + len(df), dtype=np.int64),
         df["ts"].to_numpy(dtype=np.int64),

@@ -1,7 +1,7 @@
 """Reading deployment decision logs in bounded-memory chunks, and parsing their columns strictly.
 
 A log is JSONL, CSV or Parquet (optionally ``.gz`` for CSV/JSONL), a partitioned Parquet dataset (a
-folder or a glob of parts, read as one log in path order: :func:`parquet_parts`), a SQLite database (``.db``,
+folder or a glob of parts, read as one log in path order: :func:`ctd_stats.table.read.parquet_parts`), a SQLite database (``.db``,
 ``.sqlite``, ``.sqlite3``, or any file with the SQLite header: the table ``decisions``, or the only
 table, read in ``rowid`` order through a read-only connection; this is the decision log that
 ``ctd serve`` writes), or an in-memory :class:`pandas.DataFrame`. Columns (names configurable, the first matching alias is used otherwise):
@@ -43,6 +43,7 @@ from ctd_stats.audit.logs.sqlite import (
 )
 from ctd_stats.errors import CTDInputError
 from ctd_stats.io import first_bad_json_line
+from ctd_stats.table.read import parquet_parts
 
 TIMESTAMP_ALIASES: tuple[str, ...] = ("timestamp", "ts", "time")
 SCORE_ALIASES: tuple[str, ...] = ("dv_score", "score")
@@ -81,29 +82,6 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         f"{path}: cannot tell the log format from the extension {last or '(none)'!r}; "
         "use .jsonl, .csv, .parquet or a SQLite database (.db)"
     )
-
-
-def parquet_parts(source: str | os.PathLike[str]) -> list[Path]:
-    """The Parquet parts of a partitioned log, in the order they are read (sorted by path).
-
-    ``source`` is a folder (every ``*.parquet``/``*.pq`` file below it, hive-style ``key=value``
-    sub-folders included) or a glob pattern (``logs/2026-*/part-*.parquet``).
-    """
-    import glob
-
-    text = str(source)
-    if Path(text).is_dir():
-        found = [p for p in Path(text).rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq")]
-        where = f"{text}: is a folder with no Parquet files (.parquet); a folder log must be partitioned Parquet"
-    else:
-        found = [Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()]
-        where = f"{text}: no file matches this pattern"
-    if not found:
-        raise CTDInputError(where)
-    bad = [p for p in found if p.suffix.lower() not in (".parquet", ".pq")]
-    if bad:
-        raise CTDInputError(f"{bad[0]}: a folder or pattern log must hold Parquet parts only")
-    return sorted(found, key=lambda p: p.as_posix())
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from audit_fixtures import BUDGET, TAU, make_log
 
-from ctd_stats.audit import audit_log, reference_from_scores, write_audit
+from ctd_stats.audit import audit_log, reference_from_scores
+from ctd_stats.reports.audit import write_audit
 
 
 def test_compliant_log() -> None:
