@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from ctd_stats.certificate.model import SCHEMA_VERSION, BudgetCertificate, Certificate
 from ctd_stats.certificate.seal import deployment_key, verify
 from ctd_stats.errors import CTDInputError
-from ctd_stats.stats.fwer import procedure_by_id
+from ctd_stats.stats.fwer import FixedSequence, procedure_by_id
 from ctd_stats.stats.pvalues import PVALUE_KINDS, pvalue_function
 from ctd_stats.stats.randomized import draw_u, randomized_pvalue
 from ctd_stats.table.read import file_sha256
@@ -69,7 +69,7 @@ def result_problems(r: BudgetCertificate) -> list[str]:
         out.append(f"{where}: budget and delta must lie in (0, 1)")
         return out
     if r.tested_scope == "fixed_sequence_boundary" and (
-        r.procedure != "fixed_sequence" or r.error_level is not None or len(r.tested) > 2
+        r.procedure != FixedSequence.id or r.error_level is not None or len(r.tested) > 2
     ):
         out.append(f"{where}: a boundary-only test record needs a budget fixed-sequence chain (≤ 2 entries)")
         return out
