@@ -120,7 +120,9 @@ def read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[s
     frame.attrs["all_columns"] = list(frame.columns)
     sidecar = path.with_name(path.name + CSV_EXPERTS_SIDECAR)
     if sidecar.is_file():
-        costs = _json_dict(sidecar.read_bytes())
+        from ctd_stats.input_files import SIDECAR, read_capped_bytes
+
+        costs = _json_dict(read_capped_bytes(sidecar, SIDECAR))
     return frame, costs
 
 

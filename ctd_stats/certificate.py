@@ -99,9 +99,35 @@ class FrontPoint(_Frozen):
 class Randomization(_Frozen):
     """The randomised boundary step of a budget-only result (:mod:`ctd_stats.randomized`)."""
 
-    seed: int = Field(ge=0, description="Seed of U (rerunning with it gives the same τ).")
+    seed: int = Field(
+        ge=0,
+        description="What U was drawn from: the fixed seed, or the recorded operating-system entropy "
+        "(a verifier replays U from it; it is not a seed to reuse).",
+    )
     u: float = Field(ge=0, le=1, description="The uniform U drawn from the seed.")
     gamma: float = Field(ge=0, le=1, description="Probability of the extra step, (δ − F(k*)) / (F(k*+1) − F(k*)).")
+    provenance: Literal["os_entropy", "fixed_seed"] | None = Field(
+        default=None,
+        description="`os_entropy`: U drawn afresh for this calibration (guarantee over data and U); "
+        "`fixed_seed`: reproducibility mode, guarantee conditional on the seed. Absent in older "
+        "certificates, which all used a fixed seed.",
+    )
+    conditional_level: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="P(violation | U) = F(k_U) on continuous scores at a boundary rate; above δ when "
+        "U fell in the extra step.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Older certificates were sealed without these keys: keep their digest.
+        out: dict[str, Any] = handler(self)
+        for key in ("provenance", "conditional_level"):
+            if out.get(key, "") is None:
+                del out[key]
+        return out
 
 
 class BudgetCertificate(_Frozen):
@@ -290,11 +316,13 @@ def load_certificate(
     from ctd_stats.table import file_sha256
 
     p = Path(path)
+    from ctd_stats.input_files import CERTIFICATE, read_capped_bytes
+
+    if not p.exists():
+        raise CTDInputError(f"{p}: certificate not found")
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CTDInputError(f"{p}: certificate not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_capped_bytes(p, CERTIFICATE).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise CTDInputError(f"{p}: cannot read the certificate ({exc})") from None
     try:
         raw = json.loads(text, parse_constant=_reject_constant)
