@@ -205,10 +205,13 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
             procedure=c.procedure,
             pvalue=c.pvalue,
         )
-    if c.randomize is not None:
+    on, seed = c.randomize_seed
+    if on:
         from ctd_stats.randomized import randomized_budget_threshold
 
-        return randomized_budget_threshold(data.ht_scores, budget, c.delta, c.randomize)
+        return randomized_budget_threshold(
+            data.ht_scores, budget, c.delta, seed, reproducible=c.reproducible
+        )
     return calibrate_budget(data.ht_scores, budget, c.delta, procedure=c.procedure, pvalue=c.pvalue)
 
 
@@ -248,10 +251,20 @@ def _recorded(cal: Calibration, order: NDArray[np.int64]) -> tuple[list[int], Te
 def _randomized_sentence(cal: Calibration) -> str:
     if not cal.extras.get("randomized"):
         return ""
+    x = cal.extras
+    if x.get("provenance") == "fixed_seed":
+        return (
+            f" The threshold is randomised with a FIXED seed ({x['seed']}, U = {x['u']:.6f}; "
+            "reproducibility mode): the guarantee is conditional on this seed. Given U, the "
+            f"probability of a violation is up to {x['conditional_level']:.4g} (continuous scores at a "
+            f"boundary rate), {'above' if x['conditional_level'] > cal.delta else 'not above'} δ = "
+            f"{cal.delta:g}; reusing the seed at every recalibration keeps that conditional level."
+        )
     return (
-        f" The threshold is randomised (seed {cal.extras['seed']}, U = {cal.extras['u']:.6f}): the "
-        "probability is over the calibration draw and U together, and the level is exactly δ at the "
-        "boundary; rerunning with the same seed gives the same threshold."
+        f" The threshold is randomised: U = {x['u']:.6f} was drawn from operating-system entropy for "
+        "this calibration (recorded); the probability is over the calibration draw and U together, "
+        "and the level is exactly δ at the boundary. Deploy this draw: calibrating again until a "
+        "preferred threshold comes out voids the guarantee."
     )
 
 
@@ -309,7 +322,13 @@ def budget_certificate(
         reason=cal.reason,
         guarantee=cal.guarantee + _randomized_sentence(cal),
         randomization=(
-            Randomization(seed=cal.extras["seed"], u=cal.extras["u"], gamma=cal.extras["gamma"])
+            Randomization(
+                seed=cal.extras["seed"],
+                u=cal.extras["u"],
+                gamma=cal.extras["gamma"],
+                provenance=cal.extras["provenance"],
+                conditional_level=cal.extras["conditional_level"],
+            )
             if cal.extras.get("randomized") else None
         ),
         tested=tested,

@@ -205,24 +205,51 @@ class CalibrationSpec(_Model):
         "certificates, `opt_ht` with `error_level`.",
     )
 
-    randomize: int | None = Field(
+    randomize: bool | Annotated[int, Field(ge=0)] | None = Field(
         default=None,
-        ge=0,
-        description="Seed of the optional randomised boundary step (budget-only, fixed-sequence, "
-        "binomial): the level becomes exactly δ instead of below it at small n, so more of the budget "
-        "is spent; the certificate records the seed and says the threshold is randomised. Default: off.",
+        description="Optional randomised boundary step (budget-only, fixed-sequence, binomial): the "
+        "level becomes exactly δ instead of below it at small n, so more of the budget is spent. "
+        "`true`: U is drawn from operating-system entropy at every calibration (recorded in the "
+        "certificate). An integer: a fixed seed, accepted only with `reproducible: true`, and the "
+        "guarantee is then conditional on that seed. Default: off.",
+    )
+    reproducible: bool = Field(
+        default=False,
+        description="With an integer `randomize` seed: accept a guarantee conditional on the seed "
+        "(the certificate and report say so, with the conditional level), in exchange for reruns "
+        "that give the same threshold.",
     )
 
     @model_validator(mode="after")
     def _randomize_needs_budget_only_binomial(self) -> CalibrationSpec:
-        if self.randomize is not None and (
-            self.pareto or self.procedure != "fixed_sequence" or self.pvalue != "binomial"
-        ):
+        on = self.randomize is not None and self.randomize is not False
+        if on and (self.pareto or self.procedure != "fixed_sequence" or self.pvalue != "binomial"):
             raise ValueError(
                 "calibration.randomize: the randomised boundary step exists for budget-only calibration "
                 "(`pareto: false`) with `procedure: fixed_sequence` and `pvalue: binomial`"
             )
+        fixed = on and self.randomize is not True
+        if fixed and not self.reproducible:
+            raise ValueError(
+                f"calibration.randomize: a fixed seed ({self.randomize}) makes the guarantee conditional "
+                "on the seed (rerunning the spec with it at every recalibration can violate the budget "
+                "with probability above δ); write `randomize: true` to draw U from operating-system "
+                "entropy, or add `reproducible: true` to accept the conditional guarantee"
+            )
+        if self.reproducible and not fixed:
+            raise ValueError(
+                "calibration.reproducible: only meaningful with an integer `randomize` seed"
+            )
         return self
+
+    @property
+    def randomize_seed(self) -> tuple[bool, int | None]:
+        """``(on, seed)``: whether the randomised step runs, and its fixed seed (None: OS entropy)."""
+        if self.randomize is None or self.randomize is False:
+            return False, None
+        if self.randomize is True:
+            return True, None
+        return True, int(self.randomize)
 
     @model_validator(mode="after")
     def _split_needs_budget_only(self) -> CalibrationSpec:
