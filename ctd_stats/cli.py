@@ -13,9 +13,11 @@ import contextlib
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ctd_stats._version import __version__
 from ctd_stats.commands._plugins import load_plugins
@@ -75,12 +77,47 @@ def _environment_error(exc: BaseException) -> str | None:
     return None
 
 
+#: Exit code after SIGTERM (128 + 15, as shells report it).
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that ``finally``/``except`` blocks clean up (temporaries)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` instead of killing the process
+    outright (only in the main thread, and only where SIGTERM still has its default action)."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ctd`` script; returns the process exit code (see :func:`_main`)."""
+    with _sigterm_unwinds():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ctd`` script; returns the process exit code.
 
     Exit codes: 0 ok; 1 not certified / violation found (outputs still written); 2 bad input or
     environment (one line on stderr naming the cause and the fix); 3 internal error (a bug: one line,
-    and the traceback with ``--debug``); 130 interrupted (Ctrl-C). No traceback without ``--debug``.
+    and the traceback with ``--debug``); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM: temporaries
+    removed as for Ctrl-C). No traceback without ``--debug``.
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
@@ -98,9 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except CTDInputError as exc:
         return _fail(EXIT_BAD_INPUT, _one_line(exc), as_json, debug)
-    except KeyboardInterrupt:
-        print("ctd: interrupted; nothing half-written was left behind", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"ctd: {what}; nothing half-written was left behind", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `ctd ... | head`): stop quietly, as Unix tools do.
         with contextlib.suppress(OSError):

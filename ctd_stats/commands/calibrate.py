@@ -58,7 +58,8 @@ def write_outputs(outcome: CalibrationOutcome, directory: Path, *, force: bool =
     formats = outcome.spec.outputs.formats
     rep = build_calibration_report(outcome) if {"md", "html"} & set(formats) else None
     with output_set(
-        directory, "calibrate", spec_sha256=outcome.spec.sha256, force=force, names=output_names(formats)
+        directory, "calibrate", spec_sha256=outcome.spec.sha256, force=force, names=output_names(formats),
+        may_write=output_names(("md", "html", "json")),
     ) as out:
         out.write_json("certificate.json", outcome.certificate.to_json_dict())
         if rep is not None and "md" in formats:

@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     formats = spec.outputs.formats
     with output_set(
         directory, "run", spec_sha256=spec.sha256, force=getattr(args, "force", False),
-        names=run_output_names(formats),
+        names=run_output_names(formats), may_write=run_output_names(("md", "html", "json")),
     ) as out:
         out.write_json("certificate.json", outcome.certificate.to_json_dict())
         out.write_json("study.json", study_json)

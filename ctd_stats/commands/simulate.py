@@ -144,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     names = ["simulation.csv", "simulation.json", "simulation.png"]
     names += [f"simulation.{f}" for f in ("md", "html") if f in formats]
     with output_set(
-        directory, "simulate", spec_sha256=spec.sha256, force=getattr(args, "force", False), names=names
+        directory, "simulate", spec_sha256=spec.sha256, force=getattr(args, "force", False), names=names,
+        may_write=[*names, "simulation.md", "simulation.html"],
     ) as out:
         out.write_text("simulation.csv", rows_csv(rows))
         out.write_json("simulation.json", {"population": desc, "rows": rows})
