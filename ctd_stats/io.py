@@ -37,9 +37,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, PermissionError):
+            from ctd_stats.errors import CTDInputError
+            from ctd_stats.outputs import write_error
+
+            raise CTDInputError(write_error(target, exc)) from None
         raise
     return target
 

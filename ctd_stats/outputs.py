@@ -115,9 +115,11 @@ class OutputSet:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o666 & ~_umask())
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError) and not isinstance(exc, PermissionError):
+                raise CTDInputError(write_error(target, exc)) from None
             raise
         self._staged[name] = (Path(tmp), sha256_bytes(data))
         return target
@@ -285,6 +287,12 @@ def _folder_lock(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def write_error(target: Path, exc: OSError) -> str:
+    """One line naming the file that could not be written and why (``File too large``, ``No space
+    left on device``...); the OS error of a write names no file by itself."""
+    return f"{target}: cannot write ({exc.strerror or exc}); check free space and file-size limits"
 
 
 def _umask() -> int:

@@ -168,3 +168,80 @@ def test_certificate_from_a_device_is_refused(capsys) -> None:
         == EXIT_BAD_INPUT
     )
     assert "/dev/zero" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ table validation
+
+
+def _csv_spec(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "scores.csv").write_text(text, encoding="utf-8")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("data: {table: scores.csv}\ncalibration: {pareto: false}\n", encoding="utf-8")
+    return spec
+
+
+def _table_text(n: int = 400, header: str = "id,split,dv_score") -> list[str]:
+    return [header, *(f"r{i},,{(i * 37 % 101) / 101:.4f}" for i in range(n))]
+
+
+def test_duplicate_column_in_the_csv_header_is_refused(tmp_path: Path, capsys) -> None:
+    """Before: `dv_score` twice in the header passed validate (pandas renamed the second one)."""
+    lines = _table_text(header="id,split,dv_score,dv_score")
+    lines[1:] = [f"{ln},0.5" for ln in lines[1:]]
+    spec = _csv_spec(tmp_path, "\n".join(lines) + "\n")
+    assert main(["validate", str(spec)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert (
+        f"{tmp_path / 'scores.csv'}:1: column 'dv_score' appears twice in the header (columns 3 and 4)"
+        in err
+    )
+
+
+def test_extra_field_in_the_first_row_is_named_as_such(tmp_path: Path, capsys) -> None:
+    """Before: reported as "duplicate id ''" (pandas took the extra column as an index)."""
+    lines = _table_text()
+    lines[1] += ",EXTRA"
+    spec = _csv_spec(tmp_path, "\n".join(lines) + "\n")
+    assert main(["validate", str(spec)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'scores.csv'}:2: row has 4 fields but the header has 3" in err, err
+    assert "duplicate id" not in err
+
+
+def test_valid_csv_still_validates(tmp_path: Path, capsys) -> None:
+    spec = _csv_spec(tmp_path, "\n".join(_table_text()) + "\n")
+    assert main(["validate", str(spec)]) == 0, capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- writes name the file
+
+_WRITE_WITH_FSIZE_LIMIT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+from ctd_stats.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_file_too_large_on_write_names_the_file(tmp_path: Path) -> None:
+    """Before: `ctd: error: File too large; check the path and free space` (no file named)."""
+    spec = _csv_spec(tmp_path, "\n".join(_table_text()) + "\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _WRITE_WITH_FSIZE_LIMIT,
+            "calibrate",
+            str(spec),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == EXIT_BAD_INPUT, proc.stderr
+    assert f"{tmp_path / 'out'}/" in proc.stderr and "File too large" in proc.stderr, proc.stderr
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
