@@ -54,6 +54,7 @@ class ExpertData:
     ht: CascadeData | None
     eval_scores: NDArray[np.float64]
     eval: CascadeData | None
+    ht_clusters: NDArray[Any] | None = None
 
     @property
     def calibration_scores(self) -> NDArray[np.float64]:
@@ -157,6 +158,21 @@ def expert_data(spec: CascadeSpec, table: ScoreTable, expert: str) -> ExpertData
             if full.any():  # when every eval row is labelled, share eval_scores (no second copy)
                 shared = eval_scores if np.array_equal(full, eval_mask) else None
                 ev = _cascade_data(table, full, expert, shared)
+    ht_clusters = None
+    if spec.calibration.cluster is not None:
+        if table.group is None:
+            raise CTDInputError(
+                f"{src}: calibration.cluster: column {spec.calibration.cluster!r} not found in the "
+                "score table"
+            )
+        ht_clusters = table.group[ht_mask]
+        empty = np.flatnonzero(ht_clusters == "")
+        if empty.size:
+            raise CTDInputError(
+                f"{src}: calibration.cluster: column {spec.calibration.cluster!r} is empty on "
+                f"{empty.size} calibration row(s) (first: ht row {int(empty[0])}); every row needs a "
+                "cluster id"
+            )
     return ExpertData(
         name=exp.name,
         ht_scores=ht_scores,
@@ -165,6 +181,7 @@ def expert_data(spec: CascadeSpec, table: ScoreTable, expert: str) -> ExpertData
         ht=ht,
         eval_scores=eval_scores,
         eval=ev,
+        ht_clusters=ht_clusters,
     )
 
 
@@ -204,6 +221,18 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
             joint=c.joint,
             procedure=c.procedure,
             pvalue=c.pvalue,
+        )
+    if c.cluster is not None:
+        from ctd_stats.cluster import calibrate_budget_clustered
+
+        assert data.ht_clusters is not None
+        return calibrate_budget_clustered(
+            data.ht_scores,
+            data.ht_clusters,
+            budget,
+            c.delta,
+            pvalue=c.cluster_pvalue,
+            cluster_column=c.cluster,
         )
     on, seed = c.randomize_seed
     if on:
@@ -280,6 +309,9 @@ def budget_certificate(
     counts = delegation_counts(test_scores, cal.thresholds)
     if not np.array_equal(counts, np.rint(cal.empirical_rates * cal.n)):
         raise RuntimeError("recorded counts disagree with the calibration's rates (a bug)")
+    from ctd_stats.cluster import ClusterCalibration
+
+    clustered = isinstance(cal, ClusterCalibration)
     rates = errors = None  # opt rate and error of each front point (Pareto calibration only)
     if isinstance(cal, CascadeCalibration):
         rates, errors = cal.front_rates, cal.front_errors
@@ -293,6 +325,7 @@ def budget_certificate(
             ht_count=int(counts[i]),
             opt_rate=None if rates is None else float(rates[i]),
             opt_error=None if errors is None else float(errors[i]),
+            cluster_sum=float(cal.cluster_sums[i]) if isinstance(cal, ClusterCalibration) else None,
         )
         for i in recorded
     ]
@@ -312,7 +345,13 @@ def budget_certificate(
         expert=expert,
         budget=cal.budget,
         delta=cal.delta,
-        method="ctd_pareto" if isinstance(cal, CascadeCalibration) else "budget_only",
+        method=(
+            "ctd_pareto"
+            if isinstance(cal, CascadeCalibration)
+            else "budget_only_cluster"
+            if clustered
+            else "budget_only"
+        ),
         procedure=cal.procedure,
         pvalue_kind=cal.pvalue_kind,
         threshold=float(cal.threshold),
@@ -337,6 +376,8 @@ def budget_certificate(
         joint=cal.joint if isinstance(cal, CascadeCalibration) else None,
         split=("none" if cal.split == "none" else "opt_ht") if isinstance(cal, CascadeCalibration) else None,
         score_reference=reference,
+        cluster=cal.cluster_column if isinstance(cal, ClusterCalibration) else None,
+        n_clusters=cal.n_clusters if isinstance(cal, ClusterCalibration) else None,
     )
 
 
@@ -374,6 +415,28 @@ def require_certifiable_size(spec: CascadeSpec, n: int, source: str) -> None:
     )
 
 
+def warn_correlated_groups(table: ScoreTable) -> None:
+    """Warn (:class:`~ctd_stats.cluster.ClusterCorrelationWarning`) when the calibration rows carry
+    a ``group`` whose members have correlated scores (see :func:`~ctd_stats.cluster.cluster_correlation`):
+    the row-level certificate then over-states its confidence."""
+    if table.group is None:
+        return
+    import warnings
+
+    from ctd_stats.cluster import ClusterCorrelationWarning, cluster_correlation
+
+    rows = (table.mask("ht") | table.mask("opt")) & (table.group != "")
+    if np.count_nonzero(rows) < 3:
+        return
+    for name in table.expert_names:
+        diag = cluster_correlation(table.expert(name).dv_score[rows], table.group[rows])
+        if diag.correlated:
+            warnings.warn(
+                ClusterCorrelationWarning(f"{table.name()}: expert {name!r}: " + diag.message()),
+                stacklevel=2,
+            )
+
+
 def calibrate_spec(
     spec: CascadeSpec, table: ScoreTable, *, progress: Progress | None = None
 ) -> CalibrationOutcome:
@@ -386,7 +449,10 @@ def calibrate_spec(
     """
     data = {name: expert_data(spec, table, name) for name in table.expert_names}
     for d in data.values():
-        require_certifiable_size(spec, int(d.ht_scores.size), table.name())
+        if spec.calibration.cluster is None:
+            require_certifiable_size(spec, int(d.ht_scores.size), table.name())
+    if spec.calibration.cluster is None:
+        warn_correlated_groups(table)
     jobs = [(name, b) for name in data for b in spec.calibration.budget]
     wrap: Progress = progress or (lambda it: iter(it))
     calibrations: dict[tuple[str, float], Calibration] = {}

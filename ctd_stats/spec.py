@@ -27,8 +27,13 @@ from pydantic import (
 )
 
 from ctd_stats.errors import CTDInputError
-from ctd_stats.pvalues import PValueKind
 from ctd_stats.spec_blocks import block_model, register_block_model  # noqa: F401  (re-exported)
+from ctd_stats.spec_calibration import (  # noqa: F401  (re-exported)
+    CalibrationSpec,
+    CalibrationSplit,
+    JointRule,
+    Procedure,
+)
 from ctd_stats.spec_errors import _short, format_validation_error
 from ctd_stats.spec_simulation import (
     ParametricPopulation,
@@ -38,7 +43,6 @@ from ctd_stats.spec_simulation import (
 from ctd_stats.spec_types import (
     Budgets,
     Name,
-    OpenUnit,
     Unit,
     _Model,
     _nonempty,
@@ -53,10 +57,6 @@ SPEC_VERSION = 1
 #: Split names of the score table (see ``docs/score-table.md``).
 SPLIT_NAMES: tuple[str, ...] = SPLITS
 
-#: Procedures and p-values accepted by the calibration core.
-Procedure = Literal["fixed_sequence", "bonferroni", "holm"]
-JointRule = Literal["max_p", "bonferroni_split"]
-CalibrationSplit = Literal["none", "opt_ht"]
 OutputFormat = Literal["md", "html", "json"]
 
 
@@ -151,121 +151,6 @@ class SplitsSpec(_Model):
                 f"expected dev + opt + ht + eval ≤ 1 (got {total:.6g}); the rest stays unused"
             )
         return self
-
-
-class CalibrationSpec(_Model):
-    """What to certify and how."""
-
-    budget: Budgets = Field(
-        default=[0.3],
-        description="Delegation budget(s): the certified P(d(X) > τ) ≤ budget. One number or a list.",
-    )
-    delta: OpenUnit = Field(
-        default=0.1,
-        description="δ: the guarantee holds with probability ≥ 1 − δ over the calibration data.",
-    )
-    procedure: Procedure = Field(
-        default="fixed_sequence",
-        description="Family-wise error control: fixed-sequence testing (descending τ; uniformly more "
-        "powerful for these nested hypotheses) or Bonferroni/Holm (valid but weaker; a PowerWarning over "
-        "the full grid). Budget-only and Pareto budget paths only: with `error_level`, `joint` decides.",
-    )
-    pvalue: PValueKind = Field(
-        default="binomial",
-        description="p-value: exact binomial, Hoeffding, Bentkus, or Hoeffding–Bentkus.",
-    )
-    pareto: bool = Field(
-        default=True,
-        description="true: Pareto testing (CTD) over delegation rate and cascade error (needs labels "
-        "and both probabilities; `split` says on which rows the front is found). false: budget-only "
-        "calibration on the `ht` rows (needs only `dv_score`).",
-    )
-    opt_fraction: OpenUnit = Field(
-        default=0.3,
-        description="With `pareto: true`, split `opt_ht` and no `opt` rows, this fraction of the `ht` "
-        "rows is used for optimisation instead (seeded); also the opt share of `ctd run`'s repeated "
-        "splits with `opt_ht`.",
-    )
-    error_level: OpenUnit | None = Field(
-        default=None,
-        description="Optional joint guarantee: cascade error ≤ this level as well as the budget.",
-    )
-    joint: JointRule = Field(
-        default="bonferroni_split",
-        description="How the two risks share δ when `error_level` is set: Bonferroni-split chains "
-        "(one fixed-sequence chain per risk at δ/2; default, the more powerful in simulation), or one "
-        "chain on the max of the two p-values ordered by opt p-values.",
-    )
-    split: CalibrationSplit | None = Field(
-        default=None,
-        description="Pareto calibration only. `none`: the Pareto front, its order and the choice are "
-        "computed on all calibration rows (opt and ht together), the same rows the budget test uses; "
-        "valid for the budget guarantee, which is monotone in τ. `opt_ht`: front on `opt`, test on `ht` "
-        "(Pareto Testing proper; required with `error_level`). Default: `none` for budget-only "
-        "certificates, `opt_ht` with `error_level`.",
-    )
-
-    randomize: bool | Annotated[int, Field(ge=0)] | None = Field(
-        default=None,
-        description="Optional randomised boundary step (budget-only, fixed-sequence, binomial): the "
-        "level becomes exactly δ instead of below it at small n, so more of the budget is spent. "
-        "`true`: U is drawn from operating-system entropy at every calibration (recorded in the "
-        "certificate). An integer: a fixed seed, accepted only with `reproducible: true`, and the "
-        "guarantee is then conditional on that seed. Default: off.",
-    )
-    reproducible: bool = Field(
-        default=False,
-        description="With an integer `randomize` seed: accept a guarantee conditional on the seed "
-        "(the certificate and report say so, with the conditional level), in exchange for reruns "
-        "that give the same threshold.",
-    )
-
-    @model_validator(mode="after")
-    def _randomize_needs_budget_only_binomial(self) -> CalibrationSpec:
-        on = self.randomize is not None and self.randomize is not False
-        if on and (self.pareto or self.procedure != "fixed_sequence" or self.pvalue != "binomial"):
-            raise ValueError(
-                "calibration.randomize: the randomised boundary step exists for budget-only calibration "
-                "(`pareto: false`) with `procedure: fixed_sequence` and `pvalue: binomial`"
-            )
-        fixed = on and self.randomize is not True
-        if fixed and not self.reproducible:
-            raise ValueError(
-                f"calibration.randomize: a fixed seed ({self.randomize}) makes the guarantee conditional "
-                "on the seed (rerunning the spec with it at every recalibration can violate the budget "
-                "with probability above δ); write `randomize: true` to draw U from operating-system "
-                "entropy, or add `reproducible: true` to accept the conditional guarantee"
-            )
-        if self.reproducible and not fixed:
-            raise ValueError(
-                "calibration.reproducible: only meaningful with an integer `randomize` seed"
-            )
-        return self
-
-    @property
-    def randomize_seed(self) -> tuple[bool, int | None]:
-        """``(on, seed)``: whether the randomised step runs, and its fixed seed (None: OS entropy)."""
-        if self.randomize is None or self.randomize is False:
-            return False, None
-        if self.randomize is True:
-            return True, None
-        return True, int(self.randomize)
-
-    @model_validator(mode="after")
-    def _split_needs_budget_only(self) -> CalibrationSpec:
-        if self.split == "none" and self.error_level is not None:
-            raise ValueError(
-                "calibration.split: `none` certifies the budget only; a joint guarantee "
-                "(`error_level`) needs `split: opt_ht` (or leave `split` unset)"
-            )
-        return self
-
-    @property
-    def effective_split(self) -> CalibrationSplit:
-        """The split used: the explicit `split`, else `none` (budget only) or `opt_ht` (`error_level`)."""
-        if self.split is not None:
-            return self.split
-        return "none" if self.error_level is None else "opt_ht"
 
 
 class EvaluationSpec(_Model):
@@ -416,7 +301,7 @@ class CascadeSpec(_Model):
             }
         table = read_score_table(
             path,
-            columns=ColumnNames(**c.model_dump()),
+            columns=ColumnNames(**{**c.model_dump(), **self.calibration.cluster_columns}),
             experts=experts,
             fmt=self.data.format,
             require_labels=self.calibration.pareto,
