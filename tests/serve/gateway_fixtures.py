@@ -12,6 +12,7 @@ from ctd_stats.certificate import BudgetCertificate, Certificate, TestedThreshol
 from ctd_stats.pvalues import binomial_pvalue
 
 TOKEN = "test-token-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
 TAU = 0.5
 BUDGET = 0.2
 
