@@ -18,6 +18,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from ctd_stats._version import __version__
 from ctd_stats.commands._plugins import load_plugins
@@ -77,6 +78,51 @@ def _environment_error(exc: BaseException) -> str | None:
     return None
 
 
+def _origin(category: type[Warning], filename: str) -> str:
+    """The library a warning comes from (``numpy``, ``matplotlib``...), or "" when unknown."""
+    module = getattr(category, "__module__", "") or ""
+    top = module.split(".")[0]
+    if top in ("builtins", "warnings", ""):
+        package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+        if os.path.abspath(filename).startswith(package):
+            return "ctd_stats"
+        parts = os.path.normpath(filename).split(os.sep)
+        top = next((p for p in reversed(parts[:-1]) if p in _LIBRARIES), "")
+    return top
+
+
+_LIBRARIES = ("numpy", "scipy", "pandas", "matplotlib", "pyarrow", "sklearn", "statsmodels")
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Every warning raised while a command runs becomes one line on stderr, once per message:
+    ``ctd: warning: <message> (<Category> from <library>)`` (Python's default form is two lines with
+    a source line, and a library's wording). ctd's own warnings are shown without the origin."""
+    import warnings
+
+    seen: set[tuple[str, str]] = set()
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        text = " ".join(str(message).split())
+        key = (category.__name__, text)
+        if key in seen:
+            return
+        seen.add(key)
+        origin = _origin(category, filename)
+        suffix = (
+            "" if origin == "ctd_stats"
+            else f" ({category.__name__} from {origin})" if origin else f" ({category.__name__})"
+        )
+        with contextlib.suppress(OSError, ValueError):
+            print(f"ctd: warning: {text}{suffix}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 #: Exit code after SIGTERM (128 + 15, as shells report it).
 EXIT_TERMINATED = 143
 
@@ -132,7 +178,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_BAD_INPUT
-        return int(args.func(args))
+        with one_line_warnings():
+            return int(args.func(args))
     except CTDInputError as exc:
         return _fail(EXIT_BAD_INPUT, _one_line(exc), as_json, debug)
     except KeyboardInterrupt as exc:

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from ctd_stats.errors import CTDInputError
+from ctd_stats.limits import MAX_REPEATS
 from ctd_stats.spec_blocks import block_model, register_block_model  # noqa: F401  (re-exported)
 from ctd_stats.spec_calibration import (  # noqa: F401  (re-exported)
     CalibrationSpec,
@@ -157,7 +158,11 @@ class EvaluationSpec(_Model):
     """Repeated random calibration/evaluation splits (used by ``ctd run``)."""
 
     repeats: int = Field(
-        default=200, ge=1, description="Number of random calibration/evaluation splits."
+        default=200,
+        ge=1,
+        le=MAX_REPEATS,
+        description="Number of random calibration/evaluation splits (at most 100,000; `ctd run` "
+        "prints its time estimate first).",
     )
     batch_size: int = Field(
         default=128, ge=1, description="Batch size of the batch top-k baselines."
@@ -253,13 +258,11 @@ class CascadeSpec(_Model):
         """Absolute path of the score table, or None if the spec names none."""
         if self.data.table is None:
             return None
-        p = Path(os.path.expanduser(self.data.table))
-        return p if p.is_absolute() else self.base_dir / p
+        return _normalised(self.base_dir, self.data.table)
 
     def output_dir(self) -> Path:
         """Absolute path of the output directory."""
-        p = Path(os.path.expanduser(self.outputs.directory))
-        return p if p.is_absolute() else self.base_dir / p
+        return _normalised(self.base_dir, self.outputs.directory)
 
     @property
     def probes_spec(self) -> Any:
@@ -363,6 +366,17 @@ def validate_spec_data(
             except ValidationError as exc:
                 raise CTDInputError(format_validation_error(exc, doc, file, ("probes",))) from None
     return spec
+
+
+def _normalised(base: Path, text: str) -> Path:
+    """``text`` (``~`` expanded) relative to ``base``, with ``..`` folded (``specs/../data/t.csv`` ->
+    ``data/t.csv``) unless a symlink makes the folded path another file (then as written)."""
+    p = Path(os.path.expanduser(text))
+    joined = p if p.is_absolute() else base / p
+    folded = Path(os.path.normpath(joined))
+    if folded == joined or os.path.realpath(folded) != os.path.realpath(joined):
+        return joined
+    return folded
 
 
 def load_spec(path: str | os.PathLike[str]) -> CascadeSpec:

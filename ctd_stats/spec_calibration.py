@@ -156,6 +156,15 @@ class CalibrationSpec(_Model):
         return True, int(self.randomize)
 
     @model_validator(mode="after")
+    def _opt_fraction_needs_pareto(self) -> CalibrationSpec:
+        if "opt_fraction" in self.model_fields_set and not self.pareto:
+            raise ValueError(
+                "calibration.opt_fraction: applies only with `pareto: true` (budget-only calibration "
+                "uses no opt rows, so it would be ignored); remove it or set `pareto: true`"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _split_needs_budget_only(self) -> CalibrationSpec:
         if self.split == "none" and self.error_level is not None:
             raise ValueError(

@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctd_stats.commands._argtypes import positive_int
+from ctd_stats.commands._argtypes import bounded_int
 from ctd_stats.commands._progress import progress, progress_enabled
 from ctd_stats.engines import Engine, add_engine_arguments, get_engine
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
+from ctd_stats.limits import MAX_REPEATS
 from ctd_stats.outputs import output_set
 
 if TYPE_CHECKING:
@@ -42,7 +43,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("spec", help="cascade spec (YAML)")
     p.add_argument("--output", "-o", help="output directory (default: the spec's outputs.directory)")
-    p.add_argument("--repeats", type=positive_int, help="override evaluation.repeats (≥ 1)")
+    p.add_argument(
+        "--repeats", type=bounded_int(MAX_REPEATS, "repeats"),
+        help=f"override evaluation.repeats (1 to {MAX_REPEATS:,})",
+    )
     p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
     add_engine_arguments(p)
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
@@ -137,14 +141,19 @@ def run_all(
 
     ev = spec.evaluation
     reps = ev.repeats if repeats is None else repeats
+    from ctd_stats.commands._estimate import SplitEstimate
+
     studies = []
-    for name in table.expert_names:
+    for i, name in enumerate(table.expert_names):
         inputs = study_inputs(table, name)
         bar = None
         if progress_enabled():
             from tqdm import tqdm
 
             bar = tqdm(total=reps, desc=f"study [{name}]", file=sys.stderr, leave=False)
+        ticks = bar.update if bar is not None else None
+        if i == 0:  # the first expert's splits time the whole study (announced if long)
+            ticks = SplitEstimate(reps, len(table.expert_names), after=ticks).update
         studies.append(
             run_study(
                 inputs,
@@ -154,7 +163,7 @@ def run_all(
                 opt_fraction=spec.calibration.opt_fraction,
                 batch_size=ev.batch_size,
                 seed=spec.splits.seed,
-                progress=bar.update if bar is not None else None,
+                progress=ticks,
                 split=spec.calibration.effective_split,
                 engine=engine,
             )
@@ -218,7 +227,9 @@ def run(args: argparse.Namespace) -> int:
     ) as out:
         out.write_json("certificate.json", outcome.certificate.to_json_dict())
         out.write_json("study.json", study_json)
-        cal_rep = build_calibration_report(outcome)
+        cal_rep = build_calibration_report(
+            outcome, progress=lambda rs: progress(rs, desc="drawing figures")
+        )
         for fmt in ("md", "html"):
             if fmt in formats:
                 out.write_text(f"report.{fmt}", report.to_markdown() if fmt == "md" else report.to_html())
