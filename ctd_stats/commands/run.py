@@ -202,6 +202,9 @@ def run(args: argparse.Namespace) -> int:
 
     outcome = calibrate_spec(spec, table, progress=lambda it: progress(it, desc="certifying"))
     costs = {s.expert: s.seconds_per_call for s in studies}
+    from ctd_stats.study.run_controls import controls_for_table
+
+    ctl = controls_for_table(spec, table, studies)
     report = build_study_report(
         studies,
         title=f"ctd run — {spec.cascade.name}",
@@ -213,10 +216,12 @@ def run(args: argparse.Namespace) -> int:
         links=[(f"{name}", name) for name in run_output_names(spec.outputs.formats)
                if name.startswith(("certificate", "calibration", "study"))],
         learning_curve=(curve := build_metadata(table.path, LEARNING_CURVE_KEY)),
+        top_blocks=ctl.report_blocks(),
     )
     directory = (Path(args.output) if args.output else spec.output_dir()).resolve()
     study_json: dict[str, Any] = {
-        "spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies]
+        "spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies],
+        **ctl.to_dict(),
     }
     if curve:
         study_json["dv_learning_curve"] = curve

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ctd_stats.reports.document import Figure, Heading, Links, Paragraph, Report, Table
+from ctd_stats.reports.legend import outside_legend
 from ctd_stats.reports.study_diagnostics import delta_sentence, diagnostic_blocks, verdict_counts
 from ctd_stats.study.engine import CERTIFIED_METHODS, METHOD_LABELS, METHODS, ExpertStudy
 
@@ -50,7 +51,7 @@ def _metric_figure(s: ExpertStudy) -> Figure:
         ax.set_xlabel("target budget α (fraction of inputs sent to the expert)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7.5, loc="lower right")
+    outside_legend(axes[0], fontsize=7.5)
     fig.suptitle(f"Expert '{s.expert}': mean over {s.repeats} random splits; bands = 10–90% of splits")
     return Figure.from_matplotlib(fig, f"Cascade quality against budget ({s.expert})")
 
@@ -69,7 +70,7 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     ax.set_xlabel("target budget α")
     ax.set_ylabel("realized delegation rate on evaluation rows")
     ax.set_title("Realized rate (bands: 5–95% of splits)")
-    ax.legend(fontsize=8)
+    outside_legend(ax, fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[1]
     from ctd_stats.intervals import clopper_pearson
@@ -82,7 +83,7 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     ax.set_ylim(0, max(0.3, float(ci[:, 1].max()) + 0.02))
     ax.set_xlabel("target budget α")
     ax.set_title("Budget violations (pool as population, i.i.d. calibration draws)")
-    ax.legend(fontsize=8)
+    outside_legend(ax, fontsize=8)
     ax.grid(alpha=0.3)
     return Figure.from_matplotlib(fig, f"Budget compliance ({s.expert})")
 
@@ -100,7 +101,7 @@ def _group_figure(s: ExpertStudy, alpha: float) -> Figure:
     ax.set_xticks(x, s.groups, rotation=20, fontsize=8)
     ax.set_ylabel("delegation rate in group")
     ax.set_title(f"Where the budget goes at α = {s.budgets[j]:g} (no group labels used)")
-    ax.legend(fontsize=8)
+    outside_legend(ax, fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     ax = axes[1]
     ax.scatter(s.group_mean_v, s.group_mean_d, s=60, color=COLORS["ctd"])
@@ -253,15 +254,18 @@ def build_study_report(
     deployment: Sequence[Sequence[Any]] | None = None,
     links: Sequence[tuple[str, str]] = (),
     learning_curve: Mapping[str, Any] | None = None,
+    top_blocks: Sequence[Any] = (),
 ) -> Report:
     """The whole ``ctd run`` report: a plain-language summary, the deployable thresholds with links to
     the files that hold them, then one section per expert.
 
-    ``deployment`` rows are ``(expert, budget, δ, τ, certified)`` of the certificate written beside
+    ``top_blocks`` (the verdict and the controls) come right after the summary. ``deployment`` rows are ``(expert, budget, δ, τ, certified)`` of the certificate written beside
     the report; ``links`` are ``(label, file name)`` pairs of that run's other outputs.
     """
     summary = "\n".join([preamble, *(expert_summary(s) for s in studies)]).strip()
     rep = Report(title=title, summary=summary)
+    if top_blocks:  # the verdict and the controls (ctd_stats.reports.study_controls)
+        rep.add(*top_blocks)
     if deployment:
         rep.add(Heading("Deployment: the certified thresholds"))
         rep.add(Table(
