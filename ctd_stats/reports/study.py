@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from ctd_stats.reports.document import Figure, Heading, Links, Paragraph, Report, Table
-from ctd_stats.reports.legend import outside_legend
 from ctd_stats.reports.study_diagnostics import delta_sentence, diagnostic_blocks, verdict_counts
 from ctd_stats.study.engine import CERTIFIED_METHODS, METHOD_LABELS, METHODS, ExpertStudy
 
@@ -51,7 +50,7 @@ def _metric_figure(s: ExpertStudy) -> Figure:
         ax.set_xlabel("target budget α (fraction of inputs sent to the expert)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    outside_legend(axes[0], fontsize=7.5)
+    axes[0].legend(fontsize=7.5, loc="lower right")
     fig.suptitle(f"Expert '{s.expert}': mean over {s.repeats} random splits; bands = 10–90% of splits")
     return Figure.from_matplotlib(fig, f"Cascade quality against budget ({s.expert})")
 
@@ -70,7 +69,7 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     ax.set_xlabel("target budget α")
     ax.set_ylabel("realized delegation rate on evaluation rows")
     ax.set_title("Realized rate (bands: 5–95% of splits)")
-    outside_legend(ax, fontsize=8)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[1]
     from ctd_stats.intervals import clopper_pearson
@@ -83,7 +82,7 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     ax.set_ylim(0, max(0.3, float(ci[:, 1].max()) + 0.02))
     ax.set_xlabel("target budget α")
     ax.set_title("Budget violations (pool as population, i.i.d. calibration draws)")
-    outside_legend(ax, fontsize=8)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return Figure.from_matplotlib(fig, f"Budget compliance ({s.expert})")
 
@@ -101,7 +100,7 @@ def _group_figure(s: ExpertStudy, alpha: float) -> Figure:
     ax.set_xticks(x, s.groups, rotation=20, fontsize=8)
     ax.set_ylabel("delegation rate in group")
     ax.set_title(f"Where the budget goes at α = {s.budgets[j]:g} (no group labels used)")
-    outside_legend(ax, fontsize=8)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     ax = axes[1]
     ax.scatter(s.group_mean_v, s.group_mean_d, s=60, color=COLORS["ctd"])
