@@ -75,6 +75,8 @@ __all__ = [
     "route_rule",
 ]
 
+#: At most this many groups get their own Δ interval (the route rule uses every group).
+MAX_GROUPS = 50
 #: Keys of ``controls`` in study.json, in report order.
 CONTROL_NAMES: tuple[str, ...] = (
     "by_group",
@@ -289,10 +291,15 @@ def _plan(
     group = inputs.group
     sets: dict[str, NDArray[np.bool_]] = {}
     route = route_masks = None
+    names = np.unique(group) if group is not None else np.array([])
     if group is None:
         missing["by_group"] = missing["route_by_group"] = "the table has no 'group' column"
-    else:
-        for g in np.unique(group):
+    elif names.size > MAX_GROUPS:
+        missing["by_group"] = (
+            f"{names.size} groups (more than {MAX_GROUPS}): per-group intervals skipped"
+        )
+    if group is not None:
+        for g in names if names.size <= MAX_GROUPS else []:
             sets[str(g)] = group == g
         for name, members in cols.group_sets.items():
             sets[name] = np.isin(group, list(members))
