@@ -15,11 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ctd_stats.errors import CTDInputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_error(target: Path, exc: OSError) -> str:
+    """One line naming the file that could not be written and why (``File too large``, ``No space
+    left on device``...); the OS error of a write names no file by itself."""
+    return f"{target}: cannot write ({exc.strerror or exc}); check free space and file-size limits"
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -37,9 +45,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, PermissionError):
+            raise CTDInputError(write_error(target, exc)) from None
         raise
     return target
 

@@ -4,18 +4,24 @@
 ``POST /v1/decide``       one input -> a decision (logged before the answer)
 ``POST /v1/decide/batch`` ``{"items": [...]}`` -> ``{"decisions": [...]}`` (at most ``max_batch``)
 ``GET /v1/budget``        realised rate, exact interval, live monitor state
-``POST /v1/admin/reset``  operator reset of the monitor (resumes delegation after an alarm)
+``POST /v1/admin/reset``  operator reset of the monitor (resumes delegation after an alarm);
+                          needs the separate *admin* token (disabled without one)
 ``GET /metrics``          Prometheus text format
-``GET /healthz``          liveness; the only endpoint without the bearer token
+``GET /healthz``          liveness (no token)
+``GET /readyz``           readiness: 503 while the decision log cannot be written (no token)
 ========================  ======================================================================
 
-Status codes: 401 without the right bearer token, 413 for a body or batch over the limits, 422 for
-an invalid input (the body names the field), 503 when the expert failed under the ``503`` policy
-(the decisions were logged; the body lists them). A refused request writes no log row.
+Status codes: 401 without the right bearer token, 403 for an admin endpoint without the admin
+token, 409 for a ``request_id`` already used with another payload (the body names the id), 413
+for a body or batch over the limits (checked before the body is parsed), 422 for an invalid input
+(the body names the field), 503 when the expert failed under the ``503`` policy (those inputs are
+not decided; the body lists them), 500 when the log could not be written (nothing acknowledged).
+Every error body is JSON with a ``detail``. A refused request writes no log row.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -24,9 +30,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve.config import Token
+from serve.decisionlog import IdConflict
 from serve.gateway import ExpertUnavailable, Gateway, InputError
 from serve.schemas import BatchRequest, DecideRequest
 
@@ -39,7 +48,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Paths served without a token.
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+#: Paths that need the admin token (the decision token is not enough).
+ADMIN_PREFIX = "/v1/admin/"
 
 
 class GuardMiddleware:
@@ -48,9 +59,17 @@ class GuardMiddleware:
     The token is compared in constant time; neither it nor the request body is ever logged.
     """
 
-    def __init__(self, app: ASGIApp, token: Token, max_body_bytes: int, gateway: Gateway) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: Token,
+        max_body_bytes: int,
+        gateway: Gateway,
+        admin_token: Token | None = None,
+    ) -> None:
         self.app = app
         self.token = token
+        self.admin_token = admin_token
         self.max_body = max_body_bytes
         self.gateway = gateway
 
@@ -59,9 +78,23 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if scope["path"] not in PUBLIC_PATHS and not self.token.matches(
-            headers.get("authorization")
-        ):
+        path = scope["path"]
+        if path.startswith(ADMIN_PREFIX):
+            auth = headers.get("authorization")
+            if self.admin_token is None or not self.admin_token.matches(auth):
+                if self.token.matches(auth):
+                    await self._refuse(
+                        send,
+                        403,
+                        "admin endpoints need the admin token (--admin-token-file or "
+                        "CTD_SERVE_ADMIN_TOKEN); the decision token is not enough",
+                    )
+                else:
+                    await self._refuse(
+                        send, 401, "missing or invalid bearer token", {"www-authenticate": "Bearer"}
+                    )
+                return
+        elif path not in PUBLIC_PATHS and not self.token.matches(headers.get("authorization")):
             await self._refuse(
                 send, 401, "missing or invalid bearer token", {"www-authenticate": "Bearer"}
             )
@@ -112,8 +145,27 @@ class GuardMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(gateway: Gateway, token: Token) -> FastAPI:
-    """The ASGI application serving ``gateway``; closing the app (lifespan) closes the log."""
+def _loc_errors(exc: ValidationError, prefix: list[str | int]) -> list[dict[str, Any]]:
+    return [
+        {"loc": [*prefix, *e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e["type"])}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def create_app(gateway: Gateway, token: Token, admin_token: Token | None = None) -> FastAPI:
+    """The ASGI application serving ``gateway``; closing the app (lifespan) closes the log.
+
+    ``admin_token`` enables ``POST /v1/admin/reset`` (without it the endpoint answers 403).
+    """
+    if admin_token is not None and admin_token.same_as(token):
+        from ctd_stats.errors import CTDInputError
+
+        raise CTDInputError("the admin token must differ from the decision token")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -126,12 +178,16 @@ def create_app(gateway: Gateway, token: Token) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,
     )
     limit = gateway.config.max_batch
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    def invalid(errors: list[dict[str, Any]]) -> Response:
         gateway.metrics.count_rejected(422)
+        return _json({"detail": errors}, 422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
         errors = [
             {
                 "loc": list(e.get("loc", ())),
@@ -140,33 +196,68 @@ def create_app(gateway: Gateway, token: Token) -> FastAPI:
             }
             for e in exc.errors()
         ]
-        return JSONResponse({"detail": errors}, status_code=422)
+        return invalid(errors)
 
     @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError) -> JSONResponse:
-        gateway.metrics.count_rejected(422)
-        detail = [{"loc": ["body", *exc.loc], "msg": exc.msg, "type": "value_error"}]
-        return JSONResponse({"detail": detail}, status_code=422)
+    async def _input(_: Request, exc: InputError) -> Response:
+        return invalid([{"loc": ["body", *exc.loc], "msg": exc.msg, "type": "value_error"}])
+
+    @app.exception_handler(IdConflict)
+    async def _conflict(_: Request, exc: IdConflict) -> Response:
+        gateway.metrics.count_rejected(409)
+        return _json({"detail": str(exc), "request_id": exc.request_id}, 409)
 
     @app.exception_handler(ExpertUnavailable)
-    async def _unavailable(_: Request, exc: ExpertUnavailable) -> JSONResponse:
+    async def _unavailable(_: Request, exc: ExpertUnavailable) -> Response:
         body = {"detail": str(exc), "decisions": [d.model_dump() for d in exc.decisions]}
-        return JSONResponse(body, status_code=503, headers={"retry-after": "5"})
+        return _json(body, 503, {"retry-after": "5"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        return _json({"detail": exc.detail}, exc.status_code, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> Response:
+        gateway.metrics.count_rejected(500)
+        log.error("request failed: %s: %s", type(exc).__name__, exc)
+        return _json(
+            {"detail": "internal error: the request was not decided (nothing acknowledged)"}, 500
+        )
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        ok, reason = await asyncio.get_running_loop().run_in_executor(None, gateway.ready)
+        if ok:
+            return _json({"status": "ready"})
+        return _json({"status": "not ready", "detail": reason}, 503)
 
     @app.post("/v1/decide")
-    async def decide(req: DecideRequest) -> JSONResponse:
+    async def decide(request: Request) -> Response:
+        body = await request.body()
+        try:
+            req = DecideRequest.model_validate_json(body)
+        except ValidationError as exc:
+            return invalid(_loc_errors(exc, ["body"]))
         (d,) = await gateway.decide([req])
-        return JSONResponse(d.model_dump())
+        return _json(d.model_dump())
 
     @app.post("/v1/decide/batch")
-    async def decide_batch(req: BatchRequest) -> JSONResponse:
-        if len(req.items) > limit:
+    async def decide_batch(request: Request) -> Response:
+        body = await request.body()
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return invalid(
+                [{"loc": ["body"], "msg": f"invalid JSON ({exc})", "type": "json_invalid"}]
+            )
+        items = raw.get("items") if isinstance(raw, dict) else None
+        if isinstance(items, list) and len(items) > limit:  # refused before validating any item
             gateway.metrics.count_rejected(413)
-            return JSONResponse(
+            return _json(
                 {
                     "detail": [
                         {
@@ -176,18 +267,23 @@ def create_app(gateway: Gateway, token: Token) -> FastAPI:
                         }
                     ]
                 },
-                status_code=413,
+                413,
             )
+        try:
+            req = BatchRequest.model_validate(raw)
+        except ValidationError as exc:
+            return invalid(_loc_errors(exc, ["body"]))
         out = await gateway.decide(req.items, batch=True)
-        return JSONResponse({"decisions": [d.model_dump() for d in out]})
+        return _json({"decisions": [d.model_dump() for d in out]})
 
     @app.get("/v1/budget")
-    async def budget() -> dict[str, Any]:
-        return gateway.budget_state()
+    async def budget() -> Response:
+        return _json(gateway.budget_state())
 
     @app.post("/v1/admin/reset")
-    async def reset() -> dict[str, Any]:
-        return gateway.reset()
+    async def reset() -> Response:
+        state = await asyncio.get_running_loop().run_in_executor(None, gateway.reset)
+        return _json(state)
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
@@ -195,6 +291,10 @@ def create_app(gateway: Gateway, token: Token) -> FastAPI:
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     app.add_middleware(
-        GuardMiddleware, token=token, max_body_bytes=gateway.config.max_body_bytes, gateway=gateway
+        GuardMiddleware,
+        token=token,
+        max_body_bytes=gateway.config.max_body_bytes,
+        gateway=gateway,
+        admin_token=admin_token,
     )
     return app

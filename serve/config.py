@@ -12,6 +12,8 @@ from ctd_stats.errors import CTDInputError
 
 #: Environment variable read for the bearer token when no token file is given.
 TOKEN_ENV = "CTD_SERVE_TOKEN"
+#: Environment variable read for the admin token (``POST /v1/admin/reset``) without a file.
+ADMIN_TOKEN_ENV = "CTD_SERVE_ADMIN_TOKEN"
 #: Shortest token accepted (a guessable token is no protection).
 MIN_TOKEN_CHARS = 16
 
@@ -112,6 +114,10 @@ class Token:
         if scheme.lower() != "bearer":
             return False
         return hmac.compare_digest(given.strip().encode("utf-8"), self._value)
+
+    def same_as(self, other: Token) -> bool:
+        """Whether two tokens are equal (constant time)."""
+        return hmac.compare_digest(self._value, other._value)
 
     def __repr__(self) -> str:
         return "Token(***)"

@@ -9,28 +9,45 @@ Why SQLite (in WAL mode) and not a file of JSON lines or DuckDB:
   transaction is rolled back on the next open. A request is answered only after its row committed.
 * **Readers never block the writer.** WAL lets ``ctd audit`` and ``GET /v1/budget`` read a
   consistent snapshot while the gateway appends.
-* **Single writer fits one replica.** SQLite serialises writers; one gateway process owns its file.
-  Several replicas need one log each (audit them one by one) or a shared server database.
+* **One writer per log, enforced.** The gateway takes an exclusive ``flock`` on ``<db>.lock`` when it
+  opens the log and holds it for its lifetime; a second gateway on the same file is refused before
+  it serves anything (:class:`LogLocked`). The lock dies with the process (also on ``kill -9``), so
+  a crash never leaves a stale lock. Several replicas need one log each.
 
-Throughput comes from **group commit**: a single writer thread takes every row queued since its
-last commit, inserts them in one transaction and fsyncs once, then wakes the waiting requests.
-``request_id`` is UNIQUE: a retried request with the same id gets the row already logged
-(idempotent), never a second row.
+Throughput comes from **group commit without a per-request thread hand-off**: requests append their
+rows to a list owned by the event loop; one commit at a time runs on a single writer thread, taking
+every request queued since the previous commit, inserting them in one transaction and fsyncing once;
+its completion resolves all the waiting requests in the loop. There is one thread hand-off per
+commit, not per request (the hand-off per request was the bottleneck: issue 19).
+
+**Idempotency bound to content.** ``request_id`` is UNIQUE and stored with ``payload_sha256``, the
+SHA-256 of the request's canonical payload (:func:`payload_digest`). A request whose id is logged
+with the same digest gets the logged decision (``new=False``); with another digest it is refused
+(:class:`IdConflict`, HTTP 409) and nothing of that request is written (a savepoint per request).
+Expert failures under the ``503`` policy are not decisions: they go to ``request_failures`` (for
+the record), never to ``decisions``, so the retry of that id is evaluated again.
 
 Schema (table ``decisions``; the columns ``ctd audit`` reads are ``timestamp``, ``dv_score``,
 ``delegated`` and ``group``): see :data:`SCHEMA`. ``delegated`` is the certified rule's decision
 ``dv_score > threshold``; what the gateway then did (expert answered, expert failed and the probe
 answered, delegation suppressed after a monitor alarm, ...) is in ``outcome`` and ``expert_called``.
+``monitor_checkpoint`` holds the live monitor's state after a given ``seq`` (written in the same
+transaction as rows, so it is never ahead of the log): a restart replays only the rows after it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import hashlib
+import json
+import logging
 import os
-import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +55,11 @@ from typing import Any, Final
 
 from ctd_stats.errors import CTDInputError
 
-LOG_SCHEMA_VERSION: Final = "ctd.gateway-log/1"
+log = logging.getLogger("ctd.serve")
+
+LOG_SCHEMA_VERSION: Final = "ctd.gateway-log/2"
+#: Schema versions this code opens (older ones are migrated in place).
+_MIGRATABLE: Final = ("ctd.gateway-log/1",)
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -58,7 +79,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     expert TEXT,
     "group" TEXT,
     input_kind TEXT NOT NULL,
-    expert_latency_ms REAL
+    expert_latency_ms REAL,
+    payload_sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS gateway_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS gateway_events (
@@ -68,7 +90,30 @@ CREATE TABLE IF NOT EXISTS gateway_events (
     after_decision INTEGER NOT NULL,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS request_failures (
+    seq INTEGER PRIMARY KEY,
+    timestamp TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    dv_score REAL NOT NULL,
+    payload_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS monitor_checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    after_seq INTEGER NOT NULL,
+    state TEXT NOT NULL
+);
 """
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of a request's payload (sorted keys, no spaces, UTF-8).
+
+    Floats are written by ``repr`` (the shortest text that reads back to the same double), so two
+    payloads get the same digest iff they carry the same values.
+    """
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -90,6 +135,7 @@ class DecisionRow:
     group: str | None
     input_kind: str
     expert_latency_ms: float | None
+    payload_sha256: str | None = None
 
 
 _COLUMNS: Final = [f.name for f in fields(DecisionRow)]
@@ -118,9 +164,55 @@ class LoggedDecision:
     new: bool = True
 
 
+class IdConflict(Exception):
+    """A ``request_id`` already logged with another payload (HTTP 409); nothing was written."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"request_id {request_id!r} was already used with a different payload; a request id "
+            "names one input (send a new id for a new input)"
+        )
+        self.request_id = request_id
+
+
+class LogLocked(CTDInputError):
+    """Another process holds the log's writer lock (a second gateway on the same ``--db``)."""
+
+
 def utc_timestamp() -> str:
     """Now, ISO-8601 UTC with microseconds (sortable as text)."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def lock_path(db: Path) -> Path:
+    """The lock file beside the log: ``<db>.lock``."""
+    return db.with_name(db.name + ".lock")
+
+
+def acquire_writer_lock(db: Path) -> int:
+    """Take the exclusive writer lock of ``db`` (non-blocking); returns the open lock fd.
+
+    Raises
+    ------
+    LogLocked
+        Another process holds it.
+    """
+    path = lock_path(db)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+        finally:
+            os.close(fd)
+        raise LogLocked(
+            f"{db}: another gateway (pid {holder}) is writing this decision log (lock {path}); "
+            "one process writes one log: stop it first, or give this one its own --db"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return fd
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -140,16 +232,40 @@ def _from_db(rec: Sequence[Any], new: bool = True) -> LoggedDecision:
     )
 
 
-class _Batch:
-    __slots__ = ("future", "rows")
+@dataclass(frozen=True)
+class FailedRequest:
+    """An input the expert failed on under the ``503`` policy: recorded, but not a decision."""
 
-    def __init__(self, rows: list[DecisionRow]) -> None:
+    request_id: str
+    outcome: str
+    dv_score: float
+    payload_sha256: str
+
+
+#: What one request gets back from a commit: its logged rows, or the conflict that refused it.
+CommitResult = list[LoggedDecision] | IdConflict
+
+
+class _Request:
+    __slots__ = ("failures", "future", "rows")
+
+    def __init__(
+        self,
+        rows: list[DecisionRow],
+        failures: Sequence[FailedRequest],
+        future: asyncio.Future[CommitResult] | None,
+    ) -> None:
         self.rows = rows
-        self.future: Future[list[LoggedDecision]] = Future()
+        self.failures = failures
+        self.future = future
+
+
+#: Seconds during which a failed commit keeps ``/readyz`` failing even if a probe write succeeds.
+FAILURE_MEMORY_S = 10.0
 
 
 class DecisionLog:
-    """Append-only, durable decision log with a group-committing writer thread.
+    """Append-only, durable decision log with group commit on one writer thread.
 
     Parameters
     ----------
@@ -160,9 +276,15 @@ class DecisionLog:
         use, and a mismatch on reopening is an error (one log audits against one certified rule).
     on_commit : callable, optional
         Called in the writer thread, in commit order, with each committed batch of new rows.
+    checkpoint : callable, optional
+        Called in the writer thread inside every commit's transaction, before the new rows are
+        seen by ``on_commit``; returns ``(after_seq, state)`` to store in ``monitor_checkpoint``,
+        or None to store nothing this time.
 
     Raises
     ------
+    LogLocked
+        Another process writes this log.
     CTDInputError
         When the file is not a gateway log, or was written for another certificate entry.
     """
@@ -172,23 +294,35 @@ class DecisionLog:
         path: str | os.PathLike[str],
         identity: dict[str, str],
         on_commit: Callable[[list[LoggedDecision]], None] | None = None,
+        checkpoint: Callable[[], tuple[int, str] | None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd: int | None = acquire_writer_lock(self.path)
         try:
-            self._con = _connect(self.path)
-            self._con.executescript(SCHEMA)
-            self._check_identity(identity)
-        except sqlite3.DatabaseError as exc:
-            raise CTDInputError(f"{self.path}: cannot open the decision log ({exc})") from exc
-        self._read = _connect(self.path)
-        self._read_lock = threading.Lock()
+            try:
+                self._con = _connect(self.path)
+                self._con.executescript(SCHEMA)
+                self._check_identity(identity)
+            except sqlite3.DatabaseError as exc:
+                raise CTDInputError(f"{self.path}: cannot open the decision log ({exc})") from exc
+            self._read = _connect(self.path)
+            self._read_lock = threading.Lock()
+        except BaseException:
+            self._release_lock()
+            raise
         self._on_commit = on_commit
-        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._writer, name="ctd-decision-log", daemon=True)
+        self._checkpoint = checkpoint
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctd-decision-log")
+        self._pending: list[_Request] = []
+        self._flushing = False
         self._closed = False
         self.commits = 0
-        self._thread.start()
+        #: Commits that failed (disk full, I/O error, ...): ``ctd_log_write_failures_total``.
+        self.write_failures = 0
+        self.last_failure: float | None = None
+        self.last_success: float | None = None
+        self.last_error: str | None = None
 
     # ------------------------------------------------------------------ identity
     def _check_identity(self, identity: dict[str, str]) -> None:
@@ -201,6 +335,9 @@ class DecisionLog:
             )
             self._con.execute("COMMIT")
             return
+        if stored.get("schema_version") in _MIGRATABLE:
+            self._migrate()
+            stored["schema_version"] = LOG_SCHEMA_VERSION
         for key, value in wanted.items():
             if stored.get(key) != value:
                 raise CTDInputError(
@@ -209,78 +346,195 @@ class DecisionLog:
                     "--db for a new certificate (and audit each log against its own certificate)"
                 )
 
+    def _migrate(self) -> None:
+        """Version 1 -> 2: add ``payload_sha256`` (NULL for old rows: their ids answer 409)."""
+        cols = [r[1] for r in self._con.execute("PRAGMA table_info(decisions)")]
+        self._con.execute("BEGIN IMMEDIATE")
+        if "payload_sha256" not in cols:
+            self._con.execute("ALTER TABLE decisions ADD COLUMN payload_sha256 TEXT")
+        self._con.execute(
+            "UPDATE gateway_meta SET value = ? WHERE key = 'schema_version'", (LOG_SCHEMA_VERSION,)
+        )
+        self._con.execute("COMMIT")
+
     # ------------------------------------------------------------------ writing
-    def submit(self, rows: list[DecisionRow]) -> Future[list[LoggedDecision]]:
-        """Queue rows for the next group commit; the future resolves once they are durable."""
+    async def append(
+        self, rows: list[DecisionRow], failures: Sequence[FailedRequest] = ()
+    ) -> list[LoggedDecision]:
+        """Log one request's rows in the next group commit; returns once they are durable.
+
+        Must be awaited on the event loop that serves the requests (the pending list is the
+        loop's; only the commit itself runs on the writer thread).
+
+        Raises
+        ------
+        IdConflict
+            An id of ``rows`` is logged with another payload (nothing of this request written).
+        sqlite3.Error, OSError
+            The commit failed (nothing of the commit written; nothing acknowledged).
+        """
         if self._closed:
             raise RuntimeError("the decision log is closed")
-        batch = _Batch(rows)
-        self._queue.put(batch)
-        return batch.future
+        loop = asyncio.get_running_loop()
+        req = _Request(rows, failures, loop.create_future())
+        self._pending.append(req)
+        if not self._flushing:
+            self._flushing = True
+            # One loop iteration later: requests parsed in this iteration join the same commit.
+            loop.call_soon(self._flush, loop)
+        assert req.future is not None
+        out = await req.future
+        if isinstance(out, IdConflict):
+            raise out
+        return out
 
-    def _writer(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batches = [first]
-            stop = False
-            while len(batches) < 512:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batches.append(nxt)
-            self._commit(batches)
-            if stop:
-                return
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+        fut = loop.run_in_executor(self._writer, self._commit, batch)
+        fut.add_done_callback(lambda f: self._committed(loop, batch, f))
 
-    def _commit(self, batches: list[_Batch]) -> None:
+    def _committed(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_Request],
+        done: asyncio.Future[list[CommitResult]],
+    ) -> None:
+        exc = done.exception()
+        for i, req in enumerate(batch):
+            fut = req.future
+            if fut is None or fut.done():  # a cancelled request (client gone)
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(done.result()[i])
+        if self._pending:
+            self._flush(loop)
+        else:
+            self._flushing = False
+
+    def write(
+        self, rows: list[DecisionRow], failures: Sequence[FailedRequest] = ()
+    ) -> list[LoggedDecision]:
+        """Synchronous :meth:`append` (one commit, from any thread but the writer)."""
+        if self._closed:
+            raise RuntimeError("the decision log is closed")
+        (out,) = self._writer.submit(self._commit, [_Request(rows, failures, None)]).result()
+        if isinstance(out, IdConflict):
+            raise out
+        return out
+
+    def _commit(self, batch: list[_Request]) -> list[CommitResult]:
+        """One transaction for every request of ``batch`` (writer thread)."""
         con = self._con
-        results: list[list[LoggedDecision]] = []
+        results: list[CommitResult] = []
         fresh: list[LoggedDecision] = []
         try:
             con.execute("BEGIN IMMEDIATE")
-            for b in batches:
-                out = []
-                for row in b.rows:
-                    ts = utc_timestamp()
-                    cur = con.execute(_INSERT, (ts, *(getattr(row, c) for c in _COLUMNS)))
-                    if cur.rowcount == 1:
-                        logged = LoggedDecision(seq=int(cur.lastrowid or 0), timestamp=ts, row=row)
-                        fresh.append(logged)
-                    else:  # the id is already logged: answer with the stored decision
-                        rec = con.execute(
-                            _SELECT + " WHERE request_id = ?", (row.request_id,)
-                        ).fetchone()
-                        logged = _from_db(rec, new=False)
-                    out.append(logged)
-                results.append(out)
+            if self._checkpoint is not None:
+                point = self._checkpoint()
+                if point is not None:
+                    con.execute(
+                        "INSERT INTO monitor_checkpoint (id, after_seq, state) VALUES (1, ?, ?) "
+                        "ON CONFLICT(id) DO UPDATE SET after_seq = excluded.after_seq, "
+                        "state = excluded.state",
+                        point,
+                    )
+            for req in batch:
+                results.append(self._insert_request(con, req, fresh))
             con.execute("COMMIT")
         except BaseException as exc:
             if con.in_transaction:
-                con.execute("ROLLBACK")
-            for b in batches:
-                b.future.set_exception(exc)
-            return
+                try:
+                    con.execute("ROLLBACK")
+                except sqlite3.Error:  # pragma: no cover - rollback of a broken connection
+                    pass
+            self.write_failures += 1
+            self.last_failure = time.monotonic()
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("decision log commit failed: %s", self.last_error)
+            raise
         self.commits += 1
+        self.last_success = time.monotonic()
         if self._on_commit is not None and fresh:
             try:
                 self._on_commit(fresh)
-            except Exception as exc:  # never lose the acknowledgement of committed rows
-                for b in batches:
-                    b.future.set_exception(exc)
-                return
-        for b, out in zip(batches, results, strict=True):
-            b.future.set_result(out)
+            except Exception:  # the rows are durable: their acknowledgement stands
+                log.exception("the commit hook failed (the rows are logged)")
+        return results
+
+    def _insert_request(
+        self, con: sqlite3.Connection, req: _Request, fresh: list[LoggedDecision]
+    ) -> CommitResult:
+        con.execute("SAVEPOINT request")
+        out: list[LoggedDecision] = []
+        mine: list[LoggedDecision] = []
+        for row in req.rows:
+            ts = utc_timestamp()
+            cur = con.execute(_INSERT, (ts, *(getattr(row, c) for c in _COLUMNS)))
+            if cur.rowcount == 1:
+                logged = LoggedDecision(seq=int(cur.lastrowid or 0), timestamp=ts, row=row)
+                mine.append(logged)
+            else:  # the id is logged: the same payload is a replay, another is a conflict
+                rec = con.execute(_SELECT + " WHERE request_id = ?", (row.request_id,)).fetchone()
+                logged = _from_db(rec, new=False)
+                if logged.row.payload_sha256 is None or (
+                    logged.row.payload_sha256 != row.payload_sha256
+                ):
+                    con.execute("ROLLBACK TO request")
+                    con.execute("RELEASE request")
+                    return IdConflict(row.request_id)
+            out.append(logged)
+        if req.failures:
+            ts = utc_timestamp()
+            con.executemany(
+                "INSERT INTO request_failures (timestamp, request_id, outcome, dv_score, "
+                "payload_sha256) VALUES (?, ?, ?, ?, ?)",
+                [(ts, f.request_id, f.outcome, f.dv_score, f.payload_sha256) for f in req.failures],
+            )
+        con.execute("RELEASE request")
+        fresh.extend(mine)
+        return out
+
+    def probe_write(self) -> None:
+        """A small durable write (heartbeat in ``gateway_meta``) on the writer thread; raises on
+        failure. Used by ``/readyz``."""
+
+        def beat() -> None:
+            con = self._con
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                con.execute(
+                    "INSERT INTO gateway_meta (key, value) VALUES ('heartbeat', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (utc_timestamp(),),
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+
+        self._writer.submit(beat).result(timeout=30)
+
+    def writable(self) -> tuple[bool, str | None]:
+        """Whether the log takes writes now: a probe write succeeds and no commit failed in the
+        last :data:`FAILURE_MEMORY_S` seconds without a successful one since. ``(ok, reason)``."""
+        try:
+            self.probe_write()
+        except Exception as exc:
+            return False, f"the decision log cannot be written ({type(exc).__name__}: {exc})"
+        failed, ok = self.last_failure, self.last_success
+        if failed is not None and (ok is None or ok < failed):
+            if time.monotonic() - failed < FAILURE_MEMORY_S:
+                return False, f"the last decision-log commit failed ({self.last_error})"
+        return True, None
 
     def record_event(self, kind: str, detail: str) -> None:
         """Append an operator event (alarm, reset) to ``gateway_events`` after the logged rows."""
-        with self._read_lock:
-            con = _connect(self.path)
+
+        def put() -> None:
+            con = self._con
             try:
                 con.execute("BEGIN IMMEDIATE")
                 (last,) = con.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()
@@ -290,8 +544,19 @@ class DecisionLog:
                     (utc_timestamp(), kind, int(last), detail),
                 )
                 con.execute("COMMIT")
-            finally:
-                con.close()
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+
+        if self._in_writer():
+            put()
+        else:
+            self._writer.submit(put).result()
+
+    @staticmethod
+    def _in_writer() -> bool:
+        return threading.current_thread().name.startswith("ctd-decision-log")
 
     # ------------------------------------------------------------------ reading
     def find(self, request_id: str) -> LoggedDecision | None:
@@ -309,6 +574,16 @@ class DecisionLog:
             ).fetchall()
         return (int(recs[-1][0]) if recs else after_seq), [bool(r[1]) for r in recs]
 
+    def counts(self, after_seq: int = 0) -> tuple[int, int, int]:
+        """``(last seq, rows, delegated rows)`` for ``seq > after_seq``, counted by SQLite."""
+        with self._read_lock:
+            n, k, last = self._read.execute(
+                "SELECT COUNT(*), COALESCE(SUM(delegated), 0), COALESCE(MAX(seq), ?) "
+                "FROM decisions WHERE seq > ?",
+                (after_seq, after_seq),
+            ).fetchone()
+        return int(last), int(n), int(k)
+
     def last_event(self, kind: str) -> tuple[int, str] | None:
         """``(after_decision, detail)`` of the latest event of ``kind``, or None."""
         with self._read_lock:
@@ -319,12 +594,24 @@ class DecisionLog:
             ).fetchone()
         return None if rec is None else (int(rec[0]), str(rec[1]))
 
+    def load_checkpoint(self) -> tuple[int, str] | None:
+        """``(after_seq, state)`` of the stored monitor checkpoint, or None."""
+        with self._read_lock:
+            rec = self._read.execute("SELECT after_seq, state FROM monitor_checkpoint").fetchone()
+        return None if rec is None else (int(rec[0]), str(rec[1]))
+
     def close(self) -> None:
-        """Flush queued rows, stop the writer and close the connections."""
+        """Finish the running commit, stop the writer, close the connections, release the lock."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        self._thread.join()
+        self._writer.shutdown(wait=True)
         self._con.close()
         self._read.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None

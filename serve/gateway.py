@@ -1,14 +1,20 @@
 """The gateway without HTTP: decide with the certified rule, call the expert, log, watch the budget.
 
-One :class:`Gateway` per process. The delegate rule is :meth:`ctd_stats.certificate.cascade.Cascade.delegate`
-(the package's only definition of ``d > τ``), the live monitor is the audit's
-:class:`~ctd_stats.audit.monitor.BudgetMonitor`, and the interval is
+One :class:`Gateway` per process (and per log: the log's writer lock enforces it). The delegate rule
+is :meth:`ctd_stats.certificate.cascade.Cascade.delegate` (the package's only definition of ``d > τ``), the live
+monitor is the change detector :class:`~ctd_stats.audit.change_monitor.ChangeMonitor` (its delay
+after a change does not grow with the history, unlike the cumulative test), and the interval is
 :func:`~ctd_stats.stats.intervals.clopper_pearson`; nothing here re-implements them.
+
+The monitor's state is checkpointed in the log (``monitor_checkpoint``, in the same transaction as
+rows, every :data:`CHECKPOINT_ROWS` rows), so a restart reads the checkpoint and replays only the
+rows after it instead of the whole log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import threading
@@ -22,17 +28,28 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from ctd_stats.audit.monitor import BudgetMonitor
+from ctd_stats.audit.change_monitor import ChangeMonitor
 from ctd_stats.certificate.cascade import Cascade
 from ctd_stats.errors import CTDInputError
 from ctd_stats.stats.intervals import clopper_pearson
 from ctd_stats.table.score_table import file_sha256
 from serve.config import GatewayConfig
-from serve.decisionlog import DecisionLog, DecisionRow, LoggedDecision
+from serve.decisionlog import (
+    DecisionLog,
+    DecisionRow,
+    FailedRequest,
+    IdConflict,
+    LoggedDecision,
+    payload_digest,
+    utc_timestamp,
+)
 from serve.metrics import Metrics
 from serve.schemas import DecideRequest, Decision
 
 log = logging.getLogger("ctd.serve")
+
+#: The monitor state is checkpointed in the log at most every this many rows.
+CHECKPOINT_ROWS = 4096
 
 
 class ExpertBackend(Protocol):
@@ -64,10 +81,13 @@ class InputError(Exception):
 
 
 class ExpertUnavailable(Exception):
-    """The expert failed under the ``503`` policy; the decisions were logged as such."""
+    """The expert failed under the ``503`` policy: those inputs are not decided (nor logged as
+    decisions; a retry is evaluated again); the other inputs of a batch were decided and logged."""
 
     def __init__(self, decisions: list[Decision]) -> None:
-        super().__init__("the expert failed; decisions logged with outcome expert_*_503")
+        super().__init__(
+            "the expert failed; inputs with outcome expert_*_503 were not decided (retry them)"
+        )
         self.decisions = decisions
 
 
@@ -80,6 +100,7 @@ class _Item:
     group: str | None
     kind: str
     client_id: bool
+    digest: str
 
 
 def _verdict(p: float | None, cut: float) -> str | None:
@@ -129,26 +150,79 @@ class Gateway:
             "budget": repr(self.budget),
             "threshold": repr(self.cascade.threshold),
         }
-        self.log = DecisionLog(config.db, identity, on_commit=self._observe)
-        self._restore()
+        self._checkpointed = 0
+        self.log = DecisionLog(
+            config.db, identity, on_commit=self._observe, checkpoint=self._checkpoint
+        )
+        try:
+            self._restore()
+        except BaseException:
+            self.log.close()
+            raise
 
     # ------------------------------------------------------------------ monitor state
+    def _new_monitor(self) -> ChangeMonitor:
+        return ChangeMonitor(self.budget, self.config.alpha)
+
     def _restore(self) -> None:
-        """Rebuild the counts and the monitor from the log (after the last operator reset)."""
+        """Counts and monitor from the checkpoint plus the rows after it (or from the log after
+        the last operator reset when there is no usable checkpoint)."""
         reset = self.log.last_event("reset")
         self.monitor_since = reset[0] if reset is not None else 0
-        _, everything = self.log.delegations(0)
-        self.n_total, self.k_total = len(everything), int(sum(everything))
-        self.monitor = BudgetMonitor(self.budget, self.config.alpha)
+        state = self._load_checkpoint()
+        if state is not None:
+            self.monitor = ChangeMonitor.from_state(state["monitor"])
+            self._fed = int(state["after_seq"])
+            _, n, k = self.log.counts(self._fed)
+            self.n_total, self.k_total = int(state["n_total"]) + n, int(state["k_total"]) + k
+        else:
+            self.monitor = self._new_monitor()
+            self._fed = self.monitor_since
+            _, self.n_total, self.k_total = self.log.counts(0)
         # The monitor has seen every row up to seq ``_fed`` (rows committed later come via _observe).
-        self._fed, since = self.log.delegations(self.monitor_since)
-        self.monitor.update(np.asarray(since, dtype=bool))
+        self._fed, tail = self.log.delegations(self._fed)
+        self.monitor.update(np.asarray(tail, dtype=bool))
+        self._checkpointed = self._fed
         self.never_delegate = self.monitor.alarm and self.config.on_alarm == "never-delegate"
         if self.monitor.alarm:
             log.warning(
                 "budget monitor alarm restored from the log (never delegate: %s)",
                 self.never_delegate,
             )
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        """The stored checkpoint when it belongs to the current monitor epoch and settings."""
+        point = self.log.load_checkpoint()
+        if point is None:
+            return None
+        try:
+            state = json.loads(point[1])
+            mon = state["monitor"]
+            fresh = self._new_monitor().to_state()
+            same = all(mon[key] == fresh[key] for key in ("version", "budget", "alpha", "spacing"))
+            if not same or int(state["since"]) != self.monitor_since:
+                return None
+            if int(state["after_seq"]) != point[0]:
+                return None
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring an unreadable monitor checkpoint; replaying the log")
+            return None
+        return dict(state)
+
+    def _checkpoint(self) -> tuple[int, str] | None:
+        """Writer-thread hook (inside a commit): the state to store, every CHECKPOINT_ROWS rows."""
+        with self._lock:
+            if self._fed - self._checkpointed < CHECKPOINT_ROWS:
+                return None
+            state = {
+                "after_seq": self._fed,
+                "since": self.monitor_since,
+                "n_total": self.n_total,
+                "k_total": self.k_total,
+                "monitor": self.monitor.to_state(),
+            }
+            self._checkpointed = self._fed
+        return self._fed, json.dumps(state)
 
     def _observe(self, rows: list[LoggedDecision]) -> None:
         """Writer-thread hook: committed rows update the counts and the monitor, in log order."""
@@ -177,11 +251,14 @@ class Gateway:
 
     def reset(self) -> dict[str, Any]:
         """Operator reset: a fresh monitor from the next decision, delegation resumed."""
+        # The event goes through the writer (after every queued commit); not under the lock, which
+        # the writer's commit hook takes.
+        self.log.record_event("reset", "operator reset")
         with self._lock:
-            self.log.record_event("reset", "operator reset")
             reset = self.log.last_event("reset")
             self.monitor_since = reset[0] if reset is not None else self.n_total
-            self.monitor = BudgetMonitor(self.budget, self.config.alpha)
+            self.monitor = self._new_monitor()
+            self._checkpointed = 0
             fed, replay = self.log.delegations(self.monitor_since)
             self.monitor.update(np.asarray(replay, dtype=bool))
             self._fed = max(self._fed, fed)
@@ -209,6 +286,7 @@ class Gateway:
                     "high": float(hi),
                 },
                 "monitor": {
+                    "method": "mixture over start times (change detector, anytime-valid)",
                     "since_decision": self.monitor_since,
                     "decisions": mon.n,
                     "delegations": mon.k,
@@ -235,13 +313,24 @@ class Gateway:
                 "1 when the anytime-valid monitor has alarmed.",
                 float(s["monitor"]["alarm"]),
             ),
-            "ctd_monitor_evidence": ("E-value of H0: rate <= budget.", s["monitor"]["evidence"]),
+            "ctd_monitor_evidence": (
+                "E-value of the change detector (alarm at 1/alpha).",
+                s["monitor"]["evidence"],
+            ),
             "ctd_never_delegate": ("1 while delegation is suspended.", float(self.never_delegate)),
             "ctd_log_commits_total": (
                 "Group commits of the decision log.",
                 float(self.log.commits),
             ),
+            "ctd_log_write_failures_total": (
+                "Decision-log commits that failed (nothing of them acknowledged).",
+                float(self.log.write_failures),
+            ),
         }
+
+    def ready(self) -> tuple[bool, str | None]:
+        """Whether the gateway can take decisions now (the log takes writes)."""
+        return self.log.writable()
 
     # ------------------------------------------------------------------ deciding
     def _items(self, reqs: list[DecideRequest], prefix: list[str | int]) -> list[_Item]:
@@ -266,7 +355,19 @@ class Gateway:
             for j, i in enumerate(texts_to_score):
                 probe[i], dv[i] = float(p[j]), float(d[j])
         out = []
+        seen: dict[str, str] = {}
         for i, r in enumerate(reqs):
+            digest = payload_digest(
+                {
+                    "probe_prob": r.probe_prob,
+                    "dv_score": r.dv_score,
+                    "text": r.text,
+                    "group": r.group,
+                }
+            )
+            if r.request_id is not None:
+                if seen.setdefault(r.request_id, digest) != digest:
+                    raise IdConflict(r.request_id)
             out.append(
                 _Item(
                     request_id=r.request_id or uuid.uuid4().hex,
@@ -276,41 +377,64 @@ class Gateway:
                     group=r.group,
                     kind="scores" if r.dv_score is not None else "text",
                     client_id=r.request_id is not None,
+                    digest=digest,
                 )
             )
         return out
 
+    def _logged(self, it: _Item) -> LoggedDecision | None:
+        """The logged decision of a client id (None if not logged); 409 if logged for another input."""
+        found = self.log.find(it.request_id)
+        if found is not None and found.row.payload_sha256 != it.digest:
+            raise IdConflict(it.request_id)
+        return found
+
     async def decide(self, reqs: list[DecideRequest], batch: bool = False) -> list[Decision]:
         """Decide, call the expert where the rule delegates, log every row durably, then answer.
+
+        A client ``request_id`` binds the payload: a repeat with the same payload gets the logged
+        decision (``replayed``), one with another payload is refused (:class:`IdConflict`), also
+        within one batch. An input the expert failed on under the ``503`` policy is not a decision:
+        it is recorded in ``request_failures`` and its retry is evaluated (and the expert called)
+        again.
 
         Raises
         ------
         InputError
             An input the gateway cannot take (nothing is logged).
+        IdConflict
+            A request id names another input (nothing of the request is logged).
         ExpertUnavailable
-            The expert failed under the ``503`` policy (the rows are logged).
+            The expert failed under the ``503`` policy (the other inputs are logged).
         """
         items = self._items(reqs, ["items"] if batch else [])
-        delegated = self.cascade.delegate(np.array([it.dv_score for it in items], dtype=np.float64))
+        if len(items) == 1:
+            delegated = [self.cascade.delegate(np.array([items[0].dv_score]))[0]]
+        else:
+            delegated = list(self.cascade.delegate(np.array([it.dv_score for it in items])))
         suppressed = self.never_delegate
         wants = [
             i
             for i, it in enumerate(items)
             if delegated[i] and not suppressed and it.text is not None and self.expert is not None
         ]
-        # A client-chosen id already logged is answered from the log (idempotent retries): looked
-        # up here where a replay must not call the expert again; the writer's UNIQUE id catches
-        # every other replay (and concurrent duplicates) and returns the stored row.
-        replays = {
-            items[i].request_id: self.log.find(items[i].request_id)
-            for i in wants
-            if items[i].client_id
-        }
+        # A client id already logged is answered from the log, looked up here where a replay must
+        # not call the expert again; the writer checks every other id (and concurrent duplicates)
+        # against the stored digest in the commit.
+        replays = {items[i].request_id: self._logged(items[i]) for i in wants if items[i].client_id}
         ask = [i for i in wants if replays.get(items[i].request_id) is None]
         probs, failure, expert_ms = await self._call_expert([items[i].text or "" for i in ask])
         slot = {i: j for j, i in enumerate(ask)}
-        rows = [
-            self._row(
+        rows: list[DecisionRow] = []
+        failed: list[DecisionRow] = []
+        answer: list[LoggedDecision | int] = []  # a replay, or the position of the item's row
+        now = utc_timestamp()
+        for i, it in enumerate(items):
+            replay = replays.get(it.request_id)
+            if replay is not None:
+                answer.append(replay)
+                continue
+            row = self._row(
                 it,
                 bool(delegated[i]),
                 suppressed,
@@ -319,21 +443,26 @@ class Gateway:
                 failure,
                 expert_ms,
             )
-            for i, it in enumerate(items)
-            if replays.get(it.request_id) is None
+            if row.outcome.endswith("_503"):
+                failed.append(row)
+                answer.append(LoggedDecision(seq=0, timestamp=now, row=row))
+            else:
+                answer.append(len(rows))
+                rows.append(row)
+        failures = [
+            FailedRequest(r.request_id, r.outcome, r.dv_score, r.payload_sha256 or "")
+            for r in failed
         ]
-        fresh = rows
-        logged = await asyncio.wrap_future(self.log.submit(fresh)) if fresh else []
-        by_id = {d.row.request_id: d for d in logged}
-        by_id.update({k: v for k, v in replays.items() if v is not None})
+        logged = await self.log.append(rows, failures) if rows or failures else []
         new = [d for d in logged if d.new]
-        self.metrics.count_decisions(
-            [d.row.outcome for d in new], sum(d.row.delegated for d in new)
-        )
-        decisions = [self._answer(by_id[it.request_id]) for it in items]
-        if any(d.outcome.endswith("_503") and not d.replayed for d in decisions):
-            raise ExpertUnavailable(decisions)
-        return decisions
+        if new:
+            self.metrics.count_decisions(
+                [d.row.outcome for d in new], sum(d.row.delegated for d in new)
+            )
+        out = [self._answer(logged[a] if isinstance(a, int) else a) for a in answer]
+        if failed:
+            raise ExpertUnavailable(out)
+        return out
 
     async def _call_expert(
         self, texts: list[str]
@@ -403,6 +532,7 @@ class Gateway:
             group=it.group,
             input_kind=it.kind,
             expert_latency_ms=expert_ms if asked else None,
+            payload_sha256=it.digest,
         )
 
     @staticmethod

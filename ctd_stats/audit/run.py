@@ -36,8 +36,8 @@ import pandas as pd
 from ctd_stats._version import __version__
 from ctd_stats.audit.drift import DriftAccumulator, ScoreReference, drift_summary
 from ctd_stats.audit.logs.chunks import LogChunk, TimestampKind
-from ctd_stats.audit.logs.sources import ChunkSource, chunk_sources
 from ctd_stats.audit.logs.reader import GroupCoder, LogColumns, LogReader, resolve_columns
+from ctd_stats.audit.logs.sources import ChunkSource, chunk_sources
 from ctd_stats.audit.monitor import BetaPrior, BudgetMonitor, confidence_sequence
 from ctd_stats.audit.result import (
     SCHEMA_VERSION,

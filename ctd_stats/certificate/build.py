@@ -54,6 +54,7 @@ class ExpertData:
     ht: CascadeData | None
     eval_scores: NDArray[np.float64]
     eval: CascadeData | None
+    ht_clusters: NDArray[Any] | None = None
 
     @property
     def calibration_scores(self) -> NDArray[np.float64]:
@@ -157,6 +158,21 @@ def expert_data(spec: CascadeSpec, table: ScoreTable, expert: str) -> ExpertData
             if full.any():  # when every eval row is labelled, share eval_scores (no second copy)
                 shared = eval_scores if np.array_equal(full, eval_mask) else None
                 ev = _cascade_data(table, full, expert, shared)
+    ht_clusters = None
+    if spec.calibration.cluster is not None:
+        if table.group is None:
+            raise CTDInputError(
+                f"{src}: calibration.cluster: column {spec.calibration.cluster!r} not found in the "
+                "score table"
+            )
+        ht_clusters = table.group[ht_mask]
+        empty = np.flatnonzero(ht_clusters == "")
+        if empty.size:
+            raise CTDInputError(
+                f"{src}: calibration.cluster: column {spec.calibration.cluster!r} is empty on "
+                f"{empty.size} calibration row(s) (first: ht row {int(empty[0])}); every row needs a "
+                "cluster id"
+            )
     return ExpertData(
         name=exp.name,
         ht_scores=ht_scores,
@@ -165,6 +181,7 @@ def expert_data(spec: CascadeSpec, table: ScoreTable, expert: str) -> ExpertData
         ht=ht,
         eval_scores=eval_scores,
         eval=ev,
+        ht_clusters=ht_clusters,
     )
 
 
@@ -205,10 +222,25 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
             procedure=c.procedure,
             pvalue=c.pvalue,
         )
-    if c.randomize is not None:
+    if c.cluster is not None:
+        from ctd_stats.stats.cluster import calibrate_budget_clustered
+
+        assert data.ht_clusters is not None
+        return calibrate_budget_clustered(
+            data.ht_scores,
+            data.ht_clusters,
+            budget,
+            c.delta,
+            pvalue=c.cluster_pvalue,
+            cluster_column=c.cluster,
+        )
+    on, seed = c.randomize_seed
+    if on:
         from ctd_stats.stats.randomized import randomized_budget_threshold
 
-        return randomized_budget_threshold(data.ht_scores, budget, c.delta, c.randomize)
+        return randomized_budget_threshold(
+            data.ht_scores, budget, c.delta, seed, reproducible=c.reproducible
+        )
     return calibrate_budget(data.ht_scores, budget, c.delta, procedure=c.procedure, pvalue=c.pvalue)
 
 
@@ -248,10 +280,20 @@ def _recorded(cal: Calibration, order: NDArray[np.int64]) -> tuple[list[int], Te
 def _randomized_sentence(cal: Calibration) -> str:
     if not cal.extras.get("randomized"):
         return ""
+    x = cal.extras
+    if x.get("provenance") == "fixed_seed":
+        return (
+            f" The threshold is randomised with a FIXED seed ({x['seed']}, U = {x['u']:.6f}; "
+            "reproducibility mode): the guarantee is conditional on this seed. Given U, the "
+            f"probability of a violation is up to {x['conditional_level']:.4g} (continuous scores at a "
+            f"boundary rate), {'above' if x['conditional_level'] > cal.delta else 'not above'} δ = "
+            f"{cal.delta:g}; reusing the seed at every recalibration keeps that conditional level."
+        )
     return (
-        f" The threshold is randomised (seed {cal.extras['seed']}, U = {cal.extras['u']:.6f}): the "
-        "probability is over the calibration draw and U together, and the level is exactly δ at the "
-        "boundary; rerunning with the same seed gives the same threshold."
+        f" The threshold is randomised: U = {x['u']:.6f} was drawn from operating-system entropy for "
+        "this calibration (recorded); the probability is over the calibration draw and U together, "
+        "and the level is exactly δ at the boundary. Deploy this draw: calibrating again until a "
+        "preferred threshold comes out voids the guarantee."
     )
 
 
@@ -267,6 +309,9 @@ def budget_certificate(
     counts = delegation_counts(test_scores, cal.thresholds)
     if not np.array_equal(counts, np.rint(cal.empirical_rates * cal.n)):
         raise RuntimeError("recorded counts disagree with the calibration's rates (a bug)")
+    from ctd_stats.stats.cluster import ClusterCalibration
+
+    clustered = isinstance(cal, ClusterCalibration)
     rates = errors = None  # opt rate and error of each front point (Pareto calibration only)
     if isinstance(cal, CascadeCalibration):
         rates, errors = cal.front_rates, cal.front_errors
@@ -280,6 +325,7 @@ def budget_certificate(
             ht_count=int(counts[i]),
             opt_rate=None if rates is None else float(rates[i]),
             opt_error=None if errors is None else float(errors[i]),
+            cluster_sum=float(cal.cluster_sums[i]) if isinstance(cal, ClusterCalibration) else None,
         )
         for i in recorded
     ]
@@ -299,7 +345,13 @@ def budget_certificate(
         expert=expert,
         budget=cal.budget,
         delta=cal.delta,
-        method="ctd_pareto" if isinstance(cal, CascadeCalibration) else "budget_only",
+        method=(
+            "ctd_pareto"
+            if isinstance(cal, CascadeCalibration)
+            else "budget_only_cluster"
+            if clustered
+            else "budget_only"
+        ),
         procedure=cal.procedure,
         pvalue_kind=cal.pvalue_kind,
         threshold=float(cal.threshold),
@@ -309,7 +361,13 @@ def budget_certificate(
         reason=cal.reason,
         guarantee=cal.guarantee + _randomized_sentence(cal),
         randomization=(
-            Randomization(seed=cal.extras["seed"], u=cal.extras["u"], gamma=cal.extras["gamma"])
+            Randomization(
+                seed=cal.extras["seed"],
+                u=cal.extras["u"],
+                gamma=cal.extras["gamma"],
+                provenance=cal.extras["provenance"],
+                conditional_level=cal.extras["conditional_level"],
+            )
             if cal.extras.get("randomized") else None
         ),
         tested=tested,
@@ -318,6 +376,8 @@ def budget_certificate(
         joint=cal.joint if isinstance(cal, CascadeCalibration) else None,
         split=("none" if cal.split == "none" else "opt_ht") if isinstance(cal, CascadeCalibration) else None,
         score_reference=reference,
+        cluster=cal.cluster_column if isinstance(cal, ClusterCalibration) else None,
+        n_clusters=cal.n_clusters if isinstance(cal, ClusterCalibration) else None,
     )
 
 
@@ -355,6 +415,28 @@ def require_certifiable_size(spec: CascadeSpec, n: int, source: str) -> None:
     )
 
 
+def warn_correlated_groups(table: ScoreTable) -> None:
+    """Warn (:class:`~ctd_stats.stats.cluster.ClusterCorrelationWarning`) when the calibration rows carry
+    a ``group`` whose members have correlated scores (see :func:`~ctd_stats.stats.cluster.cluster_correlation`):
+    the row-level certificate then over-states its confidence."""
+    if table.group is None:
+        return
+    import warnings
+
+    from ctd_stats.stats.cluster import ClusterCorrelationWarning, cluster_correlation
+
+    rows = (table.mask("ht") | table.mask("opt")) & (table.group != "")
+    if np.count_nonzero(rows) < 3:
+        return
+    for name in table.expert_names:
+        diag = cluster_correlation(table.expert(name).dv_score[rows], table.group[rows])
+        if diag.correlated:
+            warnings.warn(
+                ClusterCorrelationWarning(f"{table.name()}: expert {name!r}: " + diag.message()),
+                stacklevel=2,
+            )
+
+
 def calibrate_spec(
     spec: CascadeSpec, table: ScoreTable, *, progress: Progress | None = None
 ) -> CalibrationOutcome:
@@ -367,7 +449,10 @@ def calibrate_spec(
     """
     data = {name: expert_data(spec, table, name) for name in table.expert_names}
     for d in data.values():
-        require_certifiable_size(spec, int(d.ht_scores.size), table.name())
+        if spec.calibration.cluster is None:
+            require_certifiable_size(spec, int(d.ht_scores.size), table.name())
+    if spec.calibration.cluster is None:
+        warn_correlated_groups(table)
     jobs = [(name, b) for name in data for b in spec.calibration.budget]
     wrap: Progress = progress or (lambda it: iter(it))
     calibrations: dict[tuple[str, float], Calibration] = {}

@@ -45,6 +45,14 @@ def _budget_pvalues(r: BudgetCertificate) -> np.ndarray | None:
             return None  # reported as an unknown or inconsistent kind below
         counts = np.array([t.ht_count for t in r.tested], dtype=np.int64)
         return randomized_pvalue(counts, r.n_test, r.budget, r.randomization.u)
+    if r.pvalue_kind.endswith("_cluster"):
+        from ctd_stats.stats.cluster import CLUSTER_PVALUES, cluster_pvalue
+
+        base = r.pvalue_kind.removesuffix("_cluster")
+        sums = [t.cluster_sum for t in r.tested]
+        if base not in CLUSTER_PVALUES or r.n_clusters is None or any(x is None for x in sums):
+            return None
+        return cluster_pvalue(np.asarray(sums, dtype=np.float64), r.n_clusters, r.budget, r.n_test, base)
     kind = r.pvalue_kind.split("+")[0]
     if kind not in PVALUE_KINDS:
         return None
@@ -105,8 +113,34 @@ def result_problems(r: BudgetCertificate) -> list[str]:
         if problem is not None:
             out.append(f"{where}: {problem}")
     out.extend(_split_problems(r, where))
+    out.extend(_cluster_problems(r, where))
     out.extend(_choice_problems(r, where, thresholds, rejected))
     return out
+
+
+def _cluster_problems(r: BudgetCertificate, where: str) -> list[str]:
+    """A cluster certificate's sums must move with its row counts (descending τ).
+
+    S(τ) = Σ_j F_j(τ) grows by at least 1 / (largest cluster) whenever a row crosses τ, and only
+    then; and 0 ≤ S ≤ min(K, m) with K the row count (each delegated row adds at most 1).
+    """
+    if not r.pvalue_kind.endswith("_cluster") or not r.tested:
+        return []
+    if r.method != "budget_only_cluster" or r.n_clusters is None:
+        return [f"{where}: a cluster p-value needs method budget_only_cluster and n_clusters"]
+    sums = np.array([math.nan if t.cluster_sum is None else t.cluster_sum for t in r.tested])
+    counts = np.array([t.ht_count for t in r.tested], dtype=np.float64)
+    order = np.argsort(-np.array([t.threshold for t in r.tested]), kind="stable")
+    ds, dk = np.diff(sums[order]), np.diff(counts[order])
+    slack = 1e-9 * max(1.0, float(np.nanmax(sums, initial=0.0)))
+    if (
+        np.isnan(sums).any()
+        or (sums < 0).any()
+        or (sums > np.minimum(counts, r.n_clusters) + slack).any()
+        or ((dk > 0) != (ds > 0)).any()
+    ):
+        return [f"{where}: the recorded cluster sums disagree with the recorded row counts"]
+    return []
 
 
 def _split_problems(r: BudgetCertificate, where: str) -> list[str]:
@@ -210,11 +244,13 @@ def load_certificate(
         spec/table hash mismatch; the message names the file.
     """
     p = Path(path)
+    from ctd_stats.input_files import CERTIFICATE, read_capped_bytes
+
+    if not p.exists():
+        raise CTDInputError(f"{p}: certificate not found")
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CTDInputError(f"{p}: certificate not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_capped_bytes(p, CERTIFICATE).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise CTDInputError(f"{p}: cannot read the certificate ({exc})") from None
     try:
         raw = json.loads(text, parse_constant=_reject_constant)

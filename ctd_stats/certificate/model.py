@@ -86,6 +86,18 @@ class TestedThreshold(_Frozen):
     opt_error: float | None = Field(
         None, description="Cascade error on the opt split (Pareto only)."
     )
+    cluster_sum: float | None = Field(
+        None,
+        description="Cluster certificates only: S(τ) = Σ_j F_j(τ), the sum over clusters of the "
+        "fraction of each cluster's rows with d > τ (the p-value is computed from it).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_cluster_sum(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("cluster_sum", "") is None:
+            del out["cluster_sum"]
+        return out
 
 
 class FrontPoint(_Frozen):
@@ -99,9 +111,35 @@ class FrontPoint(_Frozen):
 class Randomization(_Frozen):
     """The randomised boundary step of a budget-only result (:mod:`ctd_stats.stats.randomized`)."""
 
-    seed: int = Field(ge=0, description="Seed of U (rerunning with it gives the same τ).")
+    seed: int = Field(
+        ge=0,
+        description="What U was drawn from: the fixed seed, or the recorded operating-system entropy "
+        "(a verifier replays U from it; it is not a seed to reuse).",
+    )
     u: float = Field(ge=0, le=1, description="The uniform U drawn from the seed.")
     gamma: float = Field(ge=0, le=1, description="Probability of the extra step, (δ − F(k*)) / (F(k*+1) − F(k*)).")
+    provenance: Literal["os_entropy", "fixed_seed"] | None = Field(
+        default=None,
+        description="`os_entropy`: U drawn afresh for this calibration (guarantee over data and U); "
+        "`fixed_seed`: reproducibility mode, guarantee conditional on the seed. Absent in older "
+        "certificates, which all used a fixed seed.",
+    )
+    conditional_level: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="P(violation | U) = F(k_U) on continuous scores at a boundary rate; above δ when "
+        "U fell in the extra step.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Older certificates were sealed without these keys: keep their digest.
+        out: dict[str, Any] = handler(self)
+        for key in ("provenance", "conditional_level"):
+            if out.get(key, "") is None:
+                del out[key]
+        return out
 
 
 class BudgetCertificate(_Frozen):
@@ -110,7 +148,7 @@ class BudgetCertificate(_Frozen):
     expert: str
     budget: float
     delta: float
-    method: Literal["ctd_pareto", "budget_only"]
+    method: Literal["ctd_pareto", "budget_only", "budget_only_cluster"]
     procedure: str
     pvalue_kind: str
     threshold: ExtFloat = Field(description="Certified τ; +inf means never delegate (fail closed).")
@@ -141,13 +179,22 @@ class BudgetCertificate(_Frozen):
     randomization: Randomization | None = Field(
         default=None, description="Set when the threshold comes from the randomised boundary step."
     )
+    cluster: str | None = Field(
+        default=None,
+        description="budget_only_cluster: the table column whose values are the clusters (the "
+        "sampling unit); the guarantee is on the cluster-averaged delegation rate.",
+    )
+    n_clusters: int | None = Field(
+        default=None, ge=1, description="budget_only_cluster: number of calibration clusters m."
+    )
 
     @model_serializer(mode="wrap")
     def _omit_absent_split(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # Certificates written before `split` existed were sealed without the key: keep their digest.
         out: dict[str, Any] = handler(self)
-        if out.get("split", "") is None:
-            del out["split"]
+        for key in ("split", "cluster", "n_clusters"):
+            if out.get(key, "") is None:
+                del out[key]
         return out
 
     def delegate(self, scores: ArrayLike) -> np.ndarray:

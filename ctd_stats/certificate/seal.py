@@ -28,7 +28,6 @@ import hashlib
 import hmac
 import json
 import os
-from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,9 +70,13 @@ def deployment_key() -> bytes | None:
     if text is not None and path is not None:
         raise CTDInputError(f"set only one of {KEY_ENV} and {KEY_FILE_ENV}, not both")
     if path is not None:
+        from ctd_stats.input_files import SIDECAR, read_capped_bytes
+
         try:
-            text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_capped_bytes(path, SIDECAR).decode("utf-8").rstrip("\r\n")
+        except CTDInputError as exc:
+            raise CTDInputError(f"{KEY_FILE_ENV}={path}: cannot read the key file ({exc})") from None
+        except UnicodeDecodeError as exc:
             raise CTDInputError(f"{KEY_FILE_ENV}={path}: cannot read the key file ({exc})") from None
     if text is None:
         return None

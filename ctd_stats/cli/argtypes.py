@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
 def positive_int(text: str) -> int:
@@ -25,3 +26,16 @@ def seed_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"a seed must be ≥ 0, got {value}")
     return value
+
+
+def bounded_int(maximum: int, what: str) -> Callable[[str], int]:
+    """An integer in [1, maximum] (``--repeats``, ``--trials``): :func:`positive_int` with a cap."""
+
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"at most {maximum:,} {what}, got {value:,}")
+        return value
+
+    parse.__name__ = "positive integer"
+    return parse

@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     if mixed is not None:
         print(f"ctd: warning: {mixed}", file=sys.stderr)
     prior = None
+    if args.detect_rate is not None and args.decision_rule == "fixed_n":
+        raise CTDInputError(
+            "--detect-rate tunes the sequential monitor; with --decision-rule fixed_n (one-look "
+            "binomial test) it would be ignored: drop one of the two"
+        )
     if args.detect_rate is not None:
         from ctd_stats.audit.monitor import detection_prior
 

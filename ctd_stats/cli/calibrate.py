@@ -51,14 +51,24 @@ def output_names(formats: Sequence[str]) -> list[str]:
     return names
 
 
+def _drawing(results: Any) -> Any:
+    """Progress while the report's figures are drawn (one per expert and budget)."""
+    return progress(results, desc="drawing figures")
+
+
 def write_outputs(outcome: CalibrationOutcome, directory: Path, *, force: bool = False) -> list[Path]:
     """Write certificate and report into ``directory`` (see :mod:`ctd_stats.reports.outputs`); return the files."""
     from ctd_stats.reports.calibration import build_calibration_report, report_data
 
     formats = outcome.spec.outputs.formats
-    rep = build_calibration_report(outcome) if {"md", "html"} & set(formats) else None
+    rep = (
+        build_calibration_report(outcome, progress=_drawing)
+        if {"md", "html"} & set(formats)
+        else None
+    )
     with output_set(
-        directory, "calibrate", spec_sha256=outcome.spec.sha256, force=force, names=output_names(formats)
+        directory, "calibrate", spec_sha256=outcome.spec.sha256, force=force, names=output_names(formats),
+        may_write=output_names(("md", "html", "json")),
     ) as out:
         out.write_json("certificate.json", outcome.certificate.to_dict())
         if rep is not None and "md" in formats:

@@ -13,9 +13,12 @@ import contextlib
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from ctd_stats._version import __version__
 from ctd_stats.cli.plugins import load_plugins
@@ -75,12 +78,92 @@ def _environment_error(exc: BaseException) -> str | None:
     return None
 
 
+def _origin(category: type[Warning], filename: str) -> str:
+    """The library a warning comes from (``numpy``, ``matplotlib``...), or "" when unknown."""
+    module = getattr(category, "__module__", "") or ""
+    top = module.split(".")[0]
+    if top in ("builtins", "warnings", ""):
+        package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+        if os.path.abspath(filename).startswith(package):
+            return "ctd_stats"
+        parts = os.path.normpath(filename).split(os.sep)
+        top = next((p for p in reversed(parts[:-1]) if p in _LIBRARIES), "")
+    return top
+
+
+_LIBRARIES = ("numpy", "scipy", "pandas", "matplotlib", "pyarrow", "sklearn", "statsmodels")
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Every warning raised while a command runs becomes one line on stderr, once per message:
+    ``ctd: warning: <message> (<Category> from <library>)`` (Python's default form is two lines with
+    a source line, and a library's wording). ctd's own warnings are shown without the origin."""
+    import warnings
+
+    seen: set[tuple[str, str]] = set()
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        text = " ".join(str(message).split())
+        key = (category.__name__, text)
+        if key in seen:
+            return
+        seen.add(key)
+        origin = _origin(category, filename)
+        suffix = (
+            "" if origin == "ctd_stats"
+            else f" ({category.__name__} from {origin})" if origin else f" ({category.__name__})"
+        )
+        with contextlib.suppress(OSError, ValueError):
+            print(f"ctd: warning: {text}{suffix}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+#: Exit code after SIGTERM (128 + 15, as shells report it).
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that ``finally``/``except`` blocks clean up (temporaries)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` instead of killing the process
+    outright (only in the main thread, and only where SIGTERM still has its default action)."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ctd`` script; returns the process exit code (see :func:`_main`)."""
+    with _sigterm_unwinds():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ctd`` script; returns the process exit code.
 
     Exit codes: 0 ok; 1 not certified / violation found (outputs still written); 2 bad input or
     environment (one line on stderr naming the cause and the fix); 3 internal error (a bug: one line,
-    and the traceback with ``--debug``); 130 interrupted (Ctrl-C). No traceback without ``--debug``.
+    and the traceback with ``--debug``); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM: temporaries
+    removed as for Ctrl-C). No traceback without ``--debug``.
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
@@ -95,12 +178,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_BAD_INPUT
-        return int(args.func(args))
+        with one_line_warnings():
+            return int(args.func(args))
     except CTDInputError as exc:
         return _fail(EXIT_BAD_INPUT, _one_line(exc), as_json, debug)
-    except KeyboardInterrupt:
-        print("ctd: interrupted; nothing half-written was left behind", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"ctd: {what}; nothing half-written was left behind", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `ctd ... | head`): stop quietly, as Unix tools do.
         with contextlib.suppress(OSError):

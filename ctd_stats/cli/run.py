@@ -20,15 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctd_stats.cli.argtypes import positive_int
+from ctd_stats.cli.argtypes import bounded_int
 from ctd_stats.cli.progress import progress, progress_enabled
 from ctd_stats.engines.local import Engine, add_engine_arguments, get_engine
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
+from ctd_stats.limits import MAX_REPEATS
 from ctd_stats.reports.outputs import output_set
 
 if TYPE_CHECKING:
     from ctd_stats.spec.cascade_spec import CascadeSpec
-    from ctd_stats.study.runner import ExpertStudy, StudyInputs
+    from ctd_stats.study.runner import ExpertStudy
     from ctd_stats.table.score_table import ScoreTable
 
 
@@ -42,7 +43,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("spec", help="cascade spec (YAML)")
     p.add_argument("--output", "-o", help="output directory (default: the spec's outputs.directory)")
-    p.add_argument("--repeats", type=positive_int, help="override evaluation.repeats (≥ 1)")
+    p.add_argument(
+        "--repeats", type=bounded_int(MAX_REPEATS, "repeats"),
+        help=f"override evaluation.repeats (1 to {MAX_REPEATS:,})",
+    )
     p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
     add_engine_arguments(p)
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
@@ -79,37 +83,6 @@ def ensure_table(spec: CascadeSpec) -> ScoreTable:
     return table
 
 
-def study_inputs(table: ScoreTable, expert: str) -> StudyInputs:
-    """The pool rows (not used to train the probes) of one expert, checked complete."""
-    import numpy as np
-
-    from ctd_stats.study.runner import StudyInputs
-    from ctd_stats.table.score_table import TRAINING_SPLITS
-
-    pool = ~np.isin(table.split, TRAINING_SPLITS)
-    table.require_labelled(pool, expert, "ctd run")
-    ex = table.expert(expert)
-    assert table.label is not None and table.probe_prob is not None and ex.expert_prob is not None
-    classes = np.unique(table.label[pool])
-    if classes.size < 2:
-        only = "unsafe (1)" if classes.size and classes[0] == 1 else "safe (0)"
-        raise CTDInputError(
-            f"{table.name()}: column 'label': every pool row is {only}; `ctd run` compares methods by "
-            "AUROC and accuracy, which need both classes (use `ctd calibrate` to certify a budget "
-            "without labels of both kinds)"
-        )
-    spc = ex.cost.get("seconds_per_call") if ex.cost else None
-    return StudyInputs(
-        labels=table.label[pool].astype(bool),
-        probe_prob=table.probe_prob[pool],
-        expert_prob=ex.expert_prob[pool],
-        dv_score=ex.dv_score[pool],
-        group=table.group[pool] if table.group is not None else None,
-        expert=expert,
-        seconds_per_call=float(spc) if spc is not None else None,
-    )
-
-
 #: Parquet metadata key of the DV learning curve recorded by a table's build (scripts/build_demo_extras.py).
 LEARNING_CURVE_KEY = "ctd.dv_learning_curve"
 
@@ -133,18 +106,24 @@ def run_all(
     spec: CascadeSpec, table: ScoreTable, repeats: int | None = None, engine: Engine | None = None
 ) -> list[ExpertStudy]:
     """Run the repeated-split study for every expert of the table (on ``engine``; default local)."""
+    from ctd_stats.study.inputs import study_inputs
     from ctd_stats.study.runner import run_study
 
     ev = spec.evaluation
     reps = ev.repeats if repeats is None else repeats
+    from ctd_stats.cli.estimate import SplitEstimate
+
     studies = []
-    for name in table.expert_names:
+    for i, name in enumerate(table.expert_names):
         inputs = study_inputs(table, name)
         bar = None
         if progress_enabled():
             from tqdm import tqdm
 
             bar = tqdm(total=reps, desc=f"study [{name}]", file=sys.stderr, leave=False)
+        ticks = bar.update if bar is not None else None
+        if i == 0:  # the first expert's splits time the whole study (announced if long)
+            ticks = SplitEstimate(reps, len(table.expert_names), after=ticks).update
         studies.append(
             run_study(
                 inputs,
@@ -154,7 +133,7 @@ def run_all(
                 opt_fraction=spec.calibration.opt_fraction,
                 batch_size=ev.batch_size,
                 seed=spec.splits.seed,
-                progress=bar.update if bar is not None else None,
+                progress=ticks,
                 split=spec.calibration.effective_split,
                 engine=engine,
             )
@@ -190,9 +169,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ctd_stats.certificate.build import calibrate_spec
     from ctd_stats.reports.calibration import build_calibration_report
+    from ctd_stats.reports.study_controls import controls_blocks
 
     outcome = calibrate_spec(spec, table, progress=lambda it: progress(it, desc="certifying"))
     costs = {s.expert: s.seconds_per_call for s in studies}
+    from ctd_stats.study.run_controls import controls_for_table
+
+    ctl = controls_for_table(spec, table, studies)
     report = build_study_report(
         studies,
         title=f"ctd run — {spec.cascade.name}",
@@ -204,21 +187,25 @@ def run(args: argparse.Namespace) -> int:
         links=[(f"{name}", name) for name in run_output_names(spec.outputs.formats)
                if name.startswith(("certificate", "calibration", "study"))],
         learning_curve=(curve := build_metadata(table.path, LEARNING_CURVE_KEY)),
+        top_blocks=controls_blocks(ctl.experts, ctl.verdicts, ctl.overall),
     )
     directory = (Path(args.output) if args.output else spec.output_dir()).resolve()
     study_json: dict[str, Any] = {
-        "spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies]
+        "spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies],
+        **ctl.to_dict(),
     }
     if curve:
         study_json["dv_learning_curve"] = curve
     formats = spec.outputs.formats
     with output_set(
         directory, "run", spec_sha256=spec.sha256, force=getattr(args, "force", False),
-        names=run_output_names(formats),
+        names=run_output_names(formats), may_write=run_output_names(("md", "html", "json")),
     ) as out:
         out.write_json("certificate.json", outcome.certificate.to_dict())
         out.write_json("study.json", study_json)
-        cal_rep = build_calibration_report(outcome)
+        cal_rep = build_calibration_report(
+            outcome, progress=lambda rs: progress(rs, desc="drawing figures")
+        )
         for fmt in ("md", "html"):
             if fmt in formats:
                 out.write_text(f"report.{fmt}", report.to_markdown() if fmt == "md" else report.to_html())

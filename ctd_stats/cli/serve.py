@@ -8,8 +8,12 @@ or uvicorn is an environment error (exit 2) naming ``pip install -e '.[serve]'``
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import logging
+import os
+import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -48,30 +52,56 @@ def _expert(args: argparse.Namespace) -> Any:
         raise CTDInputError(f"--expert-url: {exc}") from exc
 
 
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, made before anything else is created.
+
+    Raises
+    ------
+    CTDInputError
+        The host does not resolve or is not an address of this machine, or the port is taken.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CTDInputError(f"--host {host!r}: not a valid host name or address ({exc})") from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CTDInputError(f"--port {port}: address {host}:{port} is already in use") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise CTDInputError(f"--host {host!r}: not an address of this machine") from None
+        if exc.errno == errno.EACCES:
+            raise CTDInputError(
+                f"--port {port}: permission denied (ports < 1024 need root)"
+            ) from None
+        raise CTDInputError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def run(args: argparse.Namespace) -> int:
     _require_serve_extra()
-    scorer = None
-    if args.probes is not None:
-        try:
-            from probes.monitor import TextMonitor
-        except ImportError as exc:
-            raise CTDInputError(
-                f"--probes: text scoring needs the probes layer ({exc}); install it with: pip install -e '.[probes]'"
-            ) from exc
-        scorer = TextMonitor(args.probes, expert=args.expert)  # the probed model is loaded once, here
-    import uvicorn
-
-    from serve.app import create_app
-    from serve.config import GatewayConfig, Token
-    from serve.gateway import Gateway
+    args.port = parse_port(args.port)
+    from serve.config import ADMIN_TOKEN_ENV, GatewayConfig, Token
 
     token = Token.load(args.token_file)
+    admin_token = None
+    if args.admin_token_file is not None or os.environ.get(ADMIN_TOKEN_ENV):
+        admin_token = Token.load(args.admin_token_file, env=ADMIN_TOKEN_ENV)
+        if admin_token.same_as(token):
+            raise CTDInputError("the admin token must differ from the decision token")
     config = GatewayConfig(
         certificate=Path(args.certificate),
         db=Path(args.db),
         budget=args.budget,
         expert=args.expert,
-        scores_only=scorer is None,
+        scores_only=args.probes is None,
         expert_failure=args.on_expert_failure,
         on_alarm=args.on_alarm,
         alpha=args.alpha,
@@ -81,11 +111,41 @@ def run(args: argparse.Namespace) -> int:
     )
     if not config.certificate.is_file():
         raise CTDInputError(f"{config.certificate}: certificate not found")
+    # SIGHUP (a closed terminal, a reload by habit) must never kill the gateway: ignored.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # The address is checked (and held) before the log or the model is touched.
+    sock = bind_listener(args.host, args.port)
+    try:
+        return _serve(args, config, token, admin_token, sock)
+    finally:
+        sock.close()
+
+
+def _serve(
+    args: argparse.Namespace, config: Any, token: Any, admin_token: Any, sock: socket.socket
+) -> int:
+    scorer = None
+    if args.probes is not None:
+        try:
+            from probes.monitor import TextMonitor
+        except ImportError as exc:
+            raise CTDInputError(
+                f"--probes: text scoring needs the probes layer ({exc}); install it with: pip install -e '.[probes]'"
+            ) from exc
+        scorer = TextMonitor(
+            args.probes, expert=args.expert
+        )  # the probed model is loaded once, here
+    import uvicorn
+
+    from serve.app import create_app
+    from serve.gateway import Gateway
+    from serve.protocol import guarded_protocol
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     gateway = Gateway(config, expert=_expert(args), scorer=scorer)
     c = gateway.cascade
     logging.getLogger("ctd.serve").info(
-        "serving %s (expert=%s budget=%g threshold=%.6g certified=%s) on http://%s:%d, log %s",
+        "serving %s (expert=%s budget=%g threshold=%.6g certified=%s) on http://%s:%d, log %s%s",
         config.certificate,
         c.expert,
         gateway.budget,
@@ -94,10 +154,48 @@ def run(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         config.db,
+        "" if admin_token is not None else " (no admin token: POST /v1/admin/reset is disabled)",
     )
-    app = create_app(gateway, token)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    app = create_app(gateway, token, admin_token)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            http=guarded_protocol(args.header_timeout, args.body_timeout),
+            timeout_keep_alive=args.keep_alive_timeout,
+            limit_concurrency=args.max_connections,
+            backlog=2048,
+        )
+    )
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown: no traceback
+        pass
+    finally:
+        gateway.close()
     return EXIT_OK
+
+
+def parse_port(text: str | int) -> int:
+    """``--port`` as an integer in 1-65535 (checked in :func:`run`: one line, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise CTDInputError(f"--port {text!r}: not an integer") from None
+    if not 1 <= value <= 65535:
+        raise CTDInputError(f"--port {value}: a TCP port is 1-65535")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0: {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -129,8 +227,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--expert", default=None, help="which expert's entry (if several)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
-        "--scores-only", action="store_true",
-        help="inputs carry probe_prob and dv_score (the default without --probes)"
+        "--scores-only",
+        action="store_true",
+        help="inputs carry probe_prob and dv_score (the default without --probes)",
     )
     mode.add_argument(
         "--probes",
@@ -139,7 +238,7 @@ def register(subparsers: Any) -> None:
         help="score texts with the monitor bundle written by `ctd scores SPEC --save-monitor DIR`",
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--port", default="8080", help="port 1-65535 (default 8080)")
     p.add_argument(
         "--db", default="ctd-decisions.db", help="SQLite decision log (default ./ctd-decisions.db)"
     )
@@ -147,6 +246,37 @@ def register(subparsers: Any) -> None:
         "--token-file",
         default=None,
         help="file holding the bearer token (else env CTD_SERVE_TOKEN)",
+    )
+    p.add_argument(
+        "--admin-token-file",
+        default=None,
+        help="file holding the admin token for POST /v1/admin/reset (else env "
+        "CTD_SERVE_ADMIN_TOKEN; without one the reset endpoint is disabled)",
+    )
+    p.add_argument(
+        "--keep-alive-timeout",
+        type=_positive_float,
+        default=5.0,
+        help="seconds an idle keep-alive connection stays open (default 5)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds to receive a request's headers, from the connection or its first byte "
+        "(default 10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_positive_float,
+        default=30.0,
+        help="seconds to receive a request's body after its headers (default 30)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=512,
+        help="open connections + running requests before new requests get 503 (default 512)",
     )
     p.add_argument(
         "--expert-url", default=None, help="OpenAI-compatible expert endpoint (optional)"
@@ -159,7 +289,8 @@ def register(subparsers: Any) -> None:
         "--on-expert-failure",
         choices=("probe", "503"),
         default="probe",
-        help="expert timeout/error: answer with the probe (fail closed, default) or return 503",
+        help="expert timeout/error: answer with the probe's verdict, the weaker model (default), "
+        "or return 503 (the input is not decided; the client retries)",
     )
     p.add_argument(
         "--on-alarm",

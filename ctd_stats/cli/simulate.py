@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctd_stats.cli.argtypes import positive_int, seed_int
+from ctd_stats.cli.argtypes import bounded_int, seed_int
 from ctd_stats.cli.progress import progress
 from ctd_stats.engines.local import add_engine_arguments, get_engine
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
+from ctd_stats.limits import MAX_TRIALS
 from ctd_stats.reports.document import Figure
 from ctd_stats.reports.outputs import output_set
 
@@ -53,7 +54,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("spec", nargs="?", help="cascade spec (YAML); omit for the built-in example")
     p.add_argument(
-        "--trials", type=positive_int, help="override the number of simulated calibration sets (≥ 1)"
+        "--trials", type=bounded_int(MAX_TRIALS, "trials"),
+        help=f"override the number of simulated calibration sets (1 to {MAX_TRIALS:,})",
     )
     p.add_argument("--seed", type=seed_int, help="override the seed (≥ 0)")
     p.add_argument(
@@ -83,6 +85,30 @@ def _verdict(rows: list[dict[str, Any]]) -> int:
     return EXIT_NOT_CERTIFIED if violates_beyond_doubt(rows) else EXIT_OK
 
 
+#: Trials × settings from which ``ctd simulate`` times a pilot first and announces a long run.
+PILOT_FROM = 20_000
+#: Trials of the pilot (one setting, the largest n).
+PILOT_TRIALS = 200
+
+
+def _estimate(population: Any, engine: Any, **grid: Any) -> None:
+    """Announce the simulation's duration (timed on a pilot) when it is large; see :mod:`._estimate`."""
+    from ctd_stats.cli.estimate import pilot_estimate
+    from ctd_stats.study.simulation_grid import simulate_grid
+
+    settings = len(grid["sizes"]) * len(grid["budgets"]) * len(grid["procedures"])
+    total = grid["trials"] * settings
+    if total < PILOT_FROM or (engine is not None and engine.name != "local"):
+        return
+    pilot_grid = {**grid, "sizes": [max(grid["sizes"])], "budgets": grid["budgets"][:1],
+                  "procedures": list(grid["procedures"])[:1]}
+
+    def pilot(trials: int) -> None:
+        simulate_grid(population, **{**pilot_grid, "trials": trials})
+
+    pilot_estimate(pilot, PILOT_TRIALS, total, "simulated calibration sets")
+
+
 def _progress(jobs: Any) -> Any:
     return progress(jobs, desc="simulating", total=len(jobs))
 
@@ -97,17 +123,17 @@ def run(args: argparse.Namespace) -> int:
     engine = get_engine(getattr(args, "engine", "local"), getattr(args, "address", None))
     if not args.spec:
         ex = EXAMPLE
-        rows = simulate_grid(
-            make_population(ex.distribution),
+        grid: dict[str, Any] = dict(
             sizes=[ex.n],
             budgets=[ex.budget],
             procedures=list(ex.procedures),
             delta=ex.delta,
             trials=ex.trials if args.trials is None else args.trials,
             seed=args.seed if args.seed is not None else 0,
-            progress=_progress,
-            engine=engine,
         )
+        pop = make_population(ex.distribution)
+        _estimate(pop, engine, **grid)
+        rows = simulate_grid(pop, progress=_progress, engine=engine, **grid)
         code = _verdict(rows)
         if as_json:
             print(json.dumps({"example": True, "rows": rows, "exit_code": code}, indent=2))
@@ -125,17 +151,16 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     sim = spec.simulation
     population, desc = spec_population(spec)
-    rows = simulate_grid(
-        population,
+    grid = dict(
         sizes=sim.sizes,
         budgets=spec.simulation_budgets(),
         procedures=sim.procedures,
         delta=spec.calibration.delta,
         trials=sim.trials if args.trials is None else args.trials,
         seed=args.seed if args.seed is not None else sim.seed,
-        progress=_progress,
-        engine=engine,
     )
+    _estimate(population, engine, **grid)
+    rows = simulate_grid(population, progress=_progress, engine=engine, **grid)
     code = _verdict(rows)
     fig = Figure.from_matplotlib(plot(rows))
     directory = Path(args.output) if getattr(args, "output", None) else spec.output_dir()
@@ -144,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     names = ["simulation.csv", "simulation.json", "simulation.png"]
     names += [f"simulation.{f}" for f in ("md", "html") if f in formats]
     with output_set(
-        directory, "simulate", spec_sha256=spec.sha256, force=getattr(args, "force", False), names=names
+        directory, "simulate", spec_sha256=spec.sha256, force=getattr(args, "force", False), names=names,
+        may_write=[*names, "simulation.md", "simulation.html"],
     ) as out:
         out.write_text("simulation.csv", rows_csv(rows))
         out.write_json("simulation.json", {"population": desc, "rows": rows})

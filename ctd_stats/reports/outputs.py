@@ -13,7 +13,21 @@ Contract (every command that writes a folder uses :func:`output_set`):
   id, and every file with its sha256. A folder that holds another run's outputs (another command or
   spec), or files at our names that no ctd run wrote, is refused unless ``force=True`` (``--force``).
   Files of the previous run of the *same* command that this run does not write again, and that are
-  unchanged since (same sha256), are removed so that no stale file survives beside new ones.
+  unchanged since (same sha256), are removed so that no stale file survives beside new ones; only
+  when the previous manifest's ``seal`` verifies (so a hand-edited manifest removes nothing) and only
+  files whose name is one the command itself can write (``may_write``), so no manifest, however
+  edited, can make a run delete a file of the user's.
+* **The manifest is sealed.** ``seal`` is an HMAC-SHA256 over the manifest's canonical JSON keyed by
+  the certificate's digest (``certificate_sha256``, the run's ``certificate.json``; the sha256 of
+  the file list for commands without a certificate), or by ``CTD_CERTIFICATE_KEY`` when one is set.
+  It detects edits of the manifest; without a secret key it does not stop an editor who recomputes it,
+  which is why removal is also restricted to the command's own file names.
+* **No temporaries left behind.** A folder is locked (``flock``) while a run writes into it, so a
+  second concurrent run is refused; under the lock, hidden temporaries that an earlier run killed by
+  ``SIGKILL`` left behind (``.NAME.*.tmp`` for the names this run writes and ``manifest.json``) are
+  removed first. ``SIGTERM``/``SIGINT`` during the run unwind through the cleanup (the command line
+  turns ``SIGTERM`` into an exception), and both are held back during the final renames so that the
+  files and the manifest are committed together.
 * :func:`check_manifest` lets a reader (``ctd audit``) verify that the files it reads belong to one
   run and are unchanged.
 """
@@ -22,11 +36,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
+import re
 import secrets
+import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +51,7 @@ from typing import Any
 
 from ctd_stats._version import __version__
 from ctd_stats.errors import CTDInputError
+from ctd_stats.io import write_error
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "ctd.manifest/1"
@@ -73,6 +91,7 @@ class OutputSet:
     command: str
     spec_sha256: str | None = None
     force: bool = False
+    may_write: frozenset[str] = frozenset()
     _staged: dict[str, tuple[Path, str]] = field(default_factory=dict)
 
     def _check_name(self, name: str) -> Path:
@@ -97,9 +116,11 @@ class OutputSet:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o666 & ~_umask())
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError) and not isinstance(exc, PermissionError):
+                raise CTDInputError(write_error(target, exc)) from None
             raise
         self._staged[name] = (Path(tmp), sha256_bytes(data))
         return target
@@ -123,27 +144,150 @@ class OutputSet:
         self._staged.clear()
 
     def _commit(self, previous: dict[str, Any] | None) -> None:
-        for name, (tmp, _) in self._staged.items():
-            os.replace(tmp, self.directory / name)
-        if previous is not None and previous.get("command") == self.command:
-            for name, digest in (previous.get("files") or {}).items():
-                stale = self.directory / str(name)
-                if name in self._staged or "/" in str(name) or not stale.is_file() or stale.is_symlink():
-                    continue
-                if file_sha256(stale) == digest:  # ours and untouched: it would be stale
-                    stale.unlink()
-        manifest = {
-            "schema": MANIFEST_SCHEMA,
-            "run_id": secrets.token_hex(8),
-            "command": self.command,
-            "spec_sha256": self.spec_sha256,
-            "package_version": __version__,
-            "created_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-            "files": {name: digest for name, (_, digest) in self._staged.items()},
-        }
-        from ctd_stats.io import atomic_write_json
+        with _signals_held():
+            for name, (tmp, _) in self._staged.items():
+                os.replace(tmp, self.directory / name)
+            for stale in self._stale_files(previous):
+                stale.unlink()
+            manifest: dict[str, Any] = {
+                "schema": MANIFEST_SCHEMA,
+                "run_id": secrets.token_hex(8),
+                "command": self.command,
+                "spec_sha256": self.spec_sha256,
+                "package_version": __version__,
+                "created_at": datetime.now(UTC)
+                .replace(microsecond=0)
+                .isoformat()
+                .replace("+00:00", "Z"),
+                "files": {name: digest for name, (_, digest) in self._staged.items()},
+            }
+            cert = manifest["files"].get(CERTIFICATE)
+            if cert is not None:
+                manifest["certificate_sha256"] = cert
+            manifest["seal"] = manifest_seal(manifest)
+            from ctd_stats.io import atomic_write_json
 
-        atomic_write_json(self.directory / MANIFEST, manifest)
+            atomic_write_json(self.directory / MANIFEST, manifest)
+
+    def _stale_files(self, previous: dict[str, Any] | None) -> list[Path]:
+        """Files of the previous run of this command that this run replaces by nothing.
+
+        Only from a manifest whose seal verifies, only names this command can write, only regular
+        files still byte-identical to what that run recorded.
+        """
+        if previous is None or previous.get("command") != self.command or not verify_seal(previous):
+            return []
+        out = []
+        for name, digest in (previous.get("files") or {}).items():
+            name = str(name)
+            stale = self.directory / name
+            if name in self._staged or name not in self.may_write or "/" in name or "\\" in name:
+                continue
+            if stale.is_symlink() or not stale.is_file():
+                continue
+            if file_sha256(stale) == digest:  # ours and untouched: it would be stale
+                out.append(stale)
+        return out
+
+
+#: The file whose digest keys the manifest's seal.
+CERTIFICATE = "certificate.json"
+
+
+def _canonical(manifest: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in manifest.items() if k != "seal"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
+
+
+def _seal_key(manifest: dict[str, Any]) -> bytes:
+    from ctd_stats.certificate.seal import deployment_key
+
+    secret = deployment_key()
+    if secret is not None:
+        return secret
+    anchor = manifest.get("certificate_sha256")
+    if not isinstance(anchor, str):
+        anchor = sha256_bytes(json.dumps(manifest.get("files"), sort_keys=True).encode("utf-8"))
+    return anchor.encode("ascii", "replace")
+
+
+def manifest_seal(manifest: dict[str, Any]) -> str:
+    """``hmac-sha256:<hex>`` over the manifest's canonical JSON (see the module docstring)."""
+    return (
+        "hmac-sha256:" + hmac.new(_seal_key(manifest), _canonical(manifest), "sha256").hexdigest()
+    )
+
+
+def verify_seal(manifest: dict[str, Any]) -> bool:
+    """Whether the manifest's ``seal`` matches its content (False when absent or on a wrong key)."""
+    seal = manifest.get("seal")
+    if not isinstance(seal, str):
+        return False
+    try:
+        expected = manifest_seal(manifest)
+    except CTDInputError:  # an unreadable key file: nothing verifies
+        return False
+    return hmac.compare_digest(seal, expected)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back (delivered on exit) so that a commit is not cut in half."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not on POSIX
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _temp_pattern(names: Iterable[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(n) for n in sorted({*names, MANIFEST}))
+    return re.compile(rf"^\.(?:{alternatives})\.[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_stale_temporaries(directory: Path, names: Iterable[str]) -> list[Path]:
+    """Remove the hidden temporaries (``.NAME.XXXXXXXX.tmp``) a killed run left for ``names``.
+
+    Call only while holding the folder's lock (:func:`_folder_lock`): then no other run is writing.
+    Only regular files whose name has exactly the temporary-file pattern for one of ``names`` (or
+    ``manifest.json``) are removed; returns them.
+    """
+    pattern = _temp_pattern(names)
+    removed = []
+    with os.scandir(directory) as it:
+        for entry in it:
+            if pattern.match(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+@contextlib.contextmanager
+def _folder_lock(directory: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder for the run (refused at once if another run holds it)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX: no lock
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CTDInputError(
+                f"{directory}: another ctd run is writing into this folder; wait for it or choose another"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _umask() -> int:
@@ -171,7 +315,9 @@ def _prepare(directory: Path) -> None:
         raise CTDInputError(f"{directory}: the output folder is not writable; choose another")
 
 
-def _refuse_foreign(directory: Path, names: set[str], out: OutputSet, previous: dict[str, Any] | None) -> None:
+def _refuse_foreign(
+    directory: Path, names: set[str], out: OutputSet, previous: dict[str, Any] | None
+) -> None:
     """Refuse to overwrite another run's outputs or files that no ctd run wrote (unless forced)."""
     if out.force:
         return
@@ -203,6 +349,7 @@ def output_set(
     spec_sha256: str | None = None,
     force: bool = False,
     names: Iterator[str] | list[str] | tuple[str, ...] = (),
+    may_write: Iterable[str] = (),
 ) -> Iterator[OutputSet]:
     """Stage a run's files in ``directory`` and commit them together when the block succeeds.
 
@@ -218,6 +365,9 @@ def output_set(
         Write even beside another run's outputs or over files that no ctd run recorded.
     names
         The file names the run will write, checked up front so that a refusal comes before the work.
+    may_write
+        Every file name this command can write (for any options): the only names a previous run's
+        file may have to be removed as stale.
 
     Raises
     ------
@@ -226,16 +376,19 @@ def output_set(
     """
     target = Path(directory)
     _prepare(target)
-    out = OutputSet(target, command, spec_sha256, force)
-    previous = read_manifest(target)
-    _refuse_foreign(target, set(names), out, previous)
-    try:
-        yield out
-        _refuse_foreign(target, set(out._staged), out, previous)
-        out._commit(previous)
-    except BaseException:
-        out._discard()
-        raise
+    wanted = list(names)
+    out = OutputSet(target, command, spec_sha256, force, frozenset(may_write) | frozenset(wanted))
+    with _folder_lock(target):
+        remove_stale_temporaries(target, out.may_write)
+        previous = read_manifest(target)
+        _refuse_foreign(target, set(wanted), out, previous)
+        try:
+            yield out
+            _refuse_foreign(target, set(out._staged), out, previous)
+            out._commit(previous)
+        except BaseException:
+            out._discard()
+            raise
 
 
 def check_manifest(path: str | os.PathLike[str]) -> str | None:

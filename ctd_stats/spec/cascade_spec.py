@@ -27,7 +27,14 @@ from pydantic import (
 )
 
 from ctd_stats.errors import CTDInputError
+from ctd_stats.limits import MAX_REPEATS
 from ctd_stats.spec.blocks import block_model, register_block_model  # noqa: F401  (re-exported)
+from ctd_stats.spec.calibration import (  # noqa: F401  (re-exported)
+    CalibrationSpec,
+    CalibrationSplit,
+    JointRule,
+    Procedure,
+)
 from ctd_stats.spec.errors import _short, format_validation_error
 from ctd_stats.spec.loader import YAMLDocument, format_location, load_yaml
 from ctd_stats.spec.simulation import (
@@ -38,13 +45,11 @@ from ctd_stats.spec.simulation import (
 from ctd_stats.spec.types import (
     Budgets,
     Name,
-    OpenUnit,
     Unit,
     _Model,
     _nonempty,
     _unique,
 )
-from ctd_stats.stats.pvalues import PValueKind
 from ctd_stats.table.score_table import SPLITS, ScoreTable
 
 #: Version of the spec format understood by this package.
@@ -53,10 +58,6 @@ SPEC_VERSION = 1
 #: Split names of the score table (see ``docs/score-table.md``).
 SPLIT_NAMES: tuple[str, ...] = SPLITS
 
-#: Procedures and p-values accepted by the calibration core.
-Procedure = Literal["fixed_sequence", "bonferroni", "holm"]
-JointRule = Literal["max_p", "bonferroni_split"]
-CalibrationSplit = Literal["none", "opt_ht"]
 OutputFormat = Literal["md", "html", "json"]
 
 
@@ -153,99 +154,15 @@ class SplitsSpec(_Model):
         return self
 
 
-class CalibrationSpec(_Model):
-    """What to certify and how."""
-
-    budget: Budgets = Field(
-        default=[0.3],
-        description="Delegation budget(s): the certified P(d(X) > τ) ≤ budget. One number or a list.",
-    )
-    delta: OpenUnit = Field(
-        default=0.1,
-        description="δ: the guarantee holds with probability ≥ 1 − δ over the calibration data.",
-    )
-    procedure: Procedure = Field(
-        default="fixed_sequence",
-        description="Family-wise error control: fixed-sequence testing (descending τ; uniformly more "
-        "powerful for these nested hypotheses) or Bonferroni/Holm (valid but weaker; a PowerWarning over "
-        "the full grid). Budget-only and Pareto budget paths only: with `error_level`, `joint` decides.",
-    )
-    pvalue: PValueKind = Field(
-        default="binomial",
-        description="p-value: exact binomial, Hoeffding, Bentkus, or Hoeffding–Bentkus.",
-    )
-    pareto: bool = Field(
-        default=True,
-        description="true: Pareto testing (CTD) over delegation rate and cascade error (needs labels "
-        "and both probabilities; `split` says on which rows the front is found). false: budget-only "
-        "calibration on the `ht` rows (needs only `dv_score`).",
-    )
-    opt_fraction: OpenUnit = Field(
-        default=0.3,
-        description="With `pareto: true`, split `opt_ht` and no `opt` rows, this fraction of the `ht` "
-        "rows is used for optimisation instead (seeded); also the opt share of `ctd run`'s repeated "
-        "splits with `opt_ht`.",
-    )
-    error_level: OpenUnit | None = Field(
-        default=None,
-        description="Optional joint guarantee: cascade error ≤ this level as well as the budget.",
-    )
-    joint: JointRule = Field(
-        default="bonferroni_split",
-        description="How the two risks share δ when `error_level` is set: Bonferroni-split chains "
-        "(one fixed-sequence chain per risk at δ/2; default, the more powerful in simulation), or one "
-        "chain on the max of the two p-values ordered by opt p-values.",
-    )
-    split: CalibrationSplit | None = Field(
-        default=None,
-        description="Pareto calibration only. `none`: the Pareto front, its order and the choice are "
-        "computed on all calibration rows (opt and ht together), the same rows the budget test uses; "
-        "valid for the budget guarantee, which is monotone in τ. `opt_ht`: front on `opt`, test on `ht` "
-        "(Pareto Testing proper; required with `error_level`). Default: `none` for budget-only "
-        "certificates, `opt_ht` with `error_level`.",
-    )
-
-    randomize: int | None = Field(
-        default=None,
-        ge=0,
-        description="Seed of the optional randomised boundary step (budget-only, fixed-sequence, "
-        "binomial): the level becomes exactly δ instead of below it at small n, so more of the budget "
-        "is spent; the certificate records the seed and says the threshold is randomised. Default: off.",
-    )
-
-    @model_validator(mode="after")
-    def _randomize_needs_budget_only_binomial(self) -> CalibrationSpec:
-        if self.randomize is not None and (
-            self.pareto or self.procedure != "fixed_sequence" or self.pvalue != "binomial"
-        ):
-            raise ValueError(
-                "calibration.randomize: the randomised boundary step exists for budget-only calibration "
-                "(`pareto: false`) with `procedure: fixed_sequence` and `pvalue: binomial`"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _split_needs_budget_only(self) -> CalibrationSpec:
-        if self.split == "none" and self.error_level is not None:
-            raise ValueError(
-                "calibration.split: `none` certifies the budget only; a joint guarantee "
-                "(`error_level`) needs `split: opt_ht` (or leave `split` unset)"
-            )
-        return self
-
-    @property
-    def effective_split(self) -> CalibrationSplit:
-        """The split used: the explicit `split`, else `none` (budget only) or `opt_ht` (`error_level`)."""
-        if self.split is not None:
-            return self.split
-        return "none" if self.error_level is None else "opt_ht"
-
-
 class EvaluationSpec(_Model):
     """Repeated random calibration/evaluation splits (used by ``ctd run``)."""
 
     repeats: int = Field(
-        default=200, ge=1, description="Number of random calibration/evaluation splits."
+        default=200,
+        ge=1,
+        le=MAX_REPEATS,
+        description="Number of random calibration/evaluation splits (at most 100,000; `ctd run` "
+        "prints its time estimate first).",
     )
     batch_size: int = Field(
         default=128, ge=1, description="Batch size of the batch top-k baselines."
@@ -341,13 +258,11 @@ class CascadeSpec(_Model):
         """Absolute path of the score table, or None if the spec names none."""
         if self.data.table is None:
             return None
-        p = Path(os.path.expanduser(self.data.table))
-        return p if p.is_absolute() else self.base_dir / p
+        return _normalised(self.base_dir, self.data.table)
 
     def output_dir(self) -> Path:
         """Absolute path of the output directory."""
-        p = Path(os.path.expanduser(self.outputs.directory))
-        return p if p.is_absolute() else self.base_dir / p
+        return _normalised(self.base_dir, self.outputs.directory)
 
     @property
     def probes_spec(self) -> Any:
@@ -394,7 +309,7 @@ class CascadeSpec(_Model):
             }
         table = read_score_table(
             path,
-            columns=ColumnNames(**c.model_dump()),
+            columns=ColumnNames(**{**c.model_dump(), **self.calibration.cluster_columns}),
             experts=experts,
             fmt=self.data.format,
             require_labels=self.calibration.pareto,
@@ -456,6 +371,17 @@ def validate_spec_data(
             except ValidationError as exc:
                 raise CTDInputError(format_validation_error(exc, doc, file, ("probes",))) from None
     return spec
+
+
+def _normalised(base: Path, text: str) -> Path:
+    """``text`` (``~`` expanded) relative to ``base``, with ``..`` folded (``specs/../data/t.csv`` ->
+    ``data/t.csv``) unless a symlink makes the folded path another file (then as written)."""
+    p = Path(os.path.expanduser(text))
+    joined = p if p.is_absolute() else base / p
+    folded = Path(os.path.normpath(joined))
+    if folded == joined or os.path.realpath(folded) != os.path.realpath(joined):
+        return joined
+    return folded
 
 
 def load_spec(path: str | os.PathLike[str]) -> CascadeSpec:

@@ -4,6 +4,14 @@ Specs are plain YAML read with :class:`yaml.SafeLoader` only (no Python object t
 data, :func:`load_yaml` returns a :class:`YAMLDocument` that maps every path into the document
 (``("calibration", "budget")``, ``("simulation", "sizes", 2)``) to the line and column of its value
 and of its key, so that validation errors can point at ``spec.yaml:12:11``.
+
+Hostile documents are refused before anything is expanded (:class:`YAMLLimits`): the file must be a
+regular file of at most ``CTD_MAX_SPEC_BYTES`` (1 MiB), nesting is limited while the node tree is
+composed (before Python's recursion limit could be reached), aliases are counted as they are read,
+and the size of the document *with every alias expanded* is computed on the composed graph (each
+shared node counted once per reference, in time linear in the graph) before any Python data is
+built, so an alias bomb ("billion laughs") costs milliseconds, not gigabytes. A recursive alias is
+refused. Each refusal is one line naming the file, the position and the limit.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import Any
 import yaml
 
 from ctd_stats.errors import CTDInputError
+from ctd_stats.input_files import SPEC, read_capped_bytes
 
 PathKey = tuple[str | int, ...]
 
@@ -160,6 +169,34 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)
 
 
+@dataclass(frozen=True)
+class YAMLLimits:
+    """What a YAML document may contain (checked before any alias is expanded).
+
+    Attributes
+    ----------
+    max_depth
+        Nesting of lists and mappings (a spec needs fewer than 10 levels).
+    max_aliases
+        ``*alias`` references in the document.
+    max_nodes
+        Nodes of the document with every alias expanded (a spec has a few hundred).
+    """
+
+    max_depth: int = 64
+    max_aliases: int = 1_000
+    max_nodes: int = 200_000
+
+
+DEFAULT_LIMITS = YAMLLimits()
+
+
+class _LimitExceeded(Exception):
+    def __init__(self, message: str, mark: yaml.Mark | None) -> None:
+        super().__init__(message)
+        self.message, self.mark = message, mark
+
+
 class _SpecLoader(yaml.SafeLoader):
     """SafeLoader that also reads every float a person writes (YAML 1.2 style: ``1e-3``, ``5E2``).
 
@@ -176,18 +213,108 @@ _SpecLoader.add_implicit_resolver(
 )
 
 
-def parse_yaml(text: str, source: str | os.PathLike[str] = "<string>") -> YAMLDocument:
-    """Parse YAML ``text`` safely; errors become :class:`CTDInputError` with ``source:line:col``."""
+class _LimitedLoader(_SpecLoader):
+    """:class:`_SpecLoader` that counts nesting and aliases while composing (see :class:`YAMLLimits`)."""
+
+    limits: YAMLLimits = DEFAULT_LIMITS
+
+    def __init__(self, stream: str, limits: YAMLLimits) -> None:
+        super().__init__(stream)
+        self.limits = limits
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > self.limits.max_aliases:
+                raise _LimitExceeded(
+                    f"more than {self.limits.max_aliases} aliases (limit max_aliases)",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > self.limits.max_depth:
+            raise _LimitExceeded(
+                f"nested more than {self.limits.max_depth} levels deep (limit max_depth)",
+                self.peek_event().start_mark,
+            )
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _check_expanded_size(root: yaml.Node, limits: YAMLLimits) -> None:
+    """Refuse a composed graph whose alias-expanded tree exceeds ``limits.max_nodes`` or is cyclic.
+
+    Shared nodes (aliases) are sized once and their size reused, so this is linear in the composed
+    graph, which the alias and byte limits bound; iterative, so no recursion limit is involved.
+    """
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            total = 1
+            for child in _children(node):
+                total += size[id(child)]
+            if total > limits.max_nodes:
+                raise _LimitExceeded(
+                    f"more than {limits.max_nodes} nodes once its aliases are expanded "
+                    "(limit max_nodes; an alias bomb?)",
+                    node.start_mark,
+                )
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise _LimitExceeded("a recursive alias (a node that contains itself)", node.start_mark)
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            ckey = id(child)
+            if ckey in on_path:
+                raise _LimitExceeded(
+                    "a recursive alias (a node that contains itself)", child.start_mark
+                )
+            if ckey not in size:
+                stack.append((child, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def parse_yaml(
+    text: str, source: str | os.PathLike[str] = "<string>", limits: YAMLLimits = DEFAULT_LIMITS
+) -> YAMLDocument:
+    """Parse YAML ``text`` safely within ``limits``.
+
+    Errors (malformed YAML, a limit exceeded) become :class:`CTDInputError` with ``source:line:col``.
+    """
     name = str(source)
-    loader = _SpecLoader(text)
+    loader = _LimitedLoader(text, limits)
     try:
         node = loader.get_single_node()
         if node is None:
             data: Any = None
             builder = _Builder(loader, name)
         else:
+            _check_expanded_size(node, limits)
             builder = _Builder(loader, name)
             data = builder.build(node, ())
+    except _LimitExceeded as exc:
+        where = format_location(name, Position.from_mark(exc.mark))
+        raise CTDInputError(f"{where}: refused YAML: {exc.message}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "malformed YAML"
@@ -202,23 +329,19 @@ def parse_yaml(text: str, source: str | os.PathLike[str] = "<string>") -> YAMLDo
     return YAMLDocument(path=Path(name), data=data, values=builder.values, keys=builder.keys)
 
 
-def load_yaml(path: str | os.PathLike[str]) -> YAMLDocument:
-    """Read and parse a YAML file safely.
+def load_yaml(path: str | os.PathLike[str], limits: YAMLLimits = DEFAULT_LIMITS) -> YAMLDocument:
+    """Read and parse a YAML file safely (a regular file of at most ``CTD_MAX_SPEC_BYTES``).
 
     Raises
     ------
     CTDInputError
-        If the file is missing or unreadable, not UTF-8, or not valid YAML.
+        If the file is missing, unreadable, not a regular file, too large, not UTF-8, not valid
+        YAML, or over one of ``limits``.
     """
     p = Path(path)
+    raw = read_capped_bytes(p, SPEC)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CTDInputError(f"{p}: file not found") from None
-    except IsADirectoryError:
-        raise CTDInputError(f"{p}: is a directory, expected a YAML file") from None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CTDInputError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise CTDInputError(f"{p}: cannot read ({exc.strerror})") from None
-    return parse_yaml(text, p)
+    return parse_yaml(text, p, limits)

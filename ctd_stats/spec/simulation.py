@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
+from ctd_stats.limits import MAX_TRIALS
 from ctd_stats.spec.types import (
     Budgets,
     FiniteFloat,
@@ -122,7 +123,12 @@ class SimulationSpec(_Model):
         default_factory=ParametricPopulation,
         description="Where scores come from: `kind: parametric` or `kind: table`.",
     )
-    trials: int = Field(default=2000, ge=1, description="Simulated calibration sets per setting.")
+    trials: int = Field(
+        default=2000,
+        ge=1,
+        le=MAX_TRIALS,
+        description="Simulated calibration sets per setting (at most 10,000,000).",
+    )
     sizes: Annotated[list[Annotated[int, Field(ge=1)]], AfterValidator(_nonempty)] = Field(
         default=[1000], description="Calibration set sizes n to simulate."
     )

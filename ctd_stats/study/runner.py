@@ -17,9 +17,12 @@ into opt (``opt_fraction``) and ht. For every budget α of the grid:
 
 The cascade answers with the expert's probability where it delegates and the probe's elsewhere;
 AUROC of that score and accuracy at 0.5 are measured on the evaluation rows. The budget guarantee is
-checked exactly in a separate bootstrap world where the pool *is* the population: calibration sets
+checked by Monte Carlo in a separate world where the pool *is* the population: calibration sets
 are drawn i.i.d. (with replacement) from the pool and the true rate of τ̂ is the pool fraction
-above it, every budget from the same draws (:mod:`ctd_stats.study.guarantee`).
+above it, every budget from the same draws. That is an estimate with limited power (stated with
+it), not a proof, and it cannot see dependence in the real rows; next to it, the exact violation
+probability in that world (budget-only) and an exact upper bound (Pareto arm) are computed
+(:mod:`ctd_stats.study.guarantee`).
 """
 
 from __future__ import annotations
@@ -34,10 +37,10 @@ from numpy.typing import NDArray
 from ctd_stats.engines.local import Engine, LocalEngine
 from ctd_stats.errors import CTDInputError
 from ctd_stats.stats.inputs import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
-from ctd_stats.stats.intervals import clopper_pearson
 from ctd_stats.stats.metrics import faic
 from ctd_stats.stats.pareto import CascadeData
 from ctd_stats.study import diagnostics as dg
+from ctd_stats.study.guarantee import MonteCarloCheck
 
 #: Methods that spend budget, in plotting order.
 METHODS: tuple[str, ...] = (
@@ -121,7 +124,7 @@ class ExpertStudy:
     group_mean_v: NDArray[np.float64]  # [group]
     group_mean_d: NDArray[np.float64]  # [group]
     group_delegated_v: NDArray[np.float64]  # [method, budget, group] mean v of delegated rows
-    bootstrap_violations: NDArray[np.int64]  # [budget] CTD guarantee check, pool as population
+    bootstrap_violations: NDArray[np.int64]  # [budget] CTD Monte Carlo check, pool as population
     bootstrap_trials: int
     bootstrap_rate: NDArray[np.float64]  # [budget] mean true rate of CTD's τ̂ in the bootstrap world
     dv_spearman: float
@@ -130,6 +133,13 @@ class ExpertStudy:
     diagnostics: dg.StudyDiagnostics | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     group_sizes: NDArray[np.int64] | None = None  # [group] pool rows per group
+    exact_violation: NDArray[np.float64] | None = None  # [budget] exact, budget-only, pool world
+    exact_violation_bound: NDArray[np.float64] | None = None  # [budget] exact bound, Pareto arm
+
+    def monte_carlo_check(self) -> MonteCarloCheck:
+        """The Monte Carlo check of the CTD arm, with its flag rule, power and exact values."""
+        return MonteCarloCheck(self.budgets, self.delta, self.bootstrap_trials, self.bootstrap_violations,
+                               self.exact_violation, self.exact_violation_bound)
 
     def method_index(self, method: str) -> int:
         return METHODS.index(method)
@@ -167,9 +177,8 @@ class ExpertStudy:
             mm = self.mean(metric)
             return {meth: [float(x) for x in mm[i]] for i, meth in enumerate(METHODS)}
 
-        cp_lo, cp_hi = clopper_pearson(self.bootstrap_violations, self.bootstrap_trials, alpha=0.05)
-        viol_lo_hi = [(float(lo), float(hi)) for lo, hi in zip(cp_lo, cp_hi, strict=True)]
         exceed, reps = self.eval_exceedance("ctd")
+        monte_carlo = self.monte_carlo_check().to_dict(self.bootstrap_rate, exceed, reps)
         return {
             "expert": self.expert,
             "budgets": [float(b) for b in self.budgets],
@@ -197,15 +206,10 @@ class ExpertStudy:
             },
             "faic_auroc": self.faic("auroc"),
             "faic_accuracy": self.faic("accuracy"),
-            "guarantee_check": {
-                "trials": self.bootstrap_trials,
-                "violations": [int(v) for v in self.bootstrap_violations],
-                "frequency": [float(v) / self.bootstrap_trials for v in self.bootstrap_violations],
-                "interval95": [list(x) for x in viol_lo_hi],
-                "mean_true_rate": [float(x) for x in self.bootstrap_rate],
-                "eval_rate_exceedances": [int(x) for x in exceed],
-                "repeats": reps,
-            },
+            # "guarantee_check" is the older name of "monte_carlo_check" (same content), kept for
+            # readers of earlier reports; it will be removed in a later format version.
+            "monte_carlo_check": monte_carlo,
+            "guarantee_check": monte_carlo,
             "groups": {
                 "names": list(self.groups),
                 "sizes": None if self.group_sizes is None else [int(x) for x in self.group_sizes],
@@ -363,16 +367,12 @@ def _one_split(ctx: _StudyContext, r: int) -> dict[str, Any]:
 
 
 def _guarantee_piece(ctx: _StudyContext) -> list[Any]:
-    """The bootstrap budget check of every budget (:mod:`ctd_stats.study.guarantee`): violations
-    and mean true rate of the Pareto arm, then of the budget-only arm, one array each."""
-    from ctd_stats.study.guarantee import bootstrap_budget_check
+    """The Monte Carlo budget check and the exact values (:func:`ctd_stats.study.guarantee.guarantee_piece`)."""
+    from ctd_stats.study.guarantee import guarantee_piece
 
-    inputs = ctx.inputs
-    pool = inputs.cascade_data(np.arange(inputs.n), inputs.dv_score)
-    return list(bootstrap_budget_check(
-        pool, ctx.alphas, ctx.delta, n_cal=ctx.n_cal, trials=ctx.repeats, opt_fraction=ctx.opt_fraction,
-        split=ctx.split, seed=ctx.seed + 104729,
-    ))
+    pool = ctx.inputs.cascade_data(np.arange(ctx.inputs.n), ctx.inputs.dv_score)
+    return guarantee_piece(pool, ctx.alphas, ctx.delta, n_cal=ctx.n_cal, trials=ctx.repeats,
+                           opt_fraction=ctx.opt_fraction, split=ctx.split, seed=ctx.seed + 104729)
 
 
 def _study_piece(ctx: _StudyContext, item: tuple[str, int, int]) -> list[Any]:
@@ -490,6 +490,8 @@ def run_study(
         bootstrap_violations=np.asarray(guar[0], dtype=np.int64),
         bootstrap_trials=repeats,
         bootstrap_rate=np.asarray(guar[1], dtype=np.float64),
+        exact_violation=np.asarray(guar[4], dtype=np.float64),
+        exact_violation_bound=np.asarray(guar[5], dtype=np.float64),
         dv_spearman=float(stats.spearmanr(d, v).statistic),
         seconds_per_call=inputs.seconds_per_call,
         split=split,

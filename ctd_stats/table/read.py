@@ -7,10 +7,12 @@ numpy arrays, with errors that name the column, file and row.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,12 @@ def read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[s
             n_rows = pq.read_metadata(path).num_rows
         except Exception as exc:  # pyarrow raises several types for non-Parquet bytes
             raise CTDInputError(f"{path}: not a readable Parquet file ({exc})") from None
+        dupes = sorted({n for n in schema.names if schema.names.count(n) > 1})
+        if dupes:
+            raise CTDInputError(
+                f"{path}: column {dupes[0]!r} appears more than once in the Parquet schema; every "
+                "column name must be unique"
+            )
         costs = _json_dict((schema.metadata or {}).get(EXPERTS_METADATA_KEY.encode()))
         present = [c for c in dict.fromkeys(wanted) if c in schema.names]
         extra = [
@@ -109,18 +117,28 @@ def read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[s
         ]
         cols = list(dict.fromkeys([*present, *extra]))
         return ParquetColumns(path, cols, list(schema.names), int(n_rows)), costs
+    header = _csv_header(path)
     try:
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True
-        )
+        with warnings.catch_warnings():
+            # index_col=False: a first data row with an extra field must not silently become an
+            # index column (shifting every value one column left); pandas warns instead.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True,
+                index_col=False,
+            )
     except pd.errors.EmptyDataError:
         raise CTDInputError(f"{path}: the CSV file is empty (expected a header row)") from None
+    except pd.errors.ParserWarning:
+        raise CTDInputError(_ragged_row(path, len(header))) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise CTDInputError(_csv_error(path, exc)) from None
     frame.attrs["all_columns"] = list(frame.columns)
     sidecar = path.with_name(path.name + CSV_EXPERTS_SIDECAR)
     if sidecar.is_file():
-        costs = _json_dict(sidecar.read_bytes())
+        from ctd_stats.input_files import SIDECAR, read_capped_bytes
+
+        costs = _json_dict(read_capped_bytes(sidecar, SIDECAR))
     return frame, costs
 
 
@@ -247,6 +265,42 @@ def id_column(frame: Any, col: str) -> NDArray[Any]:
 def row_where(path: Path, fmt: str, i: int, ids: NDArray[Any]) -> str:
     line = f", line {i + 2}" if fmt == "csv" else ""
     return f"row {i} (id {str(ids[i])!r}{line})"
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The CSV header's cells as written; a column named twice is an error (pandas would rename
+    the second ``dv_score`` to ``dv_score.1`` and read the first without a word)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            header = next(csv.reader(fh, skipinitialspace=True), [])
+    except UnicodeDecodeError as exc:
+        raise CTDInputError(_csv_error(path, exc)) from None
+    except csv.Error as exc:
+        raise CTDInputError(f"{path}:1: not a readable CSV header ({exc})") from None
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        name = name.strip()
+        if name in seen:
+            raise CTDInputError(
+                f"{path}:1: column {name!r} appears twice in the header (columns {seen[name]} and {i}); "
+                "every column name must be unique"
+            )
+        seen[name] = i
+    return header
+
+
+def _ragged_row(path: Path, want: int) -> str:
+    """The first line whose field count differs from the header's (error path only: a linear scan)."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, skipinitialspace=True)
+        next(reader, None)
+        for row in reader:
+            if row and len(row) > want:
+                return (
+                    f"{path}:{reader.line_num}: row has {len(row)} fields but the header has {want} "
+                    "(an unquoted comma in a value, or a stray extra field?)"
+                )
+    return f"{path}: a row has more fields than the header ({want})"
 
 
 def _csv_error(path: Path, exc: Exception) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ctd_stats.errors import CTDInputError
+from ctd_stats.input_files import TABLE, check_regular_file
 from ctd_stats.table.read import (
     CSV_EXPERTS_SIDECAR,
     EXPERTS_METADATA_KEY,
@@ -258,6 +259,7 @@ def read_score_table(
         raise CTDInputError(f"{p}: score table not found")
     if p.is_dir():
         raise CTDInputError(f"{p}: is a directory, expected a score table file")
+    check_regular_file(p, TABLE)  # no FIFO, device or oversized file (named in the error)
     kind = detect_format(p, fmt)
     wanted = [cols.id, cols.split, cols.group, cols.label, cols.probe_prob, cols.expert_prob, cols.dv_score]
     for spec in (experts or {}).values():

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from gateway_fixtures import TOKEN, write_certificate
+from gateway_fixtures import ADMIN_TOKEN, TOKEN, write_certificate
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def make_client(tmp_path: Path, certificate: Path) -> Iterator[Any]:
     def make(expert: Any = None, **cfg: Any) -> Any:
         cfg.setdefault("db", tmp_path / "log.db")
         gateway = Gateway(GatewayConfig(certificate=certificate, **cfg), expert=expert)
-        client = TestClient(create_app(gateway, Token(TOKEN)))
+        client = TestClient(create_app(gateway, Token(TOKEN), Token(ADMIN_TOKEN)))
         client.headers["Authorization"] = f"Bearer {TOKEN}"
         client.__enter__()
         client.gateway = gateway  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from ctd_stats.certificate.model import BudgetCertificate, Certificate, TestedTh
 from ctd_stats.stats.pvalues import binomial_pvalue
 
 TOKEN = "test-token-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
 TAU = 0.5
 BUDGET = 0.2
 

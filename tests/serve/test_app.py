@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_fixtures import TOKEN, FakeExpert, write_certificate
+from gateway_fixtures import ADMIN_TOKEN, TOKEN, FakeExpert, write_certificate
 
 from ctd_stats.errors import CTDInputError
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def rows(db: Path) -> list[tuple[Any, ...]]:
@@ -74,11 +76,57 @@ def test_decide_logs_before_answering(make_client, tmp_path):
 
 def test_a_repeated_request_id_is_answered_from_the_log(make_client, tmp_path):
     client = make_client()
-    first = client.post("/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.1, "request_id": "x"})
-    again = client.post("/v1/decide", json={"probe_prob": 0.9, "dv_score": 0.9, "request_id": "x"})
-    assert again.json()["replayed"] is True
+    body = {"probe_prob": 0.2, "dv_score": 0.1, "request_id": "x", "group": "g"}
+    first = client.post("/v1/decide", json=body)
+    again = client.post("/v1/decide", json=dict(reversed(body.items())))  # same payload
+    assert again.status_code == 200 and again.json()["replayed"] is True
     assert again.json()["outcome"] == first.json()["outcome"] == "probe"
     assert len(rows(tmp_path / "log.db")) == 1
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"probe_prob": 0.01, "dv_score": 5.0, "text": "another input"},  # issue 19's example
+        {"probe_prob": 0.9, "dv_score": 0.0, "group": "g"},  # only the group differs
+        {"probe_prob": 0.9, "dv_score": 1e-300},  # a tiny score difference
+    ],
+)
+def test_a_reused_request_id_with_another_payload_is_409(make_client, tmp_path, other):
+    """Issue 19, defect 1: the second input got 200 replayed:true with the first decision."""
+    client = make_client()
+    first = client.post("/v1/decide", json={"request_id": "d2", "probe_prob": 0.9, "dv_score": 0.0})
+    assert first.status_code == 200
+    r = client.post("/v1/decide", json={"request_id": "d2", **other})
+    assert r.status_code == 409, r.text
+    assert r.json()["request_id"] == "d2" and "d2" in r.json()["detail"]
+    batch = client.post(
+        "/v1/decide/batch",
+        json={"items": [{"request_id": "new", "probe_prob": 0.1, "dv_score": 0.1},
+                        {"request_id": "d2", **other}]},
+    )  # fmt: skip
+    assert batch.status_code == 409 and batch.json()["request_id"] == "d2"
+    assert rows(tmp_path / "log.db") == [("d2", 0, "probe", 0)]  # nothing of the refused batch
+
+
+def test_one_id_with_two_payloads_in_one_batch_is_409(make_client, tmp_path):
+    client = make_client()
+    a = {"request_id": "b1", "probe_prob": 0.1, "dv_score": 0.1}
+    r = client.post("/v1/decide/batch", json={"items": [a, {**a, "dv_score": 0.9}]})
+    assert r.status_code == 409 and r.json()["request_id"] == "b1"
+    assert rows(tmp_path / "log.db") == []
+    same = client.post("/v1/decide/batch", json={"items": [a, a]}).json()["decisions"]
+    assert [d["replayed"] for d in same] == [False, True]
+    assert len(rows(tmp_path / "log.db")) == 1
+
+
+def test_a_reused_id_of_a_delegated_text_is_409_without_calling_the_expert(make_client):
+    expert = FakeExpert()
+    client = make_client(expert=expert)
+    body = {"request_id": "e1", "probe_prob": 0.2, "dv_score": 0.9, "text": "t"}
+    assert client.post("/v1/decide", json=body).json()["outcome"] == "expert"
+    r = client.post("/v1/decide", json={**body, "text": "other text"})
+    assert r.status_code == 409 and expert.calls == 1
 
 
 BAD_INPUTS = [
@@ -165,14 +213,42 @@ def test_expert_failure_fails_closed_to_the_probe(make_client, tmp_path, fail):
     assert f'ctd_expert_failures_total{{kind="{fail}"}} 1' in client.get("/metrics").text
 
 
-def test_expert_failure_can_return_503_and_is_still_logged(make_client, tmp_path):
-    client = make_client(expert=FakeExpert("error"), expert_failure="503")
-    r = client.post(
-        "/v1/decide", json={"probe_prob": 0.2, "dv_score": 0.9, "text": "t", "request_id": "q"}
-    )
+def test_a_503_is_not_a_decision_and_its_retry_is_evaluated_again(make_client, tmp_path):
+    """Issue 19, defect 2: the retry of a 503 got 200 verdict:null and no expert call."""
+    expert = FakeExpert("error")
+    client = make_client(expert=expert, expert_failure="503")
+    body = {"probe_prob": 0.2, "dv_score": 0.9, "text": "t", "request_id": "q"}
+    r = client.post("/v1/decide", json=body)
     assert r.status_code == 503
     assert r.json()["decisions"][0]["outcome"] == "expert_error_503"
-    assert rows(tmp_path / "log.db") == [("q", 1, "expert_error_503", 1)]
+    assert rows(tmp_path / "log.db") == []  # not a decision ...
+    con = sqlite3.connect(tmp_path / "log.db")
+    failures = con.execute("SELECT request_id, outcome FROM request_failures").fetchall()
+    con.close()
+    assert failures == [("q", "expert_error_503")]  # ... but on record
+    again = client.post("/v1/decide", json=body)
+    assert again.status_code == 503 and expert.calls == 2  # evaluated again
+    expert.fail = None
+    ok = client.post("/v1/decide", json=body)
+    assert ok.status_code == 200 and expert.calls == 3
+    assert (ok.json()["outcome"], ok.json()["verdict"], ok.json()["replayed"]) == (
+        "expert",
+        "unsafe",
+        False,
+    )
+    assert rows(tmp_path / "log.db") == [("q", 1, "expert", 1)]
+
+
+def test_a_batch_with_a_503_logs_only_its_decided_inputs(make_client, tmp_path):
+    client = make_client(expert=FakeExpert("error"), expert_failure="503")
+    items = [
+        {"probe_prob": 0.2, "dv_score": 0.1, "request_id": "kept"},
+        {"probe_prob": 0.2, "dv_score": 0.9, "text": "t", "request_id": "failed"},
+    ]
+    r = client.post("/v1/decide/batch", json={"items": items})
+    assert r.status_code == 503
+    assert [d["outcome"] for d in r.json()["decisions"]] == ["probe", "expert_error_503"]
+    assert rows(tmp_path / "log.db") == [("kept", 0, "probe", 0)]
 
 
 def test_alarm_suspends_delegation_until_reset(make_client, tmp_path):
@@ -186,7 +262,8 @@ def test_alarm_suspends_delegation_until_reset(make_client, tmp_path):
     r = client.post("/v1/decide", json=item).json()
     assert (r["delegated"], r["expert_called"], r["outcome"]) == (True, False, "suppressed")
     assert "ctd_never_delegate 1" in client.get("/metrics").text
-    after = client.post("/v1/admin/reset").json()
+    assert client.post("/v1/admin/reset").status_code == 403  # the decision token cannot reset
+    after = client.post("/v1/admin/reset", headers=ADMIN).json()
     assert not after["never_delegate"] and after["monitor"]["decisions"] == 0
     assert after["decisions"] == 61
     assert client.post("/v1/decide", json=item).json()["outcome"] == "expert"
@@ -225,6 +302,7 @@ def test_restart_restores_counts_and_refuses_another_certificate(make_client, tm
     client.__exit__(None, None, None)
     again = make_client()
     assert again.get("/v1/budget").json()["decisions"] == 3
+    again.__exit__(None, None, None)
     other = write_certificate(tmp_path / "other.json", threshold=0.7)
     with pytest.raises(CTDInputError, match="one log holds the decisions of one certified rule"):
         Gateway(GatewayConfig(certificate=other, db=tmp_path / "log.db"))
@@ -245,7 +323,7 @@ def test_reset_survives_a_restart(make_client):
     item = {"probe_prob": 0.2, "dv_score": 0.9}
     client.post("/v1/decide/batch", json={"items": [item] * 60})
     assert client.get("/v1/budget").json()["never_delegate"]
-    client.post("/v1/admin/reset")
+    client.post("/v1/admin/reset", headers=ADMIN)
     client.post("/v1/decide/batch", json={"items": [{**item, "dv_score": 0.1}] * 5})
     client.__exit__(None, None, None)
     state = make_client().get("/v1/budget").json()

@@ -69,6 +69,12 @@ def servers() -> Iterator[list[Server]]:
             s.proc.wait()
 
 
+def payload(request_id: str) -> dict[str, object]:
+    """The input sent under ``request_id`` (a retry must send the same payload)."""
+    dv = 0.9 if hash(request_id) % 10 == 0 else 0.1
+    return {"request_id": request_id, "probe_prob": 0.3, "dv_score": dv}
+
+
 def load(url: str, prefix: str, stop: threading.Event, acked: list[str], sent: list[str]) -> None:
     """Send single and batch decisions until ``stop`` or the server dies; record acknowledged ids."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -76,10 +82,7 @@ def load(url: str, prefix: str, stop: threading.Event, acked: list[str], sent: l
         i = 0
         while not stop.is_set():
             ids = [f"{prefix}-{i}-{j}" for j in range(1 if i % 2 else 5)]
-            items = [
-                {"request_id": r, "probe_prob": 0.3, "dv_score": 0.9 if hash(r) % 10 == 0 else 0.1}
-                for r in ids
-            ]
+            items = [payload(r) for r in ids]
             sent.extend(ids)
             try:
                 if len(items) == 1:
@@ -135,7 +138,7 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path, servers, cap
     retried = [r for r in sent1 if r not in set(acked1)][:20]
     with httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
         for rid in retried:
-            r = c.post("/v1/decide", json={"request_id": rid, "probe_prob": 0.3, "dv_score": 0.1})
+            r = c.post("/v1/decide", json=payload(rid))
             assert r.status_code == 200
         budget = c.get("/v1/budget").json()
     acked2, _ = run_load(second.url, "b", threads=3, seconds=0.3)
