@@ -53,6 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from ctd_stats.audit.logs.schema import DECISIONS_DDL, DECISIONS_TABLE
 from ctd_stats.errors import CTDInputError
 
 log = logging.getLogger("ctd.serve")
@@ -61,27 +62,7 @@ LOG_SCHEMA_VERSION: Final = "ctd.gateway-log/2"
 #: Schema versions this code opens (older ones are migrated in place).
 _MIGRATABLE: Final = ("ctd.gateway-log/1",)
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS decisions (
-    seq INTEGER PRIMARY KEY,
-    request_id TEXT NOT NULL UNIQUE,
-    timestamp TEXT NOT NULL,
-    dv_score REAL NOT NULL,
-    probe_prob REAL,
-    delegated INTEGER NOT NULL CHECK (delegated IN (0, 1)),
-    expert_called INTEGER NOT NULL CHECK (expert_called IN (0, 1)),
-    expert_prob REAL,
-    probability REAL,
-    verdict TEXT,
-    outcome TEXT NOT NULL,
-    threshold REAL NOT NULL,
-    certificate_sha256 TEXT NOT NULL,
-    expert TEXT,
-    "group" TEXT,
-    input_kind TEXT NOT NULL,
-    expert_latency_ms REAL,
-    payload_sha256 TEXT
-);
+SCHEMA: Final = DECISIONS_DDL + """
 CREATE TABLE IF NOT EXISTS gateway_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS gateway_events (
     seq INTEGER PRIMARY KEY,
@@ -140,7 +121,7 @@ class DecisionRow:
 
 _COLUMNS: Final = [f.name for f in fields(DecisionRow)]
 _INSERT: Final = (
-    "INSERT INTO decisions (timestamp, "
+    f"INSERT INTO {DECISIONS_TABLE} (timestamp, "
     + ", ".join('"group"' if c == "group" else c for c in _COLUMNS)
     + ") VALUES (?, "
     + ", ".join("?" for _ in _COLUMNS)
@@ -149,7 +130,7 @@ _INSERT: Final = (
 _SELECT: Final = (
     "SELECT seq, timestamp, "
     + ", ".join('"group"' if c == "group" else c for c in _COLUMNS)
-    + " FROM decisions"
+    + f" FROM {DECISIONS_TABLE}"
 )
 
 
@@ -348,10 +329,10 @@ class DecisionLog:
 
     def _migrate(self) -> None:
         """Version 1 -> 2: add ``payload_sha256`` (NULL for old rows: their ids answer 409)."""
-        cols = [r[1] for r in self._con.execute("PRAGMA table_info(decisions)")]
+        cols = [r[1] for r in self._con.execute(f"PRAGMA table_info({DECISIONS_TABLE})")]
         self._con.execute("BEGIN IMMEDIATE")
         if "payload_sha256" not in cols:
-            self._con.execute("ALTER TABLE decisions ADD COLUMN payload_sha256 TEXT")
+            self._con.execute(f"ALTER TABLE {DECISIONS_TABLE} ADD COLUMN payload_sha256 TEXT")
         self._con.execute(
             "UPDATE gateway_meta SET value = ? WHERE key = 'schema_version'", (LOG_SCHEMA_VERSION,)
         )
@@ -537,7 +518,7 @@ class DecisionLog:
             con = self._con
             try:
                 con.execute("BEGIN IMMEDIATE")
-                (last,) = con.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()
+                (last,) = con.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {DECISIONS_TABLE}").fetchone()
                 con.execute(
                     "INSERT INTO gateway_events (timestamp, kind, after_decision, detail) "
                     "VALUES (?, ?, ?, ?)",
@@ -570,7 +551,7 @@ class DecisionLog:
         for rows with ``seq > after_seq``."""
         with self._read_lock:
             recs = self._read.execute(
-                "SELECT seq, delegated FROM decisions WHERE seq > ? ORDER BY seq", (after_seq,)
+                f"SELECT seq, delegated FROM {DECISIONS_TABLE} WHERE seq > ? ORDER BY seq", (after_seq,)
             ).fetchall()
         return (int(recs[-1][0]) if recs else after_seq), [bool(r[1]) for r in recs]
 
@@ -579,7 +560,7 @@ class DecisionLog:
         with self._read_lock:
             n, k, last = self._read.execute(
                 "SELECT COUNT(*), COALESCE(SUM(delegated), 0), COALESCE(MAX(seq), ?) "
-                "FROM decisions WHERE seq > ?",
+                f"FROM {DECISIONS_TABLE} WHERE seq > ?",
                 (after_seq, after_seq),
             ).fetchone()
         return int(last), int(n), int(k)

@@ -84,10 +84,9 @@ from ctd_stats.stats.fwer import (
 from ctd_stats.stats.inputs import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
 from ctd_stats.stats.ltt import Calibration, _grid, _jsonable_float
 from ctd_stats.stats.pvalues import pvalue_function
+from ctd_stats.table.splits import CALIBRATION_SPLITS
 
 JOINT_METHODS = tuple(JOINT_RULES)
-#: Calibration splits: opt/ht (Pareto Testing) or none (front and test on the same rows; budget only).
-SPLITS = ("opt_ht", "none")
 
 
 @dataclass(frozen=True)
@@ -321,8 +320,8 @@ def _calibration_parts(
     seed: int,
 ) -> tuple[CascadeData, CascadeData]:
     """The (opt, ht) rows :func:`calibrate_cascade` uses; with ``split="none"`` both are all rows."""
-    if split not in SPLITS:
-        raise CTDInputError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    if split not in CALIBRATION_SPLITS:
+        raise CTDInputError(f"split must be one of {', '.join(CALIBRATION_SPLITS)}; got {split!r}")
     if data is not None and (opt is not None or ht is not None):
         raise CTDInputError("give either data, or both opt and ht — not both")
     if data is None and (opt is None or ht is None):

@@ -36,6 +36,7 @@ from ctd_stats.table.read import (
     row_where,
     string_column,
 )
+from ctd_stats.table.splits import POOL, SPLITS, TRAINING_SPLITS, UNASSIGNED
 
 __all__ = [
     "CSV_EXPERTS_SIDECAR",
@@ -58,12 +59,6 @@ __all__ = [
     "write_score_table",
 ]
 
-#: Valid values of the ``split`` column ("" = unassigned; "pool" = left unused by the splitter).
-SPLITS: tuple[str, ...] = ("train", "dev", "opt", "ht", "eval")
-#: Rows in these splits trained the probes and never enter calibration or evaluation.
-TRAINING_SPLITS: tuple[str, ...] = ("train", "dev")
-UNASSIGNED = ""
-POOL = "pool"
 DEFAULT_EXPERT = "expert"
 
 

@@ -36,6 +36,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from ctd_stats.audit.logs.schema import (
+    DECISION_ALIASES,
+    GROUP_ALIASES,
+    SCORE_ALIASES,
+    TIMESTAMP_ALIASES,
+)
 from ctd_stats.audit.logs.sqlite import (
     is_sqlite,
     sqlite_chunks,
@@ -45,10 +51,6 @@ from ctd_stats.errors import CTDInputError
 from ctd_stats.io import first_bad_json_line
 from ctd_stats.table.read import parquet_parts
 
-TIMESTAMP_ALIASES: tuple[str, ...] = ("timestamp", "ts", "time")
-SCORE_ALIASES: tuple[str, ...] = ("dv_score", "score")
-DECISION_ALIASES: tuple[str, ...] = ("delegated", "decision", "delegate")
-GROUP_ALIASES: tuple[str, ...] = ("group",)
 #: Most distinct groups an audit tracks.
 MAX_GROUPS = 10_000
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ctd_stats.audit.logs.schema import DECISIONS_TABLE
 from ctd_stats.errors import CTDInputError
 
 #: Table read from a SQLite log when it has several (the one ``ctd serve`` writes).
-SQLITE_TABLE = "decisions"
+SQLITE_TABLE = DECISIONS_TABLE
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
