@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -16,6 +17,30 @@ from pathlib import Path
 from typing import Any
 
 from ctd_stats.errors import CTDInputError
+
+
+def json_float(x: float) -> float | str:
+    """A float for strict JSON: ``+inf``/``-inf``/NaN become ``"inf"``/``"-inf"``/``"nan"``.
+
+    The one infinity encoding of the package (certificates, results, audits, the gateway): strict
+    JSON has no infinity, and τ = +inf (never delegate) must survive a round trip.
+    """
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return float(x)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every float, at any depth of dicts, lists and tuples, passed through :func:`json_float`."""
+    if isinstance(obj, float):
+        return json_float(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def _umask() -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from numpy.typing import NDArray
 from ctd_stats.audit.change_monitor import ChangeMonitor
 from ctd_stats.certificate.cascade import Cascade
 from ctd_stats.errors import CTDInputError
+from ctd_stats.io import json_float
 from ctd_stats.stats.intervals import clopper_pearson
 from ctd_stats.table.score_table import file_sha256
 from serve.config import GatewayConfig
@@ -274,7 +274,7 @@ class Gateway:
             cs_lo, cs_hi = mon.interval
             return {
                 "budget": self.budget,
-                "threshold": _json_float(self.cascade.threshold),
+                "threshold": json_float(self.cascade.threshold),
                 "alpha": self.config.alpha,
                 "decisions": n,
                 "delegations": k,
@@ -547,7 +547,7 @@ class Gateway:
             outcome=r.outcome,  # type: ignore[arg-type]
             probe_prob=r.probe_prob,
             dv_score=r.dv_score,
-            threshold=_json_float(r.threshold),
+            threshold=json_float(r.threshold),
             certificate_sha256=r.certificate_sha256,
             expert=r.expert,
             logged_at=d.timestamp,
@@ -560,7 +560,3 @@ class Gateway:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _json_float(x: float) -> float | str:
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return float(x)

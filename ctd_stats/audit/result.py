@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from ctd_stats.audit.monitor import BudgetMonitor
+from ctd_stats.io import json_safe
 from ctd_stats.stats.intervals import FixedNResult
 
 SCHEMA_VERSION = "ctd.audit/1"
@@ -160,21 +161,7 @@ class AuditResult(_Frozen):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (non-finite floats become the strings ``"inf"``/``"-inf"``/``"nan"``)."""
-        return _jsonable(self.model_dump(mode="python"))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return "nan"
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-        return obj
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    return obj
+        return json_safe(self.model_dump(mode="python"))
 
 
 def _fmt_ts(ns: int, kind: str) -> str | float:

@@ -11,6 +11,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -18,6 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 from ctd_stats.certificate.checks import check_certificate, load_certificate
 from ctd_stats.certificate.model import BudgetCertificate, Certificate
 from ctd_stats.errors import CTDInputError
+from ctd_stats.io import json_float
 from ctd_stats.stats.rule import delegate
 
 
@@ -83,6 +85,17 @@ class Cascade:
     def delegate(self, scores: ArrayLike) -> NDArray[np.bool_]:
         """Whether to call the expert for each score: :func:`ctd_stats.stats.rule.delegate`."""
         return delegate(scores, self.threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: the rule and what certified it (τ = +inf as ``"inf"``)."""
+        return {
+            "threshold": json_float(self.threshold),
+            "budget": self.budget,
+            "delta": self.delta,
+            "expert": self.expert,
+            "certified": self.certified,
+            "guarantee": self.guarantee,
+        }
 
     def __repr__(self) -> str:
         budget = "None" if self.budget is None else f"{self.budget:g}"

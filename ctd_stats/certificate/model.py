@@ -33,7 +33,7 @@ from pydantic import (
 from ctd_stats.certificate.reference import ScoreReference
 from ctd_stats.certificate.seal import Integrity, deployment_key, seal
 from ctd_stats.errors import CTDInputError
-from ctd_stats.io import atomic_write_json
+from ctd_stats.io import atomic_write_json, json_float
 from ctd_stats.stats.rule import delegate
 
 #: The certificate format written by this package.
@@ -50,17 +50,11 @@ def _parse_float(value: Any) -> Any:
     return value
 
 
-def _dump_float(value: float) -> float | str:
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return float(value)
-
-
 #: A float that may be ±inf; JSON carries infinities as the strings "inf" / "-inf".
 ExtFloat = Annotated[
     float,
     BeforeValidator(_parse_float),
-    PlainSerializer(_dump_float, return_type=float | str, when_used="json"),
+    PlainSerializer(json_float, return_type=float | str, when_used="json"),
 ]
 
 

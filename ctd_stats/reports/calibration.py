@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from ctd_stats.certificate.build import CalibrationOutcome, EvalSummary, ExpertData
 from ctd_stats.certificate.model import BudgetCertificate
+from ctd_stats.io import json_float
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
 from ctd_stats.stats.ltt import Calibration
 
@@ -249,7 +250,7 @@ def report_data(outcome: CalibrationOutcome) -> dict[str, Any]:
                 "budget": r.budget,
                 "delta": r.delta,
                 "method": r.method,
-                "threshold": "inf" if math.isinf(r.threshold) else r.threshold,
+                "threshold": json_float(r.threshold),
                 "certified": r.certified,
                 "reason": r.reason,
                 "eval": outcome.evaluation[(r.expert, r.budget)].to_dict(),

@@ -3,7 +3,7 @@
 With label ``y`` (unsafe = 1), probe probability ``p`` and expert probability ``b`` of "unsafe":
 
 * continuous: ``v = P_expert(y | x) - P_probe(y | x) = (2y - 1)(b - p)``, in [-1, 1];
-* binary: ``v = 1[probe wrong and expert right]`` with each classifier thresholded at ``threshold``.
+* binary: ``v = 1[probe wrong and expert right]``, a prediction being ``prob >= threshold`` (0.5).
 
 A DV probe regresses ``v`` on the probed model's activations, so at deployment (no label, no expert
 call) it predicts where delegating pays off.
@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ctd_stats.errors import CTDInputError
+from ctd_stats.stats.metrics import UNSAFE_CUTOFF, predicts_unsafe
 
 __all__ = ["DVTarget", "binary_dv", "continuous_dv", "dv_targets"]
 
@@ -43,12 +44,13 @@ def continuous_dv(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLi
     return (2.0 * y - 1.0) * (b - p)
 
 
-def binary_dv(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike, threshold: float = 0.5) -> NDArray[np.float64]:
-    """``1[probe wrong and expert right]`` (as 0.0/1.0), each classifier thresholded at ``threshold``."""
+def binary_dv(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike, threshold: float = UNSAFE_CUTOFF) -> NDArray[np.float64]:
+    """``1[probe wrong and expert right]`` (as 0.0/1.0); a classifier predicts unsafe iff its
+    probability is ``>= threshold`` (:func:`~ctd_stats.stats.metrics.predicts_unsafe`)."""
     y, p, b = _inputs(labels, probe_prob, expert_prob)
     yb = y.astype(bool)
-    probe_right = (p > threshold) == yb
-    expert_right = (b > threshold) == yb
+    probe_right = predicts_unsafe(p, threshold) == yb
+    expert_right = predicts_unsafe(b, threshold) == yb
     return (~probe_right & expert_right).astype(np.float64)
 
 

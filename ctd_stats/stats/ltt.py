@@ -31,17 +31,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ctd_stats.errors import CTDInputError
+from ctd_stats.io import json_float
 from ctd_stats.stats.curves import SortedScores
 from ctd_stats.stats.fwer import get_procedure, warn_weak_full_grid
 from ctd_stats.stats.inputs import as_finite_1d, check_open_unit
 from ctd_stats.stats.pvalues import pvalue_function
 from ctd_stats.stats.rule import delegate
-
-
-def _jsonable_float(x: float) -> float | str:
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return float(x)
 
 
 def budget_guarantee_text(budget: float, delta: float, threshold: float, n: int) -> str:
@@ -105,7 +100,7 @@ class Calibration:
         """JSON-ready dictionary (``inf`` becomes the string ``"inf"``)."""
         return {
             "method": self.method,
-            "threshold": _jsonable_float(self.threshold),
+            "threshold": json_float(self.threshold),
             "certified": self.is_certified,
             "reason": self.reason,
             "budget": self.budget,

@@ -72,6 +72,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ctd_stats.errors import CTDInputError
+from ctd_stats.io import json_float
 from ctd_stats.stats.curves import SortedScores, cascade_error_counts
 from ctd_stats.stats.fwer import (
     JOINT_RULES,
@@ -82,7 +83,8 @@ from ctd_stats.stats.fwer import (
     warn_weak_full_grid,
 )
 from ctd_stats.stats.inputs import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
-from ctd_stats.stats.ltt import Calibration, _grid, _jsonable_float
+from ctd_stats.stats.ltt import Calibration, _grid
+from ctd_stats.stats.metrics import UNSAFE_CUTOFF, predicts_unsafe
 from ctd_stats.stats.pvalues import pvalue_function
 from ctd_stats.table.splits import CALIBRATION_SPLITS
 
@@ -111,7 +113,7 @@ class CascadeData:
         probe_prob: ArrayLike,
         expert_prob: ArrayLike,
         *,
-        cutoff: float = 0.5,
+        cutoff: float = UNSAFE_CUTOFF,
     ) -> CascadeData:
         """Build from labels (unsafe = 1) and P(unsafe) of probe and expert; a prediction is
         ``prob ≥ cutoff``."""
@@ -119,7 +121,7 @@ class CascadeData:
         y = as_bool_1d("labels", labels, d.size)
         p = as_probabilities("probe_prob", probe_prob, d.size)
         b = as_probabilities("expert_prob", expert_prob, d.size)
-        return cls(d, (p >= cutoff) == y, (b >= cutoff) == y)
+        return cls(d, predicts_unsafe(p, cutoff) == y, predicts_unsafe(b, cutoff) == y)
 
     @property
     def n(self) -> int:
@@ -212,7 +214,7 @@ class CascadeCalibration(Calibration):
             error_level=self.error_level,
             joint=self.joint,
             pareto_front=[
-                {"threshold": _jsonable_float(float(t)), "opt_rate": float(r), "opt_error": float(e)}
+                {"threshold": json_float(float(t)), "opt_rate": float(r), "opt_error": float(e)}
                 for t, r, e in zip(self.front_thresholds, self.front_rates, self.front_errors, strict=True)
             ],
         )

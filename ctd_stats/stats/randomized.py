@@ -20,7 +20,8 @@ R(τ°) > B (if none, no violation is possible). A violation requires certifying
 fixed-sequence testing walks from the largest τ down, so it requires rejecting H_τ°; K(τ°) is
 stochastically ≥ Bin(n, B) and p_U is super-uniform for it, so P(reject H_τ°) ≤ δ. For continuous
 scores the violation probability at a boundary rate equals (1 − γ) F(k*) + γ F(k* + 1) = δ exactly
-(:func:`violation_probability`).
+(:func:`randomized_violation_probability`; the deterministic step's counterparts are
+:func:`ctd_stats.stats.planning.violation_probability` and ``expected_rate``).
 
 Where U comes from matters. The guarantee averages over U, so U must be drawn afresh for every
 calibration. With a *fixed* U (a seed written in a spec and reused at every recalibration) the
@@ -199,7 +200,7 @@ def randomized_budget_threshold(
     )
 
 
-def violation_probability(n: int, budget: float, delta: float) -> float:
+def randomized_violation_probability(n: int, budget: float, delta: float) -> float:
     """Exact P(violation) of the randomised step on continuous scores at a boundary rate.
 
     (1 − γ) F(k*) + γ F(k* + 1): exactly δ, except when k* = n − 1 (γ = 0, level F(n − 1) < δ).
@@ -210,8 +211,8 @@ def violation_probability(n: int, budget: float, delta: float) -> float:
     return (1 - gamma) * f0 + gamma * f1
 
 
-def expected_rate(n: int, budget: float, delta: float) -> float:
-    """Exact E[true rate of τ̂] on continuous scores: ((1 − γ)(k* + 1) + γ (k* + 2)) / (n + 1).
+def randomized_expected_rate(n: int, budget: float, delta: float) -> float:
+    """Exact E[true rate of τ̂] of the randomised step on continuous scores: ((1 − γ)(k* + 1) + γ (k* + 2)) / (n + 1).
 
     τ̂ is the (k_U + 1)-th largest score, whose true rate is Beta(k_U + 1, n − k_U) with mean
     (k_U + 1) / (n + 1); k_U ≤ n − 1 always (γ = 0 at k* = n − 1), so the largest value is n / (n + 1).
@@ -220,3 +221,23 @@ def expected_rate(n: int, budget: float, delta: float) -> float:
     if kstar < 0 and gamma == 0:
         return 0.0
     return ((1 - gamma) * (kstar + 1) * (kstar >= 0) + gamma * min(kstar + 2, n + 1)) / (n + 1)
+
+
+#: 0.1 names of the two functions above (they collided with the deterministic step's in planning).
+_DEPRECATED = {
+    "violation_probability": "randomized_violation_probability",
+    "expected_rate": "randomized_expected_rate",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _DEPRECATED:
+        import warnings
+
+        warnings.warn(
+            f"ctd_stats.stats.randomized.{name} is deprecated; use {_DEPRECATED[name]}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[_DEPRECATED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

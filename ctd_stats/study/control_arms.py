@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ctd_stats.stats.baselines import calibrated_uncertainty
-from ctd_stats.stats.metrics import cascade_auroc_rows
+from ctd_stats.stats.metrics import cascade_auroc_rows, predicts_unsafe
 from ctd_stats.stats.pareto import CascadeData
 from ctd_stats.stats.sweep import cascade_thresholds
 from ctd_stats.study import diagnostics as dg
@@ -91,7 +91,7 @@ def _masks(
     split: str,
 ) -> NDArray[np.bool_]:
     """Certified CTD-style delegation masks [budget, eval row] of ``score`` for the cascade (p, b)."""
-    pc, ec = (p >= 0.5) == y, (b >= 0.5) == y
+    pc, ec = predicts_unsafe(p) == y, predicts_unsafe(b) == y
 
     def data(idx: NDArray[np.int64]) -> CascadeData:
         return CascadeData(score[idx], pc[idx], ec[idx])
@@ -170,7 +170,7 @@ def null_world(
     p, d = inputs.probe_prob, inputs.dv_score
     ac = platt_fit(dev.probe_prob, dev.labels)
     q = _platt(p, ac)
-    acc = float(np.mean((dev.expert_prob >= 0.5) == dev.labels))
+    acc = float(np.mean(predicts_unsafe(dev.expert_prob) == dev.labels))
     n = inputs.n
     out = np.empty((reps, alphas.size))
     for r in range(reps):

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ctd_stats.stats.metrics import auroc_rows, cascade_auroc_rows
+from ctd_stats.stats.metrics import auroc_rows, cascade_auroc_rows, predicts_unsafe
 
 #: Scores ranked by the ranking-only curves.
 RANKINGS: tuple[str, ...] = ("dv", "uncertainty", "ceiling")
@@ -86,8 +86,8 @@ def cascade_metrics(
     shape = masks.shape[:-1]
     flat = masks.reshape(-1, p.size)
     auc = cascade_auroc_rows(flat, p, b, y).reshape(shape)
-    probe_ok = (p >= 0.5) == y
-    gain = ((b >= 0.5) == y).astype(np.float64) - probe_ok  # +1 where only the expert is right
+    probe_ok = predicts_unsafe(p) == y
+    gain = (predicts_unsafe(b) == y).astype(np.float64) - probe_ok  # +1 where only the expert is right
     acc = ((int(probe_ok.sum()) + flat @ gain) / p.size).reshape(shape)
     return auc, acc
 

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from ctd_stats.engines.local import Engine, LocalEngine
 from ctd_stats.errors import CTDInputError
 from ctd_stats.stats.inputs import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
-from ctd_stats.stats.metrics import faic
+from ctd_stats.stats.metrics import faic, predicts_unsafe
 from ctd_stats.stats.pareto import CascadeData
 from ctd_stats.study import diagnostics as dg
 from ctd_stats.study.guarantee import MonteCarloCheck
@@ -95,7 +95,7 @@ class StudyInputs:
     def cascade_data(self, idx: NDArray[np.int64], scores: NDArray[np.float64]) -> CascadeData:
         y = self.labels[idx]
         return CascadeData(
-            scores, (self.probe_prob[idx] >= 0.5) == y, (self.expert_prob[idx] >= 0.5) == y
+            scores, predicts_unsafe(self.probe_prob[idx]) == y, predicts_unsafe(self.expert_prob[idx]) == y
         )
 
 

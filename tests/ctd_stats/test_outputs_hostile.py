@@ -27,7 +27,7 @@ outputs: {directory: out, formats: [md, html]}
 # staged (a hidden temporary exists then): the final write is interrupted as by `kill -TERM`.
 _TERM_DURING_WRITE = """
 import os, signal, sys
-from ctd_stats import outputs
+from ctd_stats.reports import outputs
 from ctd_stats.cli.entry import main
 orig = outputs.OutputSet.write_bytes
 def write_then_term(self, name, data):

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from scipy import special
 
 from ctd_stats.stats.planning import certifiable_budget
-from ctd_stats.stats.randomized import boundary_gamma, expected_rate, violation_probability
+from ctd_stats.stats.randomized import boundary_gamma
+from ctd_stats.stats.randomized import randomized_expected_rate as expected_rate
+from ctd_stats.stats.randomized import randomized_violation_probability as violation_probability
 
 mp.mp.dps = 40
 

@@ -12,13 +12,9 @@ from ctd_stats.certificate.checks import load_certificate
 from ctd_stats.cli.entry import main
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_OK, CTDInputError
 from ctd_stats.stats import planning
-from ctd_stats.stats.randomized import (
-    boundary_gamma,
-    draw_u,
-    expected_rate,
-    randomized_budget_threshold,
-    violation_probability,
-)
+from ctd_stats.stats.randomized import boundary_gamma, draw_u, randomized_budget_threshold
+from ctd_stats.stats.randomized import randomized_expected_rate as expected_rate
+from ctd_stats.stats.randomized import randomized_violation_probability as violation_probability
 
 
 def test_exact_level_is_delta_and_more_of_the_budget_is_spent():
