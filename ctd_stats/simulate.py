@@ -23,6 +23,7 @@ from scipy import stats
 from ctd_stats._validation import as_finite_1d, check_open_unit
 from ctd_stats.engines import Engine, LocalEngine
 from ctd_stats.errors import CTDInputError
+from ctd_stats.exact_violation import exact_budget_violation
 from ctd_stats.intervals import clopper_pearson
 from ctd_stats.ltt import calibrate_budget_batch
 from ctd_stats.pareto import CascadeData, calibrate_cascade
@@ -175,6 +176,7 @@ class SimulationResult:
     confidence: float
     realized_rates: NDArray[np.float64]
     seed: int
+    exact_violation: float | None = None  # exact P(violation) where the population makes it known
 
     @property
     def violation_frequency(self) -> float:
@@ -213,6 +215,7 @@ class SimulationResult:
             "violation_frequency": self.violation_frequency,
             "violation_interval": [lo, hi],
             "violation_upper": self.violation_upper,
+            "exact_violation_probability": self.exact_violation,
             "confidence": self.confidence,
             "fail_closed": self.fail_closed,
             "realized_rate_mean": self.mean_realized_rate,
@@ -300,6 +303,11 @@ def budget_result(
         confidence=confidence,
         realized_rates=rates,
         seed=seed,
+        exact_violation=(
+            exact_budget_violation(population, n, budget, delta)
+            if procedure == "fixed_sequence"
+            else None
+        ),
     )
 
 
