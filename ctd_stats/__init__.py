@@ -39,9 +39,11 @@ _EXPORTS: dict[str, str] = {
     "simulate_cascade_guarantee": "ctd_stats.simulate",
     "Cascade": "ctd_stats.cascade",
     "clopper_pearson": "ctd_stats.intervals",
+    "CTDCalibrator": "ctd_stats.estimator",
 }
 
 __all__ = [
+    "CTDCalibrator",
     "CTDInputError",
     "Calibration",
     "Cascade",
@@ -71,6 +73,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ctd_stats.cascade import Cascade
     from ctd_stats.errors import CTDInputError
+    from ctd_stats.estimator import CTDCalibrator
     from ctd_stats.fwer import PowerWarning
     from ctd_stats.intervals import clopper_pearson
     from ctd_stats.ltt import (
