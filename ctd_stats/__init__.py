@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "calibrate_cascade": "ctd_stats.stats.pareto",
     "CascadeData": "ctd_stats.stats.pareto",
     "CascadeCalibration": "ctd_stats.stats.pareto",
+    "CTDCalibrator": "ctd_stats.stats.estimator",
     # certificate and deployment
     "load_certificate": "ctd_stats.certificate.checks",
     "Certificate": "ctd_stats.certificate.model",
@@ -63,6 +64,7 @@ _COMPAT: dict[str, str] = {
 
 __all__ = [
     "AuditResult",
+    "CTDCalibrator",
     "CTDInputError",
     "Calibration",
     "Cascade",
@@ -90,6 +92,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ctd_stats.certificate.checks import load_certificate
     from ctd_stats.certificate.model import Certificate
     from ctd_stats.errors import CTDInputError
+    from ctd_stats.stats.estimator import CTDCalibrator
     from ctd_stats.stats.ltt import Calibration, calibrate_budget
     from ctd_stats.stats.pareto import CascadeCalibration, CascadeData, calibrate_cascade
     from ctd_stats.stats.planning import min_calibration_size

@@ -52,6 +52,8 @@ SPEC = InputCap("spec", 1 * _MIB, "CTD_MAX_SPEC_BYTES")
 TABLE = InputCap("score table", 16 * 1024 * _MIB, "CTD_MAX_TABLE_BYTES")
 #: A certificate (every tested threshold with its counts: tens of MB for 10^6 distinct scores).
 CERTIFICATE = InputCap("certificate", 512 * _MIB, "CTD_MAX_CERTIFICATE_BYTES")
+#: A deployment decision log (JSONL, CSV, Parquet or SQLite; read in chunks, so it may be large).
+LOG = InputCap("decision log", 1 << 40, "CTD_MAX_LOG_BYTES")
 #: A JSON sidecar or metadata file.
 SIDECAR = InputCap("metadata file", 16 * _MIB, "CTD_MAX_METADATA_BYTES")
 

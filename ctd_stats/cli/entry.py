@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ctd_stats._version import __version__
+from ctd_stats.cli import progress as _progress
 from ctd_stats.cli.plugins import load_plugins
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, CTDInputError
 
@@ -42,7 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ctd",
         description="Calibrate-Then-Delegate: certified delegation budgets for LLM safety cascades.",
     )
-    parser.add_argument("--version", action="version", version=f"ctd {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"ctd {__version__}")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="no progress lines, estimates or warnings on stderr (errors still; anywhere on the line)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="progress lines from the first second, not only for long stages (anywhere on the line)",
+    )
     parser.add_argument(
         "--json", action="store_true", help="machine-readable JSON on stdout instead of tables"
     )
@@ -94,8 +103,26 @@ def _origin(category: type[Warning], filename: str) -> str:
 _LIBRARIES = ("numpy", "scipy", "pandas", "matplotlib", "pyarrow", "sklearn", "statsmodels")
 
 
+def _take_verbosity(args: list[str]) -> tuple[list[str], int]:
+    """Strip the global ``-q/--quiet`` and ``-v/--verbose`` from anywhere on the line (before a
+    lone ``--``); -1 quiet, 0 normal, 1 verbose (the last one given wins)."""
+    out: list[str] = []
+    level = 0
+    for i, a in enumerate(args):
+        if a == "--":
+            out += args[i:]
+            break
+        if a in ("-q", "--quiet"):
+            level = -1
+        elif a in ("-v", "--verbose"):
+            level = 1
+        else:
+            out.append(a)
+    return out, level
+
+
 @contextlib.contextmanager
-def one_line_warnings() -> Iterator[None]:
+def one_line_warnings(quiet: bool = False) -> Iterator[None]:
     """Every warning raised while a command runs becomes one line on stderr, once per message:
     ``ctd: warning: <message> (<Category> from <library>)`` (Python's default form is two lines with
     a source line, and a library's wording). ctd's own warnings are shown without the origin."""
@@ -107,7 +134,7 @@ def one_line_warnings() -> Iterator[None]:
              file: Any = None, line: str | None = None) -> None:
         text = " ".join(str(message).split())
         key = (category.__name__, text)
-        if key in seen:
+        if key in seen or quiet:
             return
         seen.add(key)
         origin = _origin(category, filename)
@@ -168,6 +195,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
     args_list = [a for a in args_list if a != "--debug"]  # accepted anywhere on the line
+    args_list, verbosity = _take_verbosity(args_list)
     as_json = "--json" in args_list
     try:
         parser = build_parser()
@@ -176,9 +204,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # argparse: usage error (2) or --help/--version (0)
             return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
         if not getattr(args, "func", None):
+            # Bare `ctd`: the help on stdout and exit 0, as pip and most git-style tools do (a usage
+            # *error*, such as an unknown command, is still exit 2).
             parser.print_help()
-            return EXIT_BAD_INPUT
-        with one_line_warnings():
+            return EXIT_OK
+        with one_line_warnings(quiet=verbosity < 0), _progress.verbosity(verbosity):
             return int(args.func(args))
     except CTDInputError as exc:
         return _fail(EXIT_BAD_INPUT, _one_line(exc), as_json, debug)

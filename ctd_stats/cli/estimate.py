@@ -18,7 +18,11 @@ from ctd_stats.limits import ANNOUNCE_AFTER_S, format_duration
 
 
 def announce(line: str) -> None:
-    print(f"ctd: {line}", file=sys.stderr, flush=True)
+    """One ``ctd: ...`` line on stderr (none under ``-q``)."""
+    from ctd_stats.cli import progress as _progress
+
+    if _progress.VERBOSITY >= 0:
+        print(f"ctd: {line}", file=sys.stderr, flush=True)
 
 
 class SplitEstimate:

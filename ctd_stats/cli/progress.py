@@ -8,6 +8,7 @@ closing line; short stages print nothing, so one-line error messages stay one li
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -18,13 +19,28 @@ T = TypeVar("T")
 
 #: Seconds a stage runs before the first plain progress line.
 QUIET_FOR = 5.0
+#: The command line's ``-q`` (-1), default (0) or ``-v`` (1); see :func:`verbosity`.
+VERBOSITY = 0
+
+
+@contextlib.contextmanager
+def verbosity(level: int) -> Iterator[None]:
+    """While a command runs: ``-q`` (-1) prints no progress at all, ``-v`` (1) prints plain progress
+    lines from the start of every stage (not only of stages longer than ``QUIET_FOR``)."""
+    global VERBOSITY
+    old, VERBOSITY = VERBOSITY, level
+    try:
+        yield
+    finally:
+        VERBOSITY = old
 #: Seconds between plain progress lines.
 EVERY = 15.0
 
 
 def progress_enabled() -> bool:
-    """True when stderr is a terminal and the ``CI`` environment variable is unset (bars)."""
-    return sys.stderr.isatty() and not os.environ.get("CI")
+    """True when stderr is a terminal, the ``CI`` environment variable is unset and ``-q`` was not
+    given (bars)."""
+    return VERBOSITY >= 0 and sys.stderr.isatty() and not os.environ.get("CI")
 
 
 def quiet_library_progress() -> None:
@@ -64,8 +80,11 @@ class LineProgress:
     def update(self, n: int = 1) -> None:
         """Count ``n`` more items; print a line if the stage is long and the last line is old."""
         self.n += n
+        if VERBOSITY < 0:
+            return
         now = self._clock()
-        if now - self._start >= QUIET_FOR and (not self._printed or now - self._last >= EVERY):
+        quiet_for = 0.0 if VERBOSITY > 0 else QUIET_FOR
+        if now - self._start >= quiet_for and (not self._printed or now - self._last >= EVERY):
             print(self._line(now), file=sys.stderr, flush=True)
             self._printed, self._last = True, now
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ctd_stats.audit.run import AuditResult, RateRow
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.reports.legend import outside_legend
 from ctd_stats.reports.outputs import output_set
 
 #: Rows shown in the report's window and group tables (audit.json has all of them).
@@ -29,7 +30,7 @@ def _pct(x: float | None) -> str:
 def _new_figure(width: float, height: float, nrows: int = 1) -> tuple[Any, Any]:
     from matplotlib.figure import Figure as MplFigure
 
-    fig = MplFigure(figsize=(width, height))
+    fig = MplFigure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(nrows, 1, squeeze=False)[:, 0]
     return fig, axes
 
@@ -50,7 +51,7 @@ def _sequential_figure(r: AuditResult) -> Figure:
         ax1.axvline(r.sequential.alarm_index + 1, color="#c62828", lw=0.8, alpha=0.6)
     ax1.set_ylabel("log10 M_t")
     ax1.set_ylim(bottom=max(float(np.min(le)) if le.size else -1.0, -6.0) - 0.2)
-    ax1.legend(loc="upper left", fontsize=8)
+    outside_legend(ax1, fontsize=8)
     ax1.set_title("Anytime-valid monitor of 'rate > budget'")
     k = np.asarray(r.trace.k, dtype=float)
     ax2.fill_between(
@@ -71,8 +72,7 @@ def _sequential_figure(r: AuditResult) -> Figure:
     ax2.axhline(r.budget, color="#c62828", ls="--", lw=1.2, label=f"budget {r.budget:g}")
     ax2.set_xlabel("decisions (time order)")
     ax2.set_ylabel("delegation rate")
-    ax2.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+    outside_legend(ax2, fontsize=8)
     return Figure.from_matplotlib(
         fig, caption="Evidence against 'rate ≤ budget' and the running rate."
     )
@@ -101,8 +101,7 @@ def _rates_figure(
     ax.set_title(title)
     if len(rows) <= 30:
         ax.set_xticks(x, [w.label for w in rows], rotation=45, ha="right", fontsize=7)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    outside_legend(ax, fontsize=8)
     return Figure.from_matplotlib(
         fig,
         caption=title
@@ -127,8 +126,7 @@ def _drift_figure(r: AuditResult) -> Figure:
         ax.axvline(r.threshold, color="#c62828", ls="--", lw=1, label=f"τ = {r.threshold:.4g}")
     ax.set_xlabel("deferral score")
     ax.set_ylabel("CDF")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    outside_legend(ax, fontsize=8)
     return Figure.from_matplotlib(fig, caption="Score distribution: calibration vs deployment log.")
 
 

@@ -20,6 +20,7 @@ from ctd_stats.certificate.build import CalibrationOutcome, EvalSummary, ExpertD
 from ctd_stats.certificate.model import BudgetCertificate
 from ctd_stats.io import json_float
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.reports.legend import outside_legend
 from ctd_stats.stats.ltt import Calibration
 
 _BLUE, _GREEN, _RED, _GREY, _ORANGE = "#2a6fdb", "#2e8b3a", "#c62828", "#9e9e9e", "#e08000"
@@ -132,7 +133,7 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
     ax.set_xlabel("threshold τ (delegate iff d(x) > τ)")
     ax.set_ylabel("share delegated")
     ax.set_title(f"Delegation rate on {ht_name}", fontsize=10)
-    ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
+    outside_legend(ax, fontsize=7.5)
     ax.grid(alpha=0.25)
 
     # (b) p-values against τ with δ
@@ -152,7 +153,7 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
     ax.set_xlabel("threshold τ")
     ax.set_ylabel(f"p-value ({ht_name})")
     ax.set_title(f"p-values, {r.procedure} ({r.pvalue_kind})", fontsize=10)
-    ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
+    outside_legend(ax, fontsize=7.5)
     ax.grid(alpha=0.25, which="both")
 
     # (c) Pareto front on opt with the chosen point
@@ -181,7 +182,7 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
         ax.set_xlabel(f"delegation rate ({opt_name})")
         ax.set_ylabel(f"cascade error ({opt_name})")
         ax.set_title(f"Pareto front on {opt_name}", fontsize=10)
-        ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
+        outside_legend(ax, fontsize=7.5)
         ax.grid(alpha=0.25)
     fig.suptitle(f"expert '{r.expert}', budget {r.budget:g}", fontsize=11)
     caption = (
@@ -220,7 +221,7 @@ def _eval_figure(outcome: CalibrationOutcome, expert: str) -> Figure | None:
     ax.set_xlabel("budget")
     ax.set_ylabel("delegation rate on eval")
     ax.set_title("Realized rate against budget", fontsize=10)
-    ax.legend(fontsize=8)
+    outside_legend(ax, fontsize=8)
     ax.grid(alpha=0.25)
     if has_err:
         ax = axes[1]
@@ -231,7 +232,7 @@ def _eval_figure(outcome: CalibrationOutcome, expert: str) -> Figure | None:
         ax.set_xlabel("budget")
         ax.set_ylabel("error on eval")
         ax.set_title("Cascade error on eval", fontsize=10)
-        ax.legend(fontsize=8)
+        outside_legend(ax, fontsize=8)
         ax.grid(alpha=0.25)
     return Figure.from_matplotlib(
         fig, caption=f"Expert '{expert}': realized delegation rate and error on the eval rows."

@@ -76,6 +76,30 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+_MD_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "|": "\\|",
+        "`": "\\`",
+        "*": "\\*",
+        "_": "\\_",
+        "[": "\\[",
+        "]": "\\]",
+        "<": "&lt;",
+        ">": "&gt;",
+        "&": "&amp;",
+        "\n": " ",
+        "\r": " ",
+    }
+)
+
+
+def md_cell(value: Any) -> str:
+    """A table cell as Markdown text: user text (a log's group names) cannot end the cell (``|``),
+    start a line (newline + ``#``), or inject markup or raw HTML."""
+    return _fmt(value).translate(_MD_ESCAPES)
+
+
 @dataclass
 class Report:
     """A report document. Build it with :meth:`add`, then :meth:`write` Markdown and HTML."""
@@ -102,9 +126,9 @@ class Report:
             elif isinstance(b, Table):
                 if b.caption:
                     out += [f"*{b.caption}*", ""]
-                out.append("| " + " | ".join(map(str, b.columns)) + " |")
+                out.append("| " + " | ".join(md_cell(c) for c in b.columns) + " |")
                 out.append("|" + "---|" * len(b.columns))
-                out += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in b.rows]
+                out += ["| " + " | ".join(md_cell(v) for v in row) + " |" for row in b.rows]
                 out.append("")
             elif isinstance(b, Links):
                 out += [f"- [{label}]({href})" for label, href in b.items] + [""]

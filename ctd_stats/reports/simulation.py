@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.reports.legend import outside_legend
 from ctd_stats.study.simulation_grid import COLUMNS, violates_beyond_doubt
 
 
@@ -59,14 +60,14 @@ def plot(rows: list[dict[str, Any]]) -> MplFigure:
     ax1.set_ylabel("violation frequency")
     ax1.set_title("P(true rate > budget), 99.9% Clopper–Pearson", fontsize=10)
     ax1.set_ylim(bottom=0)
-    ax1.legend(fontsize=8)
+    outside_legend(ax1, fontsize=8)
     ax1.grid(alpha=0.25)
     top = max(max(budgets_all), max(r["realized_q95"] for r in rows)) * 1.1
     ax2.plot([0, top], [0, top], color="#c62828", ls="--", lw=1, label="rate = budget")
     ax2.set_xlabel("budget")
     ax2.set_ylabel("true delegation rate of τ̂")
     ax2.set_title("Realized rate: mean, 5%–95%", fontsize=10)
-    ax2.legend(fontsize=8)
+    outside_legend(ax2, fontsize=8)
     ax2.grid(alpha=0.25)
     return fig
 

@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 from ctd_stats.reports.document import Figure, Heading, Links, Paragraph, Report, Table
+from ctd_stats.reports.legend import outside_legend
 from ctd_stats.reports.study_diagnostics import delta_sentence, diagnostic_blocks, verdict_counts
+from ctd_stats.reports.study_headline import headline_blocks
 from ctd_stats.study.runner import CERTIFIED_METHODS, METHOD_LABELS, METHODS, ExpertStudy
 
 COLORS = {
@@ -50,7 +52,7 @@ def _metric_figure(s: ExpertStudy) -> Figure:
         ax.set_xlabel("target budget α (fraction of inputs sent to the expert)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7.5, loc="lower right")
+    outside_legend(axes[0], fontsize=7.5)
     fig.suptitle(f"Expert '{s.expert}': mean over {s.repeats} random splits; bands = 10–90% of splits")
     return Figure.from_matplotlib(fig, f"Cascade quality against budget ({s.expert})")
 
@@ -69,7 +71,7 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     ax.set_xlabel("target budget α")
     ax.set_ylabel("realized delegation rate on evaluation rows")
     ax.set_title("Realized rate (bands: 5–95% of splits)")
-    ax.legend(fontsize=8)
+    outside_legend(ax, fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[1]
     from ctd_stats.stats.intervals import clopper_pearson
@@ -82,7 +84,7 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     ax.set_ylim(0, max(0.3, float(ci[:, 1].max()) + 0.02))
     ax.set_xlabel("target budget α")
     ax.set_title("Budget violations, Monte Carlo (pool as population, i.i.d. draws)")
-    ax.legend(fontsize=8)
+    outside_legend(ax, fontsize=8)
     ax.grid(alpha=0.3)
     return Figure.from_matplotlib(fig, f"Budget compliance ({s.expert})")
 
@@ -100,7 +102,7 @@ def _group_figure(s: ExpertStudy, alpha: float) -> Figure:
     ax.set_xticks(x, s.groups, rotation=20, fontsize=8)
     ax.set_ylabel("delegation rate in group")
     ax.set_title(f"Where the budget goes at α = {s.budgets[j]:g} (no group labels used)")
-    ax.legend(fontsize=8)
+    outside_legend(ax, fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     ax = axes[1]
     ax.scatter(s.group_mean_v, s.group_mean_d, s=60, color=COLORS["ctd"])
@@ -263,6 +265,7 @@ def build_study_report(
     deployment: Sequence[Sequence[Any]] | None = None,
     links: Sequence[tuple[str, str]] = (),
     learning_curve: Mapping[str, Any] | None = None,
+    top_blocks: Sequence[Any] = (),
 ) -> Report:
     """The whole ``ctd run`` report: a plain-language summary, the deployable thresholds with links to
     the files that hold them, then one section per expert.
@@ -293,6 +296,9 @@ def build_study_report(
         rep.add(*_expert_blocks(s, group_alpha, (costs or {}).get(s.expert)))
     if learning_curve:
         rep.add(*_learning_curve_blocks(learning_curve))
+    # The headline table comes first, before every other block; sections meant for the top of the
+    # report (the controls, ``top_blocks``) follow it.
+    rep.blocks[:0] = [*headline_blocks(studies), *top_blocks]
     return rep
 
 

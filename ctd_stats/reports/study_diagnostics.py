@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Table
+from ctd_stats.reports.legend import outside_legend
 from ctd_stats.study import diagnostics as dg
 from ctd_stats.study.runner import METHOD_LABELS, METHODS, REFERENCE, ExpertStudy
 
@@ -84,7 +85,7 @@ def _diagnostic_figure(s: ExpertStudy, d: dg.StudyDiagnostics) -> Figure:
     ax.axhline(np.mean(s.probe_auroc), color="k", ls=":", lw=1.2, label="Probe only")
     ax.set_xlabel("budget α (top ⌈αn⌉ of the evaluation rows)")
     ax.set_title("Ranking only (no calibration)")
-    ax.legend(fontsize=7.5)
+    outside_legend(ax, fontsize=7.5)
     ax.grid(alpha=0.3)
     ax = axes[1]
     a, r = s.mean("auroc"), s.mean("rate")
@@ -94,7 +95,7 @@ def _diagnostic_figure(s: ExpertStudy, d: dg.StudyDiagnostics) -> Figure:
     ax.set_xlabel("realized delegation rate")
     ax.set_ylabel("cascade AUROC")
     ax.set_title("Pareto arm vs budget-only arm")
-    ax.legend(fontsize=7.5)
+    outside_legend(ax, fontsize=7.5)
     ax.grid(alpha=0.3)
     return Figure.from_matplotlib(fig, f"Ranking-only curves and the budget-only arm ({s.expert})")
 

@@ -28,9 +28,10 @@ misclassification probability at the 0.5 cutoff. Two joint rules:
   least delegation first, error chain by opt error, lowest first); a threshold is certified if both
   chains reject it (union bound: the probability that either chain rejects a true null is
   ≤ δ/2 + δ/2 = δ). It is the default because it certified at least as often as the reordered
-  ``max_p`` chain in every strong-expert world measured (n = 1000, budget 0.3, δ = 0.1, ε ∈ {0.15,
-  0.2}: 1.000/1.000/0.998/0.476 against 0.999/0.984/0.947/0.341; ``benchmarks/joint_power.py``,
-  table in ``docs/concepts.md``).
+  ``max_p`` chain in the four strong-expert worlds measured (n = 1000, budget 0.3, δ = 0.1,
+  ε ∈ {0.15, 0.2}: 1.000/1.000/0.998/0.476 against 0.999/0.984/0.947/0.341;
+  ``benchmarks/joint_power.py``, table in ``docs/concepts.md``). That is an empirical finding, not a
+  theorem: in other worlds the comparison can differ.
 
 If nothing is certified, τ̂ = +∞ (never delegate).
 
@@ -415,9 +416,10 @@ def calibrate_cascade(
     budget, delta : float in (0, 1)
     error_level : float in (0, 1), optional
         Also certify the cascade misclassification probability (joint guarantee).
-    joint : {"max_p", "bonferroni_split"}
-        How the two risks share δ when ``error_level`` is set: one fixed-sequence chain on
-        max(p_B, p_E) ordered by opt p-values (default), or one chain per risk at δ/2.
+    joint : {"bonferroni_split", "max_p"}
+        How the two risks share δ when ``error_level`` is set: one fixed-sequence chain per risk at
+        δ/2 (``"bonferroni_split"``, the default), or one chain on max(p_B, p_E) ordered by opt
+        p-values (``"max_p"``).
     thresholds : array_like, optional
         Candidate grid; default: every distinct opt score (fixed before ht is seen).
     procedure : {"fixed_sequence", "bonferroni", "holm"}

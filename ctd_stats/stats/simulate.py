@@ -22,6 +22,7 @@ from scipy import stats
 
 from ctd_stats.engines.local import Engine, LocalEngine
 from ctd_stats.errors import CTDInputError
+from ctd_stats.stats.exact_violation import continuous_violation, discrete_violation
 from ctd_stats.stats.inputs import as_finite_1d, check_open_unit
 from ctd_stats.stats.intervals import clopper_pearson
 from ctd_stats.stats.ltt import calibrate_budget_batch
@@ -175,6 +176,7 @@ class SimulationResult:
     confidence: float
     realized_rates: NDArray[np.float64]
     seed: int
+    exact_violation: float | None = None  # exact P(violation) where the population makes it known
 
     @property
     def violation_frequency(self) -> float:
@@ -213,6 +215,7 @@ class SimulationResult:
             "violation_frequency": self.violation_frequency,
             "violation_interval": [lo, hi],
             "violation_upper": self.violation_upper,
+            "exact_violation_probability": self.exact_violation,
             "confidence": self.confidence,
             "fail_closed": self.fail_closed,
             "realized_rate_mean": self.mean_realized_rate,
@@ -300,6 +303,11 @@ def budget_result(
         confidence=confidence,
         realized_rates=rates,
         seed=seed,
+        exact_violation=(
+            exact_budget_violation(population, n, budget, delta)
+            if procedure == "fixed_sequence"
+            else None
+        ),
     )
 
 
@@ -433,3 +441,30 @@ def simulate_cascade_guarantee(
         seed=seed,
     )
     return CascadeSimulationResult(res, errs, error_level, int(joint_viol.sum()))
+
+
+def exact_budget_violation(population: object, n: int, budget: float, delta: float) -> float | None:
+    """The exact P(violation) for a population of :mod:`ctd_stats.stats.simulate`, or None if unknown.
+
+    Known for a continuous ``scipy.stats`` law, a :class:`~ctd_stats.stats.simulate.DiscretePopulation`
+    and an :class:`~ctd_stats.stats.simulate.EmpiricalPopulation`; None for mixtures with atoms and
+    discrete ``scipy.stats`` laws (where v* would need a search).
+    """
+    if isinstance(population, ScipyPopulation):
+        is_cont = isinstance(getattr(population.dist, "dist", None), stats.rv_continuous)
+        return continuous_violation(n, budget, delta) if is_cont else None
+    if isinstance(population, DiscretePopulation):
+        ge = np.cumsum(population.probs[::-1])[::-1]  # P(X ≥ values[j])
+        return discrete_violation(ge, n, budget, delta)
+    if isinstance(population, EmpiricalPopulation):
+        s = population.sorted
+        values = np.unique(s)
+        ge = (s.size - np.searchsorted(s, values, side="left")) / s.size
+        return discrete_violation(ge, n, budget, delta)
+    if isinstance(population, MixturePopulation) and all(
+        isinstance(c, ScipyPopulation)
+        and isinstance(getattr(c.dist, "dist", None), stats.rv_continuous)
+        for c in population.components
+    ):
+        return continuous_violation(n, budget, delta)
+    return None

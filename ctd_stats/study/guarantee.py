@@ -154,22 +154,16 @@ def exact_pool_violation(
 ) -> NDArray[np.float64]:
     """Exact P(violation) of budget-only calibration on n i.i.d. draws from the pool, per budget.
 
-    P(Bin(n, q) ≤ k*), q = the smallest pool rate above the budget (0 if none; see the module
-    docstring), k* = :func:`~ctd_stats.stats.ltt.certified_count`. For a Pareto arm that tests the budget
-    on n rows it is an exact upper bound.
+    P(Bin(n, q) ≤ k*), q = the smallest pool rate above the budget
+    (:func:`ctd_stats.stats.exact_violation.discrete_violation`). For a Pareto arm that tests the budget
+    on n rows it is an exact upper bound (module docstring).
     """
-    from ctd_stats.stats.ltt import certified_count
+    from ctd_stats.stats.exact_violation import discrete_violation
 
     N = pool_sorted.size
-    distinct = np.unique(pool_sorted)
-    rates = (N - np.searchsorted(pool_sorted, distinct, side="right")) / N  # decreasing in value
-    out = np.zeros(budgets.size)
-    for j, b in enumerate(np.asarray(budgets, dtype=np.float64)):  # J budgets, not samples
-        above = rates[rates > b + RATE_TOLERANCE]
-        k = certified_count(int(n), float(b), float(delta))
-        if above.size and k >= 0:
-            out[j] = float(stats.binom.cdf(k, int(n), float(above.min())))
-    return out
+    values = np.unique(pool_sorted)
+    ge = (N - np.searchsorted(pool_sorted, values, side="left")) / N  # P(X ≥ v) of each atom
+    return np.array([discrete_violation(ge, n, float(b), delta) for b in budgets])  # J budgets
 
 
 def pareto_test_rows(n_cal: int, split: str, opt_fraction: float) -> int:

@@ -245,3 +245,29 @@ def test_file_too_large_on_write_names_the_file(tmp_path: Path) -> None:
     assert proc.returncode == EXIT_BAD_INPUT, proc.stderr
     assert f"{tmp_path / 'out'}/" in proc.stderr and "File too large" in proc.stderr, proc.stderr
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_audit_log_that_is_a_fifo_or_a_device_is_named_as_such(tmp_path: Path, capsys) -> None:
+    """Before: /dev/zero as --log was reported as 'log file not found'."""
+    from tests.ctd_stats.test_bad_inputs import _certificate
+
+    cert = _certificate(tmp_path)
+    fifo = tmp_path / "log.jsonl"
+    os.mkfifo(fifo)
+    capsys.readouterr()
+    for log, what in ((fifo, "is a FIFO"), (Path("/dev/zero"), "is a character device")):
+        args = [
+            "audit",
+            "--certificate",
+            str(cert),
+            "--log",
+            str(log),
+            "--budget",
+            "0.3",
+            "--out",
+            str(tmp_path / "a"),
+        ]
+        assert main(args) == EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert f"{log}: {what}" in err, err

@@ -169,8 +169,11 @@ class LogReader:
             self.path, self.format, self.line_offset = self.parts[0], "parquet", None
             self.columns = self._read_columns()
             return
-        if not path.is_file():
+        if not path.exists():
             raise CTDInputError(f"{path}: log file not found")
+        from ctd_stats.input_files import LOG, check_regular_file
+
+        check_regular_file(path, LOG)  # no FIFO (would block) or device (/dev/zero never ends)
         self.path = path
         self.format = fmt or detect_format(path)
         self.line_offset = {"csv": 2, "jsonl": 1}.get(self.format)

@@ -213,3 +213,59 @@ def test_probe_auroc_is_the_evaluation_rows_auroc(planted):
     assert c.auroc["probe"][0] == pytest.approx(
         auroc(inputs.labels[ev], inputs.probe_prob[ev]), abs=1e-15
     )
+
+
+def _table_file(tmp_path, suffix: str, bad: bool = False):
+    import pandas as pd
+
+    from ctd_stats.table.score_table import read_score_table
+
+    rng = np.random.default_rng(0)
+    n = 40
+    split = np.where(np.arange(n) < 10, "dev", "")
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "split": split,
+            "group": rng.choice(["a", "b"], n),
+            "label": rng.integers(0, 2, n),
+            "probe_prob": rng.random(n),
+            "expert_prob__e": rng.random(n),
+            "dv_score__e": rng.normal(size=n),
+            "probe_prob_refit": rng.random(n),
+            "dv_score_refit__e": rng.normal(size=n),
+            "dv_score_boot1__e": rng.normal(size=n),
+            "dv_score_boot0__e": rng.normal(size=n),
+            "dv_score_boot0__other": rng.normal(size=n),
+        }
+    )
+    if bad:
+        frame.loc[20, "dv_score_refit__e"] = np.nan
+    path = tmp_path / f"t.{suffix}"
+    frame.to_parquet(path) if suffix == "parquet" else frame.to_csv(path, index=False)
+    return frame, read_score_table(path)
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_read_control_columns(tmp_path, suffix):
+    from ctd_stats.study.control_inputs import read_control_columns
+
+    frame, table = _table_file(tmp_path, suffix)
+    cols = read_control_columns(table, "e")
+    pool_rows = frame["split"] != "dev"
+    np.testing.assert_allclose(cols.probe_refit, frame["probe_prob_refit"][pool_rows])
+    assert cols.dv_boot is not None and cols.dv_boot.shape == (
+        2,
+        30,
+    )  # boot0, boot1 of 'e' only, in k order
+    np.testing.assert_allclose(cols.dv_boot[0], frame["dv_score_boot0__e"][pool_rows])
+    assert cols.probe_noshift is None and cols.dev is not None and cols.dev.n == 10
+
+
+def test_read_control_columns_names_a_bad_cell(tmp_path):
+    from ctd_stats.errors import CTDInputError
+    from ctd_stats.study.control_inputs import read_control_columns
+
+    _, table = _table_file(tmp_path, "parquet", bad=True)
+    with pytest.raises(CTDInputError, match=r"column 'dv_score_refit__e'.*row 20 \(id r20\)"):
+        read_control_columns(table, "e")
