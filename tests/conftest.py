@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+
+from tests._support.slow import is_slow
+from tests._support.tolerance import binomial_tolerance  # noqa: F401  (older imports)
 
 
 def score_frame(n: int = 600, seed: int = 0, *, weak: bool = False) -> pd.DataFrame:
@@ -84,14 +86,8 @@ def table_tools() -> tuple[Callable[..., pd.DataFrame], Callable[[pd.DataFrame, 
     return score_frame, write_frame
 
 
-def binomial_tolerance(trials: int, delta: float, false_alarm: float = 0.001) -> int:
-    """The largest violation count a procedure valid at level δ reaches with probability ≥ 1 − false_alarm.
-
-    Exact: the smallest k with P(Bin(trials, δ) > k) ≤ false_alarm. A procedure whose true
-    violation probability is exactly δ fails ``violations <= k`` with probability ≤ 0.001; one that
-    violates more often than δ fails it with a probability that grows with the excess.
-    """
-    k = int(stats.binom.ppf(1.0 - false_alarm, trials, delta))
-    while stats.binom.sf(k, trials, delta) > false_alarm:
-        k += 1
-    return k
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests listed in ``tests/_support/slow.py`` as ``slow``."""
+    for item in items:
+        if is_slow(item.nodeid):
+            item.add_marker(pytest.mark.slow)

@@ -20,7 +20,7 @@ pytest.importorskip("transformers")
 
 from probes.ray_scoring import ScoringSetup, collect, score_texts, write_parts
 from tests.distributed.tiny_model import record_pid_and_wait, tiny_loaded
-from tests.probes.conftest import synthetic_texts
+from tests.unit.probes.conftest import synthetic_texts
 
 pytestmark = pytest.mark.ray
 LAYERS = (1, 2, 3)

@@ -12,7 +12,7 @@ def tiny_loaded() -> Any:
     import torch
 
     from probes.assets import LoadedModel, ModelSpec, PackageFile
-    from tests.probes.conftest import make_model, make_tokenizer
+    from tests.unit.probes.conftest import make_model, make_tokenizer
 
     torch.set_num_threads(1)
     spec = ModelSpec(

@@ -1,0 +1,100 @@
+"""``ctd serve`` on the command line, and the layering rule: the core never imports the gateway."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gateway_fixtures import TOKEN
+
+from ctd_stats.cli.entry import main
+
+ROOT = Path(__file__).resolve().parents[3]
+GATEWAY_MODULES = ("serve", "fastapi", "uvicorn", "starlette")
+
+
+def test_help_does_not_import_the_gateway():
+    code = (
+        "import sys\nfrom ctd_stats.cli.entry import build_parser\nbuild_parser().format_help()\n"
+        f"print([m for m in {GATEWAY_MODULES!r} if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_core_modules_import_the_gateway_only_lazily_in_the_serve_command():
+    """No module of ctd_stats imports serve/fastapi/uvicorn at module level."""
+    offenders = []
+    for f in sorted((ROOT / "ctd_stats").rglob("*.py")):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        for node in tree.body:  # module level only
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [
+                f"{f.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in GATEWAY_MODULES
+            ]
+    assert offenders == []
+
+
+def test_missing_fastapi_is_one_line_exit_2(monkeypatch, capsys, certificate):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a)
+    )
+    assert main(["serve", "--certificate", str(certificate)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install -e '.[serve]'" in err
+
+
+def test_no_token_is_exit_2(monkeypatch, capsys, certificate):
+    monkeypatch.delenv("CTD_SERVE_TOKEN", raising=False)
+    assert main(["serve", "--certificate", str(certificate)]) == 2
+    assert "CTD_SERVE_TOKEN" in capsys.readouterr().err
+
+
+def test_short_token_and_token_file(monkeypatch, capsys, certificate, tmp_path):
+    monkeypatch.setenv("CTD_SERVE_TOKEN", "short")
+    assert main(["serve", "--certificate", str(certificate)]) == 2
+    assert "at least 16 characters" in capsys.readouterr().err
+    from serve.config import Token
+
+    f = tmp_path / "token"
+    f.write_text(TOKEN + "\n")
+    token = Token.load(f)
+    assert token.matches(f"Bearer {TOKEN}") and not token.matches(f"Bearer {TOKEN}x")
+    assert TOKEN not in repr(token)
+
+
+def test_missing_certificate_is_exit_2(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("CTD_SERVE_TOKEN", TOKEN)
+    assert (
+        main(
+            ["serve", "--certificate", str(tmp_path / "nope.json"), "--db", str(tmp_path / "d.db")]
+        )
+        == 2
+    )
+    assert "certificate not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "needle"),
+    [
+        (["--probes", "nowhere"], "no monitor bundle here"),
+        (["--probes", "nowhere", "--scores-only"], "not allowed with argument --probes"),
+    ],
+)
+def test_text_mode_needs_a_monitor_bundle(monkeypatch, capsys, certificate, flag, needle):
+    monkeypatch.setenv("CTD_SERVE_TOKEN", TOKEN)
+    assert main(["serve", "--certificate", str(certificate), *flag]) == 2
+    assert needle in capsys.readouterr().err

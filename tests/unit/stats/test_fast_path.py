@@ -1,0 +1,61 @@
+"""The O(n) budget-only path and the exact closed forms for continuous scores (issue 10)."""
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+from ctd_stats import (
+    budget_threshold,
+    calibrate_budget,
+    certified_count,
+    expected_rate,
+    make_population,
+    simulate_budget_guarantee,
+    violation_probability,
+)
+from tests._support.tolerance import binomial_acceptance
+
+
+@pytest.mark.parametrize("pvalue", ["binomial", "hoeffding", "bentkus", "hb"])
+def test_fast_path_matches_the_full_grid(pvalue):
+    """Same τ̂ as calibrate_budget (fixed-sequence, full grid), with heavy ties and tiny n."""
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        n = int(rng.integers(1, 300))
+        x = np.round(rng.normal(size=n), int(rng.integers(0, 3)))
+        b, d = float(rng.uniform(0.02, 0.6)), float(rng.choice([0.01, 0.05, 0.1, 0.3]))
+        full = calibrate_budget(x, b, d, pvalue=pvalue)
+        fast = budget_threshold(x, b, d, pvalue=pvalue)
+        assert fast.threshold == full.threshold
+        assert (fast.reason is None) == full.is_certified
+        for t, p, c in zip(fast.thresholds, fast.pvalues, fast.certified, strict=True):
+            i = int(np.flatnonzero(full.thresholds == t)[0])
+            assert (full.pvalues[i], bool(full.certified[i])) == (p, bool(c))
+
+
+def test_certified_count_is_the_binomial_quantile_boundary():
+    for n in (1, 5, 20, 137, 1000):
+        for b in (0.01, 0.1, 0.3, 0.7):
+            for d in (0.01, 0.1, 0.5):
+                k = certified_count(n, b, d)
+                cdf = special.bdtr(np.arange(n + 1), n, b)
+                assert k == int(np.searchsorted(cdf, d, side="right")) - 1
+
+
+def test_exact_forms_issue_example():
+    assert expected_rate(20, 0.3, 0.1) == pytest.approx(3 / 21)
+    assert violation_probability(20, 0.3, 0.1) == pytest.approx(0.0355, abs=5e-5)
+    assert violation_probability(5, 0.3, 0.1) == 0.0 and expected_rate(5, 0.3, 0.1) == 0.0  # fails closed
+
+
+@pytest.mark.parametrize(("n", "budget"), [(20, 0.3), (200, 0.1), (1000, 0.3)])
+def test_exact_forms_match_simulation(n, budget):
+    """Simulated violation frequency and mean rate agree with the closed forms (binomial tolerance)."""
+    trials, delta = 20_000, 0.1
+    res = simulate_budget_guarantee(make_population("normal"), n=n, budget=budget, delta=delta, trials=trials, seed=3)
+    p = violation_probability(n, budget, delta)
+    lo, hi = binomial_acceptance(trials, p)  # 99.9% two-sided acceptance region
+    assert lo <= res.violations <= hi, (res.violations, p * trials)
+    k = certified_count(n, budget, delta)
+    sd = np.sqrt(stats.beta.var(k + 1, n - k) / trials)
+    assert abs(res.mean_realized_rate - expected_rate(n, budget, delta)) < 4 * sd
