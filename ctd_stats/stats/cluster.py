@@ -3,7 +3,7 @@
 Why. Row-level calibration (:func:`~ctd_stats.stats.ltt.calibrate_budget`) assumes i.i.d. rows. When one
 conversation, user or source contributes many rows, the rows of a cluster are correlated, the
 delegation count varies far more than a binomial, and the row-level certificate is over-confident:
-in ``tests/ctd_stats/test_cluster.py`` (40 clusters of 25 rows, δ = 0.1) it violates the budget in
+in ``tests/unit/stats/test_cluster.py`` (40 clusters of 25 rows, δ = 0.1) it violates the budget in
 about a quarter of calibrations.
 
 Setting and assumption. The m calibration clusters are i.i.d. draws from a population of clusters,

@@ -53,7 +53,7 @@ def certifiable_budget(n: int, delta: float, rate: float = 0.0) -> float:
     the accuracy of ``bdtr`` (which is off by up to ~3·10⁻¹¹ for n ≳ 4,000, far beyond a fixed walk
     of a few thousand ULPs from a quantile estimate). Cost about 0.1 ms (``benchmarks/test_bench_planning.py``).
     Against the mathematical bound (high-precision incomplete beta) the returned value agrees to a
-    relative 10⁻⁸ for n ≤ 10⁶ (``tests/ctd_stats/test_planning_properties.py``).
+    relative 10⁻⁸ for n ≤ 10⁶ (``tests/unit/stats/test_planning_properties.py``).
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise CTDInputError(f"n must be a positive integer, got {n!r}")

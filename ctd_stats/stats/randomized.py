@@ -27,7 +27,7 @@ Where U comes from matters. The guarantee averages over U, so U must be drawn af
 calibration. With a *fixed* U (a seed written in a spec and reused at every recalibration) the
 violation probability is the conditional level F(k_U), which is F(k* + 1) > δ whenever U ≤ γ: for
 n = 20, B = 0.3, δ = 0.1 and seed 7 (U = 0.625 ≤ γ = 0.901) it is F(3) = 0.1071, and a simulation of
-40,000 calibrations with that seed shows it (``tests/ctd_stats/test_randomized.py``). Hence:
+40,000 calibrations with that seed shows it (``tests/unit/stats/test_randomized.py``). Hence:
 
 * by default (``seed=None``) U comes from operating-system entropy at each calibration
   (``numpy.random.SeedSequence()``); the certificate records that entropy, U and the provenance

@@ -38,7 +38,7 @@ of the procedure's outcome, not a confidence statement about a population parame
   score explains. Each null replicate m redraws y* and the expert and one split, giving Δ*_m. The
   p-value of the observed mean Δ is (1 + #{m : Δ*_m ≥ Δ_obs}) / (1 + M) per budget. It is
   conservative: Δ_obs is a mean over splits, whose spread is at most that of a single split's Δ (law
-  of total variance); ``tests/ctd_stats/study/test_controls_null.py`` checks by simulation that
+  of total variance); ``tests/unit/study/test_controls_null.py`` checks by simulation that
   tables drawn from H0 reject at most at the level (exact binomial tolerance) and that a planted
   gain is rejected.
 """
