@@ -33,7 +33,11 @@ def _run_cli(args: list[str], timeout: float = 60) -> tuple[int, str, float, int
         "import resource, sys\n"
         "from ctd_stats.cli.entry import main\n"
         "rc = main(sys.argv[1:])\n"
-        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        # VmHWM: this process's own peak (ru_maxrss keeps the forking parent's peak across exec,
+        # so under a large pytest process it reported the parent, not the CLI).
+        "hwm = [ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')]\n"
+        "peak = int(hwm[0]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print('PEAK', peak, file=sys.stderr)\n"
         "sys.exit(rc)\n"
     )
     t0 = time.perf_counter()
