@@ -29,7 +29,7 @@ from ctd_stats.certificate import (
 )
 from ctd_stats.curves import delegation_counts
 from ctd_stats.errors import CTDInputError
-from ctd_stats.ltt import Calibration, calibrate_budget
+from ctd_stats.ltt import Calibration, budget_threshold, calibrate_budget
 from ctd_stats.pareto import CascadeCalibration, CascadeData, calibrate_cascade
 from ctd_stats.pvalues import pvalue_function
 from ctd_stats.spec import CascadeSpec
@@ -241,6 +241,8 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
         return randomized_budget_threshold(
             data.ht_scores, budget, c.delta, seed, reproducible=c.reproducible
         )
+    if c.procedure == "fixed_sequence":  # the full grid's τ̂ by selection: O(n), no sort
+        return budget_threshold(data.ht_scores, budget, c.delta, pvalue=c.pvalue)
     return calibrate_budget(data.ht_scores, budget, c.delta, procedure=c.procedure, pvalue=c.pvalue)
 
 
@@ -269,6 +271,8 @@ def _recorded(cal: Calibration, order: NDArray[np.int64]) -> tuple[list[int], Te
     them would cost memory and megabytes of JSON for nothing a verifier needs.
     """
     budget_chain = cal.procedure == "fixed_sequence" and getattr(cal, "error_level", None) is None
+    if budget_chain and cal.extras.get("family") == "boundary":  # only the deciding pair was tested
+        return [int(i) for i in order], "fixed_sequence_boundary"
     if not budget_chain or len(order) <= MAX_RECORDED_TESTS:
         return [int(i) for i in order], "all"
     rejected = np.asarray(cal.certified)[order]

@@ -58,3 +58,29 @@ def test_exact_forms_match_simulation(n, budget):
     k = certified_count(n, budget, delta)
     sd = np.sqrt(stats.beta.var(k + 1, n - k) / trials)
     assert abs(res.mean_realized_rate - expected_rate(n, budget, delta)) < 4 * sd
+
+
+def test_cli_budget_only_uses_the_selection_path_and_equals_the_sorted_path(tmp_path, table_tools):
+    """`ctd calibrate` with `pareto: false` (issue 20): O(n) selection, same τ̂ as the sorted full grid."""
+    from ctd_stats.certificate import load_certificate
+    from ctd_stats.cli import main
+    from ctd_stats.spec import load_spec
+
+    score_frame, write_frame = table_tools
+    frame = score_frame(3000)
+    frame["dv_score"] = frame["dv_score"].round(2)  # ties
+    write_frame(frame, tmp_path / "t.parquet")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "data: {table: t.parquet}\ncalibration: {budget: [0.1, 0.3], pareto: false}\n"
+        "outputs: {directory: out, formats: [json, md]}\n"
+    )
+    assert main(["calibrate", str(spec)]) == 0
+    cert = load_certificate(tmp_path / "out" / "certificate.json")
+    table = load_spec(spec).load_table()
+    ht = table.expert().dv_score[table.mask("ht")]
+    for r in cert.results:
+        sorted_path = calibrate_budget(ht, r.budget, r.delta)
+        assert r.threshold == sorted_path.threshold
+        assert r.tested_scope == "fixed_sequence_boundary" and len(r.tested) <= 2
+    assert "p-value" in (tmp_path / "out" / "report.md").read_text()
