@@ -73,9 +73,11 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     path = directory / MANIFEST
     if not path.is_file() or path.is_symlink():
         return None
+    from ctd_stats.input_files import SIDECAR, read_capped_bytes
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_capped_bytes(path, SIDECAR).decode("utf-8"))
+    except (CTDInputError, ValueError, RecursionError):  # unreadable, too large, not JSON, too deep
         return None
     if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
         return None
