@@ -271,9 +271,8 @@ def _recorded(cal: Calibration, order: NDArray[np.int64]) -> tuple[list[int], Te
     them would cost memory and megabytes of JSON for nothing a verifier needs.
     """
     budget_chain = cal.procedure == "fixed_sequence" and getattr(cal, "error_level", None) is None
-    if budget_chain and cal.extras.get("family") == "boundary":  # only the deciding pair was tested
-        return [int(i) for i in order], "fixed_sequence_boundary"
-    if not budget_chain or len(order) <= MAX_RECORDED_TESTS:
+    partial = cal.extras.get("family") in ("boundary", "boundary_window")  # not the whole chain
+    if not budget_chain or (len(order) <= MAX_RECORDED_TESTS and not partial):
         return [int(i) for i in order], "all"
     rejected = np.asarray(cal.certified)[order]
     first_fail = int(np.argmin(rejected)) if not rejected.all() else len(order)

@@ -84,3 +84,27 @@ def test_cli_budget_only_uses_the_selection_path_and_equals_the_sorted_path(tmp_
         assert r.threshold == sorted_path.threshold
         assert r.tested_scope == "fixed_sequence_boundary" and len(r.tested) <= 2
     assert "p-value" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("pvalue", ["binomial", "hb"])
+def test_full_grid_computes_pvalues_only_around_the_boundary(pvalue):
+    """Issue 20: full grid + fixed sequence over > 2,000 distinct scores: the same τ̂ and decisions as
+    testing every hypothesis, with p-values only for the 1,000 on each side of the boundary."""
+    from ctd_stats.fwer import FixedSequence
+    from ctd_stats.ltt import BOUNDARY_WINDOW
+    from ctd_stats.pvalues import pvalue_function
+
+    x = np.round(np.random.default_rng(5).normal(size=60_000), 3)  # ties, ~6,000 distinct
+    cal = calibrate_budget(x, 0.2, 0.1, pvalue=pvalue)
+    grid = np.unique(x)[::-1]
+    counts = (x.size - np.searchsorted(np.sort(x), grid, side="right")).astype(np.int64)
+    p_all = pvalue_function(pvalue)(counts, x.size, 0.2)
+    rej_all = FixedSequence().reject(p_all, 0.1)
+    assert cal.threshold == grid[rej_all].min() == budget_threshold(x, 0.2, 0.1, pvalue=pvalue).threshold
+    assert cal.extras["family"] == "boundary_window" and cal.extras["grid_size"] == grid.size
+    assert cal.thresholds.size == 2 * BOUNDARY_WINDOW
+    lo = int(np.flatnonzero(grid == cal.thresholds[0])[0])
+    window = slice(lo, lo + cal.thresholds.size)
+    np.testing.assert_array_equal(cal.pvalues, p_all[window])
+    np.testing.assert_array_equal(cal.certified, rej_all[window])
+    assert cal.certified.any() and not cal.certified.all()
