@@ -307,8 +307,9 @@ def _prepare(directory: Path) -> None:
     if directory.is_symlink() and not directory.exists():
         raise CTDInputError(f"{directory}: is a dangling symlink; choose an output folder")
     if directory.exists() and not directory.is_dir():
+        what = "a file" if directory.is_file() else "not a folder (a device, FIFO or socket)"
         raise CTDInputError(
-            f"{directory}: exists and is a file; give a folder for the outputs (ctd never replaces a "
+            f"{directory}: exists and is {what}; give a folder for the outputs (ctd never replaces a "
             "file by a folder)"
         )
     try:

@@ -167,7 +167,7 @@ def test_certificate_from_a_device_is_refused(capsys) -> None:
         main(["audit", "--certificate", "/dev/zero", "--log", "/dev/null", "--budget", "0.3"])
         == EXIT_BAD_INPUT
     )
-    assert "/dev/zero" in capsys.readouterr().err
+    assert "/dev/zero: is a character device" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ table validation
@@ -297,3 +297,20 @@ def test_deeply_nested_json_is_bad_input_not_a_crash(tmp_path: Path, capsys) -> 
     )
     err = capsys.readouterr().err
     assert "internal error" not in err and f"{deep_log}:1:" in err, err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_output_folder_that_is_a_fifo_or_device_is_named_as_such(
+    make_table, tmp_path: Path, capsys
+) -> None:
+    """Before: -o /dev/null or a FIFO was refused as 'exists and is a file'."""
+    make_table()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "data: {table: scores.parquet}\ncalibration: {pareto: false}\n", encoding="utf-8"
+    )
+    fifo = tmp_path / "out"
+    os.mkfifo(fifo)
+    for target in (fifo, Path("/dev/null")):
+        assert main(["calibrate", str(spec), "-o", str(target)]) == EXIT_BAD_INPUT
+        assert f"{target}: exists and is not a folder" in capsys.readouterr().err
