@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ctd_stats.commands.audit",
     "ctd_stats.commands.schema",
     "ctd_stats.commands.serve",
+    "ctd_stats.commands.completion",
 )
 
 
