@@ -430,8 +430,8 @@ class DecisionLog:
                     fut.set_result(results[i])
             self._flushing = False
             return
-        fut = loop.run_in_executor(self._writer, self._commit, batch)
-        fut.add_done_callback(lambda f: self._committed(loop, batch, f))
+        commit = loop.run_in_executor(self._writer, self._commit, batch)
+        commit.add_done_callback(lambda f: self._committed(loop, batch, f))
 
     def _committed(
         self,
