@@ -1,16 +1,21 @@
 """Load benchmark of ``ctd serve`` in scores-only mode on loopback (bounded in count and time).
 
-Starts the real server (uvicorn, one process, SQLite log with synchronous=FULL) on a free loopback
-port, drives it from ``--clients`` keep-alive connections, and prints, for single decisions
-(``POST /v1/decide``) and for batches (``POST /v1/decide/batch``): decisions per second and the
-p50/p99 request latency. It then checks the log: every acknowledged request id exactly once, no
-other row (zero lost, zero duplicated). Prints one JSON object on stdout; exits 1 on a lost or
-duplicated row.
+Starts the real server (uvicorn, one process, SQLite log) with ``--sync full`` (fsync at every
+group commit) on loopback port ``--port``, a *bare* FastAPI/uvicorn endpoint on ``--port + 1`` (same
+request model, same uvicorn settings, no token, no log, no monitor) and the server with
+``--sync normal`` (durable against ``kill -9``, not power loss) on ``--port + 2``; drives them from
+``--clients`` keep-alive connections in alternating rounds, and prints, for single decisions
+(``POST /v1/decide``) on all three and for batches (``POST /v1/decide/batch``) on the ``full``
+gateway: decisions per second and the p50/p99 request latency, and the ratios gateway / bare
+measured in the same run. It then checks the log: every
+acknowledged request id exactly once, no other row (zero lost, zero duplicated). Prints one JSON
+object on stdout; exits 1 on a lost or duplicated row.
 
-    python benchmarks/serve_load.py                       # defaults: 8 clients, 20 s cap per phase
-    python benchmarks/serve_load.py --requests 2000 --batch 64
+    python benchmarks/serve_load.py --port 18080          # defaults: 8 clients, 20 s cap per phase
+    python benchmarks/serve_load.py --port 18080 --requests 2000 --batch 64
 
-Client and server share the machine's cores, so the figures are a lower bound for the server alone.
+Client and server share the machine's cores, so the figures are a lower bound for the server alone;
+compare the ratio, not the absolute rates, across machines.
 """
 
 from __future__ import annotations
@@ -62,13 +67,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(cert: Path, db: Path, port: int) -> subprocess.Popen[bytes]:
+def bare_server(port: int) -> None:
+    """The reference: FastAPI + uvicorn, the gateway's request model, a fixed-shape answer."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from serve.schemas import DecideRequest
+
+    globals()["DecideRequest"] = DecideRequest  # the annotation below is resolved in globals
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/v1/decide")
+    async def decide(req: DecideRequest) -> dict[str, Any]:
+        return {
+            "request_id": req.request_id,
+            "verdict": "safe",
+            "probability": req.probe_prob,
+            "delegated": bool((req.dv_score or 0.0) > 0.5),
+            "outcome": "probe",
+        }
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def start_server(
+    cert: Path, db: Path, port: int, bare: bool = False, sync: str = "full"
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CTD_SERVE_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "ctd_stats.cli", "serve", "--certificate", str(cert),
-           "--db", str(db), "--port", str(port), "--max-batch", "1024"]  # fmt: skip
+    if bare:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "ctd_stats.cli", "serve", "--certificate", str(cert),
+               "--db", str(db), "--port", str(port), "--max-batch", "1024", "--sync", sync]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server on port {port} exited with {proc.returncode}")
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             c.request("GET", "/healthz")
@@ -140,43 +179,102 @@ def phase(
         "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 2) if lat.size else None,
         "p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 2) if lat.size else None,
         "acked": acked,
+        "latencies": lat,
+    }
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One phase's figures from its rounds (rates from summed counts and times)."""
+    lat = np.concatenate([p.pop("latencies") for p in parts])
+    decisions = sum(p["decisions"] for p in parts)
+    seconds = sum(p["seconds"] for p in parts)
+    return {
+        "phase": parts[0]["phase"],
+        "batch": parts[0]["batch"],
+        "rounds": len(parts),
+        "requests": int(lat.size),
+        "decisions": decisions,
+        "seconds": round(seconds, 3),
+        "decisions_per_s": round(decisions / seconds, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 2) if lat.size else None,
+        "p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 2) if lat.size else None,
+        "acked": [r for p in parts for r in p["acked"]],
     }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="gateway (--sync full) port; the bare endpoint uses +1, the --sync normal gateway +2",
+    )
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--requests", type=int, default=3000, help="single-decision requests")
+    ap.add_argument("--requests", type=int, default=3000, help="single-decision requests per round")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating bare/gateway rounds")
     ap.add_argument("--batch-requests", type=int, default=300, help="batch requests")
     ap.add_argument("--batch", type=int, default=64, help="decisions per batch request")
     ap.add_argument("--seconds", type=float, default=20.0, help="time cap per phase")
+    ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.bare_server is not None:
+        bare_server(args.bare_server)
+        return 0
+    if args.port is None or not 1 <= args.port <= 65533:
+        raise SystemExit("--port must be in 1-65533 (the benchmark also uses --port + 1 and + 2)")
     with tempfile.TemporaryDirectory() as tmp:
         cert = write_certificate(Path(tmp) / "certificate.json")
-        db = Path(tmp) / "gateway.db"
-        port = free_port()
-        proc = start_server(cert, db, port)
+        dbs = {"full": Path(tmp) / "full.db", "normal": Path(tmp) / "normal.db"}
+        ports = {"full": args.port, "bare": args.port + 1, "normal": args.port + 2}
+        procs: list[subprocess.Popen[bytes]] = []
+        parts: dict[str, list[dict[str, Any]]] = {"bare": [], "full": [], "normal": []}
         try:
-            single = phase(port, "single", args.requests, 1, args.clients, args.seconds)
+            procs.append(start_server(cert, dbs["full"], ports["full"]))
+            procs.append(start_server(cert, dbs["full"], ports["bare"], bare=True))
+            procs.append(start_server(cert, dbs["normal"], ports["normal"], sync="normal"))
+            for r in range(args.rounds):
+                for name in ("bare", "full", "normal"):
+                    parts[name].append(
+                        phase(
+                            ports[name], f"{name}{r}", args.requests, 1, args.clients, args.seconds
+                        )
+                    )
             batched = phase(
-                port, "batch", args.batch_requests, args.batch, args.clients, args.seconds
+                ports["full"], "batch", args.batch_requests, args.batch, args.clients, args.seconds
             )
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
-        con = sqlite3.connect(db)
-        ids = [r[0] for r in con.execute("SELECT request_id FROM decisions")]
-        con.close()
-    acked = set(single.pop("acked")) | set(batched.pop("acked"))
-    logged = set(ids)
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                p.wait(timeout=60)
+        ids: dict[str, list[str]] = {}
+        for name, db in dbs.items():
+            con = sqlite3.connect(db)
+            ids[name] = [r[0] for r in con.execute("SELECT request_id FROM decisions")]
+            con.close()
+    merged = {name: _merge(ps) for name, ps in parts.items()}
+    batched.pop("latencies")
+    acked = {
+        "full": set(merged["full"].pop("acked")) | set(batched.pop("acked")),
+        "normal": set(merged["normal"].pop("acked")),
+    }
+    merged["bare"].pop("acked")
+    lost = sum(len(acked[n] - set(ids[n])) for n in acked)
+    duplicated = sum(len(ids[n]) - len(set(ids[n])) for n in acked)
+    bare_rate = merged["bare"]["decisions_per_s"]
     report = {
         "machine": f"{os.cpu_count()} cores (shared with the load generator)",
-        "single": single,
-        "batch": batched,
-        "log_rows": len(ids),
-        "lost": len(acked - logged),
-        "duplicated": len(ids) - len(logged),
-        "unacknowledged_rows": len(logged - acked),
+        "single_sync_full": merged["full"],
+        "single_sync_normal": merged["normal"],
+        "bare_fastapi": merged["bare"],
+        "ratio_full_vs_bare": round(merged["full"]["decisions_per_s"] / bare_rate, 3),
+        "ratio_normal_vs_bare": round(merged["normal"]["decisions_per_s"] / bare_rate, 3),
+        "batch_sync_full": batched,
+        "log_rows": {n: len(v) for n, v in ids.items()},
+        "lost": lost,
+        "duplicated": duplicated,
+        "unacknowledged_rows": sum(len(set(ids[n]) - acked[n]) for n in acked),
     }
     print(json.dumps(report, indent=2))
     return 0 if report["lost"] == 0 and report["duplicated"] == 0 else 1

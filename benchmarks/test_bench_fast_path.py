@@ -38,3 +38,31 @@ def test_budget_threshold_memory_1e7():
     tracemalloc.stop()
     print(f"\npeak extra memory {peak / x.nbytes:.2f}x the input")
     assert peak <= 2 * x.nbytes
+
+
+def test_ratios_against_np_sort_1e7():
+    """Issue 20: 10⁷ scores, each path's time as a ratio to ``np.sort`` of the same array, one run.
+
+    ``budget_threshold`` (what ``ctd calibrate`` runs for budget-only fixed-sequence specs) must cost
+    less than one sort; the full-grid ``calibrate_budget`` sorts and computes p-values only around
+    the boundary. Measured on the shared 2-core machine, same run: sort 0.12 s, budget_threshold
+    0.04 s (0.35×), calibrate_budget 0.20 s (1.6×; under load 0.44 / 0.08 / 1.20 s). Before (every
+    p-value computed): calibrate_budget 6.6 s against a 0.97 s sort (6.8×).
+    """
+    x = np.random.default_rng(1).random(10**7)
+    t0 = time.perf_counter()
+    np.sort(x)
+    t_sort = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = budget_threshold(x, 0.3, 0.1)
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    full = calibrate_budget(x, 0.3, 0.1)
+    t_full = time.perf_counter() - t0
+    assert fast.threshold == full.threshold
+    print(
+        f"\nn = 10^7: np.sort {t_sort:.2f} s; budget_threshold {t_fast:.2f} s "
+        f"({t_fast / t_sort:.2f}x sort); calibrate_budget {t_full:.2f} s ({t_full / t_sort:.1f}x sort)"
+    )
+    assert t_fast <= t_sort
+    assert t_full <= 4 * t_sort  # sort + O(n): ~1.6x on an idle machine

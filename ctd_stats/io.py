@@ -135,6 +135,8 @@ def first_bad_json_line(path: Path, skip_records: int) -> tuple[int | None, str]
                 obj = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
                 return number, f"{exc.msg} at column {exc.colno}"
+            except RecursionError:
+                return number, "JSON nested too deeply"
             if not isinstance(obj, dict):
                 return number, f"expected a JSON object, got {type(obj).__name__}"
     return None, ""

@@ -103,46 +103,144 @@ class GuardMiddleware:
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await self._refuse(send, 413, f"request body over {self.max_body} bytes")
             return
-        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
-            # A body without Content-Length (chunked) is read here, up to the limit, then replayed.
-            chunks: list[bytes] = []
-            seen, more = 0, True
-            while more:
-                msg = await receive()
-                if msg["type"] != "http.request":
-                    return
-                chunks.append(msg.get("body", b""))
-                seen += len(chunks[-1])
-                more = bool(msg.get("more_body"))
-                if seen > self.max_body:
-                    await self._refuse(send, 413, f"request body over {self.max_body} bytes")
-                    return
-            body = b"".join(chunks)
-            sent = False
-
-            async def replay() -> Message:
-                nonlocal sent
-                if sent:
-                    return await receive()
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            await self.app(scope, replay, send)
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self._guarded(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        # The body is read here while it streams in, counted against the limit before anything
+        # parses it (chunked bodies have no Content-Length to check up front).
+        chunks: list[bytes] = []
+        seen, more = 0, True
+        while more:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return
+            chunks.append(msg.get("body", b""))
+            seen += len(chunks[-1])
+            more = bool(msg.get("more_body"))
+            if seen > self.max_body:
+                await self._refuse(send, 413, f"request body over {self.max_body} bytes")
+                return
+        body = b"".join(chunks)
+        handler = FAST_PATHS.get(path) if scope["method"] == "POST" else None
+        if handler is not None:  # the decision endpoints, without the framework's routing
+            try:
+                status, content, extra = await handler(self.gateway, body)
+            except Exception as exc:
+                log.error("request failed: %s: %s", type(exc).__name__, exc)
+                status, content, extra = 500, {"detail": INTERNAL}, None
+                self.gateway.metrics.count_rejected(500)
+            await _send_json(send, status, content, extra)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self._guarded(scope, replay, send)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; an unexpected error becomes a JSON 500 (when no answer was started)."""
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("request failed: %s: %s", type(exc).__name__, exc)
+            if started:
+                raise
+            self.gateway.metrics.count_rejected(500)
+            await _send_json(send, 500, {"detail": INTERNAL})
 
     async def _refuse(
         self, send: Send, status: int, detail: str, extra: dict[str, str] | None = None
     ) -> None:
         self.gateway.metrics.count_rejected(status)
-        body = json.dumps({"detail": detail}).encode()
-        head = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        head += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
-        await send({"type": "http.response.start", "status": status, "headers": head})
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, status, {"detail": detail}, extra)
+
+
+INTERNAL = "internal error: the request was not decided (nothing acknowledged)"
+Handled = tuple[int, Any, dict[str, str] | None]
+
+
+async def _send_json(
+    send: Send, status: int, content: Any, extra: dict[str, str] | None = None
+) -> None:
+    body = json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    head += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _invalid(gateway: Gateway, errors: list[dict[str, Any]]) -> Handled:
+    gateway.metrics.count_rejected(422)
+    return 422, {"detail": errors}, None
+
+
+async def _decided(gateway: Gateway, reqs: list[DecideRequest], batch: bool) -> Handled:
+    """Run the gateway; its refusals become their status codes."""
+    try:
+        out = await gateway.decide(reqs, batch=batch)
+    except InputError as exc:
+        return _invalid(
+            gateway, [{"loc": ["body", *exc.loc], "msg": exc.msg, "type": "value_error"}]
+        )
+    except IdConflict as exc:
+        gateway.metrics.count_rejected(409)
+        return 409, {"detail": str(exc), "request_id": exc.request_id}, None
+    except ExpertUnavailable as exc:
+        body = {"detail": str(exc), "decisions": [d.model_dump() for d in exc.decisions]}
+        return 503, body, {"retry-after": "5"}
+    if batch:
+        return 200, {"decisions": [d.model_dump() for d in out]}, None
+    return 200, out[0].model_dump(), None
+
+
+async def handle_decide(gateway: Gateway, body: bytes) -> Handled:
+    """``POST /v1/decide``."""
+    try:
+        req = DecideRequest.model_validate_json(body)
+    except ValidationError as exc:
+        return _invalid(gateway, _loc_errors(exc, ["body"]))
+    return await _decided(gateway, [req], batch=False)
+
+
+async def handle_batch(gateway: Gateway, body: bytes) -> Handled:
+    """``POST /v1/decide/batch``: the item count is checked before any item is validated."""
+    limit = gateway.config.max_batch
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _invalid(
+            gateway, [{"loc": ["body"], "msg": f"invalid JSON ({exc})", "type": "json_invalid"}]
+        )
+    items = raw.get("items") if isinstance(raw, dict) else None
+    if isinstance(items, list) and len(items) > limit:
+        gateway.metrics.count_rejected(413)
+        detail = [{"loc": ["body", "items"], "msg": f"at most {limit} items per batch",
+                   "type": "too_long"}]  # fmt: skip
+        return 413, {"detail": detail}, None
+    try:
+        req = BatchRequest.model_validate(raw)
+    except ValidationError as exc:
+        return _invalid(gateway, _loc_errors(exc, ["body"]))
+    return await _decided(gateway, req.items, batch=True)
+
+
+FAST_PATHS: dict[str, Callable[[Gateway, bytes], Awaitable[Handled]]] = {
+    "/v1/decide": handle_decide,
+    "/v1/decide/batch": handle_batch,
+}
 
 
 def _loc_errors(exc: ValidationError, prefix: list[str | int]) -> list[dict[str, Any]]:
@@ -180,7 +278,6 @@ def create_app(gateway: Gateway, token: Token, admin_token: Token | None = None)
         redoc_url=None,
         openapi_url=None,
     )
-    limit = gateway.config.max_batch
 
     def invalid(errors: list[dict[str, Any]]) -> Response:
         gateway.metrics.count_rejected(422)
@@ -216,14 +313,6 @@ def create_app(gateway: Gateway, token: Token, admin_token: Token | None = None)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         return _json({"detail": exc.detail}, exc.status_code, dict(exc.headers or {}))
 
-    @app.exception_handler(Exception)
-    async def _internal(_: Request, exc: Exception) -> Response:
-        gateway.metrics.count_rejected(500)
-        log.error("request failed: %s: %s", type(exc).__name__, exc)
-        return _json(
-            {"detail": "internal error: the request was not decided (nothing acknowledged)"}, 500
-        )
-
     @app.get("/healthz")
     async def healthz() -> Response:
         return _json({"status": "ok"})
@@ -234,47 +323,6 @@ def create_app(gateway: Gateway, token: Token, admin_token: Token | None = None)
         if ok:
             return _json({"status": "ready"})
         return _json({"status": "not ready", "detail": reason}, 503)
-
-    @app.post("/v1/decide")
-    async def decide(request: Request) -> Response:
-        body = await request.body()
-        try:
-            req = DecideRequest.model_validate_json(body)
-        except ValidationError as exc:
-            return invalid(_loc_errors(exc, ["body"]))
-        (d,) = await gateway.decide([req])
-        return _json(d.model_dump())
-
-    @app.post("/v1/decide/batch")
-    async def decide_batch(request: Request) -> Response:
-        body = await request.body()
-        try:
-            raw = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return invalid(
-                [{"loc": ["body"], "msg": f"invalid JSON ({exc})", "type": "json_invalid"}]
-            )
-        items = raw.get("items") if isinstance(raw, dict) else None
-        if isinstance(items, list) and len(items) > limit:  # refused before validating any item
-            gateway.metrics.count_rejected(413)
-            return _json(
-                {
-                    "detail": [
-                        {
-                            "loc": ["body", "items"],
-                            "msg": f"at most {limit} items per batch",
-                            "type": "too_long",
-                        }
-                    ]
-                },
-                413,
-            )
-        try:
-            req = BatchRequest.model_validate(raw)
-        except ValidationError as exc:
-            return invalid(_loc_errors(exc, ["body"]))
-        out = await gateway.decide(req.items, batch=True)
-        return _json({"decisions": [d.model_dump() for d in out]})
 
     @app.get("/v1/budget")
     async def budget() -> Response:

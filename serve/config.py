@@ -18,6 +18,7 @@ ADMIN_TOKEN_ENV = "CTD_SERVE_ADMIN_TOKEN"
 MIN_TOKEN_CHARS = 16
 
 ExpertFailure = Literal["probe", "503"]
+Sync = Literal["full", "normal"]
 OnAlarm = Literal["never-delegate", "continue"]
 
 
@@ -36,7 +37,9 @@ class GatewayConfig:
     scores_only : bool
         Accept only ``probe_prob``/``dv_score`` inputs (no text scoring at the gateway).
     expert_failure : {"probe", "503"}
-        When the expert times out or fails: answer with the probe (fail closed) or return 503.
+        When the expert times out or fails: answer with the probe's verdict (the weaker model:
+        the input is decided without the expert) or return 503 (the input is not decided; the
+        client retries).
     on_alarm : {"never-delegate", "continue"}
         What the budget monitor's alarm does: stop delegating until ``POST /v1/admin/reset``, or
         only report it.
@@ -48,6 +51,9 @@ class GatewayConfig:
         Longest wait for the expert per request.
     max_batch, max_body_bytes, max_text_chars : int
         Input limits (413 / 422 beyond them).
+    sync : {"full", "normal"}
+        Commit durability of the decision log (:data:`serve.decisionlog.SYNC_MODES`): ``full``
+        survives power loss, ``normal`` survives any crash of the process (``kill -9``).
     """
 
     certificate: Path
@@ -63,6 +69,7 @@ class GatewayConfig:
     max_batch: int = 256
     max_body_bytes: int = 1 << 20
     max_text_chars: int = 20_000
+    sync: Sync = "full"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:

@@ -15,10 +15,12 @@ Why SQLite (in WAL mode) and not a file of JSON lines or DuckDB:
   a crash never leaves a stale lock. Several replicas need one log each.
 
 Throughput comes from **group commit without a per-request thread hand-off**: requests append their
-rows to a list owned by the event loop; one commit at a time runs on a single writer thread, taking
-every request queued since the previous commit, inserting them in one transaction and fsyncing once;
-its completion resolves all the waiting requests in the loop. There is one thread hand-off per
-commit, not per request (the hand-off per request was the bottleneck: issue 19).
+rows to a list owned by the event loop; one commit at a time takes every request queued since the
+previous commit, inserts them in one transaction and syncs once; its completion resolves all the
+waiting requests in the loop. With ``sync="full"`` (fsync per commit) the commit runs on a single
+writer thread, one hand-off per commit, not per request (the hand-off per request was the
+bottleneck: issue 19); with ``sync="normal"`` the commit does not wait for the disk and runs on the
+loop itself (no hand-off at all).
 
 **Idempotency bound to content.** ``request_id`` is UNIQUE and stored with ``payload_sha256``, the
 SHA-256 of the request's canonical payload (:func:`payload_digest`). A request whose id is logged
@@ -196,10 +198,18 @@ def acquire_writer_lock(db: Path) -> int:
     return fd
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+#: ``--sync`` modes: ``full`` fsyncs the WAL at every group commit (an acknowledged decision
+#: survives a crash of the process *and* of the machine); ``normal`` writes the WAL at every commit
+#: but fsyncs only at checkpoints (an acknowledged decision survives ``kill -9`` and any crash of the
+#: process, since the write is in the OS page cache; a power cut or kernel crash can lose the last
+#: commits before the next checkpoint).
+SYNC_MODES: Final = {"full": "FULL", "normal": "NORMAL"}
+
+
+def _connect(path: Path, sync: str = "full") -> sqlite3.Connection:
     con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
+    con.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
     con.execute("PRAGMA busy_timeout=30000")
     return con
 
@@ -257,6 +267,8 @@ class DecisionLog:
         use, and a mismatch on reopening is an error (one log audits against one certified rule).
     on_commit : callable, optional
         Called in the writer thread, in commit order, with each committed batch of new rows.
+    sync : {"full", "normal"}
+        Durability of a commit (:data:`SYNC_MODES`); ``full`` by default.
     checkpoint : callable, optional
         Called in the writer thread inside every commit's transaction, before the new rows are
         seen by ``on_commit``; returns ``(after_seq, state)`` to store in ``monitor_checkpoint``,
@@ -276,13 +288,16 @@ class DecisionLog:
         identity: dict[str, str],
         on_commit: Callable[[list[LoggedDecision]], None] | None = None,
         checkpoint: Callable[[], tuple[int, str] | None] | None = None,
+        sync: str = "full",
     ) -> None:
+        if sync not in SYNC_MODES:
+            raise CTDInputError(f"sync must be one of {sorted(SYNC_MODES)}, got {sync!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = acquire_writer_lock(self.path)
         try:
             try:
-                self._con = _connect(self.path)
+                self._con = _connect(self.path, sync)
                 self._con.executescript(SCHEMA)
                 self._check_identity(identity)
             except sqlite3.DatabaseError as exc:
@@ -297,6 +312,13 @@ class DecisionLog:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctd-decision-log")
         self._pending: list[_Request] = []
         self._flushing = False
+        #: With ``sync="normal"`` a commit does not wait for the disk (microseconds): it runs on
+        #: the event loop itself. With ``"full"`` it waits for an fsync (milliseconds), so it runs
+        #: on the writer thread while the loop keeps parsing the next requests.
+        self.inline = sync == "normal"
+        #: Serialises transactions on the write connection (the loop's inline commits, the writer
+        #: thread's commits, probes and events).
+        self._con_lock = threading.RLock()
         self._closed = False
         self.commits = 0
         #: Commits that failed (disk full, I/O error, ...): ``ctd_log_write_failures_total``.
@@ -371,8 +393,26 @@ class DecisionLog:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
-        fut = loop.run_in_executor(self._writer, self._commit, batch)
-        fut.add_done_callback(lambda f: self._committed(loop, batch, f))
+        if self.inline:  # no fsync to wait for: commit on the loop, no thread hand-off at all
+            results: list[CommitResult] | None = None
+            error: BaseException | None = None
+            try:
+                results = self._commit(batch)
+            except Exception as exc:
+                error = exc
+            for i, req in enumerate(batch):
+                fut = req.future
+                if fut is None or fut.done():
+                    continue
+                if error is not None:
+                    fut.set_exception(error)
+                else:
+                    assert results is not None
+                    fut.set_result(results[i])
+            self._flushing = False
+            return
+        commit = loop.run_in_executor(self._writer, self._commit, batch)
+        commit.add_done_callback(lambda f: self._committed(loop, batch, f))
 
     def _committed(
         self,
@@ -410,6 +450,7 @@ class DecisionLog:
         con = self._con
         results: list[CommitResult] = []
         fresh: list[LoggedDecision] = []
+        self._con_lock.acquire()
         try:
             con.execute("BEGIN IMMEDIATE")
             if self._checkpoint is not None:
@@ -435,6 +476,8 @@ class DecisionLog:
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.error("decision log commit failed: %s", self.last_error)
             raise
+        finally:
+            self._con_lock.release()
         self.commits += 1
         self.last_success = time.monotonic()
         if self._on_commit is not None and fresh:
@@ -483,6 +526,10 @@ class DecisionLog:
 
         def beat() -> None:
             con = self._con
+            with self._con_lock:
+                _beat(con)
+
+        def _beat(con: sqlite3.Connection) -> None:
             try:
                 con.execute("BEGIN IMMEDIATE")
                 con.execute(
@@ -515,7 +562,10 @@ class DecisionLog:
         """Append an operator event (alarm, reset) to ``gateway_events`` after the logged rows."""
 
         def put() -> None:
-            con = self._con
+            with self._con_lock:
+                _put(self._con)
+
+        def _put(con: sqlite3.Connection) -> None:
             try:
                 con.execute("BEGIN IMMEDIATE")
                 (last,) = con.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {DECISIONS_TABLE}").fetchone()

@@ -152,7 +152,11 @@ class Gateway:
         }
         self._checkpointed = 0
         self.log = DecisionLog(
-            config.db, identity, on_commit=self._observe, checkpoint=self._checkpoint
+            config.db,
+            identity,
+            on_commit=self._observe,
+            checkpoint=self._checkpoint,
+            sync=config.sync,
         )
         try:
             self._restore()

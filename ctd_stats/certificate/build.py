@@ -30,7 +30,7 @@ from ctd_stats.certificate.model import (
 from ctd_stats.errors import CTDInputError
 from ctd_stats.spec.cascade_spec import CascadeSpec
 from ctd_stats.stats.curves import delegation_counts
-from ctd_stats.stats.ltt import Calibration, calibrate_budget
+from ctd_stats.stats.ltt import Calibration, budget_threshold, calibrate_budget
 from ctd_stats.stats.pareto import CascadeCalibration, CascadeData, calibrate_cascade
 from ctd_stats.stats.pvalues import pvalue_function
 from ctd_stats.table.score_table import ScoreTable
@@ -241,6 +241,8 @@ def calibrate_one(spec: CascadeSpec, data: ExpertData, budget: float) -> Calibra
         return randomized_budget_threshold(
             data.ht_scores, budget, c.delta, seed, reproducible=c.reproducible
         )
+    if c.procedure == "fixed_sequence":  # the full grid's τ̂ by selection: O(n), no sort
+        return budget_threshold(data.ht_scores, budget, c.delta, pvalue=c.pvalue)
     return calibrate_budget(data.ht_scores, budget, c.delta, procedure=c.procedure, pvalue=c.pvalue)
 
 
@@ -269,7 +271,8 @@ def _recorded(cal: Calibration, order: NDArray[np.int64]) -> tuple[list[int], Te
     them would cost memory and megabytes of JSON for nothing a verifier needs.
     """
     budget_chain = cal.procedure == "fixed_sequence" and getattr(cal, "error_level", None) is None
-    if not budget_chain or len(order) <= MAX_RECORDED_TESTS:
+    partial = cal.extras.get("family") in ("boundary", "boundary_window")  # not the whole chain
+    if not budget_chain or (len(order) <= MAX_RECORDED_TESTS and not partial):
         return [int(i) for i in order], "all"
     rejected = np.asarray(cal.certified)[order]
     first_fail = int(np.argmin(rejected)) if not rejected.all() else len(order)

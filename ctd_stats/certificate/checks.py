@@ -258,6 +258,8 @@ def load_certificate(
         raise CTDInputError(f"{p}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
     except ValueError as exc:
         raise CTDInputError(f"{p}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise CTDInputError(f"{p}: invalid JSON: nested too deeply (not a ctd certificate)") from None
     if not isinstance(raw, dict):
         raise CTDInputError(f"{p}: expected a JSON object (a ctd certificate)")
     version = raw.get("schema_version")

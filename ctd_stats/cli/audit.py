@@ -31,7 +31,7 @@ def load_rule(path: str, budget: float | None = None, expert: str | None = None)
     """The deployed rule (threshold, budget, expert, score reference) of one certificate entry."""
     from ctd_stats.certificate.cascade import Cascade
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise CTDInputError(f"{path}: certificate not found")
     try:
         return Cascade.from_certificate(

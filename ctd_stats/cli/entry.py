@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ctd_stats.cli.audit",
     "ctd_stats.cli.schema",
     "ctd_stats.cli.serve",
+    "ctd_stats.cli.completion",
 )
 
 
@@ -162,11 +163,16 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
+#: Commands that keep SIGTERM's default action (the gateway: its server handles the signal itself,
+#: shuts down cleanly and re-raises it, and a supervisor expects the process to end by it).
+KEEP_DEFAULT_SIGTERM = frozenset({"serve"})
+
+
 @contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
+def _sigterm_unwinds(enabled: bool = True) -> Iterator[None]:
     """While the command runs, SIGTERM raises :class:`Terminated` instead of killing the process
     outright (only in the main thread, and only where SIGTERM still has its default action)."""
-    if threading.current_thread() is not threading.main_thread() or (
+    if not enabled or threading.current_thread() is not threading.main_thread() or (
         signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
     ):
         yield
@@ -180,8 +186,7 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ctd`` script; returns the process exit code (see :func:`_main`)."""
-    with _sigterm_unwinds():
-        return _main(argv)
+    return _main(argv)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
@@ -208,7 +213,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
             # *error*, such as an unknown command, is still exit 2).
             parser.print_help()
             return EXIT_OK
-        with one_line_warnings(quiet=verbosity < 0), _progress.verbosity(verbosity):
+        unwind = getattr(args, "command", None) not in KEEP_DEFAULT_SIGTERM
+        with (
+            _sigterm_unwinds(unwind),
+            one_line_warnings(quiet=verbosity < 0),
+            _progress.verbosity(verbosity),
+        ):
             return int(args.func(args))
     except CTDInputError as exc:
         return _fail(EXIT_BAD_INPUT, _one_line(exc), as_json, debug)

@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         expert_timeout_s=args.expert_timeout,
         max_batch=args.max_batch,
         max_body_bytes=args.max_body_bytes,
+        sync=args.sync,
     )
     if not config.certificate.is_file():
         raise CTDInputError(f"{config.certificate}: certificate not found")
@@ -252,6 +253,14 @@ def register(subparsers: Any) -> None:
         default=None,
         help="file holding the admin token for POST /v1/admin/reset (else env "
         "CTD_SERVE_ADMIN_TOKEN; without one the reset endpoint is disabled)",
+    )
+    p.add_argument(
+        "--sync",
+        choices=("full", "normal"),
+        default="full",
+        help="log durability: full = fsync at every group commit, an acknowledged decision "
+        "survives power loss (default); normal = survives any crash of the process (kill -9) but "
+        "a power cut may lose the last commits; several times the throughput on slow disks",
     )
     p.add_argument(
         "--keep-alive-timeout",

@@ -104,7 +104,16 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
     ncols = 3 if has_front else 2
     fig = MplFigure(figsize=(4.3 * ncols, 3.6), layout="constrained")
     axes = fig.subplots(1, ncols, squeeze=False)[0]
-    if cal is not None:
+    if cal is not None and "k_star" in cal.extras:  # O(n) selection path: redraw the full chain
+        from ctd_stats.stats.curves import SortedScores
+        from ctd_stats.stats.pvalues import pvalue_function
+
+        ss = SortedScores.from_scores(data.ht_scores, keep_order=False)
+        tested_t = ss.distinct_values()
+        counts = ss.delegation_counts(tested_t)
+        tested_p = pvalue_function(cal.pvalue_kind)(counts, ss.n, cal.budget)
+        rejected = counts <= int(cal.extras["k_star"])
+    elif cal is not None:
         tested_t = np.asarray(cal.thresholds, dtype=np.float64)
         tested_p = np.asarray(cal.pvalues, dtype=np.float64)
         rejected = np.asarray(cal.certified, dtype=bool)

@@ -74,9 +74,11 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     path = directory / MANIFEST
     if not path.is_file() or path.is_symlink():
         return None
+    from ctd_stats.input_files import SIDECAR, read_capped_bytes
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_capped_bytes(path, SIDECAR).decode("utf-8"))
+    except (CTDInputError, ValueError, RecursionError):  # unreadable, too large, not JSON, too deep
         return None
     if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
         return None
@@ -300,8 +302,9 @@ def _prepare(directory: Path) -> None:
     if directory.is_symlink() and not directory.exists():
         raise CTDInputError(f"{directory}: is a dangling symlink; choose an output folder")
     if directory.exists() and not directory.is_dir():
+        what = "a file" if directory.is_file() else "not a folder (a device, FIFO or socket)"
         raise CTDInputError(
-            f"{directory}: exists and is a file; give a folder for the outputs (ctd never replaces a "
+            f"{directory}: exists and is {what}; give a folder for the outputs (ctd never replaces a "
             "file by a folder)"
         )
     try:

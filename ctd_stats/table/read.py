@@ -148,7 +148,7 @@ def _json_dict(raw: bytes | None) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         return {}
     return parsed if isinstance(parsed, dict) else {}
 

@@ -140,7 +140,9 @@ def _probe(plan: Any, x: np.ndarray) -> Any:
     return SafetyProbe(c=0.05, seed=0).fit(torch.from_numpy(x[pt]), y[pt], list(SMOL_LAYERS))
 
 
-def precondition(plan: Any, x: np.ndarray, probe: Any, commit: bool) -> dict[str, Any]:
+def precondition(
+    plan: Any, x: np.ndarray, probe: Any, commit: bool, skip_fallback: str | None = None
+) -> dict[str, Any]:
     """Decide the weak expert on the real expert_train rows only (pre-registered P1-P3)."""
     import torch
     from demo_build.metrics import auroc
@@ -168,13 +170,17 @@ def precondition(plan: Any, x: np.ndarray, probe: Any, commit: bool) -> dict[str
         f"source with >= {MIN_SOURCE_ROWS} rows; P3 judge >= {MIN_JUDGE_AUROC}",
     }
     for model in JUDGES:
+        if model != JUDGES[0] and skip_fallback:
+            result["candidates"][model] = {"evaluated": False, "reason": skip_fallback}
+            _log(f"precondition {model}: not evaluated ({skip_fallback})")
+            continue
         judge = _Judge(model, commit)
         for lo in range(0, len(rows), SHARD_SIZE):
             t0 = time.perf_counter()
-            path = judge.run_block(rows.iloc[lo : lo + SHARD_SIZE])
-            if path is not None:
+            shard = judge.run_block(rows.iloc[lo : lo + SHARD_SIZE])
+            if shard is not None:
                 _log(
-                    f"{model} {path.name}: expert_train block of {min(SHARD_SIZE, len(rows) - lo)} in {time.perf_counter() - t0:.0f} s"
+                    f"{model} {shard.name}: expert_train block of {min(SHARD_SIZE, len(rows) - lo)} in {time.perf_counter() - t0:.0f} s"
                 )
         have = judge.have()
         lg = np.array([have[h][0] for h in rows["hash"]])
@@ -268,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         "--finalize-partial", action="store_true", help="only write the table from what is on disk"
     )
     ap.add_argument("--no-commit", action="store_true")
+    ap.add_argument(
+        "--skip-fallback", default=None, help="reason for not evaluating the fallback judge(s)"
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -300,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         probe = _probe(plan, x)
         _log(f"safety probe on {len(pt)} synthetic rows: layer {probe.layer}")
-        pre = precondition(plan, x, probe, commit)
+        pre = precondition(plan, x, probe, commit, args.skip_fallback)
         run_stream(plan, pre["chosen"], stop_at, commit)
         syn_et = plan[(plan["role"] == "expert_train") & ~plan["real"]]
         if dt.datetime.now(dt.UTC) + dt.timedelta(minutes=4) < stop_at:

@@ -72,9 +72,8 @@ def test_ray_audit_equals_local(ray_cluster: Any, tmp_path: Path, shuffle: bool)
 def test_ray_audit_cli(ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from tests.e2e.test_bad_inputs import _certificate
-
     from ctd_stats.cli.entry import main
+    from tests.e2e.test_bad_inputs import _certificate
 
     cert = _certificate(tmp_path)
     folder = _write_parts(_frame(400), tmp_path / "logs")

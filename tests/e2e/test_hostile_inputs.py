@@ -171,7 +171,7 @@ def test_certificate_from_a_device_is_refused(capsys) -> None:
         main(["audit", "--certificate", "/dev/zero", "--log", "/dev/null", "--budget", "0.3"])
         == EXIT_BAD_INPUT
     )
-    assert "/dev/zero" in capsys.readouterr().err
+    assert "/dev/zero: is a character device" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ table validation
@@ -275,3 +275,46 @@ def test_audit_log_that_is_a_fifo_or_a_device_is_named_as_such(tmp_path: Path, c
         assert main(args) == EXIT_BAD_INPUT
         err = capsys.readouterr().err
         assert f"{log}: {what}" in err, err
+
+
+def test_deeply_nested_json_is_bad_input_not_a_crash(tmp_path: Path, capsys) -> None:
+    """Before: a 200,000-deep JSON certificate, manifest.json or log line exited 3 (RecursionError)."""
+    from tests.e2e.test_bad_inputs import _certificate, _log
+
+    cert, log = _certificate(tmp_path), _log(tmp_path)
+    deep = "[" * 200_000 + "]" * 200_000
+    bomb = tmp_path / "deep.json"
+    bomb.write_text(deep, encoding="utf-8")
+    capsys.readouterr()
+    base = ["audit", "--budget", "0.3", "--out", str(tmp_path / "a")]
+    assert main([*base, "--certificate", str(bomb), "--log", str(log)]) == EXIT_BAD_INPUT
+    assert f"{bomb}: invalid JSON: nested too deeply" in capsys.readouterr().err
+    (cert.parent / "manifest.json").write_text(deep, encoding="utf-8")
+    assert main([*base, "--certificate", str(cert), "--log", str(log)]) in (0, 1)
+    deep_log = tmp_path / "deep.jsonl"
+    deep_log.write_text(
+        '{"timestamp": "2026-01-01T00:00:00Z", "dv_score": ' + deep + "}\n", encoding="utf-8"
+    )
+    assert (
+        main([*base, "--certificate", str(cert), "--log", str(deep_log), "--force"])
+        == EXIT_BAD_INPUT
+    )
+    err = capsys.readouterr().err
+    assert "internal error" not in err and f"{deep_log}:1:" in err, err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_output_folder_that_is_a_fifo_or_device_is_named_as_such(
+    make_table, tmp_path: Path, capsys
+) -> None:
+    """Before: -o /dev/null or a FIFO was refused as 'exists and is a file'."""
+    make_table()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "data: {table: scores.parquet}\ncalibration: {pareto: false}\n", encoding="utf-8"
+    )
+    fifo = tmp_path / "out"
+    os.mkfifo(fifo)
+    for target in (fifo, Path("/dev/null")):
+        assert main(["calibrate", str(spec), "-o", str(target)]) == EXIT_BAD_INPUT
+        assert f"{target}: exists and is not a folder" in capsys.readouterr().err

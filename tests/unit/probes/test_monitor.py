@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from tests.unit.probes.conftest import synthetic_texts
-from tests.unit.probes.test_pipeline import make_spec, patched  # noqa: F401  (fixture)
 
 from ctd_stats.errors import CTDInputError
 from probes.monitor import MANIFEST, TextMonitor, read_manifest
 from probes.pipeline import build_score_table
+from tests.unit.probes.conftest import synthetic_texts
+from tests.unit.probes.test_pipeline import make_spec, patched  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -57,11 +57,11 @@ def test_bad_bundles_are_input_errors(bundle, tmp_path):
 def test_gateway_decides_on_texts_with_the_monitor(bundle, tmp_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
-    from tests.unit.serve.gateway_fixtures import TOKEN, write_certificate
 
     from serve.app import create_app
     from serve.config import GatewayConfig, Token
     from serve.gateway import Gateway
+    from tests.unit.serve.gateway_fixtures import TOKEN, write_certificate
 
     directory, frame = bundle
     monitor = TextMonitor(directory)

@@ -41,3 +41,14 @@ def make_client(tmp_path: Path, certificate: Path) -> Iterator[Any]:
     yield make
     for c in clients:
         c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Any]]:
+    """Real gateway processes started by a test (objects with ``proc``); killed at the end."""
+    started: list[Any] = []
+    yield started
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()

@@ -33,11 +33,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, cert: Path, db: Path) -> None:
+    def __init__(self, cert: Path, db: Path, *extra: str) -> None:
         self.port = free_port()
         env = {**os.environ, "CTD_SERVE_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, "-m", "ctd_stats.cli", "serve", "--certificate", str(cert),
-               "--db", str(db), "--port", str(self.port)]  # fmt: skip
+               "--db", str(db), "--port", str(self.port), *extra]  # fmt: skip
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -123,16 +123,18 @@ def run_load(
     return acked, sent
 
 
-def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path, servers, capsys):
+@pytest.mark.parametrize("sync", ["full", "normal"])
+def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path, servers, capsys, sync):
+    """Both durability modes survive ``kill -9`` (``normal`` commits stay in the OS page cache)."""
     cert = write_certificate(tmp_path / "certificate.json", threshold=0.5, budget=0.3)
     db = tmp_path / "gateway.db"
-    first = Server(cert, db)
+    first = Server(cert, db, "--sync", sync)
     servers.append(first)
     acked1, sent1 = run_load(first.url, "a", threads=6, seconds=0.5, kill=first, min_acked=200)
     assert first.proc.returncode == -signal.SIGKILL
     assert len(acked1) >= 200, "the load did not get going before the kill"
 
-    second = Server(cert, db)
+    second = Server(cert, db, "--sync", sync)
     servers.append(second)
     # Clients retry what was in flight at the crash: the ids make the retry idempotent.
     retried = [r for r in sent1 if r not in set(acked1)][:20]

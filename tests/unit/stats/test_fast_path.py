@@ -59,3 +59,53 @@ def test_exact_forms_match_simulation(n, budget):
     k = certified_count(n, budget, delta)
     sd = np.sqrt(stats.beta.var(k + 1, n - k) / trials)
     assert abs(res.mean_realized_rate - expected_rate(n, budget, delta)) < 4 * sd
+
+
+def test_cli_budget_only_uses_the_selection_path_and_equals_the_sorted_path(tmp_path, table_tools):
+    """`ctd calibrate` with `pareto: false` (issue 20): O(n) selection, same τ̂ as the sorted full grid."""
+    from ctd_stats.certificate.checks import load_certificate
+    from ctd_stats.cli.entry import main
+    from ctd_stats.spec.cascade_spec import load_spec
+
+    score_frame, write_frame = table_tools
+    frame = score_frame(3000)
+    frame["dv_score"] = frame["dv_score"].round(2)  # ties
+    write_frame(frame, tmp_path / "t.parquet")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "data: {table: t.parquet}\ncalibration: {budget: [0.1, 0.3], pareto: false}\n"
+        "outputs: {directory: out, formats: [json, md]}\n"
+    )
+    assert main(["calibrate", str(spec)]) == 0
+    cert = load_certificate(tmp_path / "out" / "certificate.json")
+    table = load_spec(spec).load_table()
+    ht = table.expert().dv_score[table.mask("ht")]
+    for r in cert.results:
+        sorted_path = calibrate_budget(ht, r.budget, r.delta)
+        assert r.threshold == sorted_path.threshold
+        assert r.tested_scope == "fixed_sequence_boundary" and len(r.tested) <= 2
+    assert "p-value" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("pvalue", ["binomial", "hb"])
+def test_full_grid_computes_pvalues_only_around_the_boundary(pvalue):
+    """Issue 20: full grid + fixed sequence over > 2,000 distinct scores: the same τ̂ and decisions as
+    testing every hypothesis, with p-values only for the 1,000 on each side of the boundary."""
+    from ctd_stats.stats.fwer import FixedSequence
+    from ctd_stats.stats.ltt import BOUNDARY_WINDOW
+    from ctd_stats.stats.pvalues import pvalue_function
+
+    x = np.round(np.random.default_rng(5).normal(size=60_000), 3)  # ties, ~6,000 distinct
+    cal = calibrate_budget(x, 0.2, 0.1, pvalue=pvalue)
+    grid = np.unique(x)[::-1]
+    counts = (x.size - np.searchsorted(np.sort(x), grid, side="right")).astype(np.int64)
+    p_all = pvalue_function(pvalue)(counts, x.size, 0.2)
+    rej_all = FixedSequence().reject(p_all, 0.1)
+    assert cal.threshold == grid[rej_all].min() == budget_threshold(x, 0.2, 0.1, pvalue=pvalue).threshold
+    assert cal.extras["family"] == "boundary_window" and cal.extras["grid_size"] == grid.size
+    assert cal.thresholds.size == 2 * BOUNDARY_WINDOW
+    lo = int(np.flatnonzero(grid == cal.thresholds[0])[0])
+    window = slice(lo, lo + cal.thresholds.size)
+    np.testing.assert_array_equal(cal.pvalues, p_all[window])
+    np.testing.assert_array_equal(cal.certified, rej_all[window])
+    assert cal.certified.any() and not cal.certified.all()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.unit.study.synthetic import pool
 
 from ctd_stats.stats.metrics import auroc
 from ctd_stats.study.control_inputs import ControlColumns, DevRows
 from ctd_stats.study.controls import compute_controls, route_rule
 from ctd_stats.study.runner import METHODS, run_study
 from ctd_stats.study.verdict import expert_verdict, overall_verdict
+from tests.unit.study.synthetic import pool
 
 BUDGETS = [0.1, 0.2, 0.3]
 KW = dict(budgets=BUDGETS, delta=0.1, repeats=30, seed=3, split="none", null_draws=60)

@@ -4,12 +4,12 @@ rejects a planted gain. Fixed seeds; the size check uses the exact binomial tole
 from __future__ import annotations
 
 import numpy as np
-from tests.unit.study.synthetic import pool
 
 from ctd_stats.study.control_inputs import ControlColumns, DevRows
 from ctd_stats.study.controls import compute_controls, platt_fit
 from ctd_stats.study.runner import StudyInputs
 from tests._support.tolerance import binomial_tolerance
+from tests.unit.study.synthetic import pool
 
 KW = dict(budgets=[0.3], delta=0.1, repeats=10, seed=0, split="none", null_draws=40)
 LEVEL = 0.05

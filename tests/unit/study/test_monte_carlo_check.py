@@ -85,11 +85,10 @@ def test_pareto_arm_within_its_exact_bound():
 
 
 def test_study_json_and_report_name_it_monte_carlo():
-    from tests.unit.study.test_study import _inputs
-
     from ctd_stats.reports.study import build_study_report
     from ctd_stats.study import run_study
     from ctd_stats.study import runner as engine
+    from tests.unit.study.test_study import _inputs
 
     assert "checked exactly" not in (engine.__doc__ or "")
     s = run_study(_inputs(), budgets=[0.1, 0.3], repeats=20, seed=1)
