@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -302,15 +303,7 @@ def audit_log(
     acc, sorted_by_time = _consume_log(first, time_sorted, reader, new_acc, warnings)
     if acc.n == 0:
         raise CTDInputError(f"{reader.name}: the log has no rows")
-    return _result(
-        acc,
-        reader=reader,
-        cols=cols,
-        coder=coder,
-        ref=ref,
-        window=spec.text,
-        tkind=kind.value,
-        sorted_by_time=sorted_by_time,
+    question = AuditQuestion(
         threshold=threshold,
         budget=budget,
         alpha=alpha,
@@ -318,35 +311,47 @@ def audit_log(
         fail_on_mismatch=fail_on_mismatch,
         certificate=certificate,
         expert=expert,
-        warnings=warnings,
+        window=spec.text,
     )
+    source = _LogView(reader, cols, coder, ref, kind.value, sorted_by_time)
+    return _result(acc, question, source, warnings)
 
 
-def _result(
-    acc: _Accumulator,
-    *,
-    reader: LogReader,
-    cols: LogColumns,
-    coder: GroupCoder,
-    ref: ScoreReference | None,
-    window: str,
-    tkind: str,
-    sorted_by_time: bool,
-    threshold: float,
-    budget: float,
-    alpha: float,
-    decision_rule: str,
-    fail_on_mismatch: bool,
-    certificate: str | None,
-    expert: str | None,
-    warnings: list[str],
-) -> AuditResult:
+@dataclass(frozen=True)
+class AuditQuestion:
+    """What an audit asks of a log: the certified rule, the budget, the test level and the options."""
+
+    threshold: float
+    budget: float
+    alpha: float
+    decision_rule: str
+    fail_on_mismatch: bool
+    certificate: str | None
+    expert: str | None
+    window: str
+
+
+@dataclass(frozen=True)
+class _LogView:
+    """How the log was read: reader, resolved columns, group codes, drift reference, time order."""
+
+    reader: LogReader
+    cols: LogColumns
+    coder: GroupCoder
+    ref: ScoreReference | None
+    tkind: str
+    sorted_by_time: bool
+
+
+def _result(acc: _Accumulator, q: AuditQuestion, src: _LogView, warnings: list[str]) -> AuditResult:
     """The audit's summaries, tables and verdict from the counts of the pass over the log."""
+    reader, cols, coder, ref, tkind = src.reader, src.cols, src.coder, src.ref, src.tkind
+    threshold, budget, alpha, decision_rule = q.threshold, q.budget, q.alpha, q.decision_rule
     mon = acc.monitor
     rate = rate_summary(fixed_n_audit(mon.k, mon.n, budget, alpha), budget, alpha)
     alarm_ts = _fmt_ts(acc.alarm_ts, tkind) if acc.alarm_ts is not None else None
     seq = sequential_summary(mon, acc.alarm_row, alarm_ts, budget, alpha)
-    integ = _integrity(acc, cols, sorted_by_time, tkind, warnings)
+    integ = _integrity(acc, cols, src.sorted_by_time, tkind, warnings)
     tt, tk, tts = acc.full_trace()
     windows = window_rows(
         acc.windows, trace_t=tt, trace_k=tk, trace_ts=tts, first_ts=acc.first_ts, tkind=tkind,
@@ -361,8 +366,8 @@ def _result(
         package_version=__version__,
         log=reader.name,
         log_format=reader.format,
-        certificate=certificate,
-        expert=expert,
+        certificate=q.certificate,
+        expert=q.expert,
         threshold=float(threshold),
         budget=float(budget),
         alpha=float(alpha),
@@ -375,12 +380,12 @@ def _result(
         },
         verdict=verdict(
             decision_rule=decision_rule, rate=rate, seq=seq, integ=integ, threshold=threshold,
-            budget=budget, alpha=alpha, fail_on_mismatch=fail_on_mismatch,
+            budget=budget, alpha=alpha, fail_on_mismatch=q.fail_on_mismatch,
         ),
         rate=rate,
         sequential=seq,
         integrity=integ,
-        window=window,
+        window=q.window,
         windows=windows,
         groups=groups,
         drift=drift,

@@ -344,19 +344,22 @@ def _calibration_parts(
     return opt, ht
 
 
-def _choose(
-    f_tau: NDArray[np.float64],
-    f_err: NDArray[np.float64],
-    pvals: NDArray[np.float64],
-    rejected: NDArray[np.bool_],
-    test_order: NDArray[np.int64],
-    procedure: FWERProcedure,
-    dl: float,
-    n_ht: int,
-    *,
-    joint_set: bool,
-) -> tuple[float, float, str | None]:
+@dataclass(frozen=True)
+class _TestedFront:
+    """The tested Pareto front: thresholds, opt errors, p-values, rejections and the test order."""
+
+    thresholds: NDArray[np.float64]
+    opt_errors: NDArray[np.float64]
+    pvalues: NDArray[np.float64]
+    rejected: NDArray[np.bool_]
+    test_order: NDArray[np.int64]
+    procedure: FWERProcedure
+
+
+def _choose(front: _TestedFront, dl: float, n_ht: int, *, joint_set: bool) -> tuple[float, float, str | None]:
     """Pick the certified front point with the lowest opt error, or fail closed with a reason."""
+    f_tau, f_err, pvals, rejected = front.thresholds, front.opt_errors, front.pvalues, front.rejected
+    test_order, procedure = front.test_order, front.procedure
     if rejected.any():
         cand = np.flatnonzero(rejected)
         best = cand[np.argmin(f_err[cand])]  # argmin takes the first: ties go to the largest τ
@@ -469,9 +472,8 @@ def calibrate_cascade(
             rejected = proc.reject([p_b, p_e], [order_b, order_e], dl)
             pvals = p_b
 
-    tau, chosen_err, reason = _choose(
-        f_tau, f_err, pvals, rejected, test_order, proc, dl, ht.n, joint_set=error_level is not None
-    )
+    tested = _TestedFront(f_tau, f_err, pvals, rejected, test_order, proc)
+    tau, chosen_err, reason = _choose(tested, dl, ht.n, joint_set=error_level is not None)
     return CascadeCalibration(
         threshold=tau,
         budget=b,
