@@ -72,7 +72,7 @@ def test_float_counts_rejected():
         binomial_pvalue(np.array([3.0]), 10, 0.3)
     with pytest.raises(CTDInputError, match="k must lie"):
         binomial_pvalue(np.array([11]), 10, 0.3)
-    with pytest.raises(CTDInputError, match="alpha"):
+    with pytest.raises(CTDInputError, match="level"):
         binomial_pvalue(np.array([1]), 10, 1.5)
     with pytest.raises(CTDInputError, match="pvalue must be one of"):
         pvalue_function("nope")

@@ -55,3 +55,14 @@ def test_planning_and_randomized_rates_have_distinct_names():
         warnings.simplefilter("always")
         assert randomized.expected_rate is randomized.randomized_expected_rate  # 0.1 name, deprecated
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+
+
+def test_pvalues_take_a_level_and_still_accept_the_old_alpha_keyword():
+    from ctd_stats.stats.pvalues import binomial_pvalue
+
+    new = binomial_pvalue(np.array([3]), 20, level=0.3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = binomial_pvalue(np.array([3]), 20, alpha=0.3)
+    np.testing.assert_array_equal(new, old)
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
