@@ -157,15 +157,14 @@ def _serve(
         config.db,
         "" if admin_token is not None else " (no admin token: POST /v1/admin/reset is disabled)",
     )
-    app = create_app(gateway, token, admin_token)
+    app = create_app(gateway, token, admin_token, max_in_flight=args.max_connections)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             log_level="warning",
             access_log=False,
-            http=guarded_protocol(args.header_timeout, args.body_timeout),
+            http=guarded_protocol(args.header_timeout, args.body_timeout, args.max_connections),
             timeout_keep_alive=args.keep_alive_timeout,
-            limit_concurrency=args.max_connections,
             backlog=2048,
         )
     )
@@ -285,7 +284,8 @@ def register(subparsers: Any) -> None:
         "--max-connections",
         type=_positive_int,
         default=512,
-        help="open connections + running requests before new requests get 503 (default 512)",
+        help="open connections (more are closed at once) and requests in flight (more get a JSON "
+        "503); keep it below the file-descriptor limit (default 512)",
     )
     p.add_argument(
         "--expert-url", default=None, help="OpenAI-compatible expert endpoint (optional)"
