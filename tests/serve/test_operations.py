@@ -330,3 +330,30 @@ def test_connections_over_the_cap_are_closed_at_once(tmp_path, servers):
         s.close()
     time.sleep(0.3)
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+
+
+def test_ctrl_c_twice_stops_without_a_traceback(tmp_path):
+    cert = write_certificate(tmp_path / "certificate.json")
+    port = free_port()
+    proc = subprocess.Popen(
+        serve_cmd(cert, tmp_path / "g.db", port),
+        cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in err, err
