@@ -13,6 +13,14 @@ Configuration (chosen by ``scripts/pilot_demo_experts.py``, read from ``data/dem
 * DV probes: ridge regression of ``v = (2y - 1)(b - p)`` on SmolLM2 activations (+ p and |p - 1/2|)
   fitted on the ``dev`` rows (:class:`probes.linear.DVProbe`).
 
+* control columns (issue 18; ``scripts/demo_build/controls.py``, convention in
+  ``docs/score-table.md``): the safety probe refit on the dev rows (cross-fitted) and a DV probe on
+  top of it, 20 DV refits on bootstrap resamples of dev, and the no-shift probe (trained on the
+  ``train`` rows of every source) with its DV probe. ``scripts/ship_demo_table.py`` then adds them to
+  the shipped table after checking that the rebuild reproduces its columns. For an already-built
+  table ``scripts/demo_build/add_controls.py`` computes the same columns without refitting the rest
+  (the shipped table's control columns were made that way).
+
 Row plan (``scripts/demo_build/data.py``): 600 probe_train, then 2,800 stream rows (400
 expert_train, 1,000 dev, 1,400 pool), ordered pilot rows first and then interleaved across sources,
 so any prefix of the build is a stratified subset.
@@ -239,9 +247,31 @@ def finalize(plan: Any, dec: dict[str, str], out: Path, repo: Path, commit: bool
         dv3 = diag["dv_vs_uncertainty"]["0.3"]
         _log(f"{name} ({kind}): pool AUROC {diag['auroc_expert']:.3f}, P(v>0) {diag['p_v_pos']:.3f}, corr(p,b) "
              f"{diag['corr_p_b']:.3f}; alpha 0.3: ceiling {c3['ceiling']:.3f}, DV {dv3['dv']:.3f}, uncertainty {c3['uncertainty']:.3f}")
+    from demo_build.controls import N_BOOT, control_columns
+
+    noshift = np.isin(role, ["probe_train", "expert_train"])
+    cols = control_columns(
+        xs, y, g, p, {name: b for name, (_, b) in experts.items()}, dev=dev, noshift_train=noshift,
+        layers=list(SMOL_LAYERS), n_boot=N_BOOT, seed=0, log=_log,
+    )
+    frame = pd.concat([frame, pd.DataFrame(cols, index=frame.index)], axis=1)
+    summary["controls"] = {
+        "probe_auroc_pool_refit": auroc(y[pool], cols["probe_prob_refit"][pool]),
+        "probe_auroc_pool_noshift": auroc(y[pool], cols["probe_prob_noshift"][pool]),
+    }
+    _log(f"controls: pool AUROC refit probe {summary['controls']['probe_auroc_pool_refit']:.3f}, "
+         f"no-shift probe {summary['controls']['probe_auroc_pool_noshift']:.3f}")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     md = dict(table.schema.metadata or {})
     md[b"ctd.experts"] = json.dumps(meta_experts).encode()
+    md[b"ctd.controls"] = json.dumps({
+        "convention": "docs/score-table.md#control-columns", "n_boot": N_BOOT, "folds": 5,
+        "refit_rows": "dev", "noshift_train": "probe_train + expert_train (split 'train'; every source)",
+        "group_sets": {"probe-trained sources": sorted(set(g[pt])),
+                       "unseen sources": sorted(set(g[pool]) - set(g[pt]))},
+        "noshift_caveat": "the strong expert (a Qwen probe) was trained, and the weak judge Platt-scaled, "
+                          "on the expert_train rows that also train the no-shift probe",
+    }).encode()
     md[b"ctd.probes"] = json.dumps({"model": "smollm2-135m", "pooling": "last", "probe_layer": probe.layer,
                                     "n_rows": len(frame), "build": "scripts/build_demo_table.py"}).encode()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -66,8 +66,11 @@ class GuardMiddleware:
         max_body_bytes: int,
         gateway: Gateway,
         admin_token: Token | None = None,
+        max_in_flight: int = 512,
     ) -> None:
         self.app = app
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
         self.token = token
         self.admin_token = admin_token
         self.max_body = max_body_bytes
@@ -103,6 +106,19 @@ class GuardMiddleware:
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await self._refuse(send, 413, f"request body over {self.max_body} bytes")
             return
+        if self.in_flight >= self.max_in_flight:
+            await self._refuse(
+                send, 503, f"over the limit of {self.max_in_flight} requests in flight; retry",
+                {"retry-after": "1"},
+            )  # fmt: skip
+            return
+        self.in_flight += 1
+        try:
+            await self._serve(scope, receive, send, path)
+        finally:
+            self.in_flight -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self._guarded(scope, receive, send)
             return
@@ -255,10 +271,13 @@ def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def create_app(gateway: Gateway, token: Token, admin_token: Token | None = None) -> FastAPI:
+def create_app(
+    gateway: Gateway, token: Token, admin_token: Token | None = None, max_in_flight: int = 512
+) -> FastAPI:
     """The ASGI application serving ``gateway``; closing the app (lifespan) closes the log.
 
     ``admin_token`` enables ``POST /v1/admin/reset`` (without it the endpoint answers 403).
+    Beyond ``max_in_flight`` concurrent requests, new ones get a JSON 503 with ``Retry-After``.
     """
     if admin_token is not None and admin_token.same_as(token):
         from ctd_stats.errors import CTDInputError
@@ -344,5 +363,6 @@ def create_app(gateway: Gateway, token: Token, admin_token: Token | None = None)
         max_body_bytes=gateway.config.max_body_bytes,
         gateway=gateway,
         admin_token=admin_token,
+        max_in_flight=max_in_flight,
     )
     return app

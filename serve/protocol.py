@@ -21,12 +21,20 @@ HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 30.0
 
 
+#: Default cap on open connections (keep it below the file-descriptor limit, often 1,024).
+MAX_CONNECTIONS = 512
+
+
 def guarded_protocol(
-    header_timeout: float = HEADER_TIMEOUT_S, body_timeout: float = BODY_TIMEOUT_S
+    header_timeout: float = HEADER_TIMEOUT_S,
+    body_timeout: float = BODY_TIMEOUT_S,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> type[asyncio.Protocol]:
-    """A protocol class for ``uvicorn.Config(http=...)`` with these deadlines."""
+    """A protocol class for ``uvicorn.Config(http=...)`` with these deadlines and this cap."""
     if not (header_timeout > 0 and body_timeout > 0):
         raise ValueError("header and body timeouts must be > 0 seconds")
+    if max_connections < 1:
+        raise ValueError("max_connections must be >= 1")
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
@@ -47,6 +55,9 @@ def guarded_protocol(
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                transport.close()
+                return
             self._arm(header_timeout)
 
         def connection_lost(self, exc: Exception | None) -> None:

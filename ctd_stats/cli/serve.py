@@ -8,12 +8,15 @@ or uvicorn is an environment error (exit 2) naming ``pip install -e '.[serve]'``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib.util
 import logging
 import os
 import signal
 import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,15 +160,33 @@ def _serve(
         config.db,
         "" if admin_token is not None else " (no admin token: POST /v1/admin/reset is disabled)",
     )
-    app = create_app(gateway, token, admin_token)
-    server = uvicorn.Server(
+    app = create_app(gateway, token, admin_token, max_in_flight=args.max_connections)
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a signal that stopped it is not raised again afterwards (that
+        re-raise printed a KeyboardInterrupt traceback on Ctrl-C)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            stops = (signal.SIGINT, signal.SIGTERM)
+            before = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+            try:
+                yield
+            finally:
+                for sig, handler in before.items():
+                    signal.signal(sig, handler)
+
+    server = Server(
         uvicorn.Config(
             app,
             log_level="warning",
             access_log=False,
-            http=guarded_protocol(args.header_timeout, args.body_timeout),
+            http=guarded_protocol(args.header_timeout, args.body_timeout, args.max_connections),
             timeout_keep_alive=args.keep_alive_timeout,
-            limit_concurrency=args.max_connections,
+            lifespan="off",  # the log is closed below, after the last request (also on a 2nd Ctrl-C)
             backlog=2048,
         )
     )
@@ -285,7 +306,8 @@ def register(subparsers: Any) -> None:
         "--max-connections",
         type=_positive_int,
         default=512,
-        help="open connections + running requests before new requests get 503 (default 512)",
+        help="open connections (more are closed at once) and requests in flight (more get a JSON "
+        "503); keep it below the file-descriptor limit (default 512)",
     )
     p.add_argument(
         "--expert-url", default=None, help="OpenAI-compatible expert endpoint (optional)"

@@ -131,3 +131,99 @@ def test_demo_paired_differences_and_diagnostics(demo_run):
         assert set(d["batch_topk"]["auroc"]["unc_topk"]) == {"32", "64", "128"}
         assert f"Expert '{e['expert']}'" in md
     assert "CTD − calibrated uncertainty at budget 0.3:" in md and "95% CI" in md
+
+
+def test_readme_quotes_the_demo_study(demo_run):
+    """The README's demo tables are the study's own numbers: re-rendered from study.json, they must
+    equal the README text between the markers (tests/_support/readme_numbers.py)."""
+    from tests._support.readme_numbers import (
+        HEAD_END,
+        HEAD_START,
+        readme_block,
+        render,
+        render_headline,
+    )
+
+    _, _, study = demo_run
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme_block(readme, HEAD_START, HEAD_END) == render_headline(study)
+    assert readme_block(readme) == render(study)
+
+
+def test_demo_controls_and_verdict(demo_run):
+    """study.json carries every control and a verdict per expert; the report opens with them."""
+    _, out, study = demo_run
+    assert set(study["controls"]) == {"strong", "weak"}
+    for name, c in study["controls"].items():
+        for key in (
+            "by_group",
+            "protocols",
+            "labels_to_probe",
+            "route_by_group",
+            "oracle",
+            "intervals",
+            "no_shift",
+            "null",
+        ):
+            assert c.get(key) is not None, (name, key, c["not_run"])
+        assert c["not_run"] == {}
+        assert set(c["protocols"]) == {"none", "opt_ht"}
+        assert (
+            c["headline"]["delta"]
+            == next(e for e in study["experts"] if e["expert"] == name)["auroc_delta"]["ctd"]
+        )
+        v = study["verdict"]["experts"][name]
+        assert (
+            v["text"].startswith(f"Expert '{name}'")
+            and ("CTD pays here" in v["text"]) == v["ctd_pays"]
+        )
+    md = (out / "report.md").read_text()
+    assert md.index("## Verdict and controls") < md.index("## Deployment: the certified thresholds")
+
+
+def test_readme_claims_about_the_controls(demo_run):
+    """Each claim of the README's "In short" paragraph, checked on the study output and the table."""
+    import pyarrow.parquet as pq
+
+    _, _, study = demo_run
+    frame = pq.read_table(
+        ROOT / "ctd_stats" / "data" / "demo_scores.parquet", columns=["split", "group"]
+    ).to_pandas()
+    assert (
+        len(frame) == 3400
+        and (frame["split"] == "").sum() == 1401
+        and (frame["split"] == "dev").sum() == 1001
+    )
+    assert frame["group"].nunique() == 7
+
+    j = _at(study["controls"]["strong"], 0.3)
+
+    def row(c, *path):
+        x = c
+        for k in path:
+            x = x[k]
+        return x[j]
+
+    for name, c in study["controls"].items():
+        assert not study["verdict"]["experts"][name]["ctd_pays"]  # "on this table CTD does not pay"
+        assert row(c, "headline", "delta")["ci95"][0] > 0  # it beats calibrated uncertainty
+        lo, hi = row(c, "by_group", "probe-trained sources", "delta")["ci95"]
+        assert lo < 0 < hi  # a tie on the probe's training sources
+        assert row(c, "by_group", "unseen sources", "delta")["ci95"][0] > 0
+        assert row(c, "no_shift", "oracle_minus_unc")["ci95"][0] > 0  # an oracle still has room
+        l2p = c["labels_to_probe"]
+        assert row(l2p, "auroc", "refit_probe") > row(
+            c, "headline", "ctd"
+        )  # refit probe alone beats CTD
+        assert (
+            row(l2p, "refit_unc_minus_ctd")["ci95"][0] > 0
+            and row(l2p, "refit_ctd_minus_ctd")["ci95"][0] > 0
+        )
+        lo, hi = row(l2p, "refit_ctd_minus_refit_unc")["ci95"]
+        assert lo < 0 < hi  # CTD on top of the refit probe: nothing measurable
+        assert row(c, "null", "p_value") <= 0.05  # the null rejects
+    strong, weak = study["controls"]["strong"], study["controls"]["weak"]
+    lo, hi = row(strong, "no_shift", "delta")["ci95"]
+    assert lo < 0 < hi  # without the shift the strong expert's gain vanishes
+    assert 0.4 <= row(strong, "route_by_group", "fraction_of_ctd_gain") <= 0.6  # "half"
+    assert row(weak, "route_by_group", "fraction_of_ctd_gain") > 0.6  # "most"

@@ -260,3 +260,100 @@ def test_the_live_monitor_catches_a_change_after_a_long_good_history(make_client
         client.post("/v1/decide/batch", json={"items": bad[i : i + 10]})
     state = client.get("/v1/budget").json()["monitor"]
     assert state["alarm"] and 20_000 <= state["alarm_at"] < 20_300, json.dumps(state)
+
+
+def test_requests_over_the_in_flight_limit_get_a_json_503(tmp_path, certificate):
+    """The concurrency limit answers JSON (uvicorn's own limit answered plain text)."""
+    import asyncio
+
+    from gateway_fixtures import FakeExpert
+
+    from serve.app import create_app
+    from serve.config import GatewayConfig, Token
+    from serve.gateway import Gateway
+
+    gateway = Gateway(
+        GatewayConfig(certificate=certificate, db=tmp_path / "g.db", expert_timeout_s=5.0),
+        expert=FakeExpert("timeout"),  # answers after 0.5 s
+    )
+    app = create_app(gateway, Token(TOKEN), max_in_flight=1)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    body = {"probe_prob": 0.2, "dv_score": 0.9, "text": "slow"}
+
+    async def both() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            first = asyncio.create_task(client.post("/v1/decide", json=body, headers=headers))
+            await asyncio.sleep(0.1)
+            second = await client.post("/v1/decide", json=body, headers=headers)
+            return [await first, second]
+
+    try:
+        first, second = asyncio.run(both())
+    finally:
+        gateway.close()
+    assert first.status_code == 200
+    assert second.status_code == 503 and second.headers["content-type"] == "application/json"
+    assert "in flight" in second.json()["detail"] and second.headers["retry-after"] == "1"
+
+
+def test_connections_over_the_cap_are_closed_at_once(tmp_path, servers):
+    cert = write_certificate(tmp_path / "certificate.json")
+    port = free_port()
+    proc = subprocess.Popen(
+        serve_cmd(cert, tmp_path / "g.db", port, "--max-connections", "3"),
+        cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    class _Proc:
+        def __init__(self) -> None:
+            self.proc = proc
+
+    servers.append(_Proc())  # type: ignore[arg-type]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", port))
+    extra.settimeout(3)
+    try:
+        assert extra.recv(1024) == b""  # closed by the server, well before the header timeout
+    except ConnectionResetError:
+        pass
+    for s in [*held, extra]:
+        s.close()
+    time.sleep(0.3)
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+
+
+def test_ctrl_c_twice_stops_without_a_traceback(tmp_path):
+    cert = write_certificate(tmp_path / "certificate.json")
+    port = free_port()
+    proc = subprocess.Popen(
+        serve_cmd(cert, tmp_path / "g.db", port),
+        cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in err, err
