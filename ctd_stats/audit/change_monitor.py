@@ -82,8 +82,8 @@ from numpy.typing import ArrayLike, NDArray
 from ctd_stats.audit.monitor import (
     BetaPrior,
     MixtureMartingale,
-    _as_decisions,
-    _check_budget_alpha,
+    as_decisions,
+    check_budget_alpha,
     confidence_sequence,
     default_prior,
 )
@@ -152,7 +152,7 @@ class ChangeMonitor:
         recent: int = 32,
         prior: BetaPrior | None = None,
     ) -> None:
-        _check_budget_alpha(budget, alpha)
+        check_budget_alpha(budget, alpha)
         if spacing < 1 or recent < 1:
             raise ValueError(f"spacing and recent must be >= 1, got {spacing}, {recent}")
         self.budget = float(budget)
@@ -172,7 +172,7 @@ class ChangeMonitor:
     # ------------------------------------------------------------------ updates
     def update(self, delegated: ArrayLike | bool) -> ChangeMonitor:
         """Add decisions in time order (one or an array; vectorised, no per-row Python loop)."""
-        x = _as_decisions(delegated)
+        x = as_decisions(delegated)
         for a in range(0, x.size, _SLICE):
             self._update_block(np.cumsum(x[a : a + _SLICE], dtype=np.int64))
         return self

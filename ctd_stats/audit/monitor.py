@@ -116,7 +116,7 @@ def detection_prior(budget: float, rho: float) -> BetaPrior:
     return BetaPrior(mean * strength, (1.0 - mean) * strength)
 
 
-def _check_budget_alpha(budget: float, alpha: float) -> None:
+def check_budget_alpha(budget: float, alpha: float) -> None:
     if not 0.0 < budget < 1.0:
         raise ValueError(f"budget must be in (0, 1), got {budget}")
     if not 0.0 < alpha < 1.0:
@@ -142,7 +142,7 @@ class MixtureMartingale:
     prior: BetaPrior
 
     def __post_init__(self) -> None:
-        _check_budget_alpha(self.budget, self.alpha)
+        check_budget_alpha(self.budget, self.alpha)
 
     @property
     def log_threshold(self) -> float:
@@ -262,7 +262,7 @@ def confidence_sequence(
     return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
 
 
-def _as_decisions(delegated: ArrayLike | bool) -> NDArray[np.bool_]:
+def as_decisions(delegated: ArrayLike | bool) -> NDArray[np.bool_]:
     arr = np.atleast_1d(np.asarray(delegated))
     if arr.dtype == np.bool_:
         return arr.ravel()
@@ -313,7 +313,7 @@ class BudgetMonitor:
         prior: BetaPrior | None = None,
         cs_prior: BetaPrior | None = None,
     ) -> None:
-        _check_budget_alpha(budget, alpha)
+        check_budget_alpha(budget, alpha)
         self.budget = float(budget)
         self.alpha = float(alpha)
         self.martingale = MixtureMartingale(self.budget, self.alpha, prior or default_prior(budget))
@@ -333,7 +333,7 @@ class BudgetMonitor:
         delegated : bool or array_like of bool / 0-1
             One decision or many; arrays are processed with cumulative sums (no per-row Python loop).
         """
-        x = _as_decisions(delegated)
+        x = as_decisions(delegated)
         if x.size == 0:
             return self
         self.update_counts_from_cumsum(np.cumsum(x, dtype=np.int64))

@@ -164,7 +164,7 @@ class AuditResult(_Frozen):
         return json_safe(self.model_dump(mode="python"))
 
 
-def _fmt_ts(ns: int, kind: str) -> str | float:
+def format_timestamp(ns: int, kind: str) -> str | float:
     if kind == "datetime":
         return pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
     return ns / 1e9

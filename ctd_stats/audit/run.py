@@ -51,7 +51,7 @@ from ctd_stats.audit.result import (
     SequentialSummary,
     Trace,
     Verdict,
-    _fmt_ts,
+    format_timestamp,
     rate_summary,
     sequential_summary,
     verdict,
@@ -349,7 +349,7 @@ def _result(acc: _Accumulator, q: AuditQuestion, src: _LogView, warnings: list[s
     threshold, budget, alpha, decision_rule = q.threshold, q.budget, q.alpha, q.decision_rule
     mon = acc.monitor
     rate = rate_summary(fixed_n_audit(mon.k, mon.n, budget, alpha), budget, alpha)
-    alarm_ts = _fmt_ts(acc.alarm_ts, tkind) if acc.alarm_ts is not None else None
+    alarm_ts = format_timestamp(acc.alarm_ts, tkind) if acc.alarm_ts is not None else None
     seq = sequential_summary(mon, acc.alarm_row, alarm_ts, budget, alpha)
     integ = _integrity(acc, cols, src.sorted_by_time, tkind, warnings)
     tt, tk, tts = acc.full_trace()
@@ -448,7 +448,7 @@ def _integrity(
         n_delegated_at_or_below=acc.n_del_below,
         n_kept_above=acc.n_kept_above,
         mismatch_rows=[
-            MismatchRow(row=r, timestamp=_fmt_ts(t, tkind), score=s, delegated=d, expected=not d)
+            MismatchRow(row=r, timestamp=format_timestamp(t, tkind), score=s, delegated=d, expected=not d)
             for r, t, s, d in acc.mismatch
         ],
         n_missing_scores=acc.n_missing_scores,
@@ -488,7 +488,7 @@ def _trace(
     return Trace(
         t=tt,
         k=tk,
-        timestamp=[_fmt_ts(x, tkind) for x in tts],
+        timestamp=[format_timestamp(x, tkind) for x in tts],
         log_evidence=le.tolist(),
         cs_low=clo.tolist(),
         cs_high=chi.tolist(),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ctd_stats.audit.result import RateRow, _fmt_ts
+from ctd_stats.audit.result import RateRow, format_timestamp
 from ctd_stats.errors import CTDInputError
 from ctd_stats.stats.intervals import clopper_pearson
 
@@ -188,13 +188,13 @@ def window_rows(
                 f"rows {i * size:,}–{i * size + c - 1:,}" for i, c in zip(w.ids, w.n, strict=True)
             ]
         else:
-            labels = [str(_fmt_ts(i * w.spec.size, tkind)) for i in w.ids]
+            labels = [str(format_timestamp(i * w.spec.size, tkind)) for i in w.ids]
     tab = rate_table(n, kk, alpha, budget)
     return [
         RateRow(
             label=labels[i],
-            start=_fmt_ts(int(starts_ts[i]), tkind),
-            end=_fmt_ts(int(ends_ts[i]), tkind),
+            start=format_timestamp(int(starts_ts[i]), tkind),
+            end=format_timestamp(int(ends_ts[i]), tkind),
             n=int(n[i]),
             k=int(kk[i]),
             rate=float(tab["rate"][i]),

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ctd_stats.spec.types import Budgets, OpenUnit, _Model
+from ctd_stats.spec.types import Budgets, OpenUnit, SpecModel
 from ctd_stats.stats.pvalues import PValueKind
 
 #: Procedures accepted by the calibration core.
@@ -18,7 +18,7 @@ JointRule = Literal["max_p", "bonferroni_split"]
 CalibrationSplit = Literal["none", "opt_ht"]
 
 
-class CalibrationSpec(_Model):
+class CalibrationSpec(SpecModel):
     """What to certify and how."""
 
     budget: Budgets = Field(

@@ -35,7 +35,7 @@ from ctd_stats.spec.calibration import (  # noqa: F401  (re-exported)
     JointRule,
     Procedure,
 )
-from ctd_stats.spec.errors import _short, format_validation_error
+from ctd_stats.spec.errors import format_validation_error, short_text
 from ctd_stats.spec.loader import YAMLDocument, format_location, load_yaml
 from ctd_stats.spec.simulation import (
     ParametricPopulation,
@@ -45,10 +45,10 @@ from ctd_stats.spec.simulation import (
 from ctd_stats.spec.types import (
     Budgets,
     Name,
+    SpecModel,
     Unit,
-    _Model,
-    _nonempty,
-    _unique,
+    nonempty,
+    unique_items,
 )
 from ctd_stats.table.score_table import SPLITS, ScoreTable
 
@@ -62,7 +62,7 @@ OutputFormat = Literal["md", "html", "json"]
 
 
 # ------------------------------------------------------------------------------------ sections
-class CascadeInfo(_Model):
+class CascadeInfo(SpecModel):
     """What the cascade is."""
 
     name: Name = Field(
@@ -71,7 +71,7 @@ class CascadeInfo(_Model):
     description: str = Field(default="", description="Free text shown at the top of reports.")
 
 
-class ColumnMap(_Model):
+class ColumnMap(SpecModel):
     """Which table column holds each documented field (see ``docs/score-table.md``)."""
 
     id: str = Field(
@@ -98,7 +98,7 @@ class ColumnMap(_Model):
     )
 
 
-class ExpertColumns(_Model):
+class ExpertColumns(SpecModel):
     """Columns of one expert in a multi-expert table (defaults: ``<column>__<expert name>``)."""
 
     expert_prob: str | None = Field(
@@ -111,7 +111,7 @@ class ExpertColumns(_Model):
     )
 
 
-class DataSpec(_Model):
+class DataSpec(SpecModel):
     """The score table: one row per input."""
 
     table: str | None = Field(
@@ -133,7 +133,7 @@ class DataSpec(_Model):
     )
 
 
-class SplitsSpec(_Model):
+class SplitsSpec(SpecModel):
     """How rows whose ``split`` is empty are assigned; rows that carry a split keep it."""
 
     dev: Unit = Field(default=0.0, description="Fraction of unassigned rows sent to `dev`.")
@@ -154,7 +154,7 @@ class SplitsSpec(_Model):
         return self
 
 
-class EvaluationSpec(_Model):
+class EvaluationSpec(SpecModel):
     """Repeated random calibration/evaluation splits (used by ``ctd run``)."""
 
     repeats: int = Field(
@@ -173,7 +173,7 @@ class EvaluationSpec(_Model):
     )
 
 
-class OutputsSpec(_Model):
+class OutputsSpec(SpecModel):
     """Where results go."""
 
     directory: str = Field(
@@ -183,7 +183,7 @@ class OutputsSpec(_Model):
             "recorded in `manifest.json`; files the run did not write are never touched."
         ),
     )
-    formats: Annotated[list[OutputFormat], AfterValidator(_nonempty), AfterValidator(_unique)] = (
+    formats: Annotated[list[OutputFormat], AfterValidator(nonempty), AfterValidator(unique_items)] = (
         Field(
             default=["md", "html", "json"],
             description="Report formats: md, html, and json (the report's data). The certificate "
@@ -192,7 +192,7 @@ class OutputsSpec(_Model):
     )
 
 
-class CascadeSpec(_Model):
+class CascadeSpec(SpecModel):
     """A Calibrate-Then-Delegate cascade: data, splits, calibration, evaluation, simulation, outputs."""
 
     model_config = ConfigDict(
@@ -353,7 +353,7 @@ def validate_spec_data(
     if not isinstance(data, dict):
         pos = doc.values.get(()) if doc is not None else None
         where = format_location(file, pos) if pos is not None else file
-        raise CTDInputError(f"{where}: expected a mapping at the top level (got {_short(data)})")
+        raise CTDInputError(f"{where}: expected a mapping at the top level (got {short_text(data)})")
     try:
         spec = CascadeSpec.model_validate(data)
     except ValidationError as exc:

@@ -44,7 +44,7 @@ def _first_model(annotation: Any) -> Any:
     return None
 
 
-def _short(value: Any) -> str:
+def short_text(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -98,7 +98,7 @@ def format_validation_error(
             what = msg
             if err.get("input") is not None and etype not in ("union_tag_invalid",):
                 if not isinstance(err["input"], dict | list) or "type" in etype:
-                    what += f" (got {_short(err['input'])})"
+                    what += f" (got {short_text(err['input'])})"
         where = f"{format_location(file, pos)}: " if pos is not None else f"{file}: "
         line = f"{where}{format_path(path)}: {what}"
         if line not in seen:

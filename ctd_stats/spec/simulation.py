@@ -14,9 +14,9 @@ from ctd_stats.limits import MAX_TRIALS
 from ctd_stats.spec.types import (
     Budgets,
     FiniteFloat,
-    _Model,
-    _nonempty,
-    _unique,
+    SpecModel,
+    nonempty,
+    unique_items,
 )
 
 Distribution = Literal["uniform", "normal", "beta", "lognormal", "discrete", "point_mass"]
@@ -33,7 +33,7 @@ DISTRIBUTION_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-class ParametricPopulation(_Model):
+class ParametricPopulation(SpecModel):
     """Scores drawn from a known distribution (the true rate is computed exactly)."""
 
     kind: Literal["parametric"] = Field(default="parametric", description="A parametric generator.")
@@ -88,7 +88,7 @@ class ParametricPopulation(_Model):
         return {**DISTRIBUTION_PARAMS[self.distribution], **self.params}
 
 
-class TablePopulation(_Model):
+class TablePopulation(SpecModel):
     """The score table's DV scores, resampled with replacement (the table is the population)."""
 
     kind: Literal["table"] = Field(default="table", description="Resample the score table.")
@@ -116,7 +116,7 @@ PopulationSpec = Annotated[
 ]
 
 
-class SimulationSpec(_Model):
+class SimulationSpec(SpecModel):
     """Checking the guarantee in simulation: many calibration draws from a known population."""
 
     population: PopulationSpec = Field(
@@ -129,7 +129,7 @@ class SimulationSpec(_Model):
         le=MAX_TRIALS,
         description="Simulated calibration sets per setting (at most 10,000,000).",
     )
-    sizes: Annotated[list[Annotated[int, Field(ge=1)]], AfterValidator(_nonempty)] = Field(
+    sizes: Annotated[list[Annotated[int, Field(ge=1)]], AfterValidator(nonempty)] = Field(
         default=[1000], description="Calibration set sizes n to simulate."
     )
     budgets: Budgets | None = Field(
@@ -137,8 +137,8 @@ class SimulationSpec(_Model):
     )
     procedures: Annotated[
         list[Literal["fixed_sequence", "bonferroni"]],
-        AfterValidator(_nonempty),
-        AfterValidator(_unique),
+        AfterValidator(nonempty),
+        AfterValidator(unique_items),
     ] = Field(
         default=["fixed_sequence", "bonferroni"],
         description="Procedures to compare (budget-only calibration, exact binomial p-value).",

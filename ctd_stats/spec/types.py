@@ -30,7 +30,7 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
-def _unique(values: list[Any]) -> list[Any]:
+def unique_items(values: list[Any]) -> list[Any]:
     seen: set[Any] = set()
     for v in values:
         if v in seen:
@@ -39,7 +39,7 @@ def _unique(values: list[Any]) -> list[Any]:
     return values
 
 
-def _nonempty(values: list[Any]) -> list[Any]:
+def nonempty(values: list[Any]) -> list[Any]:
     if not values:
         raise ValueError("expected at least one value")
     return values
@@ -69,8 +69,8 @@ Name = Annotated[
 Budgets = Annotated[
     list[OpenUnit],
     BeforeValidator(_as_list),
-    AfterValidator(_nonempty),
-    AfterValidator(_unique),
+    AfterValidator(nonempty),
+    AfterValidator(unique_items),
     WithJsonSchema(
         {
             "anyOf": [
@@ -86,7 +86,7 @@ Budgets = Annotated[
 ]
 
 
-class _Model(BaseModel):
+class SpecModel(BaseModel):
     """Base of every spec model: frozen-free, strict types, unknown keys rejected."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)

@@ -196,7 +196,7 @@ def _prepare_stream(
     return stream, ord2, was_1d
 
 
-def _partial_k(k: int, r: int, batch_size: int, partial: str) -> int:
+def partial_k(k: int, r: int, batch_size: int, partial: str) -> int:
     """Number of items delegated from a partial batch of ``r`` items (see the module docstring)."""
     if partial == "drop" or r == 0:
         return 0
@@ -246,7 +246,7 @@ def _select_in_batches(
         full = stream[:, : n_full * batch_size]
         mask[:, : n_full * batch_size] = fill(full, batch_size, k)
     if r:
-        kr = _partial_k(k, r, batch_size, partial)
+        kr = partial_k(k, r, batch_size, partial)
         mask[:, n_full * batch_size :] = fill(stream[:, n_full * batch_size :], r, kr)
     return mask
 
@@ -263,7 +263,7 @@ def _finish(
     return mask[0] if was_1d else mask
 
 
-def _check_batch_args(k: object, batch_size: object, partial: str) -> tuple[int, int]:
+def check_batch_args(k: object, batch_size: object, partial: str) -> tuple[int, int]:
     bs = _check_int(batch_size, "batch_size", minimum=1)
     kk = _check_int(k, "k", minimum=0)
     if kk > bs:
@@ -317,7 +317,7 @@ def batch_topk_delegate(
         On NaN scores, ``batch_size < 1``, ``k < 0``, ``k > batch_size``, an invalid ``order`` or
         ``partial``; the message names the argument.
     """
-    kk, bs = _check_batch_args(k, batch_size, partial)
+    kk, bs = check_batch_args(k, batch_size, partial)
     stream, order2d, was_1d = _prepare_stream(scores, order, "scores")
     # Ascending sort of -scores ranks the highest score first; ties keep stream order.
     mask = _select_in_batches(-stream, kk, bs, partial, rng, lambda b, kb: 0)
@@ -368,7 +368,7 @@ def batch_median_window_delegate(
         On NaN in ``p``, ``batch_size < 1``, ``k < 0``, ``k > batch_size``, an invalid ``order`` or
         ``partial``; the message names the argument.
     """
-    kk, bs = _check_batch_args(k, batch_size, partial)
+    kk, bs = check_batch_args(k, batch_size, partial)
     stream, order2d, was_1d = _prepare_stream(p, order, "p")
     mask = _select_in_batches(stream, kk, bs, partial, rng, lambda b, kb: (b - kb) // 2)
     return _finish(mask, order2d, was_1d)

@@ -119,7 +119,7 @@ class Calibration:
         }
 
 
-def _grid(sorted_scores: SortedScores, thresholds: ArrayLike | None) -> NDArray[np.float64]:
+def candidate_grid(sorted_scores: SortedScores, thresholds: ArrayLike | None) -> NDArray[np.float64]:
     if thresholds is None:
         return sorted_scores.distinct_values()
     t = np.asarray(thresholds, dtype=np.float64).ravel()
@@ -182,7 +182,7 @@ def calibrate_budget(
         if proc.name == "fixed_sequence" and grid.size > 2 * BOUNDARY_WINDOW:
             return _boundary_window(grid, counts, ss.n, b, d, pvalue)
     else:
-        grid = _grid(ss, thresholds)
+        grid = candidate_grid(ss, thresholds)
         counts = ss.delegation_counts(grid)
     pvals = pfun(counts, ss.n, b)
     rejected = proc.reject(pvals, d)

@@ -84,7 +84,7 @@ from ctd_stats.stats.fwer import (
     warn_weak_full_grid,
 )
 from ctd_stats.stats.inputs import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
-from ctd_stats.stats.ltt import Calibration, _grid
+from ctd_stats.stats.ltt import Calibration, candidate_grid
 from ctd_stats.stats.metrics import UNSAFE_CUTOFF, predicts_unsafe
 from ctd_stats.stats.pvalues import pvalue_function
 from ctd_stats.table.splits import CALIBRATION_SPLITS
@@ -252,7 +252,7 @@ def opt_candidates(
     and along the front. Cost O(n log n + L log n).
     """
     s_opt = SortedScores.from_scores(opt.dv_score)
-    grid = _grid(s_opt, thresholds)
+    grid = candidate_grid(s_opt, thresholds)
     k_opt = s_opt.delegation_counts(grid)
     e_opt = cascade_error_counts(s_opt, ~opt.probe_correct, ~opt.expert_correct, k_opt)
     return s_opt, grid, k_opt, e_opt, pareto_front(k_opt, e_opt)
@@ -313,7 +313,7 @@ def _check_joint(error_level: float | None, joint: str, procedure: str) -> float
     return level
 
 
-def _calibration_parts(
+def calibration_parts(
     data: CascadeData | None,
     opt: CascadeData | None,
     ht: CascadeData | None,
@@ -435,7 +435,7 @@ def calibrate_cascade(
     """
     b = check_open_unit("budget", budget)
     dl = check_open_unit("delta", delta)
-    opt, ht = _calibration_parts(data, opt, ht, split, error_level, opt_fraction, seed)
+    opt, ht = calibration_parts(data, opt, ht, split, error_level, opt_fraction, seed)
     error_level = _check_joint(error_level, joint, procedure)
     pfun_b = pvalue_function(pvalue)
     pfun_e = pvalue_function(error_pvalue)

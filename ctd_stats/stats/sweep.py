@@ -28,11 +28,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ctd_stats.errors import CTDInputError
-from ctd_stats.stats.baselines import PartialBatch, _check_batch_args, _partial_k
+from ctd_stats.stats.baselines import PartialBatch, check_batch_args, partial_k
 from ctd_stats.stats.curves import SortedScores
 from ctd_stats.stats.inputs import as_finite_1d, check_open_unit
 from ctd_stats.stats.ltt import certified_count
-from ctd_stats.stats.pareto import CascadeData, _calibration_parts, opt_candidates
+from ctd_stats.stats.pareto import CascadeData, calibration_parts, opt_candidates
 
 __all__ = [
     "batch_median_window_masks",
@@ -88,7 +88,7 @@ def cascade_thresholds(
     """
     alphas = _budgets(budgets)
     dl = check_open_unit("delta", delta)
-    opt, ht = _calibration_parts(data, opt, ht, split, None, opt_fraction, seed)
+    opt, ht = calibration_parts(data, opt, ht, split, None, opt_fraction, seed)
     s_opt, grid, _, e_opt, front = opt_candidates(opt, thresholds)
     f_tau, f_err = grid[front], e_opt[front]
     s_ht = s_opt if split == "none" else SortedScores.from_scores(ht.dv_score, keep_order=False)
@@ -140,7 +140,7 @@ def _check_ks(ks: ArrayLike, batch_size: int, partial: str) -> tuple[NDArray[np.
         raise ValueError(f"ks: expected a 1-D array of integers, got {arr.dtype} {arr.shape}")
     bs = batch_size
     for k in arr.tolist():
-        _, bs = _check_batch_args(int(k), batch_size, partial)
+        _, bs = check_batch_args(int(k), batch_size, partial)
     return arr.astype(np.int64), bs
 
 
@@ -166,7 +166,7 @@ def _window_masks(
     n = keys.size
     ranks, n_full = _within_batch_ranks(keys, batch_size)
     r = n - n_full
-    k_tail = np.asarray([_partial_k(int(k), r, batch_size, partial) for k in ks], dtype=np.int64)
+    k_tail = np.asarray([partial_k(int(k), r, batch_size, partial) for k in ks], dtype=np.int64)
     in_tail = np.arange(n) >= n_full
     k_item = np.where(in_tail[None, :], k_tail[:, None], ks[:, None])  # [J, n]
     if centred:

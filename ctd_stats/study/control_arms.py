@@ -78,7 +78,7 @@ def _platt(p: NDArray[np.float64], ac: tuple[float, float]) -> NDArray[np.float6
     return np.asarray(expit(ac[0] * _logit(p) + ac[1]), dtype=np.float64)
 
 
-def _masks(
+def control_masks(
     y: NDArray[np.bool_],
     p: NDArray[np.float64],
     b: NDArray[np.float64],
@@ -116,13 +116,13 @@ def ctd_unc_masks(
     u = calibrated_uncertainty(p, p[np.concatenate([opt, ht])])
     return np.stack(
         [
-            _masks(y, p, b, d, opt, ht, ev, alphas, delta, split),
-            _masks(y, p, b, u, opt, ht, ev, alphas, delta, split),
+            control_masks(y, p, b, d, opt, ht, ev, alphas, delta, split),
+            control_masks(y, p, b, u, opt, ht, ev, alphas, delta, split),
         ]
     )
 
 
-def _auc(
+def control_auc(
     masks: NDArray[np.bool_], p: NDArray[np.float64], b: NDArray[np.float64], y: NDArray[np.bool_]
 ) -> NDArray[np.float64]:
     """Cascade AUROC of masks [..., n] → [...]."""
@@ -149,7 +149,7 @@ def pool_bootstrap(
         ).integers(0, inputs.n, inputs.n)
         cal, ev = idx[:n_cal], idx[n_cal:]
         m = ctd_unc_masks(y, p, b, d, cal[:n_opt], cal[n_opt:], ev, alphas, delta, split)
-        a = _auc(m, p[ev], b[ev], y[ev])
+        a = control_auc(m, p[ev], b[ev], y[ev])
         out[r] = a[0] - a[1]
     return IntervalArray.of(out)
 
@@ -182,7 +182,7 @@ def null_world(
         perm = rng.permutation(n)
         cal, ev = perm[:n_cal], perm[n_cal:]
         m = ctd_unc_masks(ys, p, bs, d, cal[:n_opt], cal[n_opt:], ev, alphas, delta, split)
-        a = _auc(m, p[ev], bs[ev], ys[ev])
+        a = control_auc(m, p[ev], bs[ev], ys[ev])
         out[r] = a[0] - a[1]
     ok = ~np.isnan(out)
     exceed = ((out >= observed[None, :] - 1e-12) & ok).sum(axis=0)

@@ -55,15 +55,15 @@ from ctd_stats.stats.metrics import auroc_rows
 from ctd_stats.stats.sweep import global_oracle_masks
 from ctd_stats.study.control_arms import (
     IntervalArray,
-    _auc,
-    _masks,
+    control_auc,
+    control_masks,
     ctd_unc_masks,
     null_world,
     platt_fit,
     pool_bootstrap,
 )
 from ctd_stats.study.control_inputs import ControlColumns, DevRows
-from ctd_stats.study.runner import StudyInputs, _split_rng
+from ctd_stats.study.runner import StudyInputs, split_rng
 
 __all__ = [
     "CONTROL_NAMES",
@@ -368,7 +368,7 @@ def _split_controls(
         inputs.delegation_value,
     )
     al, dl, J = plan.alphas, plan.delta, plan.alphas.size
-    perm = _split_rng(seed, r).permutation(inputs.n)
+    perm = split_rng(seed, r).permutation(inputs.n)
     cal, ev = perm[: plan.n_cal], perm[plan.n_cal :]
     opt, ht = cal[: plan.n_opt], cal[plan.n_opt :]
     ye, pe, be = y[ev], p[ev], b[ev]
@@ -379,19 +379,19 @@ def _split_controls(
     ]
     if cols.dv_boot is not None:
         dk = cols.dv_boot[r % cols.dv_boot.shape[0]]
-        parts.append(_masks(y, p, b, dk, opt, ht, ev, al, dl, plan.split)[None])
+        parts.append(control_masks(y, p, b, dk, opt, ht, ev, al, dl, plan.split)[None])
     out: dict[str, Any] = {}
     if plan.route_masks is not None:
         parts.append(plan.route_masks[:, ev][None])
         out["route_rate"] = plan.route_masks[:, ev].mean(axis=1)
     m = np.concatenate(parts)  # [arm, budget, eval row] in plan.keys order
-    out.update(zip(plan.keys, _auc(m, pe, be, ye), strict=True))
+    out.update(zip(plan.keys, control_auc(m, pe, be, ye), strict=True))
     out["probe"] = auroc_rows(pe[None, :], ye)[0]
     groups = {}
     for name, in_set in plan.sets.items():
         sel = in_set[ev]
         ga = (
-            _auc(m[:2][:, :, sel], pe[sel], be[sel], ye[sel])
+            control_auc(m[:2][:, :, sel], pe[sel], be[sel], ye[sel])
             if sel.any()
             else np.full((2, J), np.nan)
         )
@@ -400,7 +400,7 @@ def _split_controls(
     if plan.refit:
         assert cols.probe_refit is not None and cols.dv_refit is not None
         pr = cols.probe_refit
-        ar = _auc(
+        ar = control_auc(
             ctd_unc_masks(y, pr, b, cols.dv_refit, opt, ht, ev, al, dl, plan.split), pr[ev], be, ye
         )
         out["refit_ctd"], out["refit_unc"] = ar[0], ar[1]
@@ -415,7 +415,7 @@ def _split_controls(
                 global_oracle_masks(vn[ev], al)[None],
             ]
         )
-        out["noshift_ctd"], out["noshift_unc"], out["noshift_oracle"] = _auc(mn, pn[ev], be, ye)
+        out["noshift_ctd"], out["noshift_unc"], out["noshift_oracle"] = control_auc(mn, pn[ev], be, ye)
         out["noshift_probe"] = auroc_rows(pn[ev][None, :], ye)[0]
     return out
 

@@ -9,7 +9,7 @@ from typing import Any
 from ctd_stats.study.control_inputs import read_control_columns
 from ctd_stats.study.controls import ExpertControls, compute_controls
 from ctd_stats.study.inputs import study_inputs
-from ctd_stats.study.runner import ExpertStudy, _finite_or_none
+from ctd_stats.study.runner import ExpertStudy, finite_or_none
 from ctd_stats.study.verdict import Verdict, expert_verdict, overall_verdict
 
 __all__ = ["StudyControls", "controls_for_table"]
@@ -27,7 +27,7 @@ class StudyControls:
         """``{"controls": {expert: ...}, "verdict": {"text": ..., "experts": {expert: ...}}}``
         (non-finite numbers become null)."""
         return dict(
-            _finite_or_none(
+            finite_or_none(
                 {
                     "controls": {c.expert: c.to_dict() for c in self.experts},
                     "verdict": {

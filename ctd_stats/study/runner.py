@@ -170,7 +170,7 @@ class ExpertStudy:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types; undefined numbers (NaN: a FAIC with nothing achievable, a correlation
         of a constant score) become None."""
-        return dict(_finite_or_none(self._raw_dict()))
+        return dict(finite_or_none(self._raw_dict()))
 
     def _raw_dict(self) -> dict[str, Any]:
         def rows(metric: str) -> dict[str, list[float]]:
@@ -235,14 +235,14 @@ class ExpertStudy:
         }
 
 
-def _finite_or_none(obj: Any) -> Any:
+def finite_or_none(obj: Any) -> Any:
     """``obj`` with every non-finite float (at any depth of dicts and lists) replaced by None."""
     if isinstance(obj, float):
         return obj if np.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
+        return {k: finite_or_none(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_finite_or_none(v) for v in obj]
+        return [finite_or_none(v) for v in obj]
     return obj
 
 
@@ -332,7 +332,7 @@ class _StudyContext:
     rank_scores: NDArray[np.float64]
 
 
-def _split_rng(seed: int, repeat: int) -> np.random.Generator:
+def split_rng(seed: int, repeat: int) -> np.random.Generator:
     """Generator of split ``repeat``: child ``repeat`` of ``SeedSequence(seed)`` (engine-free)."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(repeat,)))
 
@@ -341,7 +341,7 @@ def _one_split(ctx: _StudyContext, r: int) -> dict[str, Any]:
     """Metrics of random split ``r`` (its own seed), keyed as :func:`run_study` stacks them."""
     inputs, M, J, G = ctx.inputs, len(METHODS), ctx.alphas.size, ctx.n_groups
     y, p, b, v, d = inputs.labels, inputs.probe_prob, inputs.expert_prob, inputs.delegation_value, inputs.dv_score
-    perm = _split_rng(ctx.seed, r).permutation(inputs.n)
+    perm = split_rng(ctx.seed, r).permutation(inputs.n)
     cal, ev = perm[: ctx.n_cal], perm[ctx.n_cal :]
     masks, certified = _delegation_masks(
         inputs, cal[: ctx.n_opt], cal[ctx.n_opt :], ev, ctx.alphas, ctx.k_per_batch, ctx.batch_size,

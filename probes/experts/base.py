@@ -56,7 +56,7 @@ class ExpertCost(BaseModel):
         }
 
 
-class _CostMeter:
+class CostMeter:
     """Thread-safe accumulator of wall seconds and tokens over scored texts."""
 
     def __init__(self) -> None:
@@ -133,7 +133,7 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     return out
 
 
-def _check_output(name: str, probs: NDArray[np.float64], n: int) -> NDArray[np.float64]:
+def check_output(name: str, probs: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     """Raise ExpertError unless ``probs`` has shape (n,) with finite values in [0, 1]."""
     if probs.shape != (n,):
         raise ExpertError(f"expert {name!r}: produced shape {probs.shape}, expected ({n},)")
@@ -144,6 +144,6 @@ def _check_output(name: str, probs: NDArray[np.float64], n: int) -> NDArray[np.f
     return probs
 
 
-def _snippet(value: object, limit: int = 200) -> str:
+def snippet(value: object, limit: int = 200) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[:limit] + "..."

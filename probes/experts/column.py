@@ -9,12 +9,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from probes.experts.base import (
+    CostMeter,
     ExpertCost,
     ExpertError,
-    _check_output,
-    _CostMeter,
-    _snippet,
+    check_output,
     check_texts,
+    snippet,
 )
 
 __all__ = ["PrecomputedColumnExpert"]
@@ -61,7 +61,7 @@ class PrecomputedColumnExpert:
     ) -> None:
         self.name = name
         self._fixed_cost = cost
-        self._meter = _CostMeter()
+        self._meter = CostMeter()
         self._table: dict[str, float] | None
         if isinstance(values, Mapping):
             if keys is not None:
@@ -105,7 +105,7 @@ class PrecomputedColumnExpert:
                     out[i] = self._table[key]
                 except KeyError:
                     raise ExpertError(
-                        f"expert {self.name!r}: no precomputed score for key {_snippet(key, 60)!r} (item {i})"
+                        f"expert {self.name!r}: no precomputed score for key {snippet(key, 60)!r} (item {i})"
                     ) from None
         else:
             assert self._column is not None
@@ -122,7 +122,7 @@ class PrecomputedColumnExpert:
                 f"expert {self.name!r}: no score for item {i} (the expert was not run there)"
             )
         self._meter.add(time.perf_counter() - start, len(items))
-        return _check_output(self.name, out, len(items))
+        return check_output(self.name, out, len(items))
 
     @property
     def cost(self) -> ExpertCost:

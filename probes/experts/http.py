@@ -19,12 +19,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from probes.experts.base import (
+    CostMeter,
     ExpertCost,
     ExpertError,
-    _check_output,
-    _CostMeter,
-    _snippet,
+    check_output,
     check_texts,
+    snippet,
 )
 from probes.experts.transport import build_opener, post_json
 
@@ -219,7 +219,7 @@ class HTTPExpert:
         self.extra_body = dict(extra_body or {})
         self.max_response_bytes = int(max_response_bytes)
         self._opener = build_opener(parsed.hostname)
-        self._meter = _CostMeter()
+        self._meter = CostMeter()
 
     def __repr__(self) -> str:
         return f"HTTPExpert({self.name!r}, endpoint={self.endpoint!r}, mode={self.mode!r})"
@@ -248,7 +248,7 @@ class HTTPExpert:
     def _chat_probability(self, body: Mapping[str, Any]) -> float:
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-            raise ExpertError(f"no 'choices' in response: {_snippet(body)}")
+            raise ExpertError(f"no 'choices' in response: {snippet(body)}")
         choice = choices[0]
         logprobs = choice.get("logprobs")
         content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
@@ -261,7 +261,7 @@ class HTTPExpert:
                     continue  # leading whitespace/newline tokens (e.g. Llama Guard's "\n\n")
                 pairs = _top_entries(entry)
                 if any(lp > 1e-6 for _, lp in pairs):
-                    raise ExpertError(f"positive log-probability in response: {_snippet(entry)}")
+                    raise ExpertError(f"positive log-probability in response: {snippet(entry)}")
                 unsafe = [lp for t, lp in pairs if _norm_token(t) in self._unsafe]
                 safe = [lp for t, lp in pairs if _norm_token(t) in self._safe]
                 if not unsafe and not safe:
@@ -295,24 +295,24 @@ class HTTPExpert:
                 if self.allow_hard_labels
                 else " (allow_hard_labels=True would accept a plain label)"
             )
-            + f": {_snippet(choice)}"
+            + f": {snippet(choice)}"
         )
 
     def _moderation_probabilities(self, body: Mapping[str, Any], n: int) -> list[float]:
         results = body.get("results")
         if not isinstance(results, list) or len(results) != n:
             got = len(results) if isinstance(results, list) else "no"
-            raise ExpertError(f"expected {n} moderation results, got {got}: {_snippet(body)}")
+            raise ExpertError(f"expected {n} moderation results, got {got}: {snippet(body)}")
         out: list[float] = []
         for i, res in enumerate(results):
             if not isinstance(res, Mapping):
-                raise ExpertError(f"moderation result {i} is not an object: {_snippet(res)}")
+                raise ExpertError(f"moderation result {i} is not an object: {snippet(res)}")
             scores = res.get("category_scores")
             if isinstance(scores, Mapping) and scores:
                 vals = list(scores.values())
                 if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
                     raise ExpertError(
-                        f"moderation result {i}: non-numeric category score {_snippet(scores)}"
+                        f"moderation result {i}: non-numeric category score {snippet(scores)}"
                     )
                 top = max(float(v) for v in vals)
                 if not (0.0 <= top <= 1.0):
@@ -417,4 +417,4 @@ class HTTPExpert:
         self._meter.add(
             time.perf_counter() - start, n, tokens if token_texts else None, token_texts
         )
-        return _check_output(self.name, out, n)
+        return check_output(self.name, out, n)

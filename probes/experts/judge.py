@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from probes.experts.base import ExpertCost, ExpertError, _check_output, _CostMeter, check_texts
+from probes.experts.base import CostMeter, ExpertCost, ExpertError, check_output, check_texts
 
 __all__ = ["DEFAULT_JUDGE_PROMPT", "JudgePrompt", "PromptedJudgeExpert"]
 
@@ -141,7 +141,7 @@ class PromptedJudgeExpert:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
-        self._meter = _CostMeter()
+        self._meter = CostMeter()
 
         self._backbone: Any = getattr(model, getattr(model, "base_model_prefix", "model"), None)
         if self._backbone is None or self._backbone is model:
@@ -278,7 +278,7 @@ class PromptedJudgeExpert:
         except Exception as exc:
             raise ExpertError(f"expert {self.name!r}: forward pass failed: {exc}") from exc
         self._meter.add(time.perf_counter() - start, n, float(lengths.sum()), n)
-        return _check_output(self.name, out, n)
+        return check_output(self.name, out, n)
 
     @property
     def cost(self) -> ExpertCost:

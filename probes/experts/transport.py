@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from probes.experts.base import ExpertError, _snippet
+from probes.experts.base import ExpertError, snippet
 
 __all__ = ["RETRYABLE_STATUS", "build_opener", "is_loopback", "post_json"]
 
@@ -62,10 +62,10 @@ def _decode(raw: bytes, where: str, max_response_bytes: int) -> dict[str, Any]:
         decoded = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ExpertError(
-            f"{where}: response is not valid JSON: {_snippet(raw.decode('utf-8', 'replace'))!r}"
+            f"{where}: response is not valid JSON: {snippet(raw.decode('utf-8', 'replace'))!r}"
         ) from exc
     if not isinstance(decoded, dict):
-        raise ExpertError(f"{where}: expected a JSON object, got {_snippet(decoded)}")
+        raise ExpertError(f"{where}: expected a JSON object, got {snippet(decoded)}")
     return decoded
 
 
@@ -112,7 +112,7 @@ def post_json(
                 text = exc.read(300).decode("utf-8", "replace")
             except Exception:
                 text = ""
-            reason = f"HTTP {exc.code}: {_snippet(text)}"
+            reason = f"HTTP {exc.code}: {snippet(text)}"
             if exc.code not in RETRYABLE_STATUS:
                 raise ExpertError(f"{where}: {reason}") from exc
             retry_after = _retry_after(exc)
@@ -122,7 +122,7 @@ def post_json(
             if isinstance(inner, TimeoutError) or isinstance(exc, TimeoutError):
                 reason = f"timed out after {timeout_s:g} s"
             else:
-                reason = f"{type(exc).__name__}: {_snippet(str(inner))}"
+                reason = f"{type(exc).__name__}: {snippet(str(inner))}"
             last_exc = exc
         else:
             return _decode(raw, where, max_response_bytes)

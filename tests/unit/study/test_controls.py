@@ -206,9 +206,9 @@ def test_verdict_pays_and_does_not_pay(planted):
 
 def test_probe_auroc_is_the_evaluation_rows_auroc(planted):
     inputs, _, c = planted
-    from ctd_stats.study.runner import _split_rng
+    from ctd_stats.study.runner import split_rng
 
-    perm = _split_rng(3, 0).permutation(inputs.n)
+    perm = split_rng(3, 0).permutation(inputs.n)
     ev = perm[round(0.5 * inputs.n) :]
     assert c.auroc["probe"][0] == pytest.approx(
         auroc(inputs.labels[ev], inputs.probe_prob[ev]), abs=1e-15
