@@ -211,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
         costs=costs,
         preamble=(f"{spec.cascade.description.strip()} " if spec.cascade.description else "")
         + f"Score table {table.name()} ({len(table)} rows; sha256 {str(table.sha256)[:12]}…); "
-        f"δ = {spec.calibration.delta:g}; {studies[0].repeats if studies else 0} random splits.",
+        f"δ = {spec.calibration.delta:g}; {studies[0].repeats if studies else 0} random splits.\n"
+        + ctl.headline(),
         deployment=[(r.expert, r.budget, r.delta, r.threshold, r.certified) for r in outcome.certificate.results],
         links=[(f"{name}", name) for name in run_output_names(spec.outputs.formats)
                if name.startswith(("certificate", "calibration", "study"))],

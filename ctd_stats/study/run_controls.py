@@ -36,6 +36,16 @@ class StudyControls:
             )
         )
 
+    def headline(self) -> str:
+        """The verdict's first sentence, pointing to the section that explains it."""
+        if not self.verdicts:
+            return ""
+        pays = [v.expert for v in self.verdicts if v.ctd_pays]
+        head = self.overall.split(". ", 1)[0].rstrip(".")
+        return f"Verdict: {head}" + (
+            " (see 'Verdict and controls')." if pays else " (see 'Verdict and controls' for why)."
+        )
+
     def report_blocks(self) -> list[Any]:
         from ctd_stats.reports.study_controls import controls_blocks
 
