@@ -19,7 +19,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
 from ctd_stats.errors import CTDInputError
 
@@ -53,6 +52,8 @@ def binomial_pvalue(k: ArrayLike, n: int, alpha: ArrayLike) -> NDArray[np.float6
     function of k (it is exact at R = α up to discreteness).
     Edge cases: k = n gives 1; k = 0 gives (1 − α)^n.
     """
+    from scipy import special  # imported on use: `ctd validate` never needs it
+
     kk = _counts(k, n)
     a = _alpha(alpha)
     return np.asarray(np.clip(special.bdtr(kk, n, a), 0.0, 1.0), dtype=np.float64)
@@ -60,6 +61,8 @@ def binomial_pvalue(k: ArrayLike, n: int, alpha: ArrayLike) -> NDArray[np.float6
 
 def _bernoulli_kl(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     """KL(Bern(a) || Bern(b)) with the convention 0·log 0 = 0."""
+    from scipy import special
+
     return np.asarray(special.rel_entr(a, b) + special.rel_entr(1.0 - a, 1.0 - b), dtype=np.float64)
 
 
@@ -82,6 +85,8 @@ def bentkus_pvalue(k: ArrayLike, n: int, alpha: ArrayLike) -> NDArray[np.float64
     Valid for losses in [0, 1] (Bentkus' inequality); for 0/1 losses ⌈n r̂⌉ = k exactly, so this is
     e times the binomial p-value — computed from the integer count, never from a float.
     """
+    from scipy import special
+
     kk = _counts(k, n)
     a = _alpha(alpha)
     return np.asarray(np.minimum(1.0, np.e * special.bdtr(kk, n, a)), dtype=np.float64)
