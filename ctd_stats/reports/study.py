@@ -265,15 +265,18 @@ def build_study_report(
     deployment: Sequence[Sequence[Any]] | None = None,
     links: Sequence[tuple[str, str]] = (),
     learning_curve: Mapping[str, Any] | None = None,
+    top_blocks: Sequence[Any] = (),
 ) -> Report:
     """The whole ``ctd run`` report: a plain-language summary, the deployable thresholds with links to
     the files that hold them, then one section per expert.
 
-    ``deployment`` rows are ``(expert, budget, δ, τ, certified)`` of the certificate written beside
+    ``top_blocks`` (the verdict and the controls) come right after the summary. ``deployment`` rows are ``(expert, budget, δ, τ, certified)`` of the certificate written beside
     the report; ``links`` are ``(label, file name)`` pairs of that run's other outputs.
     """
     summary = "\n".join([preamble, *(expert_summary(s) for s in studies)]).strip()
     rep = Report(title=title, summary=summary)
+    if top_blocks:  # the verdict and the controls (ctd_stats.reports.study_controls)
+        rep.add(*top_blocks)
     if deployment:
         rep.add(Heading("Deployment: the certified thresholds"))
         rep.add(Table(
@@ -295,12 +298,12 @@ def build_study_report(
         rep.add(*_expert_blocks(s, group_alpha, (costs or {}).get(s.expert)))
     if learning_curve:
         rep.add(*_learning_curve_blocks(learning_curve))
-    return rep
-
-
     # The headline table comes first, before every other block; sections meant for the top of the
     # report (the controls, ``top_blocks``) follow it.
     rep.blocks[:0] = headline_blocks(studies)
+    return rep
+
+
 def _learning_curve_blocks(curve: Mapping[str, Any]) -> list[Any]:
     """The DV learning curve recorded by the table's build (metadata ``ctd.dv_learning_curve``)."""
     alpha = curve.get("alpha", 0.3)
