@@ -11,22 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ctd_stats._version import __version__
-from ctd_stats.certificate.model import (
-    ASSUMPTION,
-    BudgetCertificate,
-    Certificate,
-    FrontPoint,
-    Randomization,
-    ScoreReference,
-    TestedThreshold,
-    utc_now,
-)
 from ctd_stats.errors import CTDInputError
 from ctd_stats.spec.cascade_spec import CascadeSpec
 from ctd_stats.stats.curves import delegation_counts
@@ -34,6 +24,9 @@ from ctd_stats.stats.ltt import Calibration, budget_threshold, calibrate_budget
 from ctd_stats.stats.pareto import CascadeCalibration, CascadeData, calibrate_cascade
 from ctd_stats.stats.pvalues import pvalue_function
 from ctd_stats.table.score_table import ScoreTable
+
+if TYPE_CHECKING:  # the certificate models (pydantic) load on use: `ctd validate` needs none
+    from ctd_stats.certificate.model import BudgetCertificate, Certificate, ScoreReference
 
 Progress = Callable[[Iterable[Any]], Iterator[Any]]
 
@@ -309,6 +302,13 @@ def budget_certificate(
     row for budget-only); the integer count of scores above each tested threshold is recorded so
     that a verifier can recompute every p-value (:mod:`ctd_stats.certificate.checks`).
     """
+    from ctd_stats.certificate.model import (
+        BudgetCertificate,
+        FrontPoint,
+        Randomization,
+        TestedThreshold,
+    )
+
     counts = delegation_counts(test_scores, cal.thresholds)
     if not np.array_equal(counts, np.rint(cal.empirical_rates * cal.n)):
         raise RuntimeError("recorded counts disagree with the calibration's rates (a bug)")
@@ -450,6 +450,8 @@ def calibrate_spec(
     CalibrationOutcome
         The certificate (fail-closed entries included) and the material for the report.
     """
+    from ctd_stats.certificate.model import ASSUMPTION, Certificate, ScoreReference, utc_now
+
     data = {name: expert_data(spec, table, name) for name in table.expert_names}
     for d in data.values():
         if spec.calibration.cluster is None:

@@ -152,6 +152,11 @@ def run_output_names(formats: Sequence[str]) -> list[str]:
     return names
 
 
+def report_formats(formats: Sequence[str]) -> list[str]:
+    """The report formats (``md``, ``html``) among ``outputs.formats``; none: no figure is drawn."""
+    return [fmt for fmt in ("md", "html") if fmt in formats]
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -176,17 +181,21 @@ def run(args: argparse.Namespace) -> int:
     from ctd_stats.study.run_controls import controls_for_table
 
     ctl = controls_for_table(spec, table, studies)
-    report = build_study_report(
+    formats = spec.outputs.formats
+    curve = build_metadata(table.path, LEARNING_CURVE_KEY)
+    # Figures are drawn only for a report that is written (md/html share one drawing of each).
+    report = None if not report_formats(formats) else build_study_report(
         studies,
         title=f"ctd run — {spec.cascade.name}",
         costs=costs,
         preamble=(f"{spec.cascade.description.strip()} " if spec.cascade.description else "")
         + f"Score table {table.name()} ({len(table)} rows; sha256 {str(table.sha256)[:12]}…); "
-        f"δ = {spec.calibration.delta:g}; {studies[0].repeats if studies else 0} random splits.",
+        f"δ = {spec.calibration.delta:g}; {studies[0].repeats if studies else 0} random splits.\n"
+        + ctl.headline(),
         deployment=[(r.expert, r.budget, r.delta, r.threshold, r.certified) for r in outcome.certificate.results],
         links=[(f"{name}", name) for name in run_output_names(spec.outputs.formats)
                if name.startswith(("certificate", "calibration", "study"))],
-        learning_curve=(curve := build_metadata(table.path, LEARNING_CURVE_KEY)),
+        learning_curve=curve,
         top_blocks=controls_blocks(ctl.experts, ctl.verdicts, ctl.overall),
     )
     directory = (Path(args.output) if args.output else spec.output_dir()).resolve()
@@ -196,22 +205,22 @@ def run(args: argparse.Namespace) -> int:
     }
     if curve:
         study_json["dv_learning_curve"] = curve
-    formats = spec.outputs.formats
     with output_set(
         directory, "run", spec_sha256=spec.sha256, force=getattr(args, "force", False),
         names=run_output_names(formats), may_write=run_output_names(("md", "html", "json")),
     ) as out:
         out.write_json("certificate.json", outcome.certificate.to_dict())
         out.write_json("study.json", study_json)
+        fmts = report_formats(formats)
         cal_rep = build_calibration_report(
             outcome, progress=lambda rs: progress(rs, desc="drawing figures")
-        )
-        for fmt in ("md", "html"):
-            if fmt in formats:
-                out.write_text(f"report.{fmt}", report.to_markdown() if fmt == "md" else report.to_html())
-                out.write_text(
-                    f"calibration.{fmt}", cal_rep.to_markdown() if fmt == "md" else cal_rep.to_html()
-                )
+        ) if fmts else None
+        for fmt in fmts:
+            assert report is not None and cal_rep is not None
+            out.write_text(f"report.{fmt}", report.to_markdown() if fmt == "md" else report.to_html())
+            out.write_text(
+                f"calibration.{fmt}", cal_rep.to_markdown() if fmt == "md" else cal_rep.to_html()
+            )
     code = EXIT_OK if outcome.all_certified else EXIT_NOT_CERTIFIED
     if getattr(args, "json", False):
         print(json.dumps({"output": str(directory), "exit_code": code, **study_json}, indent=2))

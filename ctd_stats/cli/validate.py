@@ -29,7 +29,7 @@ def check(spec_path: str) -> dict[str, Any]:
     """Validate a spec and its table; return a JSON-ready summary with warnings."""
     from ctd_stats.certificate.build import expert_data
     from ctd_stats.spec.cascade_spec import load_spec
-    from ctd_stats.stats.planning import certifiable_budget
+    from ctd_stats.stats.budget_floor import smallest_certifiable_budget
 
     spec = load_spec(spec_path)
     warnings: list[str] = []
@@ -57,7 +57,7 @@ def check(spec_path: str) -> dict[str, Any]:
     for name in table.expert_names:
         data = expert_data(spec, table, name)
         n_ht = int(data.ht_scores.size)
-        floor = certifiable_budget(n_ht, spec.calibration.delta)
+        floor = smallest_certifiable_budget(n_ht, spec.calibration.delta)
         for b in spec.calibration.budget:
             if b < floor:
                 warnings.append(

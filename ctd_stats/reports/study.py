@@ -270,11 +270,13 @@ def build_study_report(
     """The whole ``ctd run`` report: a plain-language summary, the deployable thresholds with links to
     the files that hold them, then one section per expert.
 
-    ``deployment`` rows are ``(expert, budget, δ, τ, certified)`` of the certificate written beside
+    ``top_blocks`` (the verdict and the controls) come right after the summary. ``deployment`` rows are ``(expert, budget, δ, τ, certified)`` of the certificate written beside
     the report; ``links`` are ``(label, file name)`` pairs of that run's other outputs.
     """
     summary = "\n".join([preamble, *(expert_summary(s) for s in studies)]).strip()
     rep = Report(title=title, summary=summary)
+    if top_blocks:  # the verdict and the controls (ctd_stats.reports.study_controls)
+        rep.add(*top_blocks)
     if deployment:
         rep.add(Heading("Deployment: the certified thresholds"))
         rep.add(Table(
@@ -298,7 +300,7 @@ def build_study_report(
         rep.add(*_learning_curve_blocks(learning_curve))
     # The headline table comes first, before every other block; sections meant for the top of the
     # report (the controls, ``top_blocks``) follow it.
-    rep.blocks[:0] = [*headline_blocks(studies), *top_blocks]
+    rep.blocks[:0] = headline_blocks(studies)
     return rep
 
 

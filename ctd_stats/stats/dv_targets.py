@@ -17,11 +17,23 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ctd_stats.errors import CTDInputError
-from ctd_stats.stats.metrics import UNSAFE_CUTOFF, predicts_unsafe
 
-__all__ = ["DVTarget", "binary_dv", "continuous_dv", "dv_targets"]
+__all__ = ["UNSAFE_CUTOFF", "DVTarget", "binary_dv", "continuous_dv", "dv_targets", "predicts_unsafe"]
 
 DVTarget = Literal["continuous", "binary"]
+
+
+#: A classifier predicts "unsafe" when its probability of unsafe is at least this (ties go to unsafe).
+UNSAFE_CUTOFF = 0.5
+
+
+def predicts_unsafe(prob: ArrayLike, cutoff: float = UNSAFE_CUTOFF) -> NDArray[np.bool_]:
+    """The one definition of a prediction: unsafe iff ``prob >= cutoff`` (default 0.5).
+
+    Used by the DV targets, the cascade data of Pareto testing, the study and its controls, so a
+    probability of exactly the cutoff is counted the same way everywhere.
+    """
+    return np.asarray(np.asarray(prob, dtype=np.float64) >= cutoff, dtype=bool)
 
 
 def _inputs(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike) -> tuple[NDArray[np.float64], ...]:
@@ -46,7 +58,7 @@ def continuous_dv(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLi
 
 def binary_dv(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike, threshold: float = UNSAFE_CUTOFF) -> NDArray[np.float64]:
     """``1[probe wrong and expert right]`` (as 0.0/1.0); a classifier predicts unsafe iff its
-    probability is ``>= threshold`` (:func:`~ctd_stats.stats.metrics.predicts_unsafe`)."""
+    probability is ``>= threshold`` (:func:`predicts_unsafe`)."""
     y, p, b = _inputs(labels, probe_prob, expert_prob)
     yb = y.astype(bool)
     probe_right = predicts_unsafe(p, threshold) == yb

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 from scipy import stats
 
 from ctd_stats.errors import CTDInputError
-
-#: A classifier predicts "unsafe" when its probability of unsafe is at least this (ties go to unsafe).
-UNSAFE_CUTOFF = 0.5
-
-
-def predicts_unsafe(prob: ArrayLike, cutoff: float = UNSAFE_CUTOFF) -> NDArray[np.bool_]:
-    """The one definition of a prediction: unsafe iff ``prob >= cutoff`` (default 0.5).
-
-    Used by the DV targets, the cascade data of Pareto testing, the study and its controls, so a
-    probability of exactly the cutoff is counted the same way everywhere.
-    """
-    return np.asarray(np.asarray(prob, dtype=np.float64) >= cutoff, dtype=bool)
 
 
 def auroc_rows(scores: NDArray[np.float64], labels: NDArray[np.bool_]) -> NDArray[np.float64]:

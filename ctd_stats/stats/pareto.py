@@ -75,6 +75,7 @@ from numpy.typing import ArrayLike, NDArray
 from ctd_stats.errors import CTDInputError
 from ctd_stats.io import json_float
 from ctd_stats.stats.curves import SortedScores, cascade_error_counts
+from ctd_stats.stats.dv_targets import UNSAFE_CUTOFF, predicts_unsafe
 from ctd_stats.stats.fwer import (
     JOINT_RULES,
     BonferroniSplitChains,
@@ -85,7 +86,6 @@ from ctd_stats.stats.fwer import (
 )
 from ctd_stats.stats.inputs import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
 from ctd_stats.stats.ltt import Calibration, candidate_grid
-from ctd_stats.stats.metrics import UNSAFE_CUTOFF, predicts_unsafe
 from ctd_stats.stats.pvalues import pvalue_function
 from ctd_stats.table.splits import CALIBRATION_SPLITS
 

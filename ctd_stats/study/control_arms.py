@@ -13,7 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ctd_stats.stats.baselines import calibrated_uncertainty
-from ctd_stats.stats.metrics import cascade_auroc_rows, predicts_unsafe
+from ctd_stats.stats.dv_targets import predicts_unsafe
+from ctd_stats.stats.metrics import cascade_auroc_rows
 from ctd_stats.stats.pareto import CascadeData
 from ctd_stats.stats.sweep import cascade_thresholds
 from ctd_stats.study import diagnostics as dg

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ctd_stats.stats.metrics import auroc_rows, cascade_auroc_rows, predicts_unsafe
+from ctd_stats.stats.dv_targets import predicts_unsafe
+from ctd_stats.stats.metrics import auroc_rows, cascade_auroc_rows
 
 #: Scores ranked by the ranking-only curves.
 RANKINGS: tuple[str, ...] = ("dv", "uncertainty", "ceiling")

@@ -38,6 +38,16 @@ class StudyControls:
             )
         )
 
+    def headline(self) -> str:
+        """The verdict's first sentence, pointing to the section that explains it."""
+        if not self.verdicts:
+            return ""
+        pays = [v.expert for v in self.verdicts if v.ctd_pays]
+        head = self.overall.split(". ", 1)[0].rstrip(".")
+        return f"Verdict: {head}" + (
+            " (see 'Verdict and controls')." if pays else " (see 'Verdict and controls' for why)."
+        )
+
 
 def controls_for_table(spec: Any, table: Any, studies: Sequence[ExpertStudy]) -> StudyControls:
     """Run :func:`~ctd_stats.study.controls.compute_controls` for every study's expert with the

@@ -36,8 +36,9 @@ from numpy.typing import NDArray
 
 from ctd_stats.engines.local import Engine, LocalEngine
 from ctd_stats.errors import CTDInputError
+from ctd_stats.stats.dv_targets import predicts_unsafe
 from ctd_stats.stats.inputs import as_bool_1d, as_finite_1d, as_probabilities, check_open_unit
-from ctd_stats.stats.metrics import faic, predicts_unsafe
+from ctd_stats.stats.metrics import faic
 from ctd_stats.stats.pareto import CascadeData
 from ctd_stats.study import diagnostics as dg
 from ctd_stats.study.guarantee import MonteCarloCheck

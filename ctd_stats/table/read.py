@@ -76,7 +76,9 @@ class ParquetColumns:
         """One column as a pyarrow ChunkedArray."""
         import pyarrow.parquet as pq
 
-        return pq.read_table(self.path, columns=[col], use_threads=False).column(0)
+        # ParquetFile, not read_table: read_table goes through pyarrow.dataset, which imports pandas
+        with pq.ParquetFile(self.path) as f:
+            return f.read(columns=[col], use_threads=False).column(0)
 
     @staticmethod
     def release() -> None:
@@ -93,8 +95,6 @@ def read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[s
     CSV: a pandas DataFrame of strings. Parquet: a :class:`ParquetColumns` (nothing read yet beyond
     the schema and the row count).
     """
-    import pandas as pd
-
     costs: dict[str, Any] = {}
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -117,6 +117,8 @@ def read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[s
         ]
         cols = list(dict.fromkeys([*present, *extra]))
         return ParquetColumns(path, cols, list(schema.names), int(n_rows)), costs
+    import pandas as pd  # CSV only: a Parquet table is read without pandas (`ctd validate` start-up)
+
     header = _csv_header(path)
     try:
         with warnings.catch_warnings():
@@ -165,13 +167,47 @@ def numeric_column(frame: Any, col: str, path: Path, fmt: str) -> NDArray[np.flo
         t = data.type
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
             # Straight to numpy (nulls become NaN): one float64 copy of the (chunked) column.
-            values = np.array(data.to_numpy(), dtype=np.float64)
+            values = _arrow_floats(data)
         else:  # text, decimals, ...: through pandas, as a frame column would be
             values = _numeric_series(data.to_pandas(), col, path, fmt)
         del data
         frame.release()
         return values
     return _numeric_series(frame[col], col, path, fmt)
+
+
+def _arrow_floats(data: Any) -> NDArray[np.float64]:
+    """A numeric or boolean Arrow column as float64, NaN for nulls, read from its buffers.
+
+    Neither pandas nor ``pyarrow.compute`` is imported (pyarrow's ``to_numpy`` imports pandas, half
+    a second of ``ctd validate``). Integers convert as numpy converts them (nearest float), booleans
+    to 0/1. One pass per chunk, none per row.
+    """
+    import pyarrow as pa
+
+    out = np.empty(len(data), dtype=np.float64)
+    at = 0
+    for chunk in data.chunks:
+        m, off = len(chunk), chunk.offset
+        if m == 0:
+            continue
+        bufs = chunk.buffers()
+        t = chunk.type
+        if bufs[1] is None:  # no values buffer: every cell is missing
+            out[at : at + m] = np.nan
+        elif pa.types.is_boolean(t):
+            bits = np.frombuffer(bufs[1], dtype=np.uint8)
+            out[at : at + m] = np.unpackbits(bits, count=off + m, bitorder="little")[off:]
+        else:
+            kind = "f" if pa.types.is_floating(t) else "i" if pa.types.is_signed_integer(t) else "u"
+            dt = np.dtype(f"<{kind}{t.bit_width // 8}")
+            out[at : at + m] = np.frombuffer(bufs[1], dtype=dt, count=m, offset=off * dt.itemsize)
+        if chunk.null_count and bufs[0] is not None:
+            bits = np.frombuffer(bufs[0], dtype=np.uint8)
+            valid = np.unpackbits(bits, count=off + m, bitorder="little")[off:]
+            out[at : at + m][valid == 0] = np.nan
+        at += m
+    return out
 
 
 def _numeric_series(s: Any, col: str, path: Path, fmt: str) -> NDArray[np.float64]:
@@ -221,12 +257,26 @@ def _parquet_slices(frame: ParquetColumns, col: str) -> Iterator[NDArray[np.obje
     data = frame.arrow(col)
     if pa.types.is_string(data.type) or pa.types.is_large_string(data.type):
         for i in range(0, len(frame), _SLICE_ROWS):
-            yield _stripped(data.slice(i, _SLICE_ROWS).to_pandas())
+            yield _arrow_text_stripped(data.slice(i, _SLICE_ROWS))
     else:  # numbers etc.: one pandas conversion, so that every slice formats its values alike
         whole = data.to_pandas()
         del data
         for i in range(0, len(frame), _SLICE_ROWS):
             yield _stripped(whole.iloc[i : i + _SLICE_ROWS])
+
+
+def _arrow_text_stripped(part: Any) -> NDArray[np.object_]:
+    """An Arrow text column as :func:`_stripped` reads it, without pandas (``ctd validate`` start-up).
+
+    Arrow's ``utf8_trim_whitespace`` removes exactly the characters ``str.strip`` removes (checked
+    over every code point); missing cells become "".
+    """
+    import pyarrow.compute as pc
+
+    text = np.array(pc.utf8_trim_whitespace(part).to_pylist(), dtype=object)
+    if part.null_count:
+        text[np.array(pc.is_null(part).to_pylist(), dtype=bool)] = ""
+    return text
 
 
 def _stripped(part: Any) -> NDArray[np.object_]:

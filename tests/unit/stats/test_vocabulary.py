@@ -14,8 +14,7 @@ from ctd_stats import CascadeData
 from ctd_stats.io import json_float, json_safe
 from ctd_stats.spec import calibration as spec_calibration
 from ctd_stats.stats import planning, randomized
-from ctd_stats.stats.dv_targets import binary_dv
-from ctd_stats.stats.metrics import UNSAFE_CUTOFF, predicts_unsafe
+from ctd_stats.stats.dv_targets import UNSAFE_CUTOFF, binary_dv, predicts_unsafe
 from ctd_stats.table.splits import CALIBRATION_SPLITS, SPLITS, CalibrationSplit, Split
 
 
