@@ -226,6 +226,69 @@ def precondition(
     return result
 
 
+def posthoc_precondition(plan: Any, model: str, commit: bool) -> dict[str, Any]:
+    """P1-P3 for ``model`` on the real expert_train rows, run after the study (labelled post hoc).
+
+    Writes ``data/weak_build/precondition_posthoc-<model>.json``; the pre-registered decision in
+    ``precondition.json`` is not touched.
+    """
+    import torch
+    from demo_build.metrics import auroc
+    from demo_build.qwen import git_commit
+
+    from weak_build import OUT_DIR, ROOT
+
+    rows = plan[(plan["role"] == "expert_train") & plan["real"]].sort_values("judge_order")
+    y = rows["label"].to_numpy().astype(int)
+    g = rows["group"].to_numpy().astype(str)
+    x = np.zeros((len(plan), 7, 576), dtype=np.float32)
+    pt = plan[plan["role"] == "probe_train"]
+    x[pt.index.to_numpy()] = _features(pt)
+    x[rows.index.to_numpy()] = _features(rows)
+    p = _probe(plan, x).predict_proba(torch.from_numpy(x[rows.index.to_numpy()]))
+    judge = _Judge(model, commit)
+    t0 = time.perf_counter()
+    for lo in range(0, len(rows), SHARD_SIZE):
+        judge.run_block(rows.iloc[lo : lo + SHARD_SIZE])
+        _log(
+            f"post hoc {model}: {min(lo + SHARD_SIZE, len(rows))}/{len(rows)} ({time.perf_counter() - t0:.0f} s)"
+        )
+    have = judge.have()
+    lg = np.array([have[h][0] for h in rows["hash"]])
+    by = {
+        k: {
+            "n": int((g == k).sum()),
+            "judge": auroc(y[g == k], lg[g == k]),
+            "probe": auroc(y[g == k], p[g == k]),
+        }
+        for k in sorted(set(g))
+    }
+    a_j, a_p = auroc(y, lg), auroc(y, p)
+    better = [k for k, v in by.items() if v["n"] >= MIN_SOURCE_ROWS and v["judge"] > v["probe"]]
+    out = {
+        "post_hoc": True,
+        "model": model,
+        "rows": len(rows),
+        "probe_auroc": a_p,
+        "judge_auroc": a_j,
+        "by_source": by,
+        "P1": bool(a_j < a_p),
+        "P2": bool(better),
+        "P2_sources": better,
+        "P3": bool(a_j >= MIN_JUDGE_AUROC),
+        "seconds_per_text": float(np.mean(judge.seconds)) if judge.seconds else None,
+    }
+    out["passed"] = out["P1"] and out["P2"] and out["P3"]
+    path = OUT_DIR / f"precondition_posthoc-{model}.json"
+    path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    _log(
+        f"post hoc precondition {model}: judge {a_j:.3f} vs probe {a_p:.3f}; P1 {out['P1']} P2 {better} P3 {out['P3']}"
+    )
+    if commit:
+        git_commit(path, f"Weak build: post hoc precondition of {model}", ROOT, log=_log)
+    return out
+
+
 def run_stream(plan: Any, model: str, stop_at: dt.datetime, commit: bool) -> None:
     """Judge (and SmolLM2 features of) dev and pool rows, shard by shard, until done or ``stop_at``."""
     judge = _Judge(model, commit)
@@ -275,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-commit", action="store_true")
     ap.add_argument(
+        "--posthoc-judge",
+        default=None,
+        help="only evaluate the precondition of this judge (post hoc)",
+    )
+    ap.add_argument(
         "--skip-fallback", default=None, help="reason for not evaluating the fallback judge(s)"
     )
     args = ap.parse_args(argv)
@@ -292,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     stop_at = dt.datetime.now(dt.UTC).replace(hour=hh, minute=mm, second=0, microsecond=0)
     plan = weak_plan(seed=0)
     _log(f"plan: {plan.groupby('role').size().to_dict()}; pid {os.getpid()}")
+    if args.posthoc_judge:
+        posthoc_precondition(plan, args.posthoc_judge, commit)
+        return 0
     if not args.finalize_partial:
         x = np.zeros((len(plan), 7, 576), dtype=np.float32)
         pt = plan[plan["role"] == "probe_train"]

@@ -14,6 +14,7 @@ SLOW_DIRS = ("tests/distributed/", "tests/guarantees/")
 SLOW_TESTS = (
     "tests/e2e/test_demo.py",
     "tests/e2e/test_semi_synthetic.py",
+    "tests/e2e/test_weak_expert_table.py",
     "tests/e2e/test_docs.py",
     "tests/e2e/test_outputs_hostile.py",
     "tests/e2e/test_cli_run.py::test_ctd_run_end_to_end",
