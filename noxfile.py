@@ -73,7 +73,9 @@ def bench(session: nox.Session) -> None:
     """pytest-benchmark suites in benchmarks/ (speed and memory targets)."""
     _install_probes(session)
     session.install("mapie==1.6.0")  # the side-by-side comparison in test_bench_mapie.py
-    session.run("pytest", "benchmarks", "-q", "-s", "--benchmark-columns=min,mean,max", *session.posargs)
+    session.run(
+        "pytest", "benchmarks", "-q", "-s", "--benchmark-columns=min,mean,max", *session.posargs
+    )
 
 
 @nox.session

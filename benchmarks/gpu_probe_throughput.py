@@ -25,20 +25,66 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 #: Architectures of the registered models (read from their packaged configs), without weights.
 CONFIGS: dict[str, dict[str, Any]] = {
-    "smollm2-135m": dict(model_type="llama", num_hidden_layers=30, hidden_size=576, num_attention_heads=9,
-                         num_key_value_heads=3, intermediate_size=1536, vocab_size=49152, head_dim=64,
-                         tie_word_embeddings=True, rms_norm_eps=1e-5, max_position_embeddings=8192),
-    "qwen2.5-coder-1.5b": dict(model_type="qwen2", num_hidden_layers=28, hidden_size=1536, num_attention_heads=12,
-                               num_key_value_heads=2, intermediate_size=8960, vocab_size=151936,
-                               tie_word_embeddings=False, rms_norm_eps=1e-6, max_position_embeddings=32768),
-    "qwen2.5-coder-0.5b": dict(model_type="qwen2", num_hidden_layers=24, hidden_size=896, num_attention_heads=14,
-                               num_key_value_heads=2, intermediate_size=4864, vocab_size=151936,
-                               tie_word_embeddings=False, rms_norm_eps=1e-6, max_position_embeddings=32768),
-    "gemma3-270m": dict(model_type="gemma3_text", num_hidden_layers=18, hidden_size=640, num_attention_heads=4,
-                        num_key_value_heads=1, head_dim=256, intermediate_size=2048, vocab_size=262144,
-                        sliding_window=512, tie_word_embeddings=True, rms_norm_eps=1e-6, max_position_embeddings=32768),
-    "minilm-l6": dict(model_type="bert", num_hidden_layers=6, hidden_size=384, num_attention_heads=12,
-                      intermediate_size=1536, vocab_size=30522, max_position_embeddings=512),
+    "smollm2-135m": dict(
+        model_type="llama",
+        num_hidden_layers=30,
+        hidden_size=576,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        intermediate_size=1536,
+        vocab_size=49152,
+        head_dim=64,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-5,
+        max_position_embeddings=8192,
+    ),
+    "qwen2.5-coder-1.5b": dict(
+        model_type="qwen2",
+        num_hidden_layers=28,
+        hidden_size=1536,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        intermediate_size=8960,
+        vocab_size=151936,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-6,
+        max_position_embeddings=32768,
+    ),
+    "qwen2.5-coder-0.5b": dict(
+        model_type="qwen2",
+        num_hidden_layers=24,
+        hidden_size=896,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        intermediate_size=4864,
+        vocab_size=151936,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-6,
+        max_position_embeddings=32768,
+    ),
+    "gemma3-270m": dict(
+        model_type="gemma3_text",
+        num_hidden_layers=18,
+        hidden_size=640,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=256,
+        intermediate_size=2048,
+        vocab_size=262144,
+        sliding_window=512,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-6,
+        max_position_embeddings=32768,
+    ),
+    "minilm-l6": dict(
+        model_type="bert",
+        num_hidden_layers=6,
+        hidden_size=384,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        vocab_size=30522,
+        max_position_embeddings=512,
+    ),
 }
 #: Probed layers (as in the registry's defaults): the forward pass stops after the deepest one.
 LAYERS: dict[str, list[int]] = {
@@ -52,8 +98,15 @@ LAYERS: dict[str, list[int]] = {
 
 def tiny(cfg: dict[str, Any]) -> dict[str, Any]:
     """A scaled-down copy of a config (for the CPU smoke test)."""
-    out = dict(cfg, num_hidden_layers=3, hidden_size=64, intermediate_size=128, vocab_size=512,
-               num_attention_heads=4, num_key_value_heads=min(cfg.get("num_key_value_heads", 4), 2))
+    out = dict(
+        cfg,
+        num_hidden_layers=3,
+        hidden_size=64,
+        intermediate_size=128,
+        vocab_size=512,
+        num_attention_heads=4,
+        num_key_value_heads=min(cfg.get("num_key_value_heads", 4), 2),
+    )
     if "head_dim" in cfg:
         out["head_dim"] = 16
     return out
@@ -71,8 +124,17 @@ def build(cfg: dict[str, Any], device: str, dtype: Any) -> Any:
     return model.eval()
 
 
-def measure(name: str, cfg: dict[str, Any], layers: list[int], batch_sizes: list[int], seq_len: int,
-            device: str, dtype: Any, min_seconds: float, deadline: float) -> list[dict[str, Any]]:
+def measure(
+    name: str,
+    cfg: dict[str, Any],
+    layers: list[int],
+    batch_sizes: list[int],
+    seq_len: int,
+    device: str,
+    dtype: Any,
+    min_seconds: float,
+    deadline: float,
+) -> list[dict[str, Any]]:
     import torch
 
     from probes.activations import ActivationExtractor
@@ -117,9 +179,16 @@ def measure(name: str, cfg: dict[str, Any], layers: list[int], batch_sizes: list
             torch.cuda.empty_cache()
             continue
         per_batch = elapsed / iters
-        row = {"model": name, "batch_size": bs, "seq_len": seq_len, "iterations": iters,
-               "ms_per_batch": round(per_batch * 1e3, 3), "texts_per_second": round(bs / per_batch, 1),
-               "tokens_per_second": round(bs * seq_len / per_batch), "layers": [probed[0], probed[-1]]}
+        row = {
+            "model": name,
+            "batch_size": bs,
+            "seq_len": seq_len,
+            "iterations": iters,
+            "ms_per_batch": round(per_batch * 1e3, 3),
+            "texts_per_second": round(bs / per_batch, 1),
+            "tokens_per_second": round(bs * seq_len / per_batch),
+            "layers": [probed[0], probed[-1]],
+        }
         if device.startswith("cuda"):
             row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         rows.append(row)
@@ -129,11 +198,17 @@ def measure(name: str, cfg: dict[str, Any], layers: list[int], batch_sizes: list
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description="Backbone extraction throughput with random weights.")
-    parser.add_argument("--tiny", action="store_true", help="tiny configs, small batches (CPU smoke test)")
+    parser = argparse.ArgumentParser(
+        description="Backbone extraction throughput with random weights."
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny configs, small batches (CPU smoke test)"
+    )
     parser.add_argument("--models", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=None)
-    parser.add_argument("--seq-len", type=int, default=None, help="tokens per text (default 256; tiny 16)")
+    parser.add_argument(
+        "--seq-len", type=int, default=None, help="tokens per text (default 256; tiny 16)"
+    )
     parser.add_argument("--budget-s", type=float, default=200.0, help="global deadline in seconds")
     args = parser.parse_args(argv)
 
@@ -151,7 +226,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in args.models:
         cfg = tiny(CONFIGS[name]) if args.tiny else CONFIGS[name]
         t0 = time.perf_counter()
-        rows = measure(name, cfg, LAYERS[name], batch_sizes, seq_len, device, dtype, min_seconds, deadline)
+        rows = measure(
+            name, cfg, LAYERS[name], batch_sizes, seq_len, device, dtype, min_seconds, deadline
+        )
         for r in rows:
             r["model_seconds_total"] = round(time.perf_counter() - t0, 1)
         results.extend(rows)

@@ -32,8 +32,12 @@ def old_order_certifies(pop: CascadeData, n: int, trials: int, eps: float, seed:
     hits = 0
     for _ in range(trials):
         cal = calibrate_cascade(
-            pop.subset(rng.integers(0, pop.n, n)), budget=0.3, delta=0.1, error_level=eps,
-            joint="max_p", seed=int(rng.integers(2**31)),
+            pop.subset(rng.integers(0, pop.n, n)),
+            budget=0.3,
+            delta=0.1,
+            error_level=eps,
+            joint="max_p",
+            seed=int(rng.integers(2**31)),
         )
         assert cal.error_pvalues is not None
         p = np.maximum(cal.pvalues, cal.error_pvalues)  # front order = descending τ
@@ -44,7 +48,9 @@ def old_order_certifies(pop: CascadeData, n: int, trials: int, eps: float, seed:
 def main(trials: int = 2000) -> None:
     n = 1000
     print(f"n = {n}, budget = 0.3, delta = 0.1, trials = {trials}")
-    print(f"{'world':<22}{'eps':>6}  {'rule':<26}{'certified':>10}{'joint viol.':>13}{'mean err':>10}{'mean rate':>10}")
+    print(
+        f"{'world':<22}{'eps':>6}  {'rule':<26}{'certified':>10}{'joint viol.':>13}{'mean err':>10}{'mean rate':>10}"
+    )
     for signal in (2.0, 1.0):
         pop = strong_expert_world(200_000, 4, signal)
         world = f"strong, signal {signal}"
@@ -52,7 +58,14 @@ def main(trials: int = 2000) -> None:
             for joint in ("max_p", "bonferroni_split"):
                 t0 = time.perf_counter()
                 res = simulate_cascade_guarantee(
-                    pop, n=n, budget=0.3, delta=0.1, trials=trials, error_level=eps, joint=joint, seed=6
+                    pop,
+                    n=n,
+                    budget=0.3,
+                    delta=0.1,
+                    trials=trials,
+                    error_level=eps,
+                    joint=joint,
+                    seed=6,
                 )
                 r = res.budget_result
                 cert = 1 - r.fail_closed / r.trials

@@ -44,8 +44,14 @@ def _fmt(x: float) -> str:
 
 
 def main(simulate: bool = False) -> None:
-    priors = {"default": default_prior(B)} | {f"rho={r:g}": detection_prior(B, r) for r in (1.2, 1.5, 2.0)}
-    print(f"| prior | false alarms at r = b (≤ {ALPHA}) | " + " | ".join(f"r = {r:g}b" for r in RATES[1:]) + " |")
+    priors = {"default": default_prior(B)} | {
+        f"rho={r:g}": detection_prior(B, r) for r in (1.2, 1.5, 2.0)
+    }
+    print(
+        f"| prior | false alarms at r = b (≤ {ALPHA}) | "
+        + " | ".join(f"r = {r:g}b" for r in RATES[1:])
+        + " |"
+    )
     print("|---|---|" + "---|" * (len(RATES) - 1))
     for name, prior in priors.items():
         cells = []

@@ -34,11 +34,15 @@ def make_corpus(folder: Path, n: int, parts: int = 16) -> None:
     import pandas as pd
 
     rng = np.random.default_rng(0)
-    words = np.array("please tell me how to cook bake write paint learn history music garden safely".split())
+    words = np.array(
+        "please tell me how to cook bake write paint learn history music garden safely".split()
+    )
     folder.mkdir(parents=True, exist_ok=True)
     for k, idx in enumerate(np.array_split(np.arange(n), parts)):
         texts = [" ".join(rng.choice(words, size=int(rng.integers(8, 120)))) for _ in idx]
-        pd.DataFrame({"id": [f"r{i:09d}" for i in idx], "text": texts}).to_parquet(folder / f"part-{k:05d}.parquet")
+        pd.DataFrame({"id": [f"r{i:09d}" for i in idx], "text": texts}).to_parquet(
+            folder / f"part-{k:05d}.parquet"
+        )
 
 
 def main() -> None:
@@ -48,11 +52,17 @@ def main() -> None:
     ap.add_argument("--address", default="auto")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--actors", type=int, default=None, help="default: the cluster's GPUs (else 1)")
-    ap.add_argument("--batch-rows", type=int, default=2048, help="rows per map_batches batch (unit of retry)")
+    ap.add_argument(
+        "--batch-rows", type=int, default=2048, help="rows per map_batches batch (unit of retry)"
+    )
     ap.add_argument("--batch-size", type=int, default=256, help="texts per forward pass")
     ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--cache", default=None, help="activation cache root on shared storage (default: none)")
-    ap.add_argument("--make-corpus", type=int, default=0, help="first write N synthetic texts to --texts")
+    ap.add_argument(
+        "--cache", default=None, help="activation cache root on shared storage (default: none)"
+    )
+    ap.add_argument(
+        "--make-corpus", type=int, default=0, help="first write N synthetic texts to --texts"
+    )
     args = ap.parse_args()
     if args.make_corpus:
         make_corpus(Path(args.texts), args.make_corpus)
@@ -63,16 +73,33 @@ def main() -> None:
     ray = connect(args.address)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     actors = args.actors or max(1, gpus)
-    setup = ScoringSetup(model=args.model, max_length=args.max_length, batch_size=args.batch_size,
-                         cache_dir=args.cache)
+    setup = ScoringSetup(
+        model=args.model,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        cache_dir=args.cache,
+    )
     t0 = time.perf_counter()
-    parts = write_parts(score_texts(args.texts, setup, actors=actors, batch_rows=args.batch_rows), args.out)
+    parts = write_parts(
+        score_texts(args.texts, setup, actors=actors, batch_rows=args.batch_rows), args.out
+    )
     seconds = time.perf_counter() - t0
     import pyarrow.parquet as pq
 
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
-    print(json.dumps({"rows": rows, "seconds": round(seconds, 2), "texts_per_second": round(rows / seconds, 1),
-                      "actors": actors, "gpus": gpus, "model": args.model, "parts": len(parts)}))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "seconds": round(seconds, 2),
+                "texts_per_second": round(rows / seconds, 1),
+                "actors": actors,
+                "gpus": gpus,
+                "model": args.model,
+                "parts": len(parts),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

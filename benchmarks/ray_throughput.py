@@ -39,8 +39,14 @@ def sweeps(trials: int) -> dict[str, Any]:
     from ctd_stats.stats.simulate import make_population
     from ctd_stats.study.simulation_grid import simulate_grid
 
-    kw: dict[str, Any] = {"sizes": [1000], "budgets": [0.3], "procedures": ["fixed_sequence", "bonferroni"],
-                          "delta": 0.1, "trials": trials, "seed": 0}
+    kw: dict[str, Any] = {
+        "sizes": [1000],
+        "budgets": [0.3],
+        "procedures": ["fixed_sequence", "bonferroni"],
+        "delta": 0.1,
+        "trials": trials,
+        "seed": 0,
+    }
     pop = make_population("uniform")
     out: dict[str, Any] = {"trials": 2 * trials}
     ray_engine = get_engine("ray")
@@ -67,22 +73,35 @@ def scoring(n_texts: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     loaded = load_model("smollm2-135m")
     t_load = time.perf_counter() - t0
-    ex = ActivationExtractor.from_loaded(loaded, max_length=64, batch_size=16, cache_dir=None, progress=False)
+    ex = ActivationExtractor.from_loaded(
+        loaded, max_length=64, batch_size=16, cache_dir=None, progress=False
+    )
     t1 = time.perf_counter()
     ex.extract(texts, list(loaded.spec.default_layers), "last")
     t_local = time.perf_counter() - t1
     setup = ScoringSetup(model="smollm2-135m", max_length=64, batch_size=16, cache_dir=None)
     t2 = time.perf_counter()
-    got = collect(score_texts(rows[["id", "text"]], setup, actors=1, batch_rows=32),
-                  expected_ids=rows["id"].astype(str).tolist())
+    got = collect(
+        score_texts(rows[["id", "text"]], setup, actors=1, batch_rows=32),
+        expected_ids=rows["id"].astype(str).tolist(),
+    )
     t_ray = time.perf_counter() - t2
     return {
-        "texts": n_texts, "model": "smollm2-135m", "max_length": 64, "threads_per_worker": 1,
-        "local": {"model_load_seconds": round(t_load, 2), "seconds": round(t_local, 2),
-                  "texts_per_second": round(n_texts / t_local, 1),
-                  "texts_per_second_with_load": round(n_texts / (t_local + t_load), 1)},
-        "ray_1_actor": {"seconds_with_actor_start_and_load": round(t_ray, 2),
-                        "texts_per_second_with_load": round(n_texts / t_ray, 1), "rows": len(got)},
+        "texts": n_texts,
+        "model": "smollm2-135m",
+        "max_length": 64,
+        "threads_per_worker": 1,
+        "local": {
+            "model_load_seconds": round(t_load, 2),
+            "seconds": round(t_local, 2),
+            "texts_per_second": round(n_texts / t_local, 1),
+            "texts_per_second_with_load": round(n_texts / (t_local + t_load), 1),
+        },
+        "ray_1_actor": {
+            "seconds_with_actor_start_and_load": round(t_ray, 2),
+            "texts_per_second_with_load": round(n_texts / t_ray, 1),
+            "rows": len(got),
+        },
     }
 
 
@@ -99,8 +118,13 @@ def main() -> None:
 
     init_local(num_cpus=args.cpus)
     try:
-        result = {"machine": f"{os.cpu_count()} CPU cores (shared)", "ray": ray.__version__,
-                  "cluster_cpus": args.cpus, "sweeps": sweeps(args.trials), "scoring": scoring(args.texts)}
+        result = {
+            "machine": f"{os.cpu_count()} CPU cores (shared)",
+            "ray": ray.__version__,
+            "cluster_cpus": args.cpus,
+            "sweeps": sweeps(args.trials),
+            "scoring": scoring(args.texts),
+        }
     finally:
         ray.shutdown()
     text = json.dumps(result, indent=2)

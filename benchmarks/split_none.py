@@ -21,7 +21,9 @@ from ctd_stats.stats.intervals import clopper_pearson
 N_POP = 200_000
 
 
-def world(seed: int, probe_acc: float, expert_acc: float, signal: float, decimals: int = 2) -> CascadeData:
+def world(
+    seed: int, probe_acc: float, expert_acc: float, signal: float, decimals: int = 2
+) -> CascadeData:
     """Probe right w.p. ``probe_acc``, expert w.p. ``expert_acc`` (independent); the DV score is
     d = signal·(expert_ok − probe_ok) + N(0, 1), rounded to ``decimals`` (ties)."""
     rng = np.random.default_rng(seed)
@@ -49,16 +51,30 @@ def measure(trials: int, budget: float = 0.3, delta: float = 0.1) -> list[dict[s
         for n in (200, 1000):
             for split in ("opt_ht", "none"):
                 res = simulate_cascade_guarantee(
-                    pop, n=n, budget=budget, delta=delta, trials=trials, split=split, seed=100 * wi + n
+                    pop,
+                    n=n,
+                    budget=budget,
+                    delta=delta,
+                    trials=trials,
+                    split=split,
+                    seed=100 * wi + n,
                 )
                 r = res.budget_result
                 lo, hi = clopper_pearson(r.violations, r.trials, alpha=0.05)
-                rows.append({
-                    "world": name, "n": n, "split": split, "violations": r.violations, "trials": r.trials,
-                    "frequency": r.violation_frequency, "ci95": (float(lo), float(hi)),
-                    "mean_rate": r.mean_realized_rate, "mean_error": float(res.realized_errors.mean()),
-                    "fail_closed": r.fail_closed,
-                })
+                rows.append(
+                    {
+                        "world": name,
+                        "n": n,
+                        "split": split,
+                        "violations": r.violations,
+                        "trials": r.trials,
+                        "frequency": r.violation_frequency,
+                        "ci95": (float(lo), float(hi)),
+                        "mean_rate": r.mean_realized_rate,
+                        "mean_error": float(res.realized_errors.mean()),
+                        "fail_closed": r.fail_closed,
+                    }
+                )
     return rows
 
 
@@ -66,11 +82,15 @@ def main() -> None:
     trials = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     t0 = time.perf_counter()
     print(f"budget 0.3, δ = 0.1, {trials} calibration draws per row\n")
-    print(f"{'world':<52} {'n':>5} {'split':>7} {'viol. freq [95% CI]':>24} {'mean rate':>10} {'mean error':>11}")
+    print(
+        f"{'world':<52} {'n':>5} {'split':>7} {'viol. freq [95% CI]':>24} {'mean rate':>10} {'mean error':>11}"
+    )
     for r in measure(trials):
         lo, hi = r["ci95"]  # type: ignore[misc]
-        print(f"{r['world']:<52} {r['n']:>5} {r['split']:>7} {r['frequency']:>8.3f} [{lo:.3f}, {hi:.3f}] "
-              f"{r['mean_rate']:>10.3f} {r['mean_error']:>11.4f}")
+        print(
+            f"{r['world']:<52} {r['n']:>5} {r['split']:>7} {r['frequency']:>8.3f} [{lo:.3f}, {hi:.3f}] "
+            f"{r['mean_rate']:>10.3f} {r['mean_error']:>11.4f}"
+        )
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 

@@ -62,10 +62,16 @@ def big_spec(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     s = 2 * y - 1
     p = 1 / (1 + np.exp(-(s + rng.normal(0, 1.2, ROWS))))
     b = 1 / (1 + np.exp(-(3 * s + rng.normal(0, 1, ROWS))))
-    frame = pd.DataFrame({
-        "id": [f"r{i}" for i in range(ROWS)], "split": "", "label": y, "probe_prob": p,
-        "expert_prob": b, "dv_score": s * (b - p) + rng.normal(0, 0.2, ROWS),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(ROWS)],
+            "split": "",
+            "label": y,
+            "probe_prob": p,
+            "expert_prob": b,
+            "dv_score": s * (b - p) + rng.normal(0, 0.2, ROWS),
+        }
+    )
     frame.to_parquet(d / "big.parquet", index=False)
     (d / "spec.yaml").write_text(
         "data: {table: big.parquet}\ncalibration: {budget: [0.1, 0.3]}\n"
@@ -76,14 +82,17 @@ def big_spec(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 
 def test_calibrate_peak_memory(big_spec: tuple[Path, float]) -> None:
     spec, table_mb = big_spec
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(spec)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(spec)], capture_output=True, text=True, check=True
+    )
     m = json.loads(out.stdout.strip().splitlines()[-1])
     extra = m["peak_mb"] - m["base_mb"]
     ratio = extra / table_mb
     cert_mb = (spec.parent / "out" / "certificate.json").stat().st_size / 2**20
-    print(f"\ncalibrate 10^6 rows: table {table_mb:.0f} MB, peak +{extra:.0f} MB ({ratio:.1f}x; "
-          f"target {TARGET_RATIO:g}x), certificate {cert_mb:.2f} MB, {m['seconds']:.1f} s")
+    print(
+        f"\ncalibrate 10^6 rows: table {table_mb:.0f} MB, peak +{extra:.0f} MB ({ratio:.1f}x; "
+        f"target {TARGET_RATIO:g}x), certificate {cert_mb:.2f} MB, {m['seconds']:.1f} s"
+    )
     assert m["code"] == 0
     assert ratio <= TARGET_RATIO
     assert cert_mb < 2.0

@@ -19,7 +19,9 @@ def test_cli_startup(flag: str) -> None:
     best = float("inf")
     for _ in range(5):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ctd_stats.cli", flag], capture_output=True, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "ctd_stats.cli", flag], capture_output=True, check=True
+        )
         best = min(best, time.perf_counter() - t)
     print(f"\nctd {flag}: best of 5 {best:.3f} s (target 0.3 s)")
     assert best < 1.0  # regression guard; the target is reported above

@@ -25,7 +25,9 @@ def test_budget_threshold_fast_path(benchmark, n):
         full = calibrate_budget(x, 0.3, 0.1)
         slow = time.perf_counter() - t0
         assert full.threshold == cal.threshold
-        print(f"\nn = {n}: fast {fast * 1e3:.1f} ms, full grid {slow * 1e3:.1f} ms, ratio {slow / fast:.0f}x")
+        print(
+            f"\nn = {n}: fast {fast * 1e3:.1f} ms, full grid {slow * 1e3:.1f} ms, ratio {slow / fast:.0f}x"
+        )
     else:
         print(f"\nn = {n}: fast {fast * 1e3:.1f} ms")
 

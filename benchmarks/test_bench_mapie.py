@@ -40,8 +40,13 @@ def test_same_certified_set_and_speed_ratio() -> None:
     grid = np.linspace(0, 1, L, endpoint=False)
     ppf = mapie_rc.predicted_positive_fraction
     controller = mapie_rc.BinaryClassificationController(
-        lambda x: np.c_[1 - x[:, 0], x[:, 0]], ppf, target_level=BUDGET, confidence_level=1 - DELTA,
-        list_predict_params=grid, fwer_method="fixed_sequence", best_predict_param_choice=ppf,
+        lambda x: np.c_[1 - x[:, 0], x[:, 0]],
+        ppf,
+        target_level=BUDGET,
+        confidence_level=1 - DELTA,
+        list_predict_params=grid,
+        fwer_method="fixed_sequence",
+        best_predict_param_choice=ppf,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -50,7 +55,9 @@ def test_same_certified_set_and_speed_ratio() -> None:
     t_ours = _best_of(lambda: calibrate_budget(d, BUDGET, DELTA, thresholds=grid, pvalue="hb"), 5)
     mapie_set = np.sort(np.asarray(controller.valid_predict_params, dtype=np.float64))
     ours_set = np.sort(ours.thresholds[ours.certified])
-    print(f"\nn = {N}, L = {L}: MAPIE {t_mapie:.3f} s, ctd {t_ours * 1e3:.2f} ms, "
-          f"ratio {t_mapie / t_ours:,.0f}x; {ours_set.size} certified thresholds on both sides")
+    print(
+        f"\nn = {N}, L = {L}: MAPIE {t_mapie:.3f} s, ctd {t_ours * 1e3:.2f} ms, "
+        f"ratio {t_mapie / t_ours:,.0f}x; {ours_set.size} certified thresholds on both sides"
+    )
     np.testing.assert_array_equal(mapie_set, ours_set)
     assert t_mapie / t_ours >= 1000

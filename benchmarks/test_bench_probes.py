@@ -55,13 +55,25 @@ def test_extraction_texts_per_second(benchmark, name):
     torch.set_num_threads(os.cpu_count() or 1)
     loaded = load_model(name, device="cpu")
     spec = MODELS[name]
-    ex = ActivationExtractor.from_loaded(loaded, cache_dir=None, batch_size=8, max_length=256, progress=False)
+    ex = ActivationExtractor.from_loaded(
+        loaded, cache_dir=None, batch_size=8, max_length=256, progress=False
+    )
     texts = _texts()
     layers = list(spec.default_layers)
-    benchmark.pedantic(ex.extract, args=(texts, layers, "last"), rounds=2, iterations=1, warmup_rounds=0)
+    benchmark.pedantic(
+        ex.extract, args=(texts, layers, "last"), rounds=2, iterations=1, warmup_rounds=0
+    )
     tps = N_TEXTS / benchmark.stats.stats.mean
-    benchmark.extra_info.update({"texts_per_second": tps, "seconds_per_100_texts": 100 / tps, "threads": torch.get_num_threads()})
-    print(f"\n{name}: {tps:.1f} texts/s ({100 / tps:.1f} s per 100 texts, {torch.get_num_threads()} threads)")
+    benchmark.extra_info.update(
+        {
+            "texts_per_second": tps,
+            "seconds_per_100_texts": 100 / tps,
+            "threads": torch.get_num_threads(),
+        }
+    )
+    print(
+        f"\n{name}: {tps:.1f} texts/s ({100 / tps:.1f} s per 100 texts, {torch.get_num_threads()} threads)"
+    )
 
 
 @pytest.fixture(scope="module")

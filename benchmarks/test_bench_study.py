@@ -39,9 +39,12 @@ def demo_inputs() -> list[StudyInputs]:
     experts = [c.split("__", 1)[1] for c in f.columns if c.startswith("dv_score__")]
     return [
         StudyInputs(
-            labels=f["label"].to_numpy().astype(bool), probe_prob=f["probe_prob"].to_numpy(),
-            expert_prob=f[f"expert_prob__{e}"].to_numpy(), dv_score=f[f"dv_score__{e}"].to_numpy(),
-            group=f["group"].to_numpy().astype(str), expert=e,
+            labels=f["label"].to_numpy().astype(bool),
+            probe_prob=f["probe_prob"].to_numpy(),
+            expert_prob=f[f"expert_prob__{e}"].to_numpy(),
+            dv_score=f[f"dv_score__{e}"].to_numpy(),
+            group=f["group"].to_numpy().astype(str),
+            expert=e,
         )
         for e in experts
     ]
@@ -49,12 +52,16 @@ def demo_inputs() -> list[StudyInputs]:
 
 def test_demo_study_200_splits(benchmark, demo_inputs):
     def study() -> list:
-        return [run_study(i, budgets=BUDGETS, delta=0.1, repeats=200, split="none") for i in demo_inputs]
+        return [
+            run_study(i, budgets=BUDGETS, delta=0.1, repeats=200, split="none") for i in demo_inputs
+        ]
 
     results = benchmark.pedantic(study, rounds=1, iterations=1)
     seconds = benchmark.stats.stats.mean
-    print(f"\nstudy, {len(demo_inputs)} experts × 200 splits × {len(BUDGETS)} budgets: {seconds:.2f} s "
-          f"(target ≤ {TARGET_SECONDS:g} s of compute)")
+    print(
+        f"\nstudy, {len(demo_inputs)} experts × 200 splits × {len(BUDGETS)} budgets: {seconds:.2f} s "
+        f"(target ≤ {TARGET_SECONDS:g} s of compute)"
+    )
     assert all(r.auroc.shape == (200, 7, len(BUDGETS)) for r in results)
 
 
@@ -73,7 +80,9 @@ def test_many_budget_sweep_against_one_call_per_budget(demo_inputs):
     for _ in range(reps):
         swept = cascade_thresholds(opt=o, ht=h, budgets=BUDGETS, delta=0.1)
     t_sweep = (time.perf_counter() - t) / reps
-    print(f"\none split, {len(BUDGETS)} budgets: per-budget calls {t_loop * 1e3:.2f} ms, sweep "
-          f"{t_sweep * 1e3:.2f} ms ({t_loop / t_sweep:.1f}x)")
+    print(
+        f"\none split, {len(BUDGETS)} budgets: per-budget calls {t_loop * 1e3:.2f} ms, sweep "
+        f"{t_sweep * 1e3:.2f} ms ({t_loop / t_sweep:.1f}x)"
+    )
     np.testing.assert_array_equal(swept, loop)
     assert isinstance(o, CascadeData)

@@ -86,7 +86,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented, strict JSON (no NaN/Infinity literals) atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, sort_keys=False) + "\n")
+    return atomic_write_text(
+        path, json.dumps(obj, indent=2, allow_nan=False, sort_keys=False) + "\n"
+    )
 
 
 @contextlib.contextmanager
@@ -106,7 +108,9 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.copytree(target, staging, dirs_exist_ok=True)
         yield staging
         if target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            backup = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+            )
             backup.rmdir()
             os.replace(target, backup)
             os.replace(staging, target)

@@ -175,13 +175,19 @@ class ActivationExtractor:
             enc = tok(list(texts), truncation=True, max_length=self.max_length)
             return list(enc["input_ids"])
         # Truncate the content first, then template, so the generation prompt is always present.
-        empty = tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False, add_generation_prompt=True)
+        empty = tok.apply_chat_template(
+            [{"role": "user", "content": ""}], tokenize=False, add_generation_prompt=True
+        )
         overhead = len(tok(empty, add_special_tokens=False)["input_ids"])
         budget = max(8, self.max_length - overhead - 2)
-        content = tok(list(texts), add_special_tokens=False, truncation=True, max_length=budget)["input_ids"]
+        content = tok(list(texts), add_special_tokens=False, truncation=True, max_length=budget)[
+            "input_ids"
+        ]
         cut = tok.batch_decode(content)
         wrapped = [
-            tok.apply_chat_template([{"role": "user", "content": c}], tokenize=False, add_generation_prompt=True)
+            tok.apply_chat_template(
+                [{"role": "user", "content": c}], tokenize=False, add_generation_prompt=True
+            )
             for c in cut
         ]
         enc = tok(wrapped, add_special_tokens=False, truncation=True, max_length=self.max_length)
@@ -219,7 +225,9 @@ class ActivationExtractor:
                 h.remove()
         return [captured[i] for i in layers]
 
-    def _compute(self, texts: Sequence[str], layers: tuple[int, ...], pooling: Pooling) -> tuple[Any, np.ndarray, np.ndarray]:
+    def _compute(
+        self, texts: Sequence[str], layers: tuple[int, ...], pooling: Pooling
+    ) -> tuple[Any, np.ndarray, np.ndarray]:
         import torch
 
         ids = self._encode(texts)
@@ -301,7 +309,9 @@ class ActivationExtractor:
         return found
 
     @staticmethod
-    def _write_cache(folder: Path, hashes: list[str], acts: Any, secs: np.ndarray, toks: np.ndarray) -> None:
+    def _write_cache(
+        folder: Path, hashes: list[str], acts: Any, secs: np.ndarray, toks: np.ndarray
+    ) -> None:
         import torch
         from safetensors.torch import save
 
@@ -353,7 +363,9 @@ class ActivationExtractor:
             raise CTDInputError("texts: no texts to embed (empty input)")
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
         if bad:
-            raise CTDInputError(f"texts: {len(bad)} empty or non-string text(s), first at position {bad[0]}")
+            raise CTDInputError(
+                f"texts: {len(bad)} empty or non-string text(s), first at position {bad[0]}"
+            )
         if pooling not in ("last", "mean"):
             raise CTDInputError(f"pooling must be 'last' or 'mean', got {pooling!r}")
         lay = normalize_layers(layers, self.num_layers)

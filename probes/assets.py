@@ -57,7 +57,9 @@ class ModelSpec(BaseModel):
 
     name: str
     description: str
-    packages: tuple[str, ...] = Field(description="pip requirements (exact pins) that hold the weights")
+    packages: tuple[str, ...] = Field(
+        description="pip requirements (exact pins) that hold the weights"
+    )
     source: Literal["gguf", "gguf_parts", "hf_folder"]
     files: tuple[PackageFile, ...] = Field(
         description="the GGUF file, the parts to concatenate in order, or the HF folder"
@@ -78,7 +80,10 @@ class ModelSpec(BaseModel):
 
 
 def _parts(module_fmt: str, path_fmt: str, n: int) -> tuple[PackageFile, ...]:
-    return tuple(PackageFile(module=module_fmt.format(i=i), path=path_fmt.format(i=i)) for i in range(1, n + 1))
+    return tuple(
+        PackageFile(module=module_fmt.format(i=i), path=path_fmt.format(i=i))
+        for i in range(1, n + 1)
+    )
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -165,6 +170,7 @@ MODELS: dict[str, ModelSpec] = {
     )
 }
 
+
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The cache root: ``override``, else ``$CTD_CACHE_DIR``, else ``~/.cache/ctd``."""
     if override is not None:
@@ -192,7 +198,9 @@ def model_spec(name: str) -> ModelSpec:
 def _package_file(f: PackageFile, install_hint: str) -> Path:
     path = package_dir(f.module, install_hint) / f.path
     if not path.exists():
-        raise AssetError(f"{f.module} is installed but {f.path} is missing from it; reinstall: {install_hint}")
+        raise AssetError(
+            f"{f.module} is installed but {f.path} is missing from it; reinstall: {install_hint}"
+        )
     return path
 
 
@@ -359,7 +367,9 @@ def load_model(
                 # One-time check of the single-file GGUF before caching its dequantized copy.
                 digest = _sha256_of_file(gguf)
                 if digest != spec.sha256:
-                    raise AssetError(f"{gguf} has sha256 {digest}, expected {spec.sha256} ({spec.install_hint})")
+                    raise AssetError(
+                        f"{gguf} has sha256 {digest}, expected {spec.sha256} ({spec.install_hint})"
+                    )
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = auto.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
             if use_cache:

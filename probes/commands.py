@@ -37,10 +37,14 @@ def register(subparsers: Any) -> None:
 
     add_engine_arguments(p)
     p.add_argument(
-        "--actors", type=int, default=None,
+        "--actors",
+        type=int,
+        default=None,
         help="--engine ray: model replicas in the actor pool (default: GPUs of the cluster, else 1)",
     )
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON summary on stdout")
+    p.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="JSON summary on stdout"
+    )
     p.set_defaults(func=run)
 
 
@@ -56,16 +60,22 @@ def _activations_on_ray(pspec: Any, args: argparse.Namespace, log: Any) -> None:
 
     rows = load_rows(pspec)
     setup = ScoringSetup(
-        model=pspec.model, layers=tuple(pspec.layers) if pspec.layers else None, pooling=pspec.pooling,
-        max_length=pspec.max_length, batch_size=pspec.batch_size, cache_dir=str(cache_dir(pspec.cache_dir)),
+        model=pspec.model,
+        layers=tuple(pspec.layers) if pspec.layers else None,
+        pooling=pspec.pooling,
+        max_length=pspec.max_length,
+        batch_size=pspec.batch_size,
+        cache_dir=str(cache_dir(pspec.cache_dir)),
     )
     from ctd_stats.engines.ray_engine import connect
 
     ray = connect(args.address)
     actors = args.actors or max(1, int(ray.cluster_resources().get("GPU", 0)))
     log(f"activations of {len(rows)} rows on Ray ({actors} actor(s))")
-    collect(score_texts(rows[["id", "text"]], setup, actors=actors, address=args.address),
-            expected_ids=rows["id"].astype(str).tolist())
+    collect(
+        score_texts(rows[["id", "text"]], setup, actors=actors, address=args.address),
+        expected_ids=rows["id"].astype(str).tolist(),
+    )
     log("activations cached; fitting the probes locally")
 
 
@@ -86,11 +96,15 @@ def run(args: argparse.Namespace) -> int:
         raise CTDInputError(f"{args.spec}: no `probes:` block; `ctd scores` needs one")
     from probes.spec import ProbesSpec
 
-    if not isinstance(pspec, ProbesSpec):  # pragma: no cover - the core validates it when probes exists
+    if not isinstance(
+        pspec, ProbesSpec
+    ):  # pragma: no cover - the core validates it when probes exists
         pspec = ProbesSpec.model_validate(pspec)
     out = Path(args.out) if args.out else spec.table_path()
     if out is None:
-        raise CTDInputError(f"{args.spec}: give --out or set `data.table` (where to write the table)")
+        raise CTDInputError(
+            f"{args.spec}: give --out or set `data.table` (where to write the table)"
+        )
     if pspec.cache_dir is not None and not Path(pspec.cache_dir).expanduser().is_absolute():
         pspec = pspec.model_copy(update={"cache_dir": str(spec.base_dir / pspec.cache_dir)})
 
@@ -115,16 +129,30 @@ def run(args: argparse.Namespace) -> int:
     monitor = result.save_monitor(args.save_monitor) if args.save_monitor else None
     summary = result.summary
     if getattr(args, "json", False):
-        print(json.dumps({"table": str(path), "monitor": None if monitor is None else str(monitor),
-                          "summary": summary.model_dump()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "table": str(path),
+                    "monitor": None if monitor is None else str(monitor),
+                    "summary": summary.model_dump(),
+                },
+                indent=2,
+            )
+        )
         return EXIT_OK
-    print(f"wrote {path}: {summary.n_rows} rows ({', '.join(f'{k} {v}' for k, v in summary.n_by_split.items())})")
+    print(
+        f"wrote {path}: {summary.n_rows} rows ({', '.join(f'{k} {v}' for k, v in summary.n_by_split.items())})"
+    )
     if monitor is not None:
         print(f"wrote the monitor bundle {monitor.parent} (for ctd serve --probes)")
     if summary.probe_auroc_pool is not None:
-        print(f"  probe {summary.model} (layer {summary.probe_layer}): pool AUROC {summary.probe_auroc_pool:.3f}")
+        print(
+            f"  probe {summary.model} (layer {summary.probe_layer}): pool AUROC {summary.probe_auroc_pool:.3f}"
+        )
     for e in summary.experts:
         auc = f"{e.auroc_pool:.3f}" if e.auroc_pool is not None else "n/a"
         rho = f"{e.dv_spearman_pool:.3f}" if e.dv_spearman_pool is not None else "n/a"
-        print(f"  expert {e.name}: pool AUROC {auc}, {e.seconds_per_call * 100:.1f} s/100 texts, DV Spearman {rho}")
+        print(
+            f"  expert {e.name}: pool AUROC {auc}, {e.seconds_per_call * 100:.1f} s/100 texts, DV Spearman {rho}"
+        )
     return EXIT_OK

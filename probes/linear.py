@@ -74,8 +74,15 @@ def _fit_logreg_batched(
     f, lay, d = mean.shape
     coef = torch.zeros((f, lay, d), dtype=dtype, device=x.device, requires_grad=True)
     bias = torch.zeros((f, lay), dtype=dtype, device=x.device, requires_grad=True)
-    opt = torch.optim.LBFGS([coef, bias], lr=1, max_iter=max_iter, tolerance_grad=1e-7,
-                            tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [coef, bias],
+        lr=1,
+        max_iter=max_iter,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
     lam = 1.0 / (2.0 * c)
 
     def closure() -> Any:
@@ -122,12 +129,24 @@ class SafetyProbe:
 
     kind = "safety_probe"
 
-    def __init__(self, c: float = 0.05, folds: int = 3, seed: int = 0, max_iter: int = 200, device: str | None = None) -> None:
+    def __init__(
+        self,
+        c: float = 0.05,
+        folds: int = 3,
+        seed: int = 0,
+        max_iter: int = 200,
+        device: str | None = None,
+    ) -> None:
         if c <= 0:
             raise CTDInputError(f"c must be positive, got {c}")
         if folds < 2:
             raise CTDInputError(f"folds must be at least 2, got {folds}")
-        self.c, self.folds, self.seed, self.max_iter = float(c), int(folds), int(seed), int(max_iter)
+        self.c, self.folds, self.seed, self.max_iter = (
+            float(c),
+            int(folds),
+            int(seed),
+            int(max_iter),
+        )
         self.device = device
         self.layer_position: int | None = None
         self.layer: int | None = None
@@ -167,22 +186,31 @@ class SafetyProbe:
             if k < 2:
                 raise CTDInputError("need at least 2 rows of each class to choose a layer")
             fold = stratified_folds(yn, k, self.seed)
-            train_mask = torch.as_tensor(fold[None, :] != np.arange(k)[:, None], dtype=torch.float64)
+            train_mask = torch.as_tensor(
+                fold[None, :] != np.arange(k)[:, None], dtype=torch.float64
+            )
             mean, scale, coef, bias = _fit_logreg_batched(xd, y, train_mask, self.c, self.max_iter)
             ws = coef / scale
-            logits = torch.einsum("nld,fld->fln", xd.to(ws.dtype), ws) + (bias - (mean * ws).sum(-1))[..., None]
+            logits = (
+                torch.einsum("nld,fld->fln", xd.to(ws.dtype), ws)
+                + (bias - (mean * ws).sum(-1))[..., None]
+            )
             logits = logits.cpu().numpy()
-            scores = np.array([
-                [auroc(yn[fold == f], logits[f, layer, fold == f]) for f in range(k)]
-                for layer in range(n_layers)
-            ])
+            scores = np.array(
+                [
+                    [auroc(yn[fold == f], logits[f, layer, fold == f]) for f in range(k)]
+                    for layer in range(n_layers)
+                ]
+            )
             self.cv_auroc = [float(v) for v in np.nanmean(scores, axis=1)]
             pos = int(np.nanargmax(self.cv_auroc))
         else:
             self.cv_auroc = []
             pos = 0
         ones = torch.ones((1, x.shape[0]), dtype=torch.float64)
-        mean, scale, coef, bias = _fit_logreg_batched(xd[:, pos : pos + 1], y, ones, self.c, self.max_iter)
+        mean, scale, coef, bias = _fit_logreg_batched(
+            xd[:, pos : pos + 1], y, ones, self.c, self.max_iter
+        )
         self.layer_position = pos
         self.layers = list(layers) if layers is not None else None
         self.layer = int(layers[pos]) if layers is not None else None
@@ -204,7 +232,9 @@ class SafetyProbe:
         pos = self.layer_position if x3.shape[1] > 1 else 0
         xl = x3[:, pos].double().numpy()
         if xl.shape[1] != self.coef.shape[0]:
-            raise CTDInputError(f"activations have width {xl.shape[1]}, the probe expects {self.coef.shape[0]}")
+            raise CTDInputError(
+                f"activations have width {xl.shape[1]}, the probe expects {self.coef.shape[0]}"
+            )
         return ((xl - self.mean) / self.scale) @ self.coef + self.bias
 
     def predict_proba(self, x: Any) -> np.ndarray:
@@ -217,22 +247,34 @@ class SafetyProbe:
 
     def _meta(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "c": self.c, "folds": self.folds, "seed": self.seed,
-            "layer_position": self.layer_position, "layer": self.layer, "layers": self.layers,
-            "cv_auroc": self.cv_auroc, "bias": self.bias,
+            "kind": self.kind,
+            "c": self.c,
+            "folds": self.folds,
+            "seed": self.seed,
+            "layer_position": self.layer_position,
+            "layer": self.layer,
+            "layers": self.layers,
+            "cv_auroc": self.cv_auroc,
+            "bias": self.bias,
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write weights and settings to one safetensors file (atomic; no pickle)."""
         self._check_fitted()
-        return save_probe(path, {"mean": self.mean, "scale": self.scale, "coef": self.coef}, self._meta())
+        return save_probe(
+            path, {"mean": self.mean, "scale": self.scale, "coef": self.coef}, self._meta()
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SafetyProbe:
         """Read a probe written by :meth:`save`."""
         tensors, meta = load_probe(path, cls.kind)
         probe = cls(c=meta["c"], folds=meta["folds"], seed=meta["seed"])
-        probe.layer_position, probe.layer, probe.layers = meta["layer_position"], meta["layer"], meta["layers"]
+        probe.layer_position, probe.layer, probe.layers = (
+            meta["layer_position"],
+            meta["layer"],
+            meta["layers"],
+        )
         probe.cv_auroc, probe.bias = meta["cv_auroc"], meta["bias"]
         probe.mean, probe.scale, probe.coef = tensors["mean"], tensors["scale"], tensors["coef"]
         return probe
@@ -268,7 +310,9 @@ def out_of_fold_proba(
     x = as_3d(x)
     yn = np.asarray(y).astype(np.int64)
     if yn.ndim != 1 or len(yn) != x.shape[0]:
-        raise CTDInputError(f"labels must be 1-D with one entry per row ({x.shape[0]}), got {yn.shape}")
+        raise CTDInputError(
+            f"labels must be 1-D with one entry per row ({x.shape[0]}), got {yn.shape}"
+        )
     if folds < 2:
         raise CTDInputError(f"folds must be at least 2, got {folds}")
     key = yn if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1]
@@ -280,7 +324,9 @@ def out_of_fold_proba(
             continue
         fit = ~held
         if len(np.unique(yn[fit])) < 2:
-            raise CTDInputError(f"cross-fitting: fold {f} leaves a single class to train on; use more rows or fewer folds")
+            raise CTDInputError(
+                f"cross-fitting: fold {f} leaves a single class to train on; use more rows or fewer folds"
+            )
         probe = SafetyProbe(c=c, folds=inner_folds, seed=seed, device=device)
         probe.fit(x[torch.as_tensor(fit)], yn[fit], layers)
         out[held] = probe.predict_proba(x[torch.as_tensor(held)])

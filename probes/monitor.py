@@ -32,13 +32,17 @@ class MonitorManifest(BaseModel):
 
     format: Literal["ctd.monitor/1"] = MONITOR_FORMAT
     model: str = Field(description="registered probed model (probes.assets.MODELS)")
-    layers: list[int] = Field(min_length=1, description="hidden-state indices the probes were fitted on")
+    layers: list[int] = Field(
+        min_length=1, description="hidden-state indices the probes were fitted on"
+    )
     pooling: Literal["last", "mean"]
     max_length: int = Field(ge=8)
     batch_size: int = Field(ge=1)
     dv_features: Literal["activations", "activations+probe"]
     safety_probe: str = Field(description="file of the safety probe, relative to the bundle")
-    dv_probes: dict[str, str] = Field(min_length=1, description="expert name -> file of its DV probe")
+    dv_probes: dict[str, str] = Field(
+        min_length=1, description="expert name -> file of its DV probe"
+    )
 
 
 def save_monitor(
@@ -64,8 +68,14 @@ def save_monitor(
         files[name] = f"dv_probe__{name}.safetensors"
         dvp.save(d / files[name])
     manifest = MonitorManifest(
-        model=model, layers=list(layers), pooling=pooling, max_length=max_length, batch_size=batch_size,
-        dv_features=dv_features, safety_probe="safety_probe.safetensors", dv_probes=files,
+        model=model,
+        layers=list(layers),
+        pooling=pooling,
+        max_length=max_length,
+        batch_size=batch_size,
+        dv_features=dv_features,
+        safety_probe="safety_probe.safetensors",
+        dv_probes=files,
     )
     return atomic_write_text(d / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
 
@@ -76,7 +86,9 @@ def read_manifest(directory: str | os.PathLike[str]) -> MonitorManifest:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CTDInputError(f"{path}: no monitor bundle here (write one with `ctd scores SPEC --save-monitor DIR`)") from None
+        raise CTDInputError(
+            f"{path}: no monitor bundle here (write one with `ctd scores SPEC --save-monitor DIR`)"
+        ) from None
     try:
         return MonitorManifest.model_validate_json(text)
     except ValidationError as exc:
@@ -98,7 +110,13 @@ class TextMonitor:
         Torch device for the probed model (default: the loader's choice).
     """
 
-    def __init__(self, directory: str | os.PathLike[str], expert: str | None = None, *, device: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        expert: str | None = None,
+        *,
+        device: str | None = None,
+    ) -> None:
         d = Path(directory)
         self.manifest = m = read_manifest(d)  # before the heavy imports: a wrong path fails fast
 
@@ -108,10 +126,14 @@ class TextMonitor:
 
         if expert is None:
             if len(m.dv_probes) != 1:
-                raise CTDInputError(f"{d / MANIFEST}: several DV probes ({', '.join(m.dv_probes)}); name the expert")
+                raise CTDInputError(
+                    f"{d / MANIFEST}: several DV probes ({', '.join(m.dv_probes)}); name the expert"
+                )
             expert = next(iter(m.dv_probes))
         if expert not in m.dv_probes:
-            raise CTDInputError(f"{d / MANIFEST}: no DV probe for expert {expert!r} (has: {', '.join(m.dv_probes)})")
+            raise CTDInputError(
+                f"{d / MANIFEST}: no DV probe for expert {expert!r} (has: {', '.join(m.dv_probes)})"
+            )
         self.expert = expert
         self.probe = SafetyProbe.load(d / m.safety_probe)
         self.dv_probe = DVProbe.load(d / m.dv_probes[expert])
@@ -126,6 +148,8 @@ class TextMonitor:
             return np.zeros(0), np.zeros(0)
         x, _ = self.extractor.extract(list(texts), self.manifest.layers, self.manifest.pooling)
         p = np.asarray(self.probe.predict_proba(x), dtype=np.float64)
-        extra = np.c_[p, np.abs(p - 0.5)] if self.manifest.dv_features == "activations+probe" else None
+        extra = (
+            np.c_[p, np.abs(p - 0.5)] if self.manifest.dv_features == "activations+probe" else None
+        )
         d = np.asarray(self.dv_probe.predict(x, extra=extra), dtype=np.float64)
         return p, d

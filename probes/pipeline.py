@@ -50,7 +50,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from ctd_stats.errors import CTDInputError
 from probes.spec import ExpertEntry, ProbesSpec
 
-__all__ = ["BuiltScores", "ExpertSummary", "ScoreSummary", "build_score_table", "load_rows", "training_splits"]
+__all__ = [
+    "BuiltScores",
+    "ExpertSummary",
+    "ScoreSummary",
+    "build_score_table",
+    "load_rows",
+    "training_splits",
+]
 
 Log = Callable[[str], None]
 
@@ -69,11 +76,19 @@ class ExpertSummary(BaseModel):
     auroc_pool_by_group: dict[str, float | None] = Field(default_factory=dict)
     expert_layer: int | None = None
     dv_layer: int | None = None
-    dv_alpha: float | None = Field(default=None, description="ridge penalty; None = activations not used")
+    dv_alpha: float | None = Field(
+        default=None, description="ridge penalty; None = activations not used"
+    )
     dv_features: str = "activations"
-    dv_training: str = Field(default="dev", description="rows of the DV probe's fit (see ProbesSpec.dv_training)")
-    dv_rows: int | None = Field(default=None, description="number of rows the DV probe was fitted on")
-    dv_spearman_pool: float | None = Field(default=None, description="Spearman(dv_score, realised DV) on the pool")
+    dv_training: str = Field(
+        default="dev", description="rows of the DV probe's fit (see ProbesSpec.dv_training)"
+    )
+    dv_rows: int | None = Field(
+        default=None, description="number of rows the DV probe was fitted on"
+    )
+    dv_spearman_pool: float | None = Field(
+        default=None, description="Spearman(dv_score, realised DV) on the pool"
+    )
     dv_mean_pool: float | None = None
 
 
@@ -86,7 +101,10 @@ class ScoreSummary(BaseModel):
     pooling: str
     probe_layer: int | None
     probe_cv_auroc: list[float]
-    probe_auroc_train_oof: float | None = Field(default=None, description="out-of-fold AUROC of the safety probe on train (cross-fitting only)")
+    probe_auroc_train_oof: float | None = Field(
+        default=None,
+        description="out-of-fold AUROC of the safety probe on train (cross-fitting only)",
+    )
     n_rows: int
     n_by_split: dict[str, int]
     n_by_group: dict[str, int]
@@ -126,14 +144,18 @@ class BuiltScores:
         from probes.monitor import save_monitor
 
         if self.monitor is None or not self.monitor.get("dv_probes"):
-            raise CTDInputError("no monitor to save: the spec has no experts, so no DV probe was fitted")
+            raise CTDInputError(
+                "no monitor to save: the spec has no experts, so no DV probe was fitted"
+            )
         return save_monitor(directory, **self.monitor)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the score table atomically (Parquet, or CSV by suffix) with its metadata."""
         from ctd_stats.table.score_table import write_score_table
 
-        return write_score_table(self.frame, path, experts=self.experts_meta, probes_summary=self.summary.model_dump())
+        return write_score_table(
+            self.frame, path, experts=self.experts_meta, probes_summary=self.summary.model_dump()
+        )
 
 
 # ----------------------------------------------------------------------------- data and splits
@@ -149,7 +171,9 @@ def load_rows(spec: ProbesSpec) -> pd.DataFrame:
         if entry.groups is not None:
             unknown = set(entry.groups) - set(df["group"])
             if unknown:
-                raise CTDInputError(f"probes.datasets[{entry.name}].groups: unknown group(s) {sorted(unknown)}")
+                raise CTDInputError(
+                    f"probes.datasets[{entry.name}].groups: unknown group(s) {sorted(unknown)}"
+                )
             df = df[df["group"].isin(entry.groups)]
         if entry.limit is not None:
             df = subsample(df, entry.limit, spec.seed)
@@ -161,7 +185,11 @@ def load_rows(spec: ProbesSpec) -> pd.DataFrame:
 
 
 def training_splits(
-    groups: Sequence[str] | np.ndarray, labels: Sequence[int] | np.ndarray, train_fraction: float, dev_fraction: float, seed: int
+    groups: Sequence[str] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    train_fraction: float,
+    dev_fraction: float,
+    seed: int,
 ) -> np.ndarray:
     """The probes' training splits: ``"train"`` / ``"dev"`` / ``""`` per row, stratified by (group, label), seeded.
 
@@ -190,7 +218,9 @@ def _key(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def _cached_scores(expert: Any, texts: list[str], cache: Path, key_obj: Any) -> tuple[np.ndarray, float, float | None]:
+def _cached_scores(
+    expert: Any, texts: list[str], cache: Path, key_obj: Any
+) -> tuple[np.ndarray, float, float | None]:
     """Score texts with a judge/HTTP expert, reusing earlier scores of the same texts and setting."""
     from safetensors.numpy import load_file, save
 
@@ -205,7 +235,12 @@ def _cached_scores(expert: Any, texts: list[str], cache: Path, key_obj: Any) -> 
         arr = load_file(str(f))
         with open(f.with_suffix(".json"), encoding="utf-8") as fh:
             hs = json.load(fh)
-        known.update({h: (float(p), float(s), float(t)) for h, p, s, t in zip(hs, arr["prob"], arr["seconds"], arr["tokens"], strict=True)})
+        known.update(
+            {
+                h: (float(p), float(s), float(t))
+                for h, p, s, t in zip(hs, arr["prob"], arr["seconds"], arr["tokens"], strict=True)
+            }
+        )
     todo = sorted({h: i for i, h in enumerate(hashes) if h not in known}.values())
     if todo:
         probs = np.asarray(expert.score([texts[i] for i in todo]), dtype=np.float64)
@@ -215,16 +250,31 @@ def _cached_scores(expert: Any, texts: list[str], cache: Path, key_obj: Any) -> 
         todo_h = [hashes[i] for i in todo]
         name = _key(todo_h)
         atomic_write_bytes(folder / f"{name}.json", json.dumps(todo_h).encode())
-        atomic_write_bytes(folder / f"{name}.safetensors", save({"prob": probs, "seconds": secs, "tokens": toks}))
-        known.update({h: (float(p), float(s), float(t)) for h, p, s, t in zip(todo_h, probs, secs, toks, strict=True)})
+        atomic_write_bytes(
+            folder / f"{name}.safetensors", save({"prob": probs, "seconds": secs, "tokens": toks})
+        )
+        known.update(
+            {
+                h: (float(p), float(s), float(t))
+                for h, p, s, t in zip(todo_h, probs, secs, toks, strict=True)
+            }
+        )
     vals = np.array([known[h] for h in hashes])
     tok = float(np.nanmean(vals[:, 2])) if np.isfinite(vals[:, 2]).any() else None
     return vals[:, 0], float(vals[:, 1].mean()), tok
 
 
 def _score_expert(
-    entry: ExpertEntry, rows: pd.DataFrame, train: np.ndarray, spec: ProbesSpec, cache: Path, shared: dict[str, Any],
-    log: Log, *, crossfit: bool = False, strata: np.ndarray | None = None,
+    entry: ExpertEntry,
+    rows: pd.DataFrame,
+    train: np.ndarray,
+    spec: ProbesSpec,
+    cache: Path,
+    shared: dict[str, Any],
+    log: Log,
+    *,
+    crossfit: bool = False,
+    strata: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float | None, int | None]:
     """(probabilities of every row, seconds per call, tokens per call, expert probe layer).
 
@@ -244,15 +294,24 @@ def _score_expert(
     if entry.kind == "probe":
         from probes.experts.probe import ProbeExpert
 
-        pe = ProbeExpert(params.pop("model"), name=entry.name, cache=cache, seed=spec.seed, **params)
+        pe = ProbeExpert(
+            params.pop("model"), name=entry.name, cache=cache, seed=spec.seed, **params
+        )
         y_train = rows["label"].to_numpy()[train]
         log(f"expert {entry.name}: fitting its probe on {int(train.sum())} train rows")
         pe.fit(train_texts, y_train)
         out[scored] = pe.score(todo)
         if crossfit:
-            log(f"expert {entry.name}: {spec.crossfit_folds}-fold out-of-fold scores of the train rows")
-            out[train] = pe.cross_fit(train_texts, y_train, folds=spec.crossfit_folds, seed=spec.seed,
-                                      strata=None if strata is None else strata[train])
+            log(
+                f"expert {entry.name}: {spec.crossfit_folds}-fold out-of-fold scores of the train rows"
+            )
+            out[train] = pe.cross_fit(
+                train_texts,
+                y_train,
+                folds=spec.crossfit_folds,
+                seed=spec.seed,
+                strata=None if strata is None else strata[train],
+            )
         c = pe.cost
         return out, c.seconds_per_call, c.tokens_per_call, pe.probe.layer
     if entry.kind == "column":
@@ -264,7 +323,9 @@ def _score_expert(
         for col in (idc, pc):
             if col not in table.columns:
                 raise CTDInputError(f"probes.experts[{entry.name}]: {src} has no column {col!r}")
-        col_expert = ex.PrecomputedColumnExpert(entry.name, table[pc].to_numpy(), keys=table[idc].astype(str).tolist())
+        col_expert = ex.PrecomputedColumnExpert(
+            entry.name, table[pc].to_numpy(), keys=table[idc].astype(str).tolist()
+        )
         which = np.ones(len(rows), dtype=bool) if crossfit else scored
         out[which] = col_expert.score(rows["id"].to_numpy()[which].tolist())
         return out, 0.0, None, None
@@ -277,8 +338,15 @@ def _score_expert(
         loaded = shared[model_name]
         if isinstance(params.get("prompt"), dict):
             params["prompt"] = ex.JudgePrompt.model_validate(params["prompt"])
-        scorer: Any = ex.PromptedJudgeExpert(loaded.model, loaded.tokenizer, name=entry.name, device=loaded.device, **params)
-        key: Any = {"kind": "judge", "model": loaded.key, "params": {k: v for k, v in params.items() if k != "prompt"}, "prompt": scorer.prompt.model_dump()}
+        scorer: Any = ex.PromptedJudgeExpert(
+            loaded.model, loaded.tokenizer, name=entry.name, device=loaded.device, **params
+        )
+        key: Any = {
+            "kind": "judge",
+            "model": loaded.key,
+            "params": {k: v for k, v in params.items() if k != "prompt"},
+            "prompt": scorer.prompt.model_dump(),
+        }
         log(f"expert {entry.name}: prompted judge on {model_name}")
     else:
         scorer = ex.HTTPExpert(name=entry.name, **params)
@@ -309,7 +377,9 @@ def _nan_none(v: float) -> float | None:
     return None if not np.isfinite(v) else float(v)
 
 
-def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Log | None = None) -> BuiltScores:
+def build_score_table(
+    spec: ProbesSpec, *, progress: bool | None = None, log: Log | None = None
+) -> BuiltScores:
     """Run the whole probes layer for a spec and return the score table.
 
     Raises
@@ -338,18 +408,26 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     train, dev, pool = split == "train", split == "dev", split == ""
     for name, m in (("train", train), ("dev", dev)):
         if m.sum() < 8 or len(np.unique(y[m])) < 2:
-            raise CTDInputError(f"probes: the {name} split has {int(m.sum())} rows or a single class; use more data or a larger {name}_fraction")
+            raise CTDInputError(
+                f"probes: the {name} split has {int(m.sum())} rows or a single class; use more data or a larger {name}_fraction"
+            )
     say(f"{len(rows)} rows: train {int(train.sum())}, dev {int(dev.sum())}, pool {int(pool.sum())}")
 
     loaded = load_model(spec.model, cache=cache)
     layers = list(spec.layers) if spec.layers is not None else list(loaded.spec.default_layers)
     extractor = ActivationExtractor.from_loaded(
-        loaded, max_length=spec.max_length, batch_size=spec.batch_size, cache_dir=cache, progress=progress
+        loaded,
+        max_length=spec.max_length,
+        batch_size=spec.batch_size,
+        cache_dir=cache,
+        progress=progress,
     )
     texts = rows["text"].tolist()
     say(f"activations of {spec.model} (layers {layers[0]}..{layers[-1]}, {spec.pooling})")
     x, stats = extractor.extract(texts, layers, spec.pooling)
-    probe = SafetyProbe(c=spec.probe_c, seed=spec.seed).fit(x[torch.as_tensor(train)], y[train], layers)
+    probe = SafetyProbe(c=spec.probe_c, seed=spec.seed).fit(
+        x[torch.as_tensor(train)], y[train], layers
+    )
     p = probe.predict_proba(x)
     say(f"safety probe: layer {probe.layer}, pool AUROC {auroc(y[pool], p[pool]):.3f}")
     crossfit = spec.dv_training == "train+dev_crossfit"
@@ -358,20 +436,29 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     if crossfit:
         # Honest p on the train rows: each scored by a probe fitted on the other folds only.
         p[train] = out_of_fold_proba(
-            x[torch.as_tensor(train)], y[train], layers, folds=spec.crossfit_folds, seed=spec.seed,
-            strata=strata[train], c=spec.probe_c,
+            x[torch.as_tensor(train)],
+            y[train],
+            layers,
+            folds=spec.crossfit_folds,
+            seed=spec.seed,
+            strata=strata[train],
+            c=spec.probe_c,
         )
         oof_auroc = _nan_none(auroc(y[train], p[train]))
-        say(f"safety probe: {spec.crossfit_folds}-fold out-of-fold AUROC on train {auroc(y[train], p[train]):.3f}")
+        say(
+            f"safety probe: {spec.crossfit_folds}-fold out-of-fold AUROC on train {auroc(y[train], p[train]):.3f}"
+        )
     fit_dv = (train | dev) if crossfit else dev
 
-    frame = pd.DataFrame({
-        "id": rows["id"].astype(str).to_numpy(),
-        "split": split.astype(str),
-        "group": groups,
-        "label": y.astype(np.int8),
-        "probe_prob": p,
-    })
+    frame = pd.DataFrame(
+        {
+            "id": rows["id"].astype(str).to_numpy(),
+            "split": split.astype(str),
+            "group": groups,
+            "label": y.astype(np.int8),
+            "probe_prob": p,
+        }
+    )
     experts_meta: dict[str, dict[str, Any]] = {}
     summaries: list[ExpertSummary] = []
     shared: dict[str, Any] = {spec.model: loaded}
@@ -380,7 +467,9 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
     for entry in spec.experts:
         t0 = time.perf_counter()
         try:
-            b, spc, tpc, elayer = _score_expert(entry, rows, train, spec, cache, shared, say, crossfit=crossfit, strata=strata)
+            b, spc, tpc, elayer = _score_expert(
+                entry, rows, train, spec, cache, shared, say, crossfit=crossfit, strata=strata
+            )
         except (TypeError, ValueError) as exc:
             if isinstance(exc, CTDInputError):
                 raise
@@ -396,30 +485,66 @@ def build_score_table(spec: ProbesSpec, *, progress: bool | None = None, log: Lo
         rho = spearmanr(d[pool], v_pool).statistic if pool.sum() > 2 else float("nan")
         frame[f"expert_prob__{entry.name}"] = b
         frame[f"dv_score__{entry.name}"] = d
-        desc = entry.description or f"{entry.kind}: {entry.params.get('model', entry.params.get('path', ''))}"
-        experts_meta[entry.name] = {"seconds_per_call": spc, "tokens_per_call": tpc, "description": desc}
-        summaries.append(ExpertSummary(
-            name=entry.name, kind=entry.kind, description=desc, seconds_per_call=spc, tokens_per_call=tpc,
-            auroc_pool=_nan_none(auroc(y[pool], b[pool])), auroc_pool_by_group=_auroc_by_group(y[pool], b[pool], groups[pool]),
-            expert_layer=elayer, dv_layer=dvp.layer, dv_alpha=_nan_none(float(dvp.alpha or 0.0)),
-            dv_features=spec.dv_features, dv_training=spec.dv_training, dv_rows=int(fit_dv.sum()),
-            dv_spearman_pool=_nan_none(float(rho)), dv_mean_pool=_nan_none(float(v_pool.mean()) if pool.any() else float("nan")),
-        ))
-        say(f"expert {entry.name}: pool AUROC {auroc(y[pool], b[pool]):.3f}, {spc * 100:.1f} s/100 texts, "
-            f"DV layer {dvp.layer} alpha {dvp.alpha:g} ({spec.dv_features}), DV Spearman {rho:.3f} ({time.perf_counter() - t0:.0f} s)")
+        desc = (
+            entry.description
+            or f"{entry.kind}: {entry.params.get('model', entry.params.get('path', ''))}"
+        )
+        experts_meta[entry.name] = {
+            "seconds_per_call": spc,
+            "tokens_per_call": tpc,
+            "description": desc,
+        }
+        summaries.append(
+            ExpertSummary(
+                name=entry.name,
+                kind=entry.kind,
+                description=desc,
+                seconds_per_call=spc,
+                tokens_per_call=tpc,
+                auroc_pool=_nan_none(auroc(y[pool], b[pool])),
+                auroc_pool_by_group=_auroc_by_group(y[pool], b[pool], groups[pool]),
+                expert_layer=elayer,
+                dv_layer=dvp.layer,
+                dv_alpha=_nan_none(float(dvp.alpha or 0.0)),
+                dv_features=spec.dv_features,
+                dv_training=spec.dv_training,
+                dv_rows=int(fit_dv.sum()),
+                dv_spearman_pool=_nan_none(float(rho)),
+                dv_mean_pool=_nan_none(float(v_pool.mean()) if pool.any() else float("nan")),
+            )
+        )
+        say(
+            f"expert {entry.name}: pool AUROC {auroc(y[pool], b[pool]):.3f}, {spc * 100:.1f} s/100 texts, "
+            f"DV layer {dvp.layer} alpha {dvp.alpha:g} ({spec.dv_features}), DV Spearman {rho:.3f} ({time.perf_counter() - t0:.0f} s)"
+        )
 
     summary = ScoreSummary(
-        model=spec.model, pooling=spec.pooling, probe_layer=probe.layer, probe_cv_auroc=[round(v, 4) for v in probe.cv_auroc],
+        model=spec.model,
+        pooling=spec.pooling,
+        probe_layer=probe.layer,
+        probe_cv_auroc=[round(v, 4) for v in probe.cv_auroc],
         probe_auroc_train_oof=oof_auroc,
-        n_rows=len(frame), n_by_split={str(k) or "pool": int(v) for k, v in pd.Series(split).value_counts().items()},
+        n_rows=len(frame),
+        n_by_split={str(k) or "pool": int(v) for k, v in pd.Series(split).value_counts().items()},
         n_by_group={str(k): int(v) for k, v in pd.Series(groups).value_counts().items()},
-        probe_auroc_pool=_nan_none(auroc(y[pool], p[pool])), probe_auroc_pool_by_group=_auroc_by_group(y[pool], p[pool], groups[pool]),
-        probe_seconds_per_text=stats.seconds_per_text, experts=summaries, dv_target=spec.dv_target,
-        dv_training=spec.dv_training, crossfit_folds=spec.crossfit_folds if crossfit else None, seed=spec.seed,
+        probe_auroc_pool=_nan_none(auroc(y[pool], p[pool])),
+        probe_auroc_pool_by_group=_auroc_by_group(y[pool], p[pool], groups[pool]),
+        probe_seconds_per_text=stats.seconds_per_text,
+        experts=summaries,
+        dv_target=spec.dv_target,
+        dv_training=spec.dv_training,
+        crossfit_folds=spec.crossfit_folds if crossfit else None,
+        seed=spec.seed,
         wall_seconds=time.perf_counter() - t_start,
     )
     monitor = {
-        "model": spec.model, "layers": layers, "pooling": spec.pooling, "max_length": spec.max_length,
-        "batch_size": spec.batch_size, "dv_features": spec.dv_features, "probe": probe, "dv_probes": dv_probes,
+        "model": spec.model,
+        "layers": layers,
+        "pooling": spec.pooling,
+        "max_length": spec.max_length,
+        "batch_size": spec.batch_size,
+        "dv_features": spec.dv_features,
+        "probe": probe,
+        "dv_probes": dv_probes,
     }
     return BuiltScores(frame, experts_meta, summary, monitor)

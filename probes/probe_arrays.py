@@ -26,7 +26,9 @@ def as_3d(x: Any) -> Any:
     if x.ndim == 2:
         x = x[:, None, :]
     if x.ndim != 3:
-        raise CTDInputError(f"activations must be [n, d] or [n, layers, d], got shape {tuple(x.shape)}")
+        raise CTDInputError(
+            f"activations must be [n, d] or [n, layers, d], got shape {tuple(x.shape)}"
+        )
     return x
 
 
@@ -37,7 +39,9 @@ def check_xy(x: Any, y: Any) -> tuple[Any, Any]:
     x = as_3d(x)
     y = torch.as_tensor(np.asarray(y), dtype=torch.float64)
     if y.ndim != 1 or len(y) != x.shape[0]:
-        raise CTDInputError(f"labels must be 1-D with one entry per row ({x.shape[0]}), got {tuple(y.shape)}")
+        raise CTDInputError(
+            f"labels must be 1-D with one entry per row ({x.shape[0]}), got {tuple(y.shape)}"
+        )
     if x.shape[0] < 4:
         raise CTDInputError(f"need at least 4 rows to fit a probe, got {x.shape[0]}")
     if not torch.isfinite(x).all():
@@ -59,7 +63,9 @@ def save_probe(path: str | os.PathLike[str], arrays: dict[str, Any], meta: dict[
     return atomic_write_bytes(path, blob)
 
 
-def load_probe(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def load_probe(
+    path: str | os.PathLike[str], kind: str
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a probe file written by :func:`save_probe`, refusing a file of another ``kind``."""
     from safetensors import safe_open
 

@@ -81,12 +81,21 @@ class ScoringActor:
         from probes.assets import load_model
 
         torch.set_num_threads(1 if not torch.cuda.is_available() else torch.get_num_threads())
-        loaded = setup.loader() if setup.loader is not None else load_model(setup.model, cache=setup.cache_dir)
+        loaded = (
+            setup.loader()
+            if setup.loader is not None
+            else load_model(setup.model, cache=setup.cache_dir)
+        )
         self.setup = setup
-        self.layers = list(setup.layers) if setup.layers is not None else list(loaded.spec.default_layers)
+        self.layers = (
+            list(setup.layers) if setup.layers is not None else list(loaded.spec.default_layers)
+        )
         self.extractor = ActivationExtractor.from_loaded(
-            loaded, max_length=setup.max_length, batch_size=setup.batch_size,
-            cache_dir=setup.cache_dir, progress=False,
+            loaded,
+            max_length=setup.max_length,
+            batch_size=setup.batch_size,
+            cache_dir=setup.cache_dir,
+            progress=False,
         )
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -195,7 +204,9 @@ def collect(frames: Iterator[pd.DataFrame], expected_ids: list[str] | None = Non
     return out
 
 
-def write_parts(frames: Iterator[pd.DataFrame], directory: str | Path, rows_per_part: int = 100_000) -> list[Path]:
+def write_parts(
+    frames: Iterator[pd.DataFrame], directory: str | Path, rows_per_part: int = 100_000
+) -> list[Path]:
     """Write score frames (in order) as ``part-00000.parquet``, ... under ``directory``."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,9 @@ class DatasetEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="a dataset of probes.assets.DATASETS, e.g. 'neuralchemy_requests'")
+    name: str = Field(
+        description="a dataset of probes.assets.DATASETS, e.g. 'neuralchemy_requests'"
+    )
     limit: int | None = Field(
         default=None, gt=0, description="keep at most this many rows (seeded, stratified by label)"
     )
@@ -70,17 +72,28 @@ class ExpertEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=_NAME, description="column suffix: expert_prob__<name>, dv_score__<name>")
+    name: str = Field(
+        pattern=_NAME, description="column suffix: expert_prob__<name>, dv_score__<name>"
+    )
     kind: Literal["probe", "judge", "column", "http"]
-    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the kind")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the kind"
+    )
     description: str = Field(default="", description="free text, copied into the cost metadata")
 
     @model_validator(mode="after")
     def _required_params(self) -> ExpertEntry:
-        need = {"probe": ("model",), "judge": ("model",), "column": ("path",), "http": ("base_url", "model")}
+        need = {
+            "probe": ("model",),
+            "judge": ("model",),
+            "column": ("path",),
+            "http": ("base_url", "model"),
+        }
         missing = [k for k in need[self.kind] if k not in self.params]
         if missing:
-            raise ValueError(f"expert {self.name!r} of kind {self.kind!r} needs params: {', '.join(missing)}")
+            raise ValueError(
+                f"expert {self.name!r} of kind {self.kind!r} needs params: {', '.join(missing)}"
+            )
         return self
 
 
@@ -89,17 +102,25 @@ class ProbesSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(default="smollm2-135m", description="probed model (a name in probes.assets.MODELS)")
+    model: str = Field(
+        default="smollm2-135m", description="probed model (a name in probes.assets.MODELS)"
+    )
     layers: list[int] | None = Field(
         default=None,
         description="hidden-state indices to consider (0 = embeddings); the safety probe picks one "
         "by inner CV on the train split. Default: the model's registered middle layers",
     )
-    pooling: Literal["last", "mean"] = Field(default="last", description="last token or masked mean")
-    max_length: int = Field(default=256, ge=8, description="tokens per text (longer texts are truncated)")
+    pooling: Literal["last", "mean"] = Field(
+        default="last", description="last token or masked mean"
+    )
+    max_length: int = Field(
+        default=256, ge=8, description="tokens per text (longer texts are truncated)"
+    )
     batch_size: int = Field(default=8, ge=1, description="texts per forward pass")
     datasets: list[DatasetEntry] = Field(min_length=1, description="the mixed stream of groups")
-    experts: list[ExpertEntry] = Field(default_factory=list, description="experts to score and model DV for")
+    experts: list[ExpertEntry] = Field(
+        default_factory=list, description="experts to score and model DV for"
+    )
     dv_target: Literal["continuous", "binary"] = Field(
         default="continuous",
         description="continuous (2y-1)(b-p), or binary 1[probe wrong and expert right]",
@@ -120,13 +141,22 @@ class ProbesSpec(BaseModel):
         "default: on the demo study cross-fitting did not improve CTD over calibrated uncertainty",
     )
     crossfit_folds: int = Field(
-        default=5, ge=2, le=20, description="folds of the cross-fitting of dv_training 'train+dev_crossfit'"
+        default=5,
+        ge=2,
+        le=20,
+        description="folds of the cross-fitting of dv_training 'train+dev_crossfit'",
     )
     probe_c: float = Field(default=0.05, gt=0, description="inverse L2 penalty of the safety probe")
-    train_fraction: float = Field(default=0.3, gt=0, lt=1, description="rows that train the safety probes")
-    dev_fraction: float = Field(default=0.2, gt=0, lt=1, description="rows that train the DV probes")
+    train_fraction: float = Field(
+        default=0.3, gt=0, lt=1, description="rows that train the safety probes"
+    )
+    dev_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="rows that train the DV probes"
+    )
     seed: int = Field(default=0, description="seed of the split and of the inner CV")
-    cache_dir: str | None = Field(default=None, description="cache root (default $CTD_CACHE_DIR or ~/.cache/ctd)")
+    cache_dir: str | None = Field(
+        default=None, description="cache root (default $CTD_CACHE_DIR or ~/.cache/ctd)"
+    )
 
     def model_names(self) -> list[str]:
         """Every registered model this block loads: the probed model and the probe/judge experts'."""
@@ -183,7 +213,9 @@ class ProbesSpec(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> ProbesSpec:
         if self.train_fraction + self.dev_fraction >= 1:
-            raise ValueError("train_fraction + dev_fraction must be < 1 (the rest is the calibration pool)")
+            raise ValueError(
+                "train_fraction + dev_fraction must be < 1 (the rest is the calibration pool)"
+            )
         names = [e.name for e in self.experts]
         if len(set(names)) != len(names):
             raise ValueError(f"expert names must be unique, got {names}")

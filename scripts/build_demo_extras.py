@@ -70,7 +70,9 @@ def _auroc(y: np.ndarray, s: np.ndarray) -> float:
     return float(auroc(y, s))
 
 
-def synthetic_expert(y: np.ndarray, groups: np.ndarray, target: dict[str, float], seed: int) -> np.ndarray:
+def synthetic_expert(
+    y: np.ndarray, groups: np.ndarray, target: dict[str, float], seed: int
+) -> np.ndarray:
     """P(unsafe) of a synthetic expert with AUROC ``target[g]`` within each source g (module docstring)."""
     from scipy.special import expit
     from scipy.stats import norm
@@ -94,8 +96,13 @@ def learning_curve(x: Any, frame: Any, experts: list[str]) -> dict[str, Any]:
     dev = np.flatnonzero((frame["split"] == "dev").to_numpy())
     pool = (frame["split"] == "").to_numpy()
     extra = np.c_[p, np.abs(p - 0.5)]
-    out: dict[str, Any] = {"alpha": CURVE_ALPHA, "repeats": CURVE_REPEATS, "n_dev": int(dev.size),
-                           "n_pool": int(pool.sum()), "experts": {}}
+    out: dict[str, Any] = {
+        "alpha": CURVE_ALPHA,
+        "repeats": CURVE_REPEATS,
+        "n_dev": int(dev.size),
+        "n_pool": int(pool.sum()),
+        "experts": {},
+    }
     for name in experts:
         b = frame[f"expert_prob__{name}"].to_numpy()
         v = (2 * y - 1) * (b - p)
@@ -108,12 +115,22 @@ def learning_curve(x: Any, frame: Any, experts: list[str]) -> dict[str, Any]:
                 d = dvp.predict(x[pool], extra=extra[pool])
                 sp.append(float(spearmanr(d, v[pool]).statistic))
                 au.append(cascade_auroc(y[pool], p[pool], b[pool], d, CURVE_ALPHA))
-            rows.append({"dev_rows": int(m), "spearman_pool": float(np.mean(sp)),
-                         "cascade_auroc": float(np.mean(au)), "subsets": len(sp)})
+            rows.append(
+                {
+                    "dev_rows": int(m),
+                    "spearman_pool": float(np.mean(sp)),
+                    "cascade_auroc": float(np.mean(au)),
+                    "subsets": len(sp),
+                }
+            )
         out["experts"][name] = {
             "curve": rows,
-            "uncertainty_auroc": cascade_auroc(y[pool], p[pool], b[pool], uncertainty_score(p[pool]), CURVE_ALPHA),
-            "ceiling_auroc": cascade_auroc(y[pool], p[pool], b[pool], ceiling_score(p[pool], b[pool]), CURVE_ALPHA),
+            "uncertainty_auroc": cascade_auroc(
+                y[pool], p[pool], b[pool], uncertainty_score(p[pool]), CURVE_ALPHA
+            ),
+            "ceiling_auroc": cascade_auroc(
+                y[pool], p[pool], b[pool], ceiling_score(p[pool], b[pool]), CURVE_ALPHA
+            ),
         }
     return out
 
@@ -146,16 +163,26 @@ def semi_synthetic(x: Any, frame: Any) -> tuple[Any, dict[str, Any]]:
         else:
             b = synthetic_expert(y, g, {s: targets[name].get(s, 0.5) for s in set(g)}, SEED + k)
         v = (2 * y - 1) * (b - p)
-        d = DVProbe().fit(x[dev], v[dev], list(SMOL_LAYERS), extra=extra[dev]).predict(x, extra=extra)
+        d = (
+            DVProbe()
+            .fit(x[dev], v[dev], list(SMOL_LAYERS), extra=extra[dev])
+            .predict(x, extra=extra)
+        )
         out[f"expert_prob__{name}"] = b
         out[f"dv_score__{name}"] = d
         realised[name] = {
             "target_auroc_by_source": targets[name],
-            "realised_auroc_by_source": {s: _auroc(y[pool & (g == s)], b[pool & (g == s)]) for s in sources},
+            "realised_auroc_by_source": {
+                s: _auroc(y[pool & (g == s)], b[pool & (g == s)]) for s in sources
+            },
             "pool_auroc": _auroc(y[pool], b[pool]),
         }
-    return out, {"scenarios": realised, "seed": SEED, "built_from": "ctd_stats/data/demo_scores.parquet",
-                 "note": "SEMI-SYNTHETIC: real labels, sources, probe scores and activations; synthetic experts"}
+    return out, {
+        "scenarios": realised,
+        "seed": SEED,
+        "built_from": "ctd_stats/data/demo_scores.parquet",
+        "note": "SEMI-SYNTHETIC: real labels, sources, probe scores and activations; synthetic experts",
+    }
 
 
 def _write_parquet(frame: Any, path: Path, metadata: dict[bytes, bytes]) -> None:
@@ -179,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--table", default=str(ROOT / "ctd_stats" / "data" / "demo_scores.parquet"))
-    ap.add_argument("--semi-out", default=str(ROOT / "ctd_stats" / "data" / "semi_synthetic_scores.parquet"))
+    ap.add_argument(
+        "--semi-out", default=str(ROOT / "ctd_stats" / "data" / "semi_synthetic_scores.parquet")
+    )
     ap.add_argument("--curve-out", default=str(OUT_DIR / "dv_learning_curve.json"))
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -188,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = build_plan(seed=0).set_index("id")
     missing = set(frame["id"]) - set(plan.index)
     if missing:
-        raise SystemExit(f"{len(missing)} table ids are not in the build plan (e.g. {sorted(missing)[:3]})")
+        raise SystemExit(
+            f"{len(missing)} table ids are not in the build plan (e.g. {sorted(missing)[:3]})"
+        )
     texts = plan.loc[frame["id"], "text"].tolist()
     hashes = plan.loc[frame["id"], "hash"].tolist()
     x = np.asarray(smol_features(texts, hashes, OUT_DIR / "smol_cache"), dtype=np.float32)
@@ -200,21 +231,33 @@ def main(argv: list[str] | None = None) -> int:
     md[b"ctd.dv_learning_curve"] = json.dumps(curve).encode()
     _write_parquet(frame, table_path, md)
     for name, e in curve["experts"].items():
-        pts = ", ".join(f"{r['dev_rows']}: ρ={r['spearman_pool']:.3f} AUROC={r['cascade_auroc']:.3f}" for r in e["curve"])
-        print(f"{name}: {pts}; uncertainty {e['uncertainty_auroc']:.3f}, ceiling {e['ceiling_auroc']:.3f}")
+        pts = ", ".join(
+            f"{r['dev_rows']}: ρ={r['spearman_pool']:.3f} AUROC={r['cascade_auroc']:.3f}"
+            for r in e["curve"]
+        )
+        print(
+            f"{name}: {pts}; uncertainty {e['uncertainty_auroc']:.3f}, ceiling {e['ceiling_auroc']:.3f}"
+        )
 
     semi, info = semi_synthetic(x, frame)
     md_semi = {k: v for k, v in md.items() if k in (b"ctd.probes",)}
-    md_semi[b"ctd.experts"] = json.dumps({
-        name: {"seconds_per_call": None, "tokens_per_call": None,
-               "description": f"SEMI-SYNTHETIC expert, scenario '{name}' (scripts/build_demo_extras.py)"}
-        for name in SCENARIOS
-    }).encode()
+    md_semi[b"ctd.experts"] = json.dumps(
+        {
+            name: {
+                "seconds_per_call": None,
+                "tokens_per_call": None,
+                "description": f"SEMI-SYNTHETIC expert, scenario '{name}' (scripts/build_demo_extras.py)",
+            }
+            for name in SCENARIOS
+        }
+    ).encode()
     md_semi[b"ctd.semi_synthetic"] = json.dumps(info).encode()
     _write_parquet(semi, Path(args.semi_out), md_semi)
     for name, r in info["scenarios"].items():
-        print(f"semi-synthetic {name}: pool AUROC {r['pool_auroc']:.3f}; by source "
-              + ", ".join(f"{s} {a:.2f}" for s, a in r["realised_auroc_by_source"].items()))
+        print(
+            f"semi-synthetic {name}: pool AUROC {r['pool_auroc']:.3f}; by source "
+            + ", ".join(f"{s} {a:.2f}" for s, a in r["realised_auroc_by_source"].items())
+        )
     return 0
 
 

@@ -100,7 +100,12 @@ def run_qwen(plan: Any, slot: str, repo: Path, commit: bool) -> None:
     def save(hs: list[str], lg: np.ndarray, ft: np.ndarray, secs: float) -> Path:
         path = store.write(hs, lg, ft, secs)
         if commit:
-            git_commit(path, f"Demo build: expert outputs shard {int(path.stem.split('-')[1])}", repo, log=_log)
+            git_commit(
+                path,
+                f"Demo build: expert outputs shard {int(path.stem.split('-')[1])}",
+                repo,
+                log=_log,
+            )
         return path
 
     have = store.load()
@@ -118,7 +123,9 @@ def run_qwen(plan: Any, slot: str, repo: Path, commit: bool) -> None:
     if not todo:
         return
     kind, layer = ("last", int(slot[4:])) if slot.startswith("last") else ("mean", int(slot[4:]))
-    runner = QwenRunner([layer] if kind == "last" else [], [layer] if kind == "mean" else [], batch_size=4)
+    runner = QwenRunner(
+        [layer] if kind == "last" else [], [layer] if kind == "mean" else [], batch_size=4
+    )
     assert runner.version == store.version and runner.feature_names == [slot]
     t0, done = time.perf_counter(), 0
     for lo in range(0, len(todo), SHARD_SIZE):
@@ -130,11 +137,15 @@ def run_qwen(plan: Any, slot: str, repo: Path, commit: bool) -> None:
         done += len(chunk)
         rate = done / (time.perf_counter() - t0)
         eta = (len(todo) - done) / rate
-        _log(f"{path.name}: {len(chunk)} texts in {secs:.0f} s ({len(chunk) / secs:.2f} texts/s); "
-             f"{done}/{len(todo)} this run; mean {rate:.2f} texts/s; ETA {eta / 60:.0f} min")
+        _log(
+            f"{path.name}: {len(chunk)} texts in {secs:.0f} s ({len(chunk) / secs:.2f} texts/s); "
+            f"{done}/{len(todo)} this run; mean {rate:.2f} texts/s; ETA {eta / 60:.0f} min"
+        )
 
 
-def finalize(plan: Any, dec: dict[str, str], out: Path, repo: Path, commit: bool, partial: bool) -> bool:
+def finalize(
+    plan: Any, dec: dict[str, str], out: Path, repo: Path, commit: bool, partial: bool
+) -> bool:
     """Fit probes and experts, write the score table; False if shards are missing and not ``partial``."""
     import pandas as pd
     import pyarrow as pa
@@ -168,13 +179,25 @@ def finalize(plan: Any, dec: dict[str, str], out: Path, repo: Path, commit: bool
     y = rows["label"].to_numpy().astype(int)
     g = rows["group"].to_numpy().astype(str)
     strata = np.char.add(np.char.add(g, "|"), y.astype(str))
-    _log(f"table rows {len(rows)} ({missing} stream rows without shard left out): {dict(pd.Series(role).value_counts())}")
+    _log(
+        f"table rows {len(rows)} ({missing} stream rows without shard left out): {dict(pd.Series(role).value_counts())}"
+    )
 
-    xs = torch.from_numpy(smol_features(rows["text"].tolist(), rows["hash"].tolist(), OUT_DIR / "smol_cache"))
+    xs = torch.from_numpy(
+        smol_features(rows["text"].tolist(), rows["hash"].tolist(), OUT_DIR / "smol_cache")
+    )
     pt = role == "probe_train"
     probe = SafetyProbe(c=0.05, seed=0).fit(xs[torch.as_tensor(pt)], y[pt], list(SMOL_LAYERS))
     p = probe.predict_proba(xs)
-    p[pt] = out_of_fold_proba(xs[torch.as_tensor(pt)], y[pt], list(SMOL_LAYERS), folds=5, seed=0, strata=strata[pt], c=0.05)
+    p[pt] = out_of_fold_proba(
+        xs[torch.as_tensor(pt)],
+        y[pt],
+        list(SMOL_LAYERS),
+        folds=5,
+        seed=0,
+        strata=strata[pt],
+        c=0.05,
+    )
 
     st = ~pt
     lg = np.full(len(rows), np.nan)
@@ -186,7 +209,9 @@ def finalize(plan: Any, dec: dict[str, str], out: Path, repo: Path, commit: bool
     qprobe = SafetyProbe(c=0.05, seed=0).fit(torch.from_numpy(qf[et]), y[et])
     b_q = np.full(len(rows), np.nan)
     b_q[st] = qprobe.predict_proba(torch.from_numpy(qf[st]))
-    b_q[et] = out_of_fold_proba(torch.from_numpy(qf[et]), y[et], None, folds=5, seed=0, strata=strata[et], c=0.05)
+    b_q[et] = out_of_fold_proba(
+        torch.from_numpy(qf[et]), y[et], None, folds=5, seed=0, strata=strata[et], c=0.05
+    )
     # judge: raw sigmoid, or Platt scaling fitted on expert_train
     b_raw = np.where(st, 1 / (1 + np.exp(-np.nan_to_num(lg))), np.nan)
     w_platt = fit_logistic(lg[et], y[et])
@@ -196,18 +221,37 @@ def finalize(plan: Any, dec: dict[str, str], out: Path, repo: Path, commit: bool
     w_combo = fit_logistic(z[et], y[et])
     b_combo = np.where(st, predict_logistic(w_combo, z), np.nan)
     b_combo[et] = oof_logistic(z[et], y[et], strata[et], seed=1)
-    cands = {"qprobe_oof": b_q, "judge+qprobe_oof": b_combo, "judge_raw": b_raw, "judge_platt": b_platt}
-    experts = {"strong": (dec["strong"], cands[dec["strong"]]), "weak": (dec["weak"], cands[dec["weak"]])}
+    cands = {
+        "qprobe_oof": b_q,
+        "judge+qprobe_oof": b_combo,
+        "judge_raw": b_raw,
+        "judge_platt": b_platt,
+    }
+    experts = {
+        "strong": (dec["strong"], cands[dec["strong"]]),
+        "weak": (dec["weak"], cands[dec["weak"]]),
+    }
 
-    split = np.where(np.isin(role, ["probe_train", "expert_train"]), "train", np.where(role == "dev", "dev", ""))
-    frame = pd.DataFrame({"id": rows["id"], "split": split, "group": g, "label": y.astype(np.int8), "probe_prob": p})
+    split = np.where(
+        np.isin(role, ["probe_train", "expert_train"]), "train", np.where(role == "dev", "dev", "")
+    )
+    frame = pd.DataFrame(
+        {"id": rows["id"], "split": split, "group": g, "label": y.astype(np.int8), "probe_prob": p}
+    )
     dev, pool = role == "dev", role == "pool"
     extra = np.c_[p, np.abs(p - 0.5)]
     summary: dict[str, Any] = {
-        "rows": len(rows), "missing_stream_rows": missing, "partial": bool(missing), "decision": dec,
-        "probe_layer": probe.layer, "probe_auroc_pool": auroc(y[pool], p[pool]),
-        "probe_auroc_pool_by_group": {k: auroc(y[pool & (g == k)], p[pool & (g == k)]) for k in sorted(set(g))},
-        "n_by_role": {k: int(v) for k, v in pd.Series(role).value_counts().items()}, "experts": {},
+        "rows": len(rows),
+        "missing_stream_rows": missing,
+        "partial": bool(missing),
+        "decision": dec,
+        "probe_layer": probe.layer,
+        "probe_auroc_pool": auroc(y[pool], p[pool]),
+        "probe_auroc_pool_by_group": {
+            k: auroc(y[pool & (g == k)], p[pool & (g == k)]) for k in sorted(set(g))
+        },
+        "n_by_role": {k: int(v) for k, v in pd.Series(role).value_counts().items()},
+        "experts": {},
     }
     secs = []
     for path in store.shards():
@@ -229,12 +273,19 @@ def finalize(plan: Any, dec: dict[str, str], out: Path, repo: Path, commit: bool
         diag["dv_vs_uncertainty"] = {
             f"{a:g}": {
                 "dv": cascade_auroc(y[pool], p[pool], b[pool], d[pool], a),
-                "uncertainty": cascade_auroc(y[pool], p[pool], b[pool], uncertainty_score(p[pool]), a),
+                "uncertainty": cascade_auroc(
+                    y[pool], p[pool], b[pool], uncertainty_score(p[pool]), a
+                ),
             }
             for a in (0.1, 0.2, 0.3, 0.5)
         }
-        diag.update(kind=kind, dv_layer=dvp.layer, dv_alpha=None if not np.isfinite(dvp.alpha or 0) else dvp.alpha,
-                    dv_spearman_pool=float(spearmanr(d[pool], v[pool]).statistic), dv_rows=int(dev.sum()))
+        diag.update(
+            kind=kind,
+            dv_layer=dvp.layer,
+            dv_alpha=None if not np.isfinite(dvp.alpha or 0) else dvp.alpha,
+            dv_spearman_pool=float(spearmanr(d[pool], v[pool]).statistic),
+            dv_rows=int(dev.sum()),
+        )
         summary["experts"][name] = diag
         desc = {
             "qprobe_oof": "Qwen2.5-Coder-1.5B-Instruct hidden states (judge-prompt pass) + logistic probe trained on disjoint rows",
@@ -245,35 +296,62 @@ def finalize(plan: Any, dec: dict[str, str], out: Path, repo: Path, commit: bool
         meta_experts[name] = {"seconds_per_call": spc, "tokens_per_call": None, "description": desc}
         c3 = diag["cascade"]["0.3"]
         dv3 = diag["dv_vs_uncertainty"]["0.3"]
-        _log(f"{name} ({kind}): pool AUROC {diag['auroc_expert']:.3f}, P(v>0) {diag['p_v_pos']:.3f}, corr(p,b) "
-             f"{diag['corr_p_b']:.3f}; alpha 0.3: ceiling {c3['ceiling']:.3f}, DV {dv3['dv']:.3f}, uncertainty {c3['uncertainty']:.3f}")
+        _log(
+            f"{name} ({kind}): pool AUROC {diag['auroc_expert']:.3f}, P(v>0) {diag['p_v_pos']:.3f}, corr(p,b) "
+            f"{diag['corr_p_b']:.3f}; alpha 0.3: ceiling {c3['ceiling']:.3f}, DV {dv3['dv']:.3f}, uncertainty {c3['uncertainty']:.3f}"
+        )
     from demo_build.controls import N_BOOT, control_columns
 
     noshift = np.isin(role, ["probe_train", "expert_train"])
     cols = control_columns(
-        xs, y, g, p, {name: b for name, (_, b) in experts.items()}, dev=dev, noshift_train=noshift,
-        layers=list(SMOL_LAYERS), n_boot=N_BOOT, seed=0, log=_log,
+        xs,
+        y,
+        g,
+        p,
+        {name: b for name, (_, b) in experts.items()},
+        dev=dev,
+        noshift_train=noshift,
+        layers=list(SMOL_LAYERS),
+        n_boot=N_BOOT,
+        seed=0,
+        log=_log,
     )
     frame = pd.concat([frame, pd.DataFrame(cols, index=frame.index)], axis=1)
     summary["controls"] = {
         "probe_auroc_pool_refit": auroc(y[pool], cols["probe_prob_refit"][pool]),
         "probe_auroc_pool_noshift": auroc(y[pool], cols["probe_prob_noshift"][pool]),
     }
-    _log(f"controls: pool AUROC refit probe {summary['controls']['probe_auroc_pool_refit']:.3f}, "
-         f"no-shift probe {summary['controls']['probe_auroc_pool_noshift']:.3f}")
+    _log(
+        f"controls: pool AUROC refit probe {summary['controls']['probe_auroc_pool_refit']:.3f}, "
+        f"no-shift probe {summary['controls']['probe_auroc_pool_noshift']:.3f}"
+    )
     table = pa.Table.from_pandas(frame, preserve_index=False)
     md = dict(table.schema.metadata or {})
     md[b"ctd.experts"] = json.dumps(meta_experts).encode()
-    md[b"ctd.controls"] = json.dumps({
-        "convention": "docs/score-table.md#control-columns", "n_boot": N_BOOT, "folds": 5,
-        "refit_rows": "dev", "noshift_train": "probe_train + expert_train (split 'train'; every source)",
-        "group_sets": {"probe-trained sources": sorted(set(g[pt])),
-                       "unseen sources": sorted(set(g[pool]) - set(g[pt]))},
-        "noshift_caveat": "the strong expert (a Qwen probe) was trained, and the weak judge Platt-scaled, "
-                          "on the expert_train rows that also train the no-shift probe",
-    }).encode()
-    md[b"ctd.probes"] = json.dumps({"model": "smollm2-135m", "pooling": "last", "probe_layer": probe.layer,
-                                    "n_rows": len(frame), "build": "scripts/build_demo_table.py"}).encode()
+    md[b"ctd.controls"] = json.dumps(
+        {
+            "convention": "docs/score-table.md#control-columns",
+            "n_boot": N_BOOT,
+            "folds": 5,
+            "refit_rows": "dev",
+            "noshift_train": "probe_train + expert_train (split 'train'; every source)",
+            "group_sets": {
+                "probe-trained sources": sorted(set(g[pt])),
+                "unseen sources": sorted(set(g[pool]) - set(g[pt])),
+            },
+            "noshift_caveat": "the strong expert (a Qwen probe) was trained, and the weak judge Platt-scaled, "
+            "on the expert_train rows that also train the no-shift probe",
+        }
+    ).encode()
+    md[b"ctd.probes"] = json.dumps(
+        {
+            "model": "smollm2-135m",
+            "pooling": "last",
+            "probe_layer": probe.layer,
+            "n_rows": len(frame),
+            "build": "scripts/build_demo_table.py",
+        }
+    ).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.parquet")
     pq.write_table(table.replace_schema_metadata(md), tmp)
@@ -283,7 +361,9 @@ def finalize(plan: Any, dec: dict[str, str], out: Path, repo: Path, commit: bool
     _log(f"wrote {out} ({len(frame)} rows) and {summ}")
     if commit:
         for path in (out, summ):
-            git_commit(path, "Demo build: score table" + (" (partial)" if missing else ""), repo, log=_log)
+            git_commit(
+                path, "Demo build: score table" + (" (partial)" if missing else ""), repo, log=_log
+            )
     return True
 
 
@@ -293,9 +373,19 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(OUT_DIR / "demo_scores.parquet"))
-    ap.add_argument("--pilot", default=str(OUT_DIR / "pilot.json"), help="pilot output with the chosen configuration")
-    ap.add_argument("--finalize-partial", action="store_true", help="skip Qwen; write the table from the shards present")
-    ap.add_argument("--no-commit", action="store_true", help="do not git-commit shards and the table")
+    ap.add_argument(
+        "--pilot",
+        default=str(OUT_DIR / "pilot.json"),
+        help="pilot output with the chosen configuration",
+    )
+    ap.add_argument(
+        "--finalize-partial",
+        action="store_true",
+        help="skip Qwen; write the table from the shards present",
+    )
+    ap.add_argument(
+        "--no-commit", action="store_true", help="do not git-commit shards and the table"
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

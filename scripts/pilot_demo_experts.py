@@ -58,7 +58,9 @@ def _logit(q: np.ndarray) -> np.ndarray:
     return np.log(q / (1 - q))
 
 
-def qwen_outputs(texts: list[str], hashes: list[str], prompt: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def qwen_outputs(
+    texts: list[str], hashes: list[str], prompt: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Judge logits and wide features for the texts (computed where missing, cached in shards)."""
     from demo_build import OUT_DIR
     from demo_build.qwen import QwenRunner, ShardStore, run_into_store
@@ -79,7 +81,9 @@ def qwen_outputs(texts: list[str], hashes: list[str], prompt: str) -> tuple[np.n
         t0 = time.perf_counter()
 
         def cb(path: Path, n: int, secs: float) -> None:
-            _log(f"qwen {prompt}: {path.name} {n} texts, {n / secs:.2f} texts/s ({time.perf_counter() - t0:.0f} s)")
+            _log(
+                f"qwen {prompt}: {path.name} {n} texts, {n / secs:.2f} texts/s ({time.perf_counter() - t0:.0f} s)"
+            )
 
         run_into_store(runner, store, texts, hashes, shard_size=35, on_shard=cb)
         have = store.load()
@@ -113,12 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     y = pil["label"].to_numpy().astype(int)
     g = pil["group"].to_numpy().astype(str)
     strata = np.char.add(np.char.add(g, "|"), y.astype(str))
-    _log(f"pilot rows {len(pil)} ({dict(pil['group'].value_counts())}); probe_train rows {len(trn)}")
+    _log(
+        f"pilot rows {len(pil)} ({dict(pil['group'].value_counts())}); probe_train rows {len(trn)}"
+    )
 
     # shifted safety probe
     xs_tr = smol_features(trn["text"].tolist(), trn["hash"].tolist(), OUT_DIR / "smol_cache")
     xs_p = smol_features(pil["text"].tolist(), pil["hash"].tolist(), OUT_DIR / "smol_cache")
-    probe = SafetyProbe(c=0.05, seed=args.seed).fit(torch.from_numpy(xs_tr), trn["label"].to_numpy(), list(SMOL_LAYERS))
+    probe = SafetyProbe(c=0.05, seed=args.seed).fit(
+        torch.from_numpy(xs_tr), trn["label"].to_numpy(), list(SMOL_LAYERS)
+    )
     p = probe.predict_proba(torch.from_numpy(xs_p))
     _log(f"safety probe layer {probe.layer}; pilot AUROC {auroc(y, p):.3f}")
 
@@ -129,11 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     slot_auc: dict[str, float] = {}
     oof_by_slot: dict[str, np.ndarray] = {}
     for k, name in enumerate(names):
-        o = out_of_fold_proba(torch.from_numpy(qf[:, [k]]), y, None, folds=5, seed=args.seed, strata=strata, c=0.05)
+        o = out_of_fold_proba(
+            torch.from_numpy(qf[:, [k]]), y, None, folds=5, seed=args.seed, strata=strata, c=0.05
+        )
         oof_by_slot[name] = o
         slot_auc[name] = auroc(y, o)
     best = max(slot_auc, key=lambda s: slot_auc[s])
-    _log("Qwen-probe OOF AUROC by slot: " + ", ".join(f"{k} {v:.3f}" for k, v in slot_auc.items()) + f" -> {best}")
+    _log(
+        "Qwen-probe OOF AUROC by slot: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in slot_auc.items())
+        + f" -> {best}"
+    )
     bi = names.index(best)
     b_q = oof_by_slot[best]
     # leave-one-source-out: the expert never saw the source it scores
@@ -141,12 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     for grp in GROUPS:
         held = g == grp
         if held.any() and len(np.unique(y[~held])) == 2:
-            m = SafetyProbe(c=0.05, seed=args.seed).fit(torch.from_numpy(qf[~held][:, [bi]]), y[~held])
+            m = SafetyProbe(c=0.05, seed=args.seed).fit(
+                torch.from_numpy(qf[~held][:, [bi]]), y[~held]
+            )
             b_loso[held] = m.predict_proba(torch.from_numpy(qf[held][:, [bi]]))
     b_combo = oof_logistic(np.c_[logit, _logit(b_q)], y, strata, seed=args.seed + 1)
 
     experts = {
-        "judge_raw": b_judge, "judge_platt": b_platt, "qprobe_oof": b_q, "qprobe_loso": b_loso, "judge+qprobe_oof": b_combo,
+        "judge_raw": b_judge,
+        "judge_platt": b_platt,
+        "qprobe_oof": b_q,
+        "qprobe_loso": b_loso,
+        "judge+qprobe_oof": b_combo,
     }
     diag = {k: expert_diagnostics(y, p, b, g) for k, b in experts.items()}
     per_source = {
@@ -157,17 +177,31 @@ def main(argv: list[str] | None = None) -> int:
         }
         for grp in GROUPS
     }
-    per_source["all"] = {"n": len(y), "probe": auroc(y, p), **{k: auroc(y, b) for k, b in experts.items()}}
+    per_source["all"] = {
+        "n": len(y),
+        "probe": auroc(y, p),
+        **{k: auroc(y, b) for k, b in experts.items()},
+    }
 
     # judge-prompt vs plain-prompt features for the Qwen probe (subset)
     sub = pil.groupby("group", sort=False).head(args.plain_per_group).index.to_numpy()
     plain_cmp: dict[str, Any] = {"n": len(sub)}
     if args.plain_per_group > 0:
-        _, qf_plain, _ = qwen_outputs(pil.loc[sub, "text"].tolist(), pil.loc[sub, "hash"].tolist(), "plain")
+        _, qf_plain, _ = qwen_outputs(
+            pil.loc[sub, "text"].tolist(), pil.loc[sub, "hash"].tolist(), "plain"
+        )
         for k, name in enumerate(names):
             res = {}
             for tag, feats in (("judge_prompt", qf[sub]), ("plain_prompt", qf_plain)):
-                o = out_of_fold_proba(torch.from_numpy(feats[:, [k]]), y[sub], None, folds=5, seed=args.seed, strata=strata[sub], c=0.05)
+                o = out_of_fold_proba(
+                    torch.from_numpy(feats[:, [k]]),
+                    y[sub],
+                    None,
+                    folds=5,
+                    seed=args.seed,
+                    strata=strata[sub],
+                    c=0.05,
+                )
                 res[tag] = auroc(y[sub], o)
             plain_cmp[name] = res
         _log("judge vs plain prompt features: " + json.dumps(plain_cmp))
@@ -176,15 +210,29 @@ def main(argv: list[str] | None = None) -> int:
     strong = {k: diag[k]["cascade"][a]["gap"] for k in ("qprobe_oof", "judge+qprobe_oof")}
     strong_pick = max(strong, key=lambda k: diag[k]["auroc_expert"])
     go = max(strong.values()) >= GO_GAP
-    weak_pick = "judge_platt" if diag["judge_platt"]["cascade"][a]["ceiling"] >= diag["judge_raw"]["cascade"][a]["ceiling"] else "judge_raw"
+    weak_pick = (
+        "judge_platt"
+        if diag["judge_platt"]["cascade"][a]["ceiling"]
+        >= diag["judge_raw"]["cascade"][a]["ceiling"]
+        else "judge_raw"
+    )
     result = {
-        "rows": len(y), "per_group": args.per_group, "probe_layer": probe.layer, "probe_train_rows": len(trn),
-        "qwen_slot_oof_auroc": slot_auc, "chosen_slot": best, "per_source_auroc": per_source, "experts": diag,
-        "plain_vs_judge_prompt_features": plain_cmp, "go": bool(go),
+        "rows": len(y),
+        "per_group": args.per_group,
+        "probe_layer": probe.layer,
+        "probe_train_rows": len(trn),
+        "qwen_slot_oof_auroc": slot_auc,
+        "chosen_slot": best,
+        "per_source_auroc": per_source,
+        "experts": diag,
+        "plain_vs_judge_prompt_features": plain_cmp,
+        "go": bool(go),
         "decision": {"strong": strong_pick, "weak": weak_pick, "slot": best, "gap_at_0.3": strong},
     }
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "pilot.json").write_text(json.dumps(result, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    (OUT_DIR / "pilot.json").write_text(
+        json.dumps(result, indent=2, allow_nan=True) + "\n", encoding="utf-8"
+    )
     (OUT_DIR / "PILOT.md").write_text(_markdown(result), encoding="utf-8")
     _log(f"{'GO' if go else 'NO-GO'}: gaps at alpha 0.3 {strong}; wrote {OUT_DIR / 'pilot.json'}")
     print(_markdown(result))
@@ -210,7 +258,11 @@ def _markdown(r: dict[str, Any]) -> str:
         "|---|---|---|" + "---|" * len(ex),
     ]
     for grp, row in r["per_source_auroc"].items():
-        lines.append(f"| {grp} | {row['n']} | {_f(row['probe'])} | " + " | ".join(_f(row[k]) for k in ex) + " |")
+        lines.append(
+            f"| {grp} | {row['n']} | {_f(row['probe'])} | "
+            + " | ".join(_f(row[k]) for k in ex)
+            + " |"
+        )
     lines += [
         "",
         "## Delegation structure and the x-measurable ceiling",
@@ -229,11 +281,19 @@ def _markdown(r: dict[str, Any]) -> str:
             f"{c['0.1']['gap']:+.3f} | {c['0.5']['gap']:+.3f} |"
         )
     lines += ["", "## Qwen-probe feature slot (OOF AUROC, judge-prompt pass)", ""]
-    lines.append(", ".join(f"{k}: {_f(v)}" for k, v in r["qwen_slot_oof_auroc"].items()) + f"; chosen: **{r['chosen_slot']}**")
+    lines.append(
+        ", ".join(f"{k}: {_f(v)}" for k, v in r["qwen_slot_oof_auroc"].items())
+        + f"; chosen: **{r['chosen_slot']}**"
+    )
     pc = r["plain_vs_judge_prompt_features"]
     if len(pc) > 1:
-        lines += ["", f"## Judge-prompt vs plain-prompt features ({pc['n']} rows, OOF AUROC)", "",
-                  "| slot | judge prompt | plain prompt |", "|---|---|---|"]
+        lines += [
+            "",
+            f"## Judge-prompt vs plain-prompt features ({pc['n']} rows, OOF AUROC)",
+            "",
+            "| slot | judge prompt | plain prompt |",
+            "|---|---|---|",
+        ]
         for k, v in pc.items():
             if k != "n":
                 lines.append(f"| {k} | {_f(v['judge_prompt'])} | {_f(v['plain_prompt'])} |")

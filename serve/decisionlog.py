@@ -64,7 +64,9 @@ LOG_SCHEMA_VERSION: Final = "ctd.gateway-log/2"
 #: Schema versions this code opens (older ones are migrated in place).
 _MIGRATABLE: Final = ("ctd.gateway-log/1",)
 
-SCHEMA: Final = DECISIONS_DDL + """
+SCHEMA: Final = (
+    DECISIONS_DDL
+    + """
 CREATE TABLE IF NOT EXISTS gateway_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS gateway_events (
     seq INTEGER PRIMARY KEY,
@@ -87,6 +89,7 @@ CREATE TABLE IF NOT EXISTS monitor_checkpoint (
     state TEXT NOT NULL
 );
 """
+)
 
 
 def payload_digest(payload: dict[str, Any]) -> str:
@@ -568,7 +571,9 @@ class DecisionLog:
         def _put(con: sqlite3.Connection) -> None:
             try:
                 con.execute("BEGIN IMMEDIATE")
-                (last,) = con.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {DECISIONS_TABLE}").fetchone()
+                (last,) = con.execute(
+                    f"SELECT COALESCE(MAX(seq), 0) FROM {DECISIONS_TABLE}"
+                ).fetchone()
                 con.execute(
                     "INSERT INTO gateway_events (timestamp, kind, after_decision, detail) "
                     "VALUES (?, ?, ?, ?)",
@@ -601,7 +606,8 @@ class DecisionLog:
         for rows with ``seq > after_seq``."""
         with self._read_lock:
             recs = self._read.execute(
-                f"SELECT seq, delegated FROM {DECISIONS_TABLE} WHERE seq > ? ORDER BY seq", (after_seq,)
+                f"SELECT seq, delegated FROM {DECISIONS_TABLE} WHERE seq > ? ORDER BY seq",
+                (after_seq,),
             ).fetchall()
         return (int(recs[-1][0]) if recs else after_seq), [bool(r[1]) for r in recs]
 

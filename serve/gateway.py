@@ -562,5 +562,3 @@ class Gateway:
         """Flush the log and stop the expert threads."""
         self.log.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-

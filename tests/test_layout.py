@@ -52,8 +52,17 @@ ALLOWED: dict[str, set[str]] = {
     "probes": {"base", "engines", "table", "stats", "spec"},
     "serve": {"base", "table", "stats", "certificate", "audit", "probes"},
     "cli": {
-        "base", "engines", "table", "stats", "spec", "certificate", "study", "audit", "reports",
-        "probes", "serve",
+        "base",
+        "engines",
+        "table",
+        "stats",
+        "spec",
+        "certificate",
+        "study",
+        "audit",
+        "reports",
+        "probes",
+        "serve",
     },
     "probes.commands": {"base", "engines", "table", "stats", "spec", "cli", "probes"},
 }
@@ -196,7 +205,11 @@ def test_core_imports_without_probes_or_torch():
     modules = _modules("ctd_stats")
     assert len(modules) > 30
     proc = subprocess.run(
-        [sys.executable, "-c", BLOCKER, *modules], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", BLOCKER, *modules],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -204,7 +217,11 @@ def test_core_imports_without_probes_or_torch():
 def test_blocker_would_catch_an_import_of_probes():
     """The check above is not vacuous: a module that imports probes fails under the blocker."""
     proc = subprocess.run(
-        [sys.executable, "-c", BLOCKER, "probes.spec"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", BLOCKER, "probes.spec"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1 and "blocked: probes" in proc.stdout
 
@@ -253,11 +270,15 @@ def test_no_private_imports_across_modules():
         for target, name, line in _imports(f, known):
             if target.split(".")[0] not in PACKAGES or target == me:
                 continue
-            if name is None and target.rpartition(".")[0] == me:  # a package importing its own module
+            if (
+                name is None and target.rpartition(".")[0] == me
+            ):  # a package importing its own module
                 continue
             leaf = name or target.rpartition(".")[2]
             if leaf.startswith("_") and not leaf.startswith("__"):
-                bad.append(f"{f.relative_to(ROOT)}:{line} imports {target}{'.' + name if name else ''}")
+                bad.append(
+                    f"{f.relative_to(ROOT)}:{line} imports {target}{'.' + name if name else ''}"
+                )
     assert not bad, "\n".join(bad)
 
 
@@ -358,10 +379,16 @@ def test_the_decision_log_schema_has_one_owner():
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
                 if node.value.value == "decisions":
                     bad.append(f"{f.relative_to(ROOT)}:{node.lineno}: assigns 'decisions'")
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and sql.search(node.value):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and sql.search(node.value)
+            ):
                 bad.append(f"{f.relative_to(ROOT)}:{node.lineno}: SQL names the table")
     assert not bad, bad
-    assert "ctd_stats.audit.logs.schema" in (ROOT / "serve" / "decisionlog.py").read_text(encoding="utf-8")
+    assert "ctd_stats.audit.logs.schema" in (ROOT / "serve" / "decisionlog.py").read_text(
+        encoding="utf-8"
+    )
 
 
 def test_procedure_ids_are_not_compared_as_strings():

@@ -109,7 +109,9 @@ def detection_prior(budget: float, rho: float) -> BetaPrior:
     if not 0.0 < budget < 1.0:
         raise ValueError(f"budget must be in (0, 1), got {budget}")
     if not rho > 1.0 or rho * budget >= 1.0:
-        raise ValueError(f"rho must be > 1 with rho × budget < 1, got rho = {rho} at budget {budget}")
+        raise ValueError(
+            f"rho must be > 1 with rho × budget < 1, got rho = {rho} at budget {budget}"
+        )
     mean = rho * budget
     sd = (rho - 1.0) * budget / 2.0
     strength = max(mean * (1.0 - mean) / sd**2 - 1.0, 1.0 / (1.0 - mean))

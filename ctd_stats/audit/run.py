@@ -299,7 +299,9 @@ def audit_log(
 
     coder = GroupCoder(reader.name)
     kind = TimestampKind()
-    first, time_sorted = chunk_sources(reader, cols, threshold, coder, chunk_rows, kind, engine, address)
+    first, time_sorted = chunk_sources(
+        reader, cols, threshold, coder, chunk_rows, kind, engine, address
+    )
     acc, sorted_by_time = _consume_log(first, time_sorted, reader, new_acc, warnings)
     if acc.n == 0:
         raise CTDInputError(f"{reader.name}: the log has no rows")
@@ -354,8 +356,14 @@ def _result(acc: _Accumulator, q: AuditQuestion, src: _LogView, warnings: list[s
     integ = _integrity(acc, cols, src.sorted_by_time, tkind, warnings)
     tt, tk, tts = acc.full_trace()
     windows = window_rows(
-        acc.windows, trace_t=tt, trace_k=tk, trace_ts=tts, first_ts=acc.first_ts, tkind=tkind,
-        alpha=alpha, budget=budget,
+        acc.windows,
+        trace_t=tt,
+        trace_k=tk,
+        trace_ts=tts,
+        first_ts=acc.first_ts,
+        tkind=tkind,
+        alpha=alpha,
+        budget=budget,
     )
     groups = group_rows(acc.groups, coder.names, alpha, budget) if cols.group is not None else []
     rate_row_warnings(windows, groups, alpha, warnings)
@@ -379,8 +387,14 @@ def _result(acc: _Accumulator, q: AuditQuestion, src: _LogView, warnings: list[s
             "group": cols.group,
         },
         verdict=verdict(
-            decision_rule=decision_rule, rate=rate, seq=seq, integ=integ, threshold=threshold,
-            budget=budget, alpha=alpha, fail_on_mismatch=q.fail_on_mismatch,
+            decision_rule=decision_rule,
+            rate=rate,
+            seq=seq,
+            integ=integ,
+            threshold=threshold,
+            budget=budget,
+            alpha=alpha,
+            fail_on_mismatch=q.fail_on_mismatch,
         ),
         rate=rate,
         sequential=seq,
@@ -448,7 +462,9 @@ def _integrity(
         n_delegated_at_or_below=acc.n_del_below,
         n_kept_above=acc.n_kept_above,
         mismatch_rows=[
-            MismatchRow(row=r, timestamp=format_timestamp(t, tkind), score=s, delegated=d, expected=not d)
+            MismatchRow(
+                row=r, timestamp=format_timestamp(t, tkind), score=s, delegated=d, expected=not d
+            )
             for r, t, s, d in acc.mismatch
         ],
         n_missing_scores=acc.n_missing_scores,

@@ -371,13 +371,16 @@ def budget_certificate(
                 provenance=cal.extras["provenance"],
                 conditional_level=cal.extras["conditional_level"],
             )
-            if cal.extras.get("randomized") else None
+            if cal.extras.get("randomized")
+            else None
         ),
         tested=tested,
         pareto_front=front,
         error_level=cal.error_level if isinstance(cal, CascadeCalibration) else None,
         joint=cal.joint if isinstance(cal, CascadeCalibration) else None,
-        split=("none" if cal.split == "none" else "opt_ht") if isinstance(cal, CascadeCalibration) else None,
+        split=("none" if cal.split == "none" else "opt_ht")
+        if isinstance(cal, CascadeCalibration)
+        else None,
         score_reference=reference,
         cluster=cal.cluster_column if isinstance(cal, ClusterCalibration) else None,
         n_clusters=cal.n_clusters if isinstance(cal, ClusterCalibration) else None,

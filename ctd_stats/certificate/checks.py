@@ -52,7 +52,9 @@ def _budget_pvalues(r: BudgetCertificate) -> np.ndarray | None:
         sums = [t.cluster_sum for t in r.tested]
         if base not in CLUSTER_PVALUES or r.n_clusters is None or any(x is None for x in sums):
             return None
-        return cluster_pvalue(np.asarray(sums, dtype=np.float64), r.n_clusters, r.budget, r.n_test, base)
+        return cluster_pvalue(
+            np.asarray(sums, dtype=np.float64), r.n_clusters, r.budget, r.n_test, base
+        )
     kind = r.pvalue_kind.split("+")[0]
     if kind not in PVALUE_KINDS:
         return None
@@ -60,7 +62,9 @@ def _budget_pvalues(r: BudgetCertificate) -> np.ndarray | None:
     return pvalue_function(kind)(counts, r.n_test, r.budget)
 
 
-def _procedure_problem(r: BudgetCertificate, pvalues: np.ndarray, rejected: np.ndarray) -> str | None:
+def _procedure_problem(
+    r: BudgetCertificate, pvalues: np.ndarray, rejected: np.ndarray
+) -> str | None:
     """Re-run the recorded procedure (looked up by its id) on the recorded p-values."""
     try:
         proc = procedure_by_id(r.procedure)
@@ -79,7 +83,9 @@ def result_problems(r: BudgetCertificate) -> list[str]:
     if r.tested_scope == "fixed_sequence_boundary" and (
         r.procedure != FixedSequence.id or r.error_level is not None or len(r.tested) > 2
     ):
-        out.append(f"{where}: a boundary-only test record needs a budget fixed-sequence chain (≤ 2 entries)")
+        out.append(
+            f"{where}: a boundary-only test record needs a budget fixed-sequence chain (≤ 2 entries)"
+        )
         return out
     rejected = np.array([t.rejected for t in r.tested], dtype=bool)
     recorded = np.array([t.pvalue for t in r.tested], dtype=np.float64)
@@ -100,7 +106,11 @@ def result_problems(r: BudgetCertificate) -> list[str]:
             )
         elif r.error_level is None:
             if not np.allclose(recorded, p_budget, rtol=PVALUE_RTOL, atol=1e-300):
-                i = int(np.flatnonzero(~np.isclose(recorded, p_budget, rtol=PVALUE_RTOL, atol=1e-300))[0])
+                i = int(
+                    np.flatnonzero(~np.isclose(recorded, p_budget, rtol=PVALUE_RTOL, atol=1e-300))[
+                        0
+                    ]
+                )
                 out.append(
                     f"{where}: tested threshold #{i} records p-value {recorded[i]:.6g}, but its "
                     f"count {counts[i]} of {r.n_test} gives {p_budget[i]:.6g} at budget {r.budget:g}"
@@ -108,7 +118,9 @@ def result_problems(r: BudgetCertificate) -> list[str]:
         elif (recorded < p_budget * (1 - PVALUE_RTOL)).any():
             out.append(f"{where}: a joint p-value is below its budget p-value (impossible)")
         if (rejected & ~(recorded <= r.delta)).any():
-            out.append(f"{where}: a threshold is marked certified with p-value > delta = {r.delta:g}")
+            out.append(
+                f"{where}: a threshold is marked certified with p-value > delta = {r.delta:g}"
+            )
         problem = _procedure_problem(r, recorded, rejected)
         if problem is not None:
             out.append(f"{where}: {problem}")
@@ -153,17 +165,23 @@ def _split_problems(r: BudgetCertificate, where: str) -> list[str]:
     if r.split is None:
         return []
     if r.method != "ctd_pareto":
-        return [f"{where}: split = {r.split!r} is recorded, but only Pareto calibration has a split"]
+        return [
+            f"{where}: split = {r.split!r} is recorded, but only Pareto calibration has a split"
+        ]
     if r.split != "none":
         return []
     if r.error_level is not None:
-        return [f"{where}: split = 'none' certifies the budget only, but an error level is recorded"]
+        return [
+            f"{where}: split = 'none' certifies the budget only, but an error level is recorded"
+        ]
     if not r.tested:
         return []
     opt_rates = np.array([math.nan if t.opt_rate is None else t.opt_rate for t in r.tested])
     ht_rates = np.array([t.ht_count for t in r.tested], dtype=np.float64) / max(r.n_test, 1)
     if not np.allclose(opt_rates, ht_rates, rtol=0, atol=1e-12):
-        return [f"{where}: split = 'none', but the opt rates differ from the rates on the test rows"]
+        return [
+            f"{where}: split = 'none', but the opt rates differ from the rates on the test rows"
+        ]
     errors = np.array([math.nan if t.opt_error is None else t.opt_error for t in r.tested])
     thresholds = np.array([t.threshold for t in r.tested], dtype=np.float64)
     order = np.argsort(-thresholds, kind="stable")
@@ -185,7 +203,9 @@ def _choice_problems(
     cand = thresholds[rejected]
     if r.method == "budget_only":
         if tau != float(cand.min()):
-            return [f"{where}: τ = {tau:.6g} is not the smallest certified threshold {cand.min():.6g}"]
+            return [
+                f"{where}: τ = {tau:.6g} is not the smallest certified threshold {cand.min():.6g}"
+            ]
         return []
     errors = np.array(
         [math.inf if t.opt_error is None else t.opt_error for t in r.tested], dtype=np.float64
@@ -211,7 +231,9 @@ def check_certificate(cert: Certificate, where: str = "certificate") -> Certific
     problems = certificate_problems(cert)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CTDInputError(f"{where}: inconsistent certificate: {problems[0]}{more}; refusing to use it")
+        raise CTDInputError(
+            f"{where}: inconsistent certificate: {problems[0]}{more}; refusing to use it"
+        )
     return cert
 
 
@@ -259,7 +281,9 @@ def load_certificate(
     except ValueError as exc:
         raise CTDInputError(f"{p}: invalid JSON: {exc}") from None
     except RecursionError:
-        raise CTDInputError(f"{p}: invalid JSON: nested too deeply (not a ctd certificate)") from None
+        raise CTDInputError(
+            f"{p}: invalid JSON: nested too deeply (not a ctd certificate)"
+        ) from None
     if not isinstance(raw, dict):
         raise CTDInputError(f"{p}: expected a JSON object (a ctd certificate)")
     version = raw.get("schema_version")

@@ -111,7 +111,9 @@ class Randomization(_Frozen):
         "(a verifier replays U from it; it is not a seed to reuse).",
     )
     u: float = Field(ge=0, le=1, description="The uniform U drawn from the seed.")
-    gamma: float = Field(ge=0, le=1, description="Probability of the extra step, (δ − F(k*)) / (F(k*+1) − F(k*)).")
+    gamma: float = Field(
+        ge=0, le=1, description="Probability of the extra step, (δ − F(k*)) / (F(k*+1) − F(k*))."
+    )
     provenance: Literal["os_entropy", "fixed_seed"] | None = Field(
         default=None,
         description="`os_entropy`: U drawn afresh for this calibration (guarantee over data and U); "
@@ -268,7 +270,9 @@ class Certificate(_Frozen):
     def to_json_dict(self) -> dict[str, Any]:
         """Deprecated alias of :meth:`to_dict` (0.1 name)."""
         warnings.warn(
-            "Certificate.to_json_dict is deprecated; use Certificate.to_dict", DeprecationWarning, stacklevel=2
+            "Certificate.to_json_dict is deprecated; use Certificate.to_dict",
+            DeprecationWarning,
+            stacklevel=2,
         )
         return self.to_dict()
 

@@ -47,7 +47,9 @@ class Integrity(BaseModel):
 
     algorithm: Literal["sha256", "hmac-sha256"]
     digest: str = Field(description="Hex digest of the canonical JSON of every other field.")
-    key_id: str | None = Field(default=None, description="For hmac-sha256: first 16 hex of sha256(key).")
+    key_id: str | None = Field(
+        default=None, description="For hmac-sha256: first 16 hex of sha256(key)."
+    )
 
 
 def canonical_bytes(content: dict[str, Any]) -> bytes:
@@ -75,9 +77,13 @@ def deployment_key() -> bytes | None:
         try:
             text = read_capped_bytes(path, SIDECAR).decode("utf-8").rstrip("\r\n")
         except CTDInputError as exc:
-            raise CTDInputError(f"{KEY_FILE_ENV}={path}: cannot read the key file ({exc})") from None
+            raise CTDInputError(
+                f"{KEY_FILE_ENV}={path}: cannot read the key file ({exc})"
+            ) from None
         except UnicodeDecodeError as exc:
-            raise CTDInputError(f"{KEY_FILE_ENV}={path}: cannot read the key file ({exc})") from None
+            raise CTDInputError(
+                f"{KEY_FILE_ENV}={path}: cannot read the key file ({exc})"
+            ) from None
     if text is None:
         return None
     if not text:
@@ -99,7 +105,9 @@ def seal(content: dict[str, Any], key: bytes | None = None) -> Integrity:
     return Integrity(algorithm="hmac-sha256", digest=mac, key_id=key_id(key))
 
 
-def verify(content: dict[str, Any], integrity: Integrity | None, key: bytes | None, where: str) -> None:
+def verify(
+    content: dict[str, Any], integrity: Integrity | None, key: bytes | None, where: str
+) -> None:
     """Check ``content`` against its integrity block; raise :class:`CTDInputError` naming ``where``.
 
     With a ``key`` (a deployment that signs), only a valid HMAC made with that key passes. Without

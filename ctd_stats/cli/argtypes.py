@@ -22,7 +22,9 @@ def seed_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer seed, got {text!r}"
+        ) from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"a seed must be ≥ 0, got {value}")
     return value

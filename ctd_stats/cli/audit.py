@@ -131,7 +131,8 @@ def register(subparsers: Any) -> None:
         "--certificate", required=True, help="certificate JSON written by ctd calibrate/run"
     )
     p.add_argument(
-        "--log", required=True,
+        "--log",
+        required=True,
         help="decision log: .jsonl, .csv, .parquet, a SQLite log, or a folder/glob of Parquet parts",
     )
     p.add_argument("--alpha", type=_alpha, default=0.05, help="test level (default 0.05)")
@@ -155,12 +156,17 @@ def register(subparsers: Any) -> None:
         help="test behind the verdict: anytime-valid monitor (default) or one-look binomial test",
     )
     p.add_argument(
-        "--detect-rate", type=float, default=None, metavar="RHO",
+        "--detect-rate",
+        type=float,
+        default=None,
+        metavar="RHO",
         help="tune the sequential monitor to detect rates near RHO x budget soonest (RHO > 1; "
         "validity does not depend on it; see docs/audit.md for the delays)",
     )
     add_engine_arguments(p)
     p.add_argument("--out", default="audit", help="output directory (default ./audit)")
-    p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
+    p.add_argument(
+        "--force", action="store_true", help="write even where another run's outputs are"
+    )
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)

@@ -47,7 +47,11 @@ def register(subparsers: Any) -> None:
 def output_names(formats: Sequence[str]) -> list[str]:
     """The files ``ctd calibrate`` writes for the spec's ``outputs.formats``."""
     names = ["certificate.json"]
-    names += [f"report.{ext}" for fmt, ext in (("md", "md"), ("html", "html"), ("json", "json")) if fmt in formats]
+    names += [
+        f"report.{ext}"
+        for fmt, ext in (("md", "md"), ("html", "html"), ("json", "json"))
+        if fmt in formats
+    ]
     return names
 
 
@@ -56,7 +60,9 @@ def _drawing(results: Any) -> Any:
     return progress(results, desc="drawing figures")
 
 
-def write_outputs(outcome: CalibrationOutcome, directory: Path, *, force: bool = False) -> list[Path]:
+def write_outputs(
+    outcome: CalibrationOutcome, directory: Path, *, force: bool = False
+) -> list[Path]:
     """Write certificate and report into ``directory`` (see :mod:`ctd_stats.reports.outputs`); return the files."""
     from ctd_stats.reports.calibration import build_calibration_report, report_data
 
@@ -67,7 +73,11 @@ def write_outputs(outcome: CalibrationOutcome, directory: Path, *, force: bool =
         else None
     )
     with output_set(
-        directory, "calibrate", spec_sha256=outcome.spec.sha256, force=force, names=output_names(formats),
+        directory,
+        "calibrate",
+        spec_sha256=outcome.spec.sha256,
+        force=force,
+        names=output_names(formats),
         may_write=output_names(("md", "html", "json")),
     ) as out:
         out.write_json("certificate.json", outcome.certificate.to_dict())

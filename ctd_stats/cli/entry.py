@@ -46,18 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-V", "--version", action="version", version=f"ctd {__version__}")
     parser.add_argument(
-        "-q", "--quiet", action="store_true",
+        "-q",
+        "--quiet",
+        action="store_true",
         help="no progress lines, estimates or warnings on stderr (errors still; anywhere on the line)",
     )
     parser.add_argument(
-        "-v", "--verbose", action="store_true",
+        "-v",
+        "--verbose",
+        action="store_true",
         help="progress lines from the first second, not only for long stages (anywhere on the line)",
     )
     parser.add_argument(
         "--json", action="store_true", help="machine-readable JSON on stdout instead of tables"
     )
     parser.add_argument(
-        "--debug", action="store_true", help="print the Python traceback of an error (anywhere on the line)"
+        "--debug",
+        action="store_true",
+        help="print the Python traceback of an error (anywhere on the line)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in (*COMMAND_MODULES, *load_plugins()):
@@ -74,8 +80,15 @@ def _environment_error(exc: BaseException) -> str | None:
     """A one-line cause-and-fix for errors of the environment, or None for a genuine bug."""
     if isinstance(exc, ModuleNotFoundError):
         top = (exc.name or "").split(".")[0]
-        extra = {"torch": "probes", "transformers": "probes", "gguf": "probes", "accelerate": "probes",
-                 "fastapi": "serve", "uvicorn": "serve", "ray": "ray"}.get(top)
+        extra = {
+            "torch": "probes",
+            "transformers": "probes",
+            "gguf": "probes",
+            "accelerate": "probes",
+            "fastapi": "serve",
+            "uvicorn": "serve",
+            "ray": "ray",
+        }.get(top)
         fix = f"pip install -e '.[{extra}]'" if extra else f"pip install {top}"
         return f"a required package is missing: {top!r} ({exc}); install it with: {fix}"
     if isinstance(exc, PermissionError):
@@ -131,8 +144,14 @@ def one_line_warnings(quiet: bool = False) -> Iterator[None]:
 
     seen: set[tuple[str, str]] = set()
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: Any = None, line: str | None = None) -> None:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
         text = " ".join(str(message).split())
         key = (category.__name__, text)
         if key in seen or quiet:
@@ -140,8 +159,11 @@ def one_line_warnings(quiet: bool = False) -> Iterator[None]:
         seen.add(key)
         origin = _origin(category, filename)
         suffix = (
-            "" if origin == "ctd_stats"
-            else f" ({category.__name__} from {origin})" if origin else f" ({category.__name__})"
+            ""
+            if origin == "ctd_stats"
+            else f" ({category.__name__} from {origin})"
+            if origin
+            else f" ({category.__name__})"
         )
         with contextlib.suppress(OSError, ValueError):
             print(f"ctd: warning: {text}{suffix}", file=sys.stderr, flush=True)
@@ -172,8 +194,10 @@ KEEP_DEFAULT_SIGTERM = frozenset({"serve"})
 def _sigterm_unwinds(enabled: bool = True) -> Iterator[None]:
     """While the command runs, SIGTERM raises :class:`Terminated` instead of killing the process
     outright (only in the main thread, and only where SIGTERM still has its default action)."""
-    if not enabled or threading.current_thread() is not threading.main_thread() or (
-        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    if (
+        not enabled
+        or threading.current_thread() is not threading.main_thread()
+        or (signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)
     ):
         yield
         return

@@ -33,6 +33,8 @@ def verbosity(level: int) -> Iterator[None]:
         yield
     finally:
         VERBOSITY = old
+
+
 #: Seconds between plain progress lines.
 EVERY = 15.0
 
@@ -91,8 +93,11 @@ class LineProgress:
     def close(self) -> None:
         """A closing line, if any progress line was printed."""
         if self._printed:
-            print(f"ctd: {self.desc}: done, {self.n} in {self._clock() - self._start:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"ctd: {self.desc}: done, {self.n} in {self._clock() - self._start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def progress_counter(desc: str, total: int | None) -> Any:
@@ -109,7 +114,9 @@ def progress(items: Iterable[T], *, desc: str, total: int | None = None) -> Iter
     if progress_enabled():
         from tqdm import tqdm
 
-        yield from tqdm(items, desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True)
+        yield from tqdm(
+            items, desc=desc, total=total, file=sys.stderr, leave=False, dynamic_ncols=True
+        )
         return
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]

@@ -42,12 +42,17 @@ def register(subparsers: Any) -> None:
         "expert, certificates for every budget, and one report (Markdown + HTML).",
     )
     p.add_argument("spec", help="cascade spec (YAML)")
-    p.add_argument("--output", "-o", help="output directory (default: the spec's outputs.directory)")
     p.add_argument(
-        "--repeats", type=bounded_int(MAX_REPEATS, "repeats"),
+        "--output", "-o", help="output directory (default: the spec's outputs.directory)"
+    )
+    p.add_argument(
+        "--repeats",
+        type=bounded_int(MAX_REPEATS, "repeats"),
         help=f"override evaluation.repeats (1 to {MAX_REPEATS:,})",
     )
-    p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
+    p.add_argument(
+        "--force", action="store_true", help="write even where another run's outputs are"
+    )
     add_engine_arguments(p)
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)
@@ -58,7 +63,9 @@ def ensure_table(spec: CascadeSpec) -> ScoreTable:
     path = spec.table_path()
     if spec.probes is not None and (path is None or not path.exists()):
         if path is None:
-            raise CTDInputError(f"{spec.source}: data.table: name where the probes layer should cache its table")
+            raise CTDInputError(
+                f"{spec.source}: data.table: name where the probes layer should cache its table"
+            )
         try:
             from probes.pipeline import build_score_table
         except ImportError as exc:  # pragma: no cover - depends on the optional layer
@@ -75,8 +82,13 @@ def ensure_table(spec: CascadeSpec) -> ScoreTable:
             pspec = ProbesSpec.model_validate(pspec)
         require_probes_installed(pspec, str(spec.source))  # fail now, not after the activations
         quiet_library_progress()
-        print(f"building the score table with the probes layer (cached at {path}) ...", file=sys.stderr)
-        build_score_table(pspec, log=lambda msg: print(f"ctd: {msg}", file=sys.stderr, flush=True)).write(path)
+        print(
+            f"building the score table with the probes layer (cached at {path}) ...",
+            file=sys.stderr,
+        )
+        build_score_table(
+            pspec, log=lambda msg: print(f"ctd: {msg}", file=sys.stderr, flush=True)
+        ).write(path)
     table = spec.load_table()
     if table is None:
         raise CTDInputError(f"{spec.source}: data.table: the spec names no score table")
@@ -184,40 +196,62 @@ def run(args: argparse.Namespace) -> int:
     formats = spec.outputs.formats
     curve = build_metadata(table.path, LEARNING_CURVE_KEY)
     # Figures are drawn only for a report that is written (md/html share one drawing of each).
-    report = None if not report_formats(formats) else build_study_report(
-        studies,
-        title=f"ctd run — {spec.cascade.name}",
-        costs=costs,
-        preamble=(f"{spec.cascade.description.strip()} " if spec.cascade.description else "")
-        + f"Score table {table.name()} ({len(table)} rows; sha256 {str(table.sha256)[:12]}…); "
-        f"δ = {spec.calibration.delta:g}; {studies[0].repeats if studies else 0} random splits.\n"
-        + ctl.headline(),
-        deployment=[(r.expert, r.budget, r.delta, r.threshold, r.certified) for r in outcome.certificate.results],
-        links=[(f"{name}", name) for name in run_output_names(spec.outputs.formats)
-               if name.startswith(("certificate", "calibration", "study"))],
-        learning_curve=curve,
-        top_blocks=controls_blocks(ctl.experts, ctl.verdicts, ctl.overall),
+    report = (
+        None
+        if not report_formats(formats)
+        else build_study_report(
+            studies,
+            title=f"ctd run — {spec.cascade.name}",
+            costs=costs,
+            preamble=(f"{spec.cascade.description.strip()} " if spec.cascade.description else "")
+            + f"Score table {table.name()} ({len(table)} rows; sha256 {str(table.sha256)[:12]}…); "
+            f"δ = {spec.calibration.delta:g}; {studies[0].repeats if studies else 0} random splits.\n"
+            + ctl.headline(),
+            deployment=[
+                (r.expert, r.budget, r.delta, r.threshold, r.certified)
+                for r in outcome.certificate.results
+            ],
+            links=[
+                (f"{name}", name)
+                for name in run_output_names(spec.outputs.formats)
+                if name.startswith(("certificate", "calibration", "study"))
+            ],
+            learning_curve=curve,
+            top_blocks=controls_blocks(ctl.experts, ctl.verdicts, ctl.overall),
+        )
     )
     directory = (Path(args.output) if args.output else spec.output_dir()).resolve()
     study_json: dict[str, Any] = {
-        "spec": str(spec.source), "table_sha256": table.sha256, "experts": [s.to_dict() for s in studies],
+        "spec": str(spec.source),
+        "table_sha256": table.sha256,
+        "experts": [s.to_dict() for s in studies],
         **ctl.to_dict(),
     }
     if curve:
         study_json["dv_learning_curve"] = curve
     with output_set(
-        directory, "run", spec_sha256=spec.sha256, force=getattr(args, "force", False),
-        names=run_output_names(formats), may_write=run_output_names(("md", "html", "json")),
+        directory,
+        "run",
+        spec_sha256=spec.sha256,
+        force=getattr(args, "force", False),
+        names=run_output_names(formats),
+        may_write=run_output_names(("md", "html", "json")),
     ) as out:
         out.write_json("certificate.json", outcome.certificate.to_dict())
         out.write_json("study.json", study_json)
         fmts = report_formats(formats)
-        cal_rep = build_calibration_report(
-            outcome, progress=lambda rs: progress(rs, desc="drawing figures")
-        ) if fmts else None
+        cal_rep = (
+            build_calibration_report(
+                outcome, progress=lambda rs: progress(rs, desc="drawing figures")
+            )
+            if fmts
+            else None
+        )
         for fmt in fmts:
             assert report is not None and cal_rep is not None
-            out.write_text(f"report.{fmt}", report.to_markdown() if fmt == "md" else report.to_html())
+            out.write_text(
+                f"report.{fmt}", report.to_markdown() if fmt == "md" else report.to_html()
+            )
             out.write_text(
                 f"calibration.{fmt}", cal_rep.to_markdown() if fmt == "md" else cal_rep.to_html()
             )
@@ -228,20 +262,29 @@ def run(args: argparse.Namespace) -> int:
     for s in studies:
         a = s.mean("auroc")
         ci, iu = METHODS.index("ctd"), METHODS.index("unc_calibrated")
-        print(f"\nexpert '{s.expert}': probe AUROC {np.mean(s.probe_auroc):.3f}, expert AUROC "
-              f"{np.mean(s.expert_auroc):.3f}, {s.repeats} splits, δ = {s.delta:g}")
-        print(f"{'budget':>7} {'CTD AUROC':>10} {'Unc-cal':>8} {'Δ [95% CI over splits]':>25} {'CTD rate':>9} "
-              f"{'viol. freq':>10}")
+        print(
+            f"\nexpert '{s.expert}': probe AUROC {np.mean(s.probe_auroc):.3f}, expert AUROC "
+            f"{np.mean(s.expert_auroc):.3f}, {s.repeats} splits, δ = {s.delta:g}"
+        )
+        print(
+            f"{'budget':>7} {'CTD AUROC':>10} {'Unc-cal':>8} {'Δ [95% CI over splits]':>25} {'CTD rate':>9} "
+            f"{'viol. freq':>10}"
+        )
         rate = s.mean("rate")
         dm, dlo, dhi = s.paired_delta("auroc")
         for j, b in enumerate(s.budgets):
-            print(f"{b:>7g} {a[ci, j]:>10.3f} {a[iu, j]:>8.3f} {dm[ci, j]:>+9.3f} [{dlo[ci, j]:+.3f}, {dhi[ci, j]:+.3f}] "
-                  f"{rate[ci, j]:>9.3f} {s.bootstrap_violations[j] / s.bootstrap_trials:>10.3f}")
+            print(
+                f"{b:>7g} {a[ci, j]:>10.3f} {a[iu, j]:>8.3f} {dm[ci, j]:>+9.3f} [{dlo[ci, j]:+.3f}, {dhi[ci, j]:+.3f}] "
+                f"{rate[ci, j]:>9.3f} {s.bootstrap_violations[j] / s.bootstrap_trials:>10.3f}"
+            )
     for r in outcome.certificate.results:
         if not r.certified:
             print(f"budget {r.budget:g} ({r.expert}): not certified, fails closed (τ = +inf)")
     tau = {(r.expert, r.budget): r.threshold for r in outcome.certificate.results}
-    shown = ", ".join(f"{e}@{b:g}: τ={'inf' if math.isinf(t) else f'{t:.4g}'}" for (e, b), t in list(tau.items())[:6])
+    shown = ", ".join(
+        f"{e}@{b:g}: τ={'inf' if math.isinf(t) else f'{t:.4g}'}"
+        for (e, b), t in list(tau.items())[:6]
+    )
     print(f"\ncertificates: {shown}{' …' if len(tau) > 6 else ''}")
     print(f"wrote {', '.join(str(f) for f in out.files)} ({time.perf_counter() - t0:.1f} s)")
     return code

@@ -43,6 +43,7 @@ class Example:
 
 EXAMPLE = Example()
 
+
 def register(subparsers: Any) -> None:
     """Add the ``simulate`` sub-command."""
     p = subparsers.add_parser(
@@ -54,14 +55,17 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("spec", nargs="?", help="cascade spec (YAML); omit for the built-in example")
     p.add_argument(
-        "--trials", type=bounded_int(MAX_TRIALS, "trials"),
+        "--trials",
+        type=bounded_int(MAX_TRIALS, "trials"),
         help=f"override the number of simulated calibration sets (1 to {MAX_TRIALS:,})",
     )
     p.add_argument("--seed", type=seed_int, help="override the seed (≥ 0)")
     p.add_argument(
         "--output", "-o", help="output directory (default: the spec's outputs.directory)"
     )
-    p.add_argument("--force", action="store_true", help="write even where another run's outputs are")
+    p.add_argument(
+        "--force", action="store_true", help="write even where another run's outputs are"
+    )
     add_engine_arguments(p)
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
     p.set_defaults(func=run)
@@ -100,8 +104,12 @@ def _estimate(population: Any, engine: Any, **grid: Any) -> None:
     total = grid["trials"] * settings
     if total < PILOT_FROM or (engine is not None and engine.name != "local"):
         return
-    pilot_grid = {**grid, "sizes": [max(grid["sizes"])], "budgets": grid["budgets"][:1],
-                  "procedures": list(grid["procedures"])[:1]}
+    pilot_grid = {
+        **grid,
+        "sizes": [max(grid["sizes"])],
+        "budgets": grid["budgets"][:1],
+        "procedures": list(grid["procedures"])[:1],
+    }
 
     def pilot(trials: int) -> None:
         simulate_grid(population, **{**pilot_grid, "trials": trials})
@@ -169,7 +177,11 @@ def run(args: argparse.Namespace) -> int:
     names = ["simulation.csv", "simulation.json", "simulation.png"]
     names += [f"simulation.{f}" for f in ("md", "html") if f in formats]
     with output_set(
-        directory, "simulate", spec_sha256=spec.sha256, force=getattr(args, "force", False), names=names,
+        directory,
+        "simulate",
+        spec_sha256=spec.sha256,
+        force=getattr(args, "force", False),
+        names=names,
         may_write=[*names, "simulation.md", "simulation.html"],
     ) as out:
         out.write_text("simulation.csv", rows_csv(rows))

@@ -71,12 +71,15 @@ def get_engine(name: str | None = "local", address: str | None = None) -> Engine
 def add_engine_arguments(parser: Any) -> None:
     """Add ``--engine`` and ``--address`` to a sub-command's parser."""
     parser.add_argument(
-        "--engine", choices=ENGINES, default="local",
+        "--engine",
+        choices=ENGINES,
+        default="local",
         help="where the work runs: this process (local, default) or a Ray cluster (ray; "
         "pip install -e '.[ray]')",
     )
     parser.add_argument(
-        "--address", default=None,
+        "--address",
+        default=None,
         help="Ray cluster address with --engine ray: auto, HOST:PORT or ray://HOST:PORT "
         "(default: start a small local cluster)",
     )

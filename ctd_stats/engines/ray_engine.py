@@ -49,9 +49,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
     rest = address.split("://", 1)[1] if "://" in address else address
     host, sep, port = rest.rstrip("/").rpartition(":")
     if not sep or not port.isdigit():
-        raise CTDInputError(
-            f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT"
-        )
+        raise CTDInputError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
     return host or "127.0.0.1", int(port)
 
 

@@ -330,7 +330,9 @@ def _breakdown_sections(rep: Report, r: AuditResult) -> None:
 AUDIT_FILES = ("audit.json", "audit.md", "audit.html")
 
 
-def write_audit(result: AuditResult, out_dir: str | Path, *, force: bool = False) -> dict[str, Path]:
+def write_audit(
+    result: AuditResult, out_dir: str | Path, *, force: bool = False
+) -> dict[str, Path]:
     """Write ``audit.json``, ``audit.md`` and ``audit.html`` into ``out_dir`` (see :mod:`ctd_stats.reports.outputs`).
 
     Only those three files (and ``manifest.json``) are written, each atomically; another run's

@@ -92,7 +92,9 @@ def _opt_curve(data: ExpertData) -> tuple[NDArray[np.float64], NDArray[np.float6
     return k / o.n, (pw.sum() + gain) / o.n
 
 
-def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | None = None) -> Figure:
+def _result_figure(
+    r: BudgetCertificate, data: ExpertData, cal: Calibration | None = None
+) -> Figure:
     """Rate curve, p-values and Pareto front of one result.
 
     The p-values come from the core result ``cal`` when given (every hypothesis, even where the
@@ -123,7 +125,9 @@ def _result_figure(r: BudgetCertificate, data: ExpertData, cal: Calibration | No
         tested_p = np.array([t.pvalue for t in r.tested], dtype=np.float64)
         rejected = np.array([t.rejected for t in r.tested], dtype=bool)
     # With split 'none' the front and the test use the same (all) calibration rows.
-    ht_name, opt_name = ("calibration rows", "calibration rows") if r.split == "none" else ("ht rows", "opt rows")
+    ht_name, opt_name = (
+        ("calibration rows", "calibration rows") if r.split == "none" else ("ht rows", "opt rows")
+    )
 
     # (a) delegation rate on ht against τ, with the certified region and the budget line
     ax = axes[0]

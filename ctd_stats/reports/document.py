@@ -179,13 +179,16 @@ class Report:
                 cls = f' class="{b.tone}"' if b.tone != "plain" else ""
                 parts.append(f"<p{cls}>{e(b.text)}</p>")
             elif isinstance(b, Links):
-                items = "".join(f'<li><a href="{e(href)}">{e(label)}</a></li>' for label, href in b.items)
+                items = "".join(
+                    f'<li><a href="{e(href)}">{e(label)}</a></li>' for label, href in b.items
+                )
                 parts.append(f"<ul>{items}</ul>")
             elif isinstance(b, Table):
                 cap = f"<caption>{e(b.caption)}</caption>" if b.caption else ""
                 head = "".join(f"<th>{e(str(c))}</th>" for c in b.columns)
                 body = "".join(
-                    "<tr>" + "".join(f"<td>{e(_fmt(v))}</td>" for v in row) + "</tr>" for row in b.rows
+                    "<tr>" + "".join(f"<td>{e(_fmt(v))}</td>" for v in row) + "</tr>"
+                    for row in b.rows
                 )
                 parts.append(
                     f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead>'
@@ -193,7 +196,9 @@ class Report:
                 )
             elif isinstance(b, Figure):
                 cap = f"<figcaption>{e(b.caption)}</figcaption>" if b.caption else ""
-                parts.append(f'<figure><img alt="{e(b.caption)}" src="{b.data_uri()}">{cap}</figure>')
+                parts.append(
+                    f'<figure><img alt="{e(b.caption)}" src="{b.data_uri()}">{cap}</figure>'
+                )
         parts.append("</body></html>")
         return "\n".join(parts)
 

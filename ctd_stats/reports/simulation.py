@@ -42,16 +42,30 @@ def plot(rows: list[dict[str, Any]]) -> MplFigure:
         )
         exact = [r.get("exact_violation") for r in pts]
         if all(v is not None for v in exact):
-            ax1.plot(x, exact, "_", ms=14, mew=2, color="black",
-                     label="exact P(violation)" if j == 0 else None)
+            ax1.plot(
+                x,
+                exact,
+                "_",
+                ms=14,
+                mew=2,
+                color="black",
+                label="exact P(violation)" if j == 0 else None,
+            )
         m = np.array([r["realized_mean"] for r in pts])
         q05 = np.array([r["realized_q05"] for r in pts])
         q95 = np.array([r["realized_q95"] for r in pts])
         (line,) = ax2.plot(x, m, "o-", label=label)
         exact_rate = [r.get("exact_mean_rate") for r in pts]
         if all(v is not None for v in exact_rate):
-            ax2.plot(x, exact_rate, "_", ms=14, mew=2, color="black",
-                     label="exact E[rate]" if j == 0 else None)
+            ax2.plot(
+                x,
+                exact_rate,
+                "_",
+                ms=14,
+                mew=2,
+                color="black",
+                label="exact E[rate]" if j == 0 else None,
+            )
         ax2.vlines(x, q05, q95, color=line.get_color(), lw=2, alpha=0.6)
     deltas = sorted({r["delta"] for r in rows})
     for d in deltas:
@@ -81,7 +95,9 @@ def rows_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def build_simulation_report(rows: list[dict[str, Any]], title: str, population: str, png: bytes) -> Report:
+def build_simulation_report(
+    rows: list[dict[str, Any]], title: str, population: str, png: bytes
+) -> Report:
     """The report of a simulation grid, with its figure (PNG bytes from :func:`plot`)."""
     worst = max(rows, key=lambda r: r["violation_frequency"])
     ok = not violates_beyond_doubt(rows)

@@ -36,14 +36,25 @@ def _plt() -> Any:
 def _metric_figure(s: ExpertStudy) -> Figure:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-    for ax, metric, title in ((axes[0], "auroc", "Cascade AUROC"), (axes[1], "accuracy", "Cascade accuracy")):
+    for ax, metric, title in (
+        (axes[0], "auroc", "Cascade AUROC"),
+        (axes[1], "accuracy", "Cascade accuracy"),
+    ):
         data = getattr(s, metric)
         for i, m in enumerate(METHODS):
             mean = np.nanmean(data[:, i, :], axis=0)
             lo, hi = np.nanquantile(data[:, i, :], [0.1, 0.9], axis=0)
             style = "--" if m in ("oracle", "oracle_topk") else "-"
-            ax.plot(s.budgets, mean, style, marker="o", ms=3, color=COLORS[m], label=METHOD_LABELS[m],
-                    lw=2.2 if m == "ctd" else 1.4)
+            ax.plot(
+                s.budgets,
+                mean,
+                style,
+                marker="o",
+                ms=3,
+                color=COLORS[m],
+                label=METHOD_LABELS[m],
+                lw=2.2 if m == "ctd" else 1.4,
+            )
             ax.fill_between(s.budgets, lo, hi, color=COLORS[m], alpha=0.12)
         probe = s.probe_auroc if metric == "auroc" else s.probe_accuracy
         expert = s.expert_auroc if metric == "auroc" else s.expert_accuracy
@@ -53,7 +64,9 @@ def _metric_figure(s: ExpertStudy) -> Figure:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     outside_legend(axes[0], fontsize=7.5)
-    fig.suptitle(f"Expert '{s.expert}': mean over {s.repeats} random splits; bands = 10–90% of splits")
+    fig.suptitle(
+        f"Expert '{s.expert}': mean over {s.repeats} random splits; bands = 10–90% of splits"
+    )
     return Figure.from_matplotlib(fig, f"Cascade quality against budget ({s.expert})")
 
 
@@ -64,7 +77,9 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     for m in (*CERTIFIED_METHODS, "unc_topk"):
         i = METHODS.index(m)
         r = s.rate[:, i, :]
-        ax.plot(s.budgets, r.mean(axis=0), marker="o", ms=3, color=COLORS[m], label=METHOD_LABELS[m])
+        ax.plot(
+            s.budgets, r.mean(axis=0), marker="o", ms=3, color=COLORS[m], label=METHOD_LABELS[m]
+        )
         lo, hi = np.quantile(r, [0.05, 0.95], axis=0)
         ax.fill_between(s.budgets, lo, hi, color=COLORS[m], alpha=0.12)
     ax.plot([0, s.budgets.max()], [0, s.budgets.max()], "k--", lw=1, label="rate = budget")
@@ -78,8 +93,15 @@ def _budget_figure(s: ExpertStudy) -> Figure:
 
     freq = s.bootstrap_violations / s.bootstrap_trials
     ci = np.column_stack(clopper_pearson(s.bootstrap_violations, s.bootstrap_trials, alpha=0.05))
-    ax.errorbar(s.budgets, freq, yerr=[freq - ci[:, 0], ci[:, 1] - freq], fmt="o", color=COLORS["ctd"],
-                capsize=3, label="CTD: P(true rate > α), 95% CP interval")
+    ax.errorbar(
+        s.budgets,
+        freq,
+        yerr=[freq - ci[:, 0], ci[:, 1] - freq],
+        fmt="o",
+        color=COLORS["ctd"],
+        capsize=3,
+        label="CTD: P(true rate > α), 95% CP interval",
+    )
     ax.axhline(s.delta, color="r", ls="--", label=f"δ = {s.delta:g}")
     ax.set_ylim(0, max(0.3, float(ci[:, 1].max()) + 0.02))
     ax.set_xlabel("target budget α")
@@ -98,7 +120,13 @@ def _group_figure(s: ExpertStudy, alpha: float) -> Figure:
     show = ("ctd", "unc_topk", "oracle")
     w = 0.8 / len(show)
     for k, m in enumerate(show):
-        ax.bar(x + k * w - 0.4 + w / 2, s.group_rate[METHODS.index(m), j], w, color=COLORS[m], label=METHOD_LABELS[m])
+        ax.bar(
+            x + k * w - 0.4 + w / 2,
+            s.group_rate[METHODS.index(m), j],
+            w,
+            color=COLORS[m],
+            label=METHOD_LABELS[m],
+        )
     ax.set_xticks(x, s.groups, rotation=20, fontsize=8)
     ax.set_ylabel("delegation rate in group")
     ax.set_title(f"Where the budget goes at α = {s.budgets[j]:g} (no group labels used)")
@@ -135,7 +163,9 @@ def _faic_cell(value: float) -> float | str:
 def _faic_sentence(faic: dict[str, float]) -> str:
     if not np.isfinite(faic["ctd"]):
         return f"FAIC: {NO_IMPROVEMENT} (even the oracle never beats the probe alone)"
-    return f"FAIC (AUROC) CTD {faic['ctd']:.2f} vs calibrated uncertainty {faic['unc_calibrated']:.2f}"
+    return (
+        f"FAIC (AUROC) CTD {faic['ctd']:.2f} vs calibrated uncertainty {faic['unc_calibrated']:.2f}"
+    )
 
 
 def _exact_clause(s: ExpertStudy) -> str:
@@ -194,21 +224,48 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
     blocks.append(_metric_figure(s))
     rows = []
     for j, b in enumerate(s.budgets):
-        rows.append([
-            f"{b:g}", a[ci, j], a[iu, j], diff[j], acc[ci, j], acc[iu, j], a[METHODS.index("unc_topk"), j],
-            rate[ci, j], rate[iu, j], f"{cert[0, j]:.0%}", f"{cert[1, j]:.0%}",
-        ])
-    blocks.append(Table(
-        ["budget", "CTD AUROC", "Unc-cal AUROC", "Δ AUROC", "CTD acc", "Unc-cal acc", "Unc top-k AUROC",
-         "CTD rate", "Unc-cal rate", "CTD certified", "Unc-cal certified"],
-        rows, caption="Means over repeats (evaluation rows). 'certified': share of repeats where a finite τ was certified.",
-    ))
+        rows.append(
+            [
+                f"{b:g}",
+                a[ci, j],
+                a[iu, j],
+                diff[j],
+                acc[ci, j],
+                acc[iu, j],
+                a[METHODS.index("unc_topk"), j],
+                rate[ci, j],
+                rate[iu, j],
+                f"{cert[0, j]:.0%}",
+                f"{cert[1, j]:.0%}",
+            ]
+        )
+    blocks.append(
+        Table(
+            [
+                "budget",
+                "CTD AUROC",
+                "Unc-cal AUROC",
+                "Δ AUROC",
+                "CTD acc",
+                "Unc-cal acc",
+                "Unc top-k AUROC",
+                "CTD rate",
+                "Unc-cal rate",
+                "CTD certified",
+                "Unc-cal certified",
+            ],
+            rows,
+            caption="Means over repeats (evaluation rows). 'certified': share of repeats where a finite τ was certified.",
+        )
+    )
     fa, fc = s.faic("auroc"), s.faic("accuracy")
-    blocks.append(Table(
-        ["method", "FAIC (AUROC)", "FAIC (accuracy)"],
-        [[METHOD_LABELS[m], _faic_cell(fa[m]), _faic_cell(fc[m])] for m in METHODS],
-        caption="Fraction of the achievable improvement (global oracle) captured, integrated over the budget grid.",
-    ))
+    blocks.append(
+        Table(
+            ["method", "FAIC (AUROC)", "FAIC (accuracy)"],
+            [[METHOD_LABELS[m], _faic_cell(fa[m]), _faic_cell(fc[m])] for m in METHODS],
+            caption="Fraction of the achievable improvement (global oracle) captured, integrated over the budget grid.",
+        )
+    )
     blocks.extend(diagnostic_blocks(s))
     blocks.append(_budget_figure(s))
     from ctd_stats.stats.intervals import clopper_pearson
@@ -219,39 +276,86 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
         v = int(s.bootstrap_violations[j])
         lo, hi = (float(x) for x in clopper_pearson(v, s.bootstrap_trials, alpha=0.05))
         bound = "-" if s.exact_violation_bound is None else f"{s.exact_violation_bound[j]:.4f}"
-        vrows.append([f"{b:g}", f"{v}/{s.bootstrap_trials}", v / s.bootstrap_trials, f"[{lo:.3f}, {hi:.3f}]",
-                      bound, s.bootstrap_rate[j], f"{int(exceed[j])}/{reps}"])
-    blocks.append(Table(
-        ["budget", "violations", "frequency", "95% CP interval", "exact bound", "mean true rate",
-         "eval-rate > α (proxy)"],
-        vrows,
-        caption=f"Monte Carlo check: P(true delegation rate of CTD's τ̂ > α) must be ≤ δ = {s.delta:g}. "
-        f"{s.monte_carlo_check().sentence()} 'exact bound': the exact upper bound on CTD's violation "
-        "probability when calibration rows are drawn i.i.d. from the pool (no simulation). The last "
-        "column counts repeats whose realized rate on the finite evaluation split exceeded α (sampling noise "
-        "of the evaluation split included, so it is not the guaranteed quantity).",
-    ))
+        vrows.append(
+            [
+                f"{b:g}",
+                f"{v}/{s.bootstrap_trials}",
+                v / s.bootstrap_trials,
+                f"[{lo:.3f}, {hi:.3f}]",
+                bound,
+                s.bootstrap_rate[j],
+                f"{int(exceed[j])}/{reps}",
+            ]
+        )
+    blocks.append(
+        Table(
+            [
+                "budget",
+                "violations",
+                "frequency",
+                "95% CP interval",
+                "exact bound",
+                "mean true rate",
+                "eval-rate > α (proxy)",
+            ],
+            vrows,
+            caption=f"Monte Carlo check: P(true delegation rate of CTD's τ̂ > α) must be ≤ δ = {s.delta:g}. "
+            f"{s.monte_carlo_check().sentence()} 'exact bound': the exact upper bound on CTD's violation "
+            "probability when calibration rows are drawn i.i.d. from the pool (no simulation). The last "
+            "column counts repeats whose realized rate on the finite evaluation split exceeded α (sampling noise "
+            "of the evaluation split included, so it is not the guaranteed quantity).",
+        )
+    )
     blocks.append(_group_figure(s, group_alpha))
     j = int(np.argmin(np.abs(s.budgets - group_alpha)))
     grows = []
     for gi, g in enumerate(s.groups):
-        grows.append([g, s.group_mean_v[gi], s.group_mean_d[gi],
-                      s.group_rate[ci, j, gi], s.group_rate[METHODS.index("unc_topk"), j, gi],
-                      s.group_delegated_v[ci, j, gi], s.group_delegated_v[METHODS.index("unc_topk"), j, gi]])
-    blocks.append(Table(
-        ["group", "mean v", "mean d", "CTD rate", "Unc top-k rate", "CTD mean v delegated", "Unc top-k mean v delegated"],
-        grows, caption=f"Per-group delegation at α = {s.budgets[j]:g} (groups are used for analysis only).",
-    ))
+        grows.append(
+            [
+                g,
+                s.group_mean_v[gi],
+                s.group_mean_d[gi],
+                s.group_rate[ci, j, gi],
+                s.group_rate[METHODS.index("unc_topk"), j, gi],
+                s.group_delegated_v[ci, j, gi],
+                s.group_delegated_v[METHODS.index("unc_topk"), j, gi],
+            ]
+        )
+    blocks.append(
+        Table(
+            [
+                "group",
+                "mean v",
+                "mean d",
+                "CTD rate",
+                "Unc top-k rate",
+                "CTD mean v delegated",
+                "Unc top-k mean v delegated",
+            ],
+            grows,
+            caption=f"Per-group delegation at α = {s.budgets[j]:g} (groups are used for analysis only).",
+        )
+    )
     if seconds_per_call is not None:
         crow = []
         for jj, b in enumerate(s.budgets):
             calls = rate[ci, jj] * 1000
-            crow.append([f"{b:g}", calls, 1000 - calls, calls * seconds_per_call, 1000 * seconds_per_call])
-        blocks.append(Table(
-            ["budget", "expert calls / 1000 inputs (CTD)", "calls saved vs expert-only", "expert seconds / 1000 (CTD)",
-             "expert seconds / 1000 (expert-only)"],
-            crow, caption=f"Cost at the recorded {seconds_per_call:.3g} s per expert call (CPU, measured when the table was built).",
-        ))
+            crow.append(
+                [f"{b:g}", calls, 1000 - calls, calls * seconds_per_call, 1000 * seconds_per_call]
+            )
+        blocks.append(
+            Table(
+                [
+                    "budget",
+                    "expert calls / 1000 inputs (CTD)",
+                    "calls saved vs expert-only",
+                    "expert seconds / 1000 (CTD)",
+                    "expert seconds / 1000 (expert-only)",
+                ],
+                crow,
+                caption=f"Cost at the recorded {seconds_per_call:.3g} s per expert call (CPU, measured when the table was built).",
+            )
+        )
     return blocks
 
 
@@ -279,21 +383,28 @@ def build_study_report(
         rep.add(*top_blocks)
     if deployment:
         rep.add(Heading("Deployment: the certified thresholds"))
-        rep.add(Table(
-            ["expert", "budget", "δ", "τ (delegate iff d(x) > τ)", "certified"],
-            [[e, b, dl, tau, "yes" if ok else "NO: never delegate"] for e, b, dl, tau, ok in deployment],
-            caption="Calibrated on the whole pool of the score table; these are the values to deploy "
-            "(certificate.json, verified on load). The study below evaluates the method on repeated splits.",
-        ))
+        rep.add(
+            Table(
+                ["expert", "budget", "δ", "τ (delegate iff d(x) > τ)", "certified"],
+                [
+                    [e, b, dl, tau, "yes" if ok else "NO: never delegate"]
+                    for e, b, dl, tau, ok in deployment
+                ],
+                caption="Calibrated on the whole pool of the score table; these are the values to deploy "
+                "(certificate.json, verified on load). The study below evaluates the method on repeated splits.",
+            )
+        )
     if links:
         rep.add(Links(list(links)))
-    rep.add(Paragraph(
-        "CTD delegates an input to the expert iff its delegation-value score d(x) exceeds a threshold τ̂ "
-        "certified by Learn-then-Test on held-out data: with probability ≥ 1 − δ over the calibration draw, "
-        "the long-run delegation rate P(d(X) > τ̂) is at most the budget α (i.i.d. data). Calibrated "
-        "uncertainty uses the same certified calibration on the probe's uncertainty instead of d. The batch "
-        "top-k methods spend exactly α of every batch and need the whole batch before deciding."
-    ))
+    rep.add(
+        Paragraph(
+            "CTD delegates an input to the expert iff its delegation-value score d(x) exceeds a threshold τ̂ "
+            "certified by Learn-then-Test on held-out data: with probability ≥ 1 − δ over the calibration draw, "
+            "the long-run delegation rate P(d(X) > τ̂) is at most the budget α (i.i.d. data). Calibrated "
+            "uncertainty uses the same certified calibration on the probe's uncertainty instead of d. The batch "
+            "top-k methods spend exactly α of every batch and need the whole batch before deciding."
+        )
+    )
     for s in studies:
         rep.add(*_expert_blocks(s, group_alpha, (costs or {}).get(s.expert)))
     if learning_curve:
@@ -310,17 +421,33 @@ def _learning_curve_blocks(curve: Mapping[str, Any]) -> list[Any]:
     rows = []
     for expert, e in curve.get("experts", {}).items():
         for r in e.get("curve", []):
-            rows.append([expert, r["dev_rows"], r["spearman_pool"], r["cascade_auroc"],
-                         e.get("uncertainty_auroc"), e.get("ceiling_auroc")])
+            rows.append(
+                [
+                    expert,
+                    r["dev_rows"],
+                    r["spearman_pool"],
+                    r["cascade_auroc"],
+                    e.get("uncertainty_auroc"),
+                    e.get("ceiling_auroc"),
+                ]
+            )
     return [
         Heading("DV learning curve (from the table's build)"),
         Table(
-            ["expert", "DV training rows", "Spearman(d, v) on pool", f"cascade AUROC, top {alpha:g} by d",
-             "uncertainty", "ceiling (not deployable)"],
+            [
+                "expert",
+                "DV training rows",
+                "Spearman(d, v) on pool",
+                f"cascade AUROC, top {alpha:g} by d",
+                "uncertainty",
+                "ceiling (not deployable)",
+            ],
             rows,
-            caption=(f"DV probes refitted on subsets of the dev rows (mean over {curve.get('repeats', 1)} "
-                     f"random subsets) and scored on all {curve.get('n_pool', '?')} pool rows: how much "
-                     "the DV gains from more training rows. Recorded when the table was built "
-                     "(scripts/build_demo_extras.py), not recomputed by ctd run."),
+            caption=(
+                f"DV probes refitted on subsets of the dev rows (mean over {curve.get('repeats', 1)} "
+                f"random subsets) and scored on all {curve.get('n_pool', '?')} pool rows: how much "
+                "the DV gains from more training rows. Recorded when the table was built "
+                "(scripts/build_demo_extras.py), not recomputed by ctd run."
+            ),
         ),
     ]

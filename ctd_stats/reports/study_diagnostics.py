@@ -59,8 +59,15 @@ def _delta_table(s: ExpertStudy, metric: str) -> Table:
     mean, lo, hi = s.paired_delta(metric)
     shown = [m for m in METHODS if m != REFERENCE]
     rows = [
-        [f"{b:g}", *(interval_text(mean[METHODS.index(m), j], lo[METHODS.index(m), j], hi[METHODS.index(m), j])
-                     for m in shown)]
+        [
+            f"{b:g}",
+            *(
+                interval_text(
+                    mean[METHODS.index(m), j], lo[METHODS.index(m), j], hi[METHODS.index(m), j]
+                )
+                for m in shown
+            ),
+        ]
         for j, b in enumerate(s.budgets)
     ]
     return Table(
@@ -81,7 +88,14 @@ def _diagnostic_figure(s: ExpertStudy, d: dg.StudyDiagnostics) -> Figure:
     ax = axes[0]
     rm = d.ranking_mean("auroc")
     for i, k in enumerate(dg.RANKINGS):
-        ax.plot(s.budgets, rm[i], marker="o", ms=3, ls="--" if k == "ceiling" else "-", label=dg.RANKING_LABELS[k])
+        ax.plot(
+            s.budgets,
+            rm[i],
+            marker="o",
+            ms=3,
+            ls="--" if k == "ceiling" else "-",
+            label=dg.RANKING_LABELS[k],
+        )
     ax.axhline(np.mean(s.probe_auroc), color="k", ls=":", lw=1.2, label="Probe only")
     ax.set_xlabel("budget α (top ⌈αn⌉ of the evaluation rows)")
     ax.set_title("Ranking only (no calibration)")
@@ -132,24 +146,56 @@ def diagnostic_blocks(s: ExpertStudy) -> list[Any]:
     rv = np.nanmean(d.ranking_delegated_v, axis=0)
     ic, ib, iu = (METHODS.index(m) for m in ("ctd", "ctd_budget", REFERENCE))
     rows = [
-        [f"{b:g}", rm[0, jj], rm[1, jj], rm[2, jj], dv[ic, jj], dv[ib, jj], dv[iu, jj], rv[0, jj], rv[1, jj]]
+        [
+            f"{b:g}",
+            rm[0, jj],
+            rm[1, jj],
+            rm[2, jj],
+            dv[ic, jj],
+            dv[ib, jj],
+            dv[iu, jj],
+            rv[0, jj],
+            rv[1, jj],
+        ]
         for jj, b in enumerate(s.budgets)
     ]
-    blocks.append(Table(
-        ["budget", "rank d AUROC", "rank −|p−½| AUROC", "ceiling AUROC", "mean v deleg. CTD",
-         "mean v deleg. budget-only", "mean v deleg. Unc-cal", "mean v deleg. rank d", "mean v deleg. rank u"],
-        rows, caption="Ranking-only AUROC (top ⌈αn⌉, no calibration) and the mean delegation value v of the "
-        "delegated evaluation rows (means over splits).",
-    ))
+    blocks.append(
+        Table(
+            [
+                "budget",
+                "rank d AUROC",
+                "rank −|p−½| AUROC",
+                "ceiling AUROC",
+                "mean v deleg. CTD",
+                "mean v deleg. budget-only",
+                "mean v deleg. Unc-cal",
+                "mean v deleg. rank d",
+                "mean v deleg. rank u",
+            ],
+            rows,
+            caption="Ranking-only AUROC (top ⌈αn⌉, no calibration) and the mean delegation value v of the "
+            "delegated evaluation rows (means over splits).",
+        )
+    )
     ba = np.nanmean(d.batch_auroc, axis=0)
     brow = [
-        [f"{b:g}", *(ba[mi, si, jj] for mi in range(len(dg.BATCH_METHODS)) for si in range(len(dg.BATCH_SIZES)))]
+        [
+            f"{b:g}",
+            *(
+                ba[mi, si, jj]
+                for mi in range(len(dg.BATCH_METHODS))
+                for si in range(len(dg.BATCH_SIZES))
+            ),
+        ]
         for jj, b in enumerate(s.budgets)
     ]
-    blocks.append(Table(
-        ["budget", *(f"{m} B={bs}" for m in dg.BATCH_METHODS for bs in dg.BATCH_SIZES)],
-        brow, caption="Batch top-k cascade AUROC at the paper's batch sizes (mean over splits).",
-    ))
+    blocks.append(
+        Table(
+            ["budget", *(f"{m} B={bs}" for m in dg.BATCH_METHODS for bs in dg.BATCH_SIZES)],
+            brow,
+            caption="Batch top-k cascade AUROC at the paper's batch sizes (mean over splits).",
+        )
+    )
     from ctd_stats.stats.intervals import clopper_pearson
 
     t = s.bootstrap_trials
@@ -157,13 +203,27 @@ def diagnostic_blocks(s: ExpertStudy) -> list[Any]:
     for jj, b in enumerate(s.budgets):
         pv, bv = int(s.bootstrap_violations[jj]), int(d.budget_only_violations[jj])
         (plo, phi), (blo, bhi) = (clopper_pearson(x, t, alpha=0.05) for x in (pv, bv))
-        vrows.append([f"{b:g}", f"{pv / t:.3f} [{float(plo):.3f}, {float(phi):.3f}]",
-                      f"{bv / t:.3f} [{float(blo):.3f}, {float(bhi):.3f}]", s.bootstrap_rate[jj],
-                      d.budget_only_rate[jj]])
-    blocks.append(Table(
-        ["budget", "Pareto arm violations [95% CP]", "budget-only arm violations [95% CP]",
-         "Pareto mean true rate", "budget-only mean true rate"],
-        vrows, caption=f"Budget guarantee of both arms (pool as population, {t} i.i.d. calibration draws; "
-        f"must be ≤ δ = {s.delta:g}).",
-    ))
+        vrows.append(
+            [
+                f"{b:g}",
+                f"{pv / t:.3f} [{float(plo):.3f}, {float(phi):.3f}]",
+                f"{bv / t:.3f} [{float(blo):.3f}, {float(bhi):.3f}]",
+                s.bootstrap_rate[jj],
+                d.budget_only_rate[jj],
+            ]
+        )
+    blocks.append(
+        Table(
+            [
+                "budget",
+                "Pareto arm violations [95% CP]",
+                "budget-only arm violations [95% CP]",
+                "Pareto mean true rate",
+                "budget-only mean true rate",
+            ],
+            vrows,
+            caption=f"Budget guarantee of both arms (pool as population, {t} i.i.d. calibration draws; "
+            f"must be ≤ δ = {s.delta:g}).",
+        )
+    )
     return blocks

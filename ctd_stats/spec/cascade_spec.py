@@ -183,12 +183,12 @@ class OutputsSpec(SpecModel):
             "recorded in `manifest.json`; files the run did not write are never touched."
         ),
     )
-    formats: Annotated[list[OutputFormat], AfterValidator(nonempty), AfterValidator(unique_items)] = (
-        Field(
-            default=["md", "html", "json"],
-            description="Report formats: md, html, and json (the report's data). The certificate "
-            "(`certificate.json`) is always written.",
-        )
+    formats: Annotated[
+        list[OutputFormat], AfterValidator(nonempty), AfterValidator(unique_items)
+    ] = Field(
+        default=["md", "html", "json"],
+        description="Report formats: md, html, and json (the report's data). The certificate "
+        "(`certificate.json`) is always written.",
     )
 
 
@@ -292,7 +292,11 @@ class CascadeSpec(SpecModel):
         if path is None or (not path.exists() and not require_file):
             return None
         if not path.exists():
-            hint = " (run `ctd scores SPEC` to produce it from the `probes:` block)" if self.probes else ""
+            hint = (
+                " (run `ctd scores SPEC` to produce it from the `probes:` block)"
+                if self.probes
+                else ""
+            )
             where = f"{self.source}: data.table: " if self.source is not None else ""
             raise CTDInputError(f"{where}score table {path} not found{hint}")
         c = self.data.columns
@@ -353,13 +357,18 @@ def validate_spec_data(
     if not isinstance(data, dict):
         pos = doc.values.get(()) if doc is not None else None
         where = format_location(file, pos) if pos is not None else file
-        raise CTDInputError(f"{where}: expected a mapping at the top level (got {short_text(data)})")
+        raise CTDInputError(
+            f"{where}: expected a mapping at the top level (got {short_text(data)})"
+        )
     try:
         spec = CascadeSpec.model_validate(data)
     except ValidationError as exc:
         raise CTDInputError(
             format_validation_error(
-                exc, doc, file, root=CascadeSpec,
+                exc,
+                doc,
+                file,
+                root=CascadeSpec,
                 variants={"parametric": ParametricPopulation, "table": TablePopulation},
             )
         ) from None

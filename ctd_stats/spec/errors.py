@@ -81,7 +81,9 @@ def format_validation_error(
             if doc is not None:
                 pos = doc.key_position(path) or pos
             allowed = (
-                _allowed_keys(root, loc[:-1], variants or {}) if root is not None and not prefix else None
+                _allowed_keys(root, loc[:-1], variants or {})
+                if root is not None and not prefix
+                else None
             )
             hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
             what = f"unknown key {key!r}{hint}"
@@ -107,5 +109,3 @@ def format_validation_error(
             lines.append((key_sort, line))
     lines.sort(key=lambda t: t[0])
     return "\n".join(text for _, text in lines)
-
-

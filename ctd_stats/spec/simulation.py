@@ -144,4 +144,3 @@ class SimulationSpec(SpecModel):
         description="Procedures to compare (budget-only calibration, exact binomial p-value).",
     )
     seed: int = Field(default=0, ge=0, description="Seed of the simulation.")
-

@@ -18,7 +18,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from ctd_stats.errors import CTDInputError
 
-__all__ = ["UNSAFE_CUTOFF", "DVTarget", "binary_dv", "continuous_dv", "dv_targets", "predicts_unsafe"]
+__all__ = [
+    "UNSAFE_CUTOFF",
+    "DVTarget",
+    "binary_dv",
+    "continuous_dv",
+    "dv_targets",
+    "predicts_unsafe",
+]
 
 DVTarget = Literal["continuous", "binary"]
 
@@ -36,12 +43,16 @@ def predicts_unsafe(prob: ArrayLike, cutoff: float = UNSAFE_CUTOFF) -> NDArray[n
     return np.asarray(np.asarray(prob, dtype=np.float64) >= cutoff, dtype=bool)
 
 
-def _inputs(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike) -> tuple[NDArray[np.float64], ...]:
+def _inputs(
+    labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike
+) -> tuple[NDArray[np.float64], ...]:
     y = np.asarray(labels, dtype=np.float64)
     p = np.asarray(probe_prob, dtype=np.float64)
     b = np.asarray(expert_prob, dtype=np.float64)
     if not (y.ndim == p.ndim == b.ndim == 1) or not (len(y) == len(p) == len(b)):
-        raise CTDInputError(f"labels, probe_prob and expert_prob must be 1-D of equal length, got {y.shape}, {p.shape}, {b.shape}")
+        raise CTDInputError(
+            f"labels, probe_prob and expert_prob must be 1-D of equal length, got {y.shape}, {p.shape}, {b.shape}"
+        )
     if not np.isin(y, (0.0, 1.0)).all():
         raise CTDInputError("labels must be 0 or 1 (unsafe = 1) with no missing values")
     for name, v in (("probe_prob", p), ("expert_prob", b)):
@@ -50,13 +61,20 @@ def _inputs(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike) ->
     return y, p, b
 
 
-def continuous_dv(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike) -> NDArray[np.float64]:
+def continuous_dv(
+    labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike
+) -> NDArray[np.float64]:
     """``(2y - 1)(b - p)``: the expert's gain in probability of the true label over the probe's."""
     y, p, b = _inputs(labels, probe_prob, expert_prob)
     return (2.0 * y - 1.0) * (b - p)
 
 
-def binary_dv(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike, threshold: float = UNSAFE_CUTOFF) -> NDArray[np.float64]:
+def binary_dv(
+    labels: ArrayLike,
+    probe_prob: ArrayLike,
+    expert_prob: ArrayLike,
+    threshold: float = UNSAFE_CUTOFF,
+) -> NDArray[np.float64]:
     """``1[probe wrong and expert right]`` (as 0.0/1.0); a classifier predicts unsafe iff its
     probability is ``>= threshold`` (:func:`predicts_unsafe`)."""
     y, p, b = _inputs(labels, probe_prob, expert_prob)
@@ -66,7 +84,9 @@ def binary_dv(labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike, 
     return (~probe_right & expert_right).astype(np.float64)
 
 
-def dv_targets(kind: DVTarget, labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike) -> NDArray[np.float64]:
+def dv_targets(
+    kind: DVTarget, labels: ArrayLike, probe_prob: ArrayLike, expert_prob: ArrayLike
+) -> NDArray[np.float64]:
     """Dispatch on ``kind`` (``"continuous"`` or ``"binary"``)."""
     if kind == "continuous":
         return continuous_dv(labels, probe_prob, expert_prob)

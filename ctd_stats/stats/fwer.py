@@ -232,7 +232,10 @@ PROCEDURES: dict[str, type[FWERProcedure]] = {
     "holm": Holm,
 }
 #: The joint rules of a budget-and-error calibration, by id.
-JOINT_RULES: dict[str, FWERProcedure] = {"max_p": REGISTRY["max_p"], "bonferroni_split": REGISTRY["bonferroni_split"]}
+JOINT_RULES: dict[str, FWERProcedure] = {
+    "max_p": REGISTRY["max_p"],
+    "bonferroni_split": REGISTRY["bonferroni_split"],
+}
 _LEGACY: dict[str, str] = {old: p.id for p in REGISTRY.values() for old in p.legacy_ids}
 
 

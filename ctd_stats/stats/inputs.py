@@ -43,7 +43,9 @@ def as_finite_1d(name: str, values: Any, *, allow_empty: bool = False) -> NDArra
                 "Rescale them (e.g. subtract an offset or divide) before calibrating."
             )
     elif isinstance(values, int) and not isinstance(values, bool) and abs(values) > _EXACT_INT:
-        raise CTDInputError(f"{name} = {values} is an integer above 2^53: float64 cannot represent it exactly")
+        raise CTDInputError(
+            f"{name} = {values} is an integer above 2^53: float64 cannot represent it exactly"
+        )
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):

@@ -119,12 +119,16 @@ class Calibration:
         }
 
 
-def candidate_grid(sorted_scores: SortedScores, thresholds: ArrayLike | None) -> NDArray[np.float64]:
+def candidate_grid(
+    sorted_scores: SortedScores, thresholds: ArrayLike | None
+) -> NDArray[np.float64]:
     if thresholds is None:
         return sorted_scores.distinct_values()
     t = np.asarray(thresholds, dtype=np.float64).ravel()
     if t.size == 0:
-        raise CTDInputError("thresholds is empty: give at least one candidate, or None for the full grid")
+        raise CTDInputError(
+            "thresholds is empty: give at least one candidate, or None for the full grid"
+        )
     if np.isnan(t).any():
         raise CTDInputError("thresholds contain NaN")
     return np.unique(t)[::-1]  # sorted internally, descending: least delegation first
@@ -323,8 +327,15 @@ def budget_threshold(
     kstar = certified_count(n, b, d, pvalue)
     if kstar < 0:
         return Calibration(
-            threshold=math.inf, budget=b, delta=d, procedure="fixed_sequence", pvalue_kind=pvalue, n=n,
-            thresholds=np.empty(0), pvalues=np.empty(0), certified=np.zeros(0, dtype=bool),
+            threshold=math.inf,
+            budget=b,
+            delta=d,
+            procedure="fixed_sequence",
+            pvalue_kind=pvalue,
+            n=n,
+            thresholds=np.empty(0),
+            pvalues=np.empty(0),
+            certified=np.zeros(0, dtype=bool),
             empirical_rates=np.empty(0),
             reason=(
                 f"no threshold certified: with n = {n} even a threshold above every score has p-value "
@@ -348,8 +359,17 @@ def budget_threshold(
     k_arr = np.asarray(counts, dtype=np.int64)
     pvals = pvalue_function(pvalue)(k_arr, n, b)
     return Calibration(
-        threshold=tau, budget=b, delta=d, procedure="fixed_sequence", pvalue_kind=pvalue, n=n,
-        thresholds=t_arr, pvalues=pvals, certified=pvals <= d, empirical_rates=k_arr / n, reason=None,
+        threshold=tau,
+        budget=b,
+        delta=d,
+        procedure="fixed_sequence",
+        pvalue_kind=pvalue,
+        n=n,
+        thresholds=t_arr,
+        pvalues=pvals,
+        certified=pvals <= d,
+        empirical_rates=k_arr / n,
+        reason=None,
         extras={"family": "boundary", "k_star": kstar},
     )
 
@@ -397,7 +417,9 @@ def calibrate_budget_batch(
         m = 1 + np.count_nonzero(desc[:, 1:] != desc[:, :-1], axis=1)
         kstar = np.searchsorted(cdf, d / m, side="right") - 1
     else:
-        raise CTDInputError("calibrate_budget_batch supports procedure fixed_sequence or bonferroni")
+        raise CTDInputError(
+            "calibrate_budget_batch supports procedure fixed_sequence or bonferroni"
+        )
     out = np.full(trials, np.inf)
     ok = kstar >= 0
     out[ok] = desc[np.flatnonzero(ok), kstar[ok]]

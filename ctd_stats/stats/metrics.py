@@ -28,7 +28,10 @@ def auroc_rows(scores: NDArray[np.float64], labels: NDArray[np.bool_]) -> NDArra
 
 
 def cascade_auroc_rows(
-    masks: NDArray[np.bool_], p: NDArray[np.float64], b: NDArray[np.float64], labels: NDArray[np.bool_]
+    masks: NDArray[np.bool_],
+    p: NDArray[np.float64],
+    b: NDArray[np.float64],
+    labels: NDArray[np.bool_],
 ) -> NDArray[np.float64]:
     """AUROC of each cascade score ``where(mask, b, p)`` (masks shape (m, n)); equals
     ``auroc_rows(np.where(masks, b, p), labels)`` without sorting each row.

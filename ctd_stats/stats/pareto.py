@@ -103,8 +103,12 @@ class CascadeData:
     def __post_init__(self) -> None:
         d = as_finite_1d("dv_score", self.dv_score)
         object.__setattr__(self, "dv_score", d)
-        object.__setattr__(self, "probe_correct", as_bool_1d("probe_correct", self.probe_correct, d.size))
-        object.__setattr__(self, "expert_correct", as_bool_1d("expert_correct", self.expert_correct, d.size))
+        object.__setattr__(
+            self, "probe_correct", as_bool_1d("probe_correct", self.probe_correct, d.size)
+        )
+        object.__setattr__(
+            self, "expert_correct", as_bool_1d("expert_correct", self.expert_correct, d.size)
+        )
 
     @classmethod
     def from_probabilities(
@@ -216,7 +220,9 @@ class CascadeCalibration(Calibration):
             joint=self.joint,
             pareto_front=[
                 {"threshold": json_float(float(t)), "opt_rate": float(r), "opt_error": float(e)}
-                for t, r, e in zip(self.front_thresholds, self.front_rates, self.front_errors, strict=True)
+                for t, r, e in zip(
+                    self.front_thresholds, self.front_rates, self.front_errors, strict=True
+                )
             ],
         )
         return out
@@ -232,11 +238,15 @@ def pareto_front(counts: NDArray[np.int64], errors: NDArray[np.int64]) -> NDArra
     if counts.size == 0:
         return np.zeros(0, dtype=np.int64)
     if np.any(counts[1:] < counts[:-1]):
-        raise CTDInputError("pareto_front needs counts in non-decreasing order (descending thresholds)")
+        raise CTDInputError(
+            "pareto_front needs counts in non-decreasing order (descending thresholds)"
+        )
     keep = np.ones(counts.size, dtype=bool)  # first of its count ...
     np.not_equal(counts[1:], counts[:-1], out=keep[1:])
     errors = np.asarray(errors)
-    prev_min = np.empty(counts.size, dtype=np.result_type(errors, np.int64))  # ... below earlier errors
+    prev_min = np.empty(
+        counts.size, dtype=np.result_type(errors, np.int64)
+    )  # ... below earlier errors
     prev_min[0] = np.iinfo(np.int64).max
     np.minimum.accumulate(errors[:-1], out=prev_min[1:])
     keep &= errors < prev_min
@@ -245,7 +255,9 @@ def pareto_front(counts: NDArray[np.int64], errors: NDArray[np.int64]) -> NDArra
 
 def opt_candidates(
     opt: CascadeData, thresholds: ArrayLike | None = None
-) -> tuple[SortedScores, NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+) -> tuple[
+    SortedScores, NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]
+]:
     """Step 2 on the opt rows: (sorted opt scores, grid, K(τ), E(τ), Pareto-front indices).
 
     The grid is descending (every distinct opt score by default), so K is non-decreasing along it
@@ -356,9 +368,16 @@ class _TestedFront:
     procedure: FWERProcedure
 
 
-def _choose(front: _TestedFront, dl: float, n_ht: int, *, joint_set: bool) -> tuple[float, float, str | None]:
+def _choose(
+    front: _TestedFront, dl: float, n_ht: int, *, joint_set: bool
+) -> tuple[float, float, str | None]:
     """Pick the certified front point with the lowest opt error, or fail closed with a reason."""
-    f_tau, f_err, pvals, rejected = front.thresholds, front.opt_errors, front.pvalues, front.rejected
+    f_tau, f_err, pvals, rejected = (
+        front.thresholds,
+        front.opt_errors,
+        front.pvalues,
+        front.rejected,
+    )
     test_order, procedure = front.test_order, front.procedure
     if rejected.any():
         cand = np.flatnonzero(rejected)
@@ -446,7 +465,9 @@ def calibrate_cascade(
     f_rate = k_front / opt.n
     f_err = e_front / opt.n
 
-    s_ht = s_opt if split == "none" else SortedScores.from_scores(ht.dv_score)  # none: the same rows
+    s_ht = (
+        s_opt if split == "none" else SortedScores.from_scores(ht.dv_score)
+    )  # none: the same rows
     k_ht = s_ht.delegation_counts(f_tau)
     e_ht = cascade_error_counts(s_ht, ~ht.probe_correct, ~ht.expert_correct, k_ht)
     p_b = pfun_b(k_ht, ht.n, b)

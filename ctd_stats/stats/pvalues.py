@@ -44,7 +44,9 @@ def _counts(k: ArrayLike, n: int) -> NDArray[np.int64]:
 def _level(level: ArrayLike) -> NDArray[np.float64]:
     a = np.asarray(level, dtype=np.float64)
     if not np.all((a > 0) & (a < 1)):
-        raise CTDInputError("level (the risk level: a budget or an error level) must lie strictly between 0 and 1")
+        raise CTDInputError(
+            "level (the risk level: a budget or an error level) must lie strictly between 0 and 1"
+        )
     return a
 
 
@@ -141,11 +143,15 @@ def pvalue_function(kind: str) -> Callable[[ArrayLike, int, ArrayLike], NDArray[
     try:
         return _PVALUES[kind]
     except KeyError:
-        raise CTDInputError(f"pvalue must be one of {', '.join(PVALUE_KINDS)}; got {kind!r}") from None
+        raise CTDInputError(
+            f"pvalue must be one of {', '.join(PVALUE_KINDS)}; got {kind!r}"
+        ) from None
 
 
 @_accepts_alpha
-def wsr_pvalue(losses: ArrayLike, level: float, *, delta: float = 0.1, c: float = 0.5) -> NDArray[np.float64]:
+def wsr_pvalue(
+    losses: ArrayLike, level: float, *, delta: float = 0.1, c: float = 0.5
+) -> NDArray[np.float64]:
     """One-sided betting (Waudby-Smith–Ramdas) p-value for H0: E[L] ≥ ℓ with losses in [0, 1].
 
     ``losses`` has shape (n,) or (n, m): m loss columns (e.g. one per threshold), observed in row

@@ -83,13 +83,17 @@ class DiscretePopulation(Population):
 
     def rate_above(self, thresholds: ArrayLike) -> NDArray[np.float64]:
         t = np.asarray(thresholds, dtype=np.float64)
-        return np.asarray(self._tail[np.searchsorted(self.values, t, side="right")], dtype=np.float64)
+        return np.asarray(
+            self._tail[np.searchsorted(self.values, t, side="right")], dtype=np.float64
+        )
 
 
 class MixturePopulation(Population):
     """A mixture of populations with given weights (e.g. a point mass plus a continuous part)."""
 
-    def __init__(self, components: Sequence[Population], weights: ArrayLike, name: str = "mixture") -> None:
+    def __init__(
+        self, components: Sequence[Population], weights: ArrayLike, name: str = "mixture"
+    ) -> None:
         w = as_finite_1d("weights", weights)
         if len(components) != w.size or w.min() < 0 or w.sum() <= 0:
             raise CTDInputError("weights must be non-negative, one per component")
@@ -106,7 +110,10 @@ class MixturePopulation(Population):
 
     def rate_above(self, thresholds: ArrayLike) -> NDArray[np.float64]:
         return np.asarray(
-            sum(w * c.rate_above(thresholds) for w, c in zip(self.weights, self.components, strict=True)),
+            sum(
+                w * c.rate_above(thresholds)
+                for w, c in zip(self.weights, self.components, strict=True)
+            ),
             dtype=np.float64,
         )
 
@@ -138,13 +145,17 @@ def make_population(distribution: str, **params: Any) -> Population:
     if d == "uniform":
         return ScipyPopulation(stats.uniform(), "uniform")
     if d == "normal":
-        return ScipyPopulation(stats.norm(params.get("loc", 0.0), params.get("scale", 1.0)), "normal")
+        return ScipyPopulation(
+            stats.norm(params.get("loc", 0.0), params.get("scale", 1.0)), "normal"
+        )
     if d == "beta":
         return ScipyPopulation(stats.beta(params.get("a", 2.0), params.get("b", 5.0)), "beta")
     if d == "lognormal":
         return ScipyPopulation(stats.lognorm(params.get("sigma", 1.0)), "lognormal")
     if d == "discrete":
-        return DiscretePopulation(params.get("values", [0, 1, 2, 3]), params.get("probs", [0.4, 0.3, 0.2, 0.1]))
+        return DiscretePopulation(
+            params.get("values", [0, 1, 2, 3]), params.get("probs", [0.4, 0.3, 0.2, 0.1])
+        )
     if d == "point_mass":
         atom = DiscretePopulation([params.get("atom", 0.0)], [1.0], "atom")
         return MixturePopulation(
@@ -193,7 +204,9 @@ class SimulationResult:
         """One-sided upper Clopper–Pearson bound for P(violation) at ``confidence``."""
         if self.violations == self.trials:
             return 1.0
-        return float(stats.beta.ppf(self.confidence, self.violations + 1, self.trials - self.violations))
+        return float(
+            stats.beta.ppf(self.confidence, self.violations + 1, self.trials - self.violations)
+        )
 
     @property
     def mean_realized_rate(self) -> float:
@@ -219,7 +232,13 @@ class SimulationResult:
             "confidence": self.confidence,
             "fail_closed": self.fail_closed,
             "realized_rate_mean": self.mean_realized_rate,
-            "realized_rate_quantiles": {"5%": q[0], "25%": q[1], "50%": q[2], "75%": q[3], "95%": q[4]},
+            "realized_rate_quantiles": {
+                "5%": q[0],
+                "25%": q[1],
+                "50%": q[2],
+                "75%": q[3],
+                "95%": q[4],
+            },
         }
 
 
@@ -252,7 +271,13 @@ class BudgetChunk:
 
 
 def budget_chunks(
-    *, n: int, trials: int, budget: float, delta: float, procedure: str, seed: int,
+    *,
+    n: int,
+    trials: int,
+    budget: float,
+    delta: float,
+    procedure: str,
+    seed: int,
     chunk_elements: int = 4_000_000,
 ) -> list[BudgetChunk]:
     """Split ``trials`` into chunks of at most ``min(TRIALS_PER_CHUNK, chunk_elements // n)`` trials."""
@@ -285,8 +310,15 @@ def check_budget_arguments(
 
 
 def budget_result(
-    population: Population, taus: NDArray[np.float64], *, n: int, budget: float, delta: float,
-    procedure: str, seed: int, confidence: float,
+    population: Population,
+    taus: NDArray[np.float64],
+    *,
+    n: int,
+    budget: float,
+    delta: float,
+    procedure: str,
+    seed: int,
+    confidence: float,
 ) -> SimulationResult:
     """The :class:`SimulationResult` of the certified thresholds of all trials."""
     rates = population.rate_above(taus)
@@ -346,12 +378,23 @@ def simulate_budget_guarantee(
     pop = _as_population(population)
     b, d, c = check_budget_arguments(n, trials, budget, delta, confidence)
     chunks = budget_chunks(
-        n=n, trials=trials, budget=b, delta=d, procedure=procedure, seed=seed,
+        n=n,
+        trials=trials,
+        budget=b,
+        delta=d,
+        procedure=procedure,
+        seed=seed,
         chunk_elements=chunk_elements,
     )
     parts = (engine or LocalEngine()).map(run_budget_chunk, pop, chunks)
     return budget_result(
-        pop, np.concatenate(parts), n=n, budget=b, delta=d, procedure=procedure, seed=seed,
+        pop,
+        np.concatenate(parts),
+        n=n,
+        budget=b,
+        delta=d,
+        procedure=procedure,
+        seed=seed,
         confidence=c,
     )
 
@@ -425,7 +468,11 @@ def simulate_cascade_guarantee(
     b = check_open_unit("budget", budget)
     viol = rates > b + RATE_TOLERANCE
     # A fail-closed result (never delegate) claims only the budget, so it cannot violate the error part.
-    joint_viol = viol | (certified & (errs > error_level + RATE_TOLERANCE)) if error_level is not None else viol
+    joint_viol = (
+        viol | (certified & (errs > error_level + RATE_TOLERANCE))
+        if error_level is not None
+        else viol
+    )
     res = SimulationResult(
         population="resampled table",
         method="ctd_pareto" if split == "opt_ht" else f"ctd_pareto(split={split})",

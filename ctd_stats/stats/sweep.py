@@ -144,7 +144,9 @@ def _check_ks(ks: ArrayLike, batch_size: int, partial: str) -> tuple[NDArray[np.
     return arr.astype(np.int64), bs
 
 
-def _within_batch_ranks(keys: NDArray[np.float64], batch_size: int) -> tuple[NDArray[np.int64], int]:
+def _within_batch_ranks(
+    keys: NDArray[np.float64], batch_size: int
+) -> tuple[NDArray[np.int64], int]:
     """Ascending rank of each item within its batch (ties by position) and the full-batch length."""
     n = keys.size
     n_full = (n // batch_size) * batch_size
@@ -207,7 +209,9 @@ def global_oracle_masks(v: ArrayLike, budgets: ArrayLike) -> NDArray[np.bool_]:
     if np.any((a < 0) | (a > 1)) or np.isnan(a).any():
         raise ValueError(f"budgets: must lie in [0, 1], got {a.tolist()}")
     n = arr.size
-    m = np.asarray([math.ceil(round(float(x) * n, 9)) for x in a], dtype=np.int64)  # as the counterpart
+    m = np.asarray(
+        [math.ceil(round(float(x) * n, 9)) for x in a], dtype=np.int64
+    )  # as the counterpart
     take = np.minimum(m, int(np.count_nonzero(arr > 0)))
     order = np.argsort(-arr, kind="stable")
     rank = np.empty(n, dtype=np.int64)

@@ -415,7 +415,9 @@ def _split_controls(
                 global_oracle_masks(vn[ev], al)[None],
             ]
         )
-        out["noshift_ctd"], out["noshift_unc"], out["noshift_oracle"] = control_auc(mn, pn[ev], be, ye)
+        out["noshift_ctd"], out["noshift_unc"], out["noshift_oracle"] = control_auc(
+            mn, pn[ev], be, ye
+        )
         out["noshift_probe"] = auroc_rows(pn[ev][None, :], ye)[0]
     return out
 

@@ -88,13 +88,18 @@ def cascade_metrics(
     flat = masks.reshape(-1, p.size)
     auc = cascade_auroc_rows(flat, p, b, y).reshape(shape)
     probe_ok = predicts_unsafe(p) == y
-    gain = (predicts_unsafe(b) == y).astype(np.float64) - probe_ok  # +1 where only the expert is right
+    gain = (predicts_unsafe(b) == y).astype(
+        np.float64
+    ) - probe_ok  # +1 where only the expert is right
     acc = ((int(probe_ok.sum()) + flat @ gain) / p.size).reshape(shape)
     return auc, acc
 
 
 def grouped_metrics(
-    groups: list[NDArray[np.bool_]], p: NDArray[np.float64], b: NDArray[np.float64], y: NDArray[np.bool_]
+    groups: list[NDArray[np.bool_]],
+    p: NDArray[np.float64],
+    b: NDArray[np.float64],
+    y: NDArray[np.bool_],
 ) -> list[tuple[NDArray[np.float64], NDArray[np.float64]]]:
     """:func:`cascade_metrics` of several mask arrays ([..., n] each) in one ranking pass; returns
     (AUROC, accuracy) per array, each shaped like the array without its last axis."""
@@ -104,7 +109,12 @@ def grouped_metrics(
     start = 0
     for g in groups:
         size = int(np.prod(g.shape[:-1]))
-        out.append((auc[start : start + size].reshape(g.shape[:-1]), acc[start : start + size].reshape(g.shape[:-1])))
+        out.append(
+            (
+                auc[start : start + size].reshape(g.shape[:-1]),
+                acc[start : start + size].reshape(g.shape[:-1]),
+            )
+        )
         start += size
     return out
 
@@ -114,7 +124,9 @@ def delegated_mean_v(masks: NDArray[np.bool_], v: NDArray[np.float64]) -> NDArra
     count = masks.sum(axis=-1)
     total = (masks * v).sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(np.where(count > 0, total / np.maximum(count, 1), np.nan), dtype=np.float64)
+        return np.asarray(
+            np.where(count > 0, total / np.maximum(count, 1), np.nan), dtype=np.float64
+        )
 
 
 def paired_interval(diffs: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
@@ -213,7 +225,8 @@ def _means(a: NDArray[np.float64]) -> NDArray[np.float64]:
     ok = ~np.isnan(a)
     cnt = ok.sum(axis=0)
     return np.asarray(
-        np.where(cnt > 0, np.where(ok, a, 0.0).sum(axis=0) / np.maximum(cnt, 1), np.nan), dtype=np.float64
+        np.where(cnt > 0, np.where(ok, a, 0.0).sum(axis=0) / np.maximum(cnt, 1), np.nan),
+        dtype=np.float64,
     )
 
 
@@ -249,7 +262,9 @@ class StudyDiagnostics:
         """Paired (mean, lo, hi) per budget of ceiling − uncertainty and of dv − uncertainty: [2, budget]."""
         a = self.ranking_auroc if metric == "auroc" else self.ranking_accuracy
         u = a[:, RANKINGS.index("uncertainty")]
-        diffs = np.stack([a[:, RANKINGS.index("ceiling")] - u, a[:, RANKINGS.index("dv")] - u], axis=1)
+        diffs = np.stack(
+            [a[:, RANKINGS.index("ceiling")] - u, a[:, RANKINGS.index("dv")] - u], axis=1
+        )
         return paired_interval(diffs)
 
     def to_dict(self, methods: tuple[str, ...], trials: int) -> dict[str, Any]:

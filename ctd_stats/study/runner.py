@@ -45,7 +45,13 @@ from ctd_stats.study.guarantee import MonteCarloCheck
 
 #: Methods that spend budget, in plotting order.
 METHODS: tuple[str, ...] = (
-    "ctd", "ctd_budget", "unc_calibrated", "unc_topk", "dv_topk", "oracle_topk", "oracle"
+    "ctd",
+    "ctd_budget",
+    "unc_calibrated",
+    "unc_topk",
+    "dv_topk",
+    "oracle_topk",
+    "oracle",
 )
 METHOD_LABELS: dict[str, str] = {
     "ctd": "CTD (DV probe + Pareto LTT)",
@@ -80,7 +86,9 @@ class StudyInputs:
         object.__setattr__(self, "dv_score", d)
         object.__setattr__(self, "labels", as_bool_1d("label", self.labels, n))
         object.__setattr__(self, "probe_prob", as_probabilities("probe_prob", self.probe_prob, n))
-        object.__setattr__(self, "expert_prob", as_probabilities("expert_prob", self.expert_prob, n))
+        object.__setattr__(
+            self, "expert_prob", as_probabilities("expert_prob", self.expert_prob, n)
+        )
         if self.group is not None and len(self.group) != n:
             raise CTDInputError(f"group has length {len(self.group)}, expected {n}")
 
@@ -96,7 +104,9 @@ class StudyInputs:
     def cascade_data(self, idx: NDArray[np.int64], scores: NDArray[np.float64]) -> CascadeData:
         y = self.labels[idx]
         return CascadeData(
-            scores, predicts_unsafe(self.probe_prob[idx]) == y, predicts_unsafe(self.expert_prob[idx]) == y
+            scores,
+            predicts_unsafe(self.probe_prob[idx]) == y,
+            predicts_unsafe(self.expert_prob[idx]) == y,
         )
 
 
@@ -139,8 +149,14 @@ class ExpertStudy:
 
     def monte_carlo_check(self) -> MonteCarloCheck:
         """The Monte Carlo check of the CTD arm, with its flag rule, power and exact values."""
-        return MonteCarloCheck(self.budgets, self.delta, self.bootstrap_trials, self.bootstrap_violations,
-                               self.exact_violation, self.exact_violation_bound)
+        return MonteCarloCheck(
+            self.budgets,
+            self.delta,
+            self.bootstrap_trials,
+            self.bootstrap_violations,
+            self.exact_violation,
+            self.exact_violation_bound,
+        )
 
     def method_index(self, method: str) -> int:
         return METHODS.index(method)
@@ -231,7 +247,9 @@ class ExpertStudy:
                 for mean, lo, hi in [self.paired_delta(metric)]
             },
             "diagnostics": (
-                self.diagnostics.to_dict(METHODS, self.bootstrap_trials) if self.diagnostics else None
+                self.diagnostics.to_dict(METHODS, self.bootstrap_trials)
+                if self.diagnostics
+                else None
             ),
         }
 
@@ -247,14 +265,18 @@ def finite_or_none(obj: Any) -> Any:
     return obj
 
 
-def _group_codes(group: Sequence[str] | NDArray[np.str_] | None, n: int) -> tuple[tuple[str, ...], NDArray[np.int64]]:
+def _group_codes(
+    group: Sequence[str] | NDArray[np.str_] | None, n: int
+) -> tuple[tuple[str, ...], NDArray[np.int64]]:
     if group is None:
         return ("all",), np.zeros(n, dtype=np.int64)
     names, codes = np.unique(np.asarray(group, dtype=str), return_inverse=True)
     return tuple(names.tolist()), codes.astype(np.int64)
 
 
-def _group_sums(values: NDArray[np.float64] | NDArray[np.bool_], codes: NDArray[np.int64], g: int) -> NDArray[np.float64]:
+def _group_sums(
+    values: NDArray[np.float64] | NDArray[np.bool_], codes: NDArray[np.int64], g: int
+) -> NDArray[np.float64]:
     """Per-row sums of ``values`` (shape [m, n]) within each group code (shape [n]): shape [m, g]."""
     onehot = np.zeros((codes.size, g))
     onehot[np.arange(codes.size), codes] = 1.0
@@ -294,8 +316,11 @@ def _delegation_masks(
     certified = np.zeros((len(CERTIFIED_METHODS), alphas.size), dtype=bool)
     for ci, (meth, score) in enumerate((("ctd", d), ("unc_calibrated", u))):
         taus = cascade_thresholds(
-            opt=inputs.cascade_data(opt, score[opt]), ht=inputs.cascade_data(ht, score[ht]),
-            budgets=alphas, delta=delta, split=split,
+            opt=inputs.cascade_data(opt, score[opt]),
+            ht=inputs.cascade_data(ht, score[ht]),
+            budgets=alphas,
+            delta=delta,
+            split=split,
         )
         certified[ci] = np.isfinite(taus)
         masks[METHODS.index(meth)] = score[ev][None, :] > taus[:, None]
@@ -341,26 +366,49 @@ def split_rng(seed: int, repeat: int) -> np.random.Generator:
 def _one_split(ctx: _StudyContext, r: int) -> dict[str, Any]:
     """Metrics of random split ``r`` (its own seed), keyed as :func:`run_study` stacks them."""
     inputs, M, J, G = ctx.inputs, len(METHODS), ctx.alphas.size, ctx.n_groups
-    y, p, b, v, d = inputs.labels, inputs.probe_prob, inputs.expert_prob, inputs.delegation_value, inputs.dv_score
+    y, p, b, v, d = (
+        inputs.labels,
+        inputs.probe_prob,
+        inputs.expert_prob,
+        inputs.delegation_value,
+        inputs.dv_score,
+    )
     perm = split_rng(ctx.seed, r).permutation(inputs.n)
     cal, ev = perm[: ctx.n_cal], perm[ctx.n_cal :]
     masks, certified = _delegation_masks(
-        inputs, cal[: ctx.n_opt], cal[ctx.n_opt :], ev, ctx.alphas, ctx.k_per_batch, ctx.batch_size,
-        ctx.delta, ctx.split,
+        inputs,
+        cal[: ctx.n_opt],
+        cal[ctx.n_opt :],
+        ev,
+        ctx.alphas,
+        ctx.k_per_batch,
+        ctx.batch_size,
+        ctx.delta,
+        ctx.split,
     )
     ye, pe, be, ve = y[ev], p[ev], b[ev], v[ev]
     rmask = dg.ranking_masks(ctx.rank_scores[:, ev], ctx.alphas)
     bmask = dg.batch_masks(pe, d[ev], ctx.alphas)
-    ref_masks = np.stack([np.zeros(ev.size, bool), np.ones(ev.size, bool)])  # probe only, expert only
+    ref_masks = np.stack(
+        [np.zeros(ev.size, bool), np.ones(ev.size, bool)]
+    )  # probe only, expert only
     (auc, acc), (r_auc, r_acc), (b_auc, b_acc), ref_m = dg.grouped_metrics(
         [masks, rmask, bmask, ref_masks], pe, be, ye
     )
     ge = ctx.gcode[ev]
     flat = masks.reshape(M * J, ev.size)
     return {
-        "auroc": auc, "acc": acc, "r_auc": r_auc, "r_acc": r_acc, "b_auc": b_auc, "b_acc": b_acc,
-        "ref": np.column_stack(ref_m), "rate": masks.mean(axis=2), "certified": certified,
-        "deleg_v": dg.delegated_mean_v(masks, ve), "r_v": dg.delegated_mean_v(rmask, ve),
+        "auroc": auc,
+        "acc": acc,
+        "r_auc": r_auc,
+        "r_acc": r_acc,
+        "b_auc": b_auc,
+        "b_acc": b_acc,
+        "ref": np.column_stack(ref_m),
+        "rate": masks.mean(axis=2),
+        "certified": certified,
+        "deleg_v": dg.delegated_mean_v(masks, ve),
+        "r_v": dg.delegated_mean_v(rmask, ve),
         "g_count": np.bincount(ge, minlength=G),
         "g_deleg": _group_sums(flat, ge, G).reshape(M, J, G),
         "g_vsum": _group_sums(flat * ve[None, :], ge, G).reshape(M, J, G),
@@ -372,8 +420,16 @@ def _guarantee_piece(ctx: _StudyContext) -> list[Any]:
     from ctd_stats.study.guarantee import guarantee_piece
 
     pool = ctx.inputs.cascade_data(np.arange(ctx.inputs.n), ctx.inputs.dv_score)
-    return guarantee_piece(pool, ctx.alphas, ctx.delta, n_cal=ctx.n_cal, trials=ctx.repeats,
-                           opt_fraction=ctx.opt_fraction, split=ctx.split, seed=ctx.seed + 104729)
+    return guarantee_piece(
+        pool,
+        ctx.alphas,
+        ctx.delta,
+        n_cal=ctx.n_cal,
+        trials=ctx.repeats,
+        opt_fraction=ctx.opt_fraction,
+        split=ctx.split,
+        seed=ctx.seed + 104729,
+    )
 
 
 def _study_piece(ctx: _StudyContext, item: tuple[str, int, int]) -> list[Any]:
@@ -386,12 +442,15 @@ def _study_piece(ctx: _StudyContext, item: tuple[str, int, int]) -> list[Any]:
 
 def _study_items(repeats: int, n_budgets: int) -> list[tuple[str, int, int]]:
     splits = [
-        ("splits", a, min(a + REPEATS_PER_TASK, repeats)) for a in range(0, repeats, REPEATS_PER_TASK)
+        ("splits", a, min(a + REPEATS_PER_TASK, repeats))
+        for a in range(0, repeats, REPEATS_PER_TASK)
     ]
     return [("guarantee", 0, n_budgets), *splits]  # the longest piece first
 
 
-def _run_pieces(ctx: _StudyContext, engine: Engine | None, progress: Any) -> tuple[list[dict[str, Any]], list[Any]]:
+def _run_pieces(
+    ctx: _StudyContext, engine: Engine | None, progress: Any
+) -> tuple[list[dict[str, Any]], list[Any]]:
     items = _study_items(ctx.repeats, ctx.alphas.size)
     eng = engine or LocalEngine()
     if progress is not None and eng.name == "local":
@@ -402,7 +461,9 @@ def _run_pieces(ctx: _StudyContext, engine: Engine | None, progress: Any) -> tup
                 progress(item[2] - item[1])
     else:
         pieces = eng.map(_study_piece, ctx, items)
-    splits = [s for item, piece in zip(items, pieces, strict=True) if item[0] == "splits" for s in piece]
+    splits = [
+        s for item, piece in zip(items, pieces, strict=True) if item[0] == "splits" for s in piece
+    ]
     guar = next(piece for item, piece in zip(items, pieces, strict=True) if item[0] == "guarantee")
     return splits, guar
 
@@ -447,10 +508,19 @@ def run_study(
     groups, gcode = _group_codes(inputs.group, N)
     G = len(groups)
     ctx = _StudyContext(
-        inputs=inputs, alphas=alphas, k_per_batch=np.round(alphas * batch_size).astype(np.int64),
-        batch_size=batch_size, delta=dl, n_cal=n_cal,
-        n_opt=min(max(1, round(opt_fraction * n_cal)), n_cal - 1), gcode=gcode, n_groups=G,
-        seed=seed, repeats=repeats, opt_fraction=opt_fraction, split=split,
+        inputs=inputs,
+        alphas=alphas,
+        k_per_batch=np.round(alphas * batch_size).astype(np.int64),
+        batch_size=batch_size,
+        delta=dl,
+        n_cal=n_cal,
+        n_opt=min(max(1, round(opt_fraction * n_cal)), n_cal - 1),
+        gcode=gcode,
+        n_groups=G,
+        seed=seed,
+        repeats=repeats,
+        opt_fraction=opt_fraction,
+        split=split,
         rank_scores=np.vstack([d, -np.abs(p - 0.5), dg.ceiling_score(p, b)]),
     )
     splits, guar = _run_pieces(ctx, engine, progress)
@@ -473,21 +543,39 @@ def run_study(
     group_mean_d = np.bincount(gcode, weights=d, minlength=G) / np.maximum(gcount_pool, 1)
     ref = stack("ref").astype(np.float64)  # [repeat, (probe, expert), (auroc, accuracy)]
     diagnostics = dg.StudyDiagnostics(
-        pool=dg.pool_diagnostics(p, b, d, v), ranking_auroc=stack("r_auc"), ranking_accuracy=stack("r_acc"),
-        ranking_delegated_v=stack("r_v"), delegated_v=stack("deleg_v"), batch_auroc=stack("b_auc"),
+        pool=dg.pool_diagnostics(p, b, d, v),
+        ranking_auroc=stack("r_auc"),
+        ranking_accuracy=stack("r_acc"),
+        ranking_delegated_v=stack("r_v"),
+        delegated_v=stack("deleg_v"),
+        batch_auroc=stack("b_auc"),
         batch_accuracy=stack("b_acc"),
         budget_only_violations=np.asarray(guar[2], dtype=np.int64),
         budget_only_rate=np.asarray(guar[3], dtype=np.float64),
     )
 
     return ExpertStudy(
-        expert=inputs.expert, budgets=alphas, delta=dl, repeats=repeats, n_pool=N, n_cal=n_cal,
-        n_eval=n_eval, batch_size=batch_size,
-        auroc=stack("auroc"), accuracy=stack("acc"), rate=stack("rate"),
-        probe_auroc=ref[:, 0, 0], probe_accuracy=ref[:, 0, 1],
-        expert_auroc=ref[:, 1, 0], expert_accuracy=ref[:, 1, 1],
-        certified=stack("certified").astype(bool), groups=groups, group_rate=group_rate,
-        group_mean_v=group_mean_v, group_mean_d=group_mean_d, group_delegated_v=group_delegated_v,
+        expert=inputs.expert,
+        budgets=alphas,
+        delta=dl,
+        repeats=repeats,
+        n_pool=N,
+        n_cal=n_cal,
+        n_eval=n_eval,
+        batch_size=batch_size,
+        auroc=stack("auroc"),
+        accuracy=stack("acc"),
+        rate=stack("rate"),
+        probe_auroc=ref[:, 0, 0],
+        probe_accuracy=ref[:, 0, 1],
+        expert_auroc=ref[:, 1, 0],
+        expert_accuracy=ref[:, 1, 1],
+        certified=stack("certified").astype(bool),
+        groups=groups,
+        group_rate=group_rate,
+        group_mean_v=group_mean_v,
+        group_mean_d=group_mean_d,
+        group_delegated_v=group_delegated_v,
         bootstrap_violations=np.asarray(guar[0], dtype=np.int64),
         bootstrap_trials=repeats,
         bootstrap_rate=np.asarray(guar[1], dtype=np.float64),

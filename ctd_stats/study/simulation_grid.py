@@ -49,8 +49,9 @@ COLUMNS = (
 )
 
 
-def exact_reference(population: Population | np.ndarray, procedure: str, n: int, budget: float,
-                    delta: float) -> tuple[float | None, float | None]:
+def exact_reference(
+    population: Population | np.ndarray, procedure: str, n: int, budget: float, delta: float
+) -> tuple[float | None, float | None]:
     """Exact ``(P(violation), E[true rate])`` where closed forms exist, else ``(None, None)``.
 
     They exist for fixed-sequence budget-only calibration on the full grid with exact binomial
@@ -134,7 +135,13 @@ def simulate_grid(
     rows = []
     for i, ((proc, n, _), (bb, dd, cc)) in enumerate(zip(jobs, checked, strict=True)):
         res = budget_result(
-            pop, np.concatenate(parts[i]), n=n, budget=bb, delta=dd, procedure=proc, seed=seed + i,
+            pop,
+            np.concatenate(parts[i]),
+            n=n,
+            budget=bb,
+            delta=dd,
+            procedure=proc,
+            seed=seed + i,
             confidence=cc,
         )
         row = result_row(res)

@@ -126,7 +126,11 @@ def read_frame(path: Path, fmt: str, wanted: Iterable[str]) -> tuple[Any, dict[s
             # index column (shifting every value one column left); pandas warns instead.
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True,
+                path,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[],
+                skipinitialspace=True,
                 index_col=False,
             )
     except pd.errors.EmptyDataError:
@@ -376,7 +380,11 @@ def parquet_parts(source: str | os.PathLike[str]) -> list[Path]:
 
     text = str(source)
     if Path(text).is_dir():
-        found = [p for p in Path(text).rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq")]
+        found = [
+            p
+            for p in Path(text).rglob("*")
+            if p.is_file() and p.suffix.lower() in (".parquet", ".pq")
+        ]
         where = f"{text}: is a folder with no Parquet files (.parquet); a folder log must be partitioned Parquet"
     else:
         found = [Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()]

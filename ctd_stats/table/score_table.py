@@ -256,7 +256,15 @@ def read_score_table(
         raise CTDInputError(f"{p}: is a directory, expected a score table file")
     check_regular_file(p, TABLE)  # no FIFO, device or oversized file (named in the error)
     kind = detect_format(p, fmt)
-    wanted = [cols.id, cols.split, cols.group, cols.label, cols.probe_prob, cols.expert_prob, cols.dv_score]
+    wanted = [
+        cols.id,
+        cols.split,
+        cols.group,
+        cols.label,
+        cols.probe_prob,
+        cols.expert_prob,
+        cols.dv_score,
+    ]
     for spec in (experts or {}).values():
         if spec is not None:
             wanted += [c for c in (spec.expert_prob, spec.dv_score) if c]
@@ -304,7 +312,9 @@ def _check_columns(
     needed = [(ec.dv_score, f"dv_score of expert {name!r}") for name, ec in expert_cols.items()]
     if require_labels:
         needed += [(cols.label, "label"), (cols.probe_prob, "probe_prob")]
-        needed += [(ec.expert_prob, f"expert_prob of expert {name!r}") for name, ec in expert_cols.items()]
+        needed += [
+            (ec.expert_prob, f"expert_prob of expert {name!r}") for name, ec in expert_cols.items()
+        ]
     for col, role in needed:
         if col not in frame.columns:
             shown = ", ".join(map(repr, available[:12])) + (" ..." if len(available) > 12 else "")
@@ -338,7 +348,9 @@ class _Cells:
 
     def _fail(self, col: str, expected: str, got: str, i: int, extra: str = "") -> CTDInputError:
         where = row_where(self.path, self.kind, i, self.ids)
-        return CTDInputError(f"{self.path}: column {col!r}: expected {expected}, got {got} at {where}{extra}")
+        return CTDInputError(
+            f"{self.path}: column {col!r}: expected {expected}, got {got} at {where}{extra}"
+        )
 
     def split(self, col: str) -> NDArray[np.str_]:
         if col not in self.frame.columns:
@@ -376,7 +388,9 @@ class _Cells:
         if bad.size:
             i = int(bad[0])
             what = "NaN (missing)" if np.isnan(v[i]) else repr(float(v[i]))
-            raise self._fail(col, "finite DV scores on every row", what, i, f" ({bad.size} bad rows in all)")
+            raise self._fail(
+                col, "finite DV scores on every row", what, i, f" ({bad.size} bad rows in all)"
+            )
         return v
 
 

@@ -95,8 +95,11 @@ class ProbeExpert:
 
             loaded = load_model(self.model_name, cache=self.cache)
             self._extractor = ActivationExtractor.from_loaded(
-                loaded, max_length=self.max_length, batch_size=self.batch_size,
-                cache_dir=self.cache, progress=self.progress,
+                loaded,
+                max_length=self.max_length,
+                batch_size=self.batch_size,
+                cache_dir=self.cache,
+                progress=self.progress,
             )
         return self._extractor
 
@@ -113,7 +116,13 @@ class ProbeExpert:
         return self
 
     def cross_fit(
-        self, texts: Sequence[str], labels: ArrayLike, *, folds: int = 5, seed: int = 0, strata: ArrayLike | None = None
+        self,
+        texts: Sequence[str],
+        labels: ArrayLike,
+        *,
+        folds: int = 5,
+        seed: int = 0,
+        strata: ArrayLike | None = None,
     ) -> NDArray[np.float64]:
         """Out-of-fold P(unsafe) of labelled (training) texts; the fitted probe is left unchanged.
 
@@ -127,8 +136,15 @@ class ProbeExpert:
         items = check_texts(texts)
         x, _ = self.activations(items)
         return out_of_fold_proba(
-            x, np.asarray(labels), self.layers, folds=folds, seed=seed, strata=strata,
-            c=self.probe.c, inner_folds=self.probe.folds, device=self.probe.device,
+            x,
+            np.asarray(labels),
+            self.layers,
+            folds=folds,
+            seed=seed,
+            strata=strata,
+            c=self.probe.c,
+            inner_folds=self.probe.folds,
+            device=self.probe.device,
         )
 
     def score(self, texts: Sequence[str]) -> NDArray[np.float64]:

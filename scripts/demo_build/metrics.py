@@ -56,7 +56,9 @@ def cascade_auroc(y: Any, p: Any, b: Any, score: Any, alpha: float) -> float:
     return auroc(y, out)
 
 
-def expert_diagnostics(y: Any, p: Any, b: Any, groups: Any, alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)) -> dict[str, Any]:
+def expert_diagnostics(
+    y: Any, p: Any, b: Any, groups: Any, alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
+) -> dict[str, Any]:
     """P(v > 0), corr(p, b), AUROCs and ceiling vs uncertainty cascades for one expert.
 
     ``v = (2y - 1)(b - p)``. Returns plain floats (JSON-ready).

@@ -118,7 +118,10 @@ class QwenRunner:
         """The rendered prompt around the text: (prefix, suffix) strings."""
         marker = "\u0000TEXT\u0000"
         if self.prompt == "judge":
-            msgs = [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": JUDGE_USER.replace("{text}", marker)}]
+            msgs = [
+                {"role": "system", "content": JUDGE_SYSTEM},
+                {"role": "user", "content": JUDGE_USER.replace("{text}", marker)},
+            ]
         else:
             msgs = [{"role": "user", "content": marker}]
         rendered = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
@@ -158,9 +161,14 @@ class QwenRunner:
                     mask[r, : lengths[j]] = 1
                 cache = copy.deepcopy(self._prefix())
                 cache.batch_repeat_interleave(len(idx))
-                full_mask = torch.cat([torch.ones((len(idx), len(self.prefix_ids)), dtype=torch.long), mask], 1)
+                full_mask = torch.cat(
+                    [torch.ones((len(idx), len(self.prefix_ids)), dtype=torch.long), mask], 1
+                )
                 out = self.backbone(
-                    input_ids=ids, attention_mask=full_mask, cache=cache, use_cache=True,
+                    input_ids=ids,
+                    attention_mask=full_mask,
+                    cache=cache,
+                    use_cache=True,
                     output_hidden_states=bool(need),
                 )
                 last = mask.sum(1) - 1
@@ -193,7 +201,9 @@ class ShardStore:
         Feature slots; a shard with other slots is read for its logits only if ``strict`` is off.
     """
 
-    def __init__(self, folder: str | os.PathLike[str], version: str, feature_names: Sequence[str]) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], version: str, feature_names: Sequence[str]
+    ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.version = version
@@ -203,7 +213,9 @@ class ShardStore:
         """Existing shard files in index order."""
         return sorted(self.folder.glob("shard-*.npz"))
 
-    def load(self, feature_names: Sequence[str] | None = None) -> dict[str, tuple[float, np.ndarray]]:
+    def load(
+        self, feature_names: Sequence[str] | None = None
+    ) -> dict[str, tuple[float, np.ndarray]]:
         """``{hash: (judge_logit, features [k, d] float32)}`` over every shard of this version.
 
         ``feature_names`` selects slots (default: this store's); shards lacking one are skipped.
@@ -220,28 +232,40 @@ class ShardStore:
                     continue
                 pos = [names.index(w) for w in want]
                 feats = z["features"][:, pos].astype(np.float32)
-                for h, lg, f in zip(z["hash"].tolist(), z["judge_logit"].tolist(), feats, strict=True):
+                for h, lg, f in zip(
+                    z["hash"].tolist(), z["judge_logit"].tolist(), feats, strict=True
+                ):
                     found.setdefault(str(h), (float(lg), f))
         return found
 
     def next_path(self) -> Path:
         """Path of the next shard (one past the highest index present)."""
-        idx = [int(m.group(1)) for p in self.shards() if (m := re.match(r"shard-(\d+)\.npz$", p.name))]
+        idx = [
+            int(m.group(1)) for p in self.shards() if (m := re.match(r"shard-(\d+)\.npz$", p.name))
+        ]
         return self.folder / f"shard-{(max(idx) + 1) if idx else 0:05d}.npz"
 
-    def write(self, hashes: Sequence[str], logits: np.ndarray, feats: np.ndarray, seconds: float) -> Path:
+    def write(
+        self, hashes: Sequence[str], logits: np.ndarray, feats: np.ndarray, seconds: float
+    ) -> Path:
         """Write one new shard atomically; returns its path."""
         path = self.next_path()
         meta = {
-            "version": self.version, "features": self.feature_names, "n": len(hashes),
-            "seconds": round(float(seconds), 2), "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "version": self.version,
+            "features": self.feature_names,
+            "n": len(hashes),
+            "seconds": round(float(seconds), 2),
+            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         fd, tmp = tempfile.mkstemp(prefix=".shard-", suffix=".npz", dir=self.folder)
         os.close(fd)
         try:
             np.savez_compressed(
-                tmp, hash=np.asarray(list(hashes), dtype="U64"), judge_logit=np.asarray(logits, dtype=np.float32),
-                features=np.asarray(feats, dtype=np.float16), meta=np.asarray(json.dumps(meta)),
+                tmp,
+                hash=np.asarray(list(hashes), dtype="U64"),
+                judge_logit=np.asarray(logits, dtype=np.float32),
+                features=np.asarray(feats, dtype=np.float16),
+                meta=np.asarray(json.dumps(meta)),
             )
             os.replace(tmp, path)
         finally:
@@ -250,7 +274,9 @@ class ShardStore:
         return path
 
 
-def git_commit(path: Path, message: str, repo: Path, log: Callable[[str], None] = print, tries: int = 30) -> bool:
+def git_commit(
+    path: Path, message: str, repo: Path, log: Callable[[str], None] = print, tries: int = 30
+) -> bool:
     """``git add`` + ``git commit -- path`` (only that path); waits out an index lock; never raises."""
     lock = repo / ".git" / "index.lock"
     rel = str(path.resolve().relative_to(repo.resolve()))
@@ -259,18 +285,28 @@ def git_commit(path: Path, message: str, repo: Path, log: Callable[[str], None] 
             time.sleep(2)
             continue
         try:
-            a = subprocess.run(["git", "-C", str(repo), "add", "--", rel], capture_output=True, text=True, timeout=60)
+            a = subprocess.run(
+                ["git", "-C", str(repo), "add", "--", rel],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             if a.returncode == 0:
                 c = subprocess.run(
                     ["git", "-C", str(repo), "commit", "-q", "-m", message, "--", rel],
-                    capture_output=True, text=True, timeout=120,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
                 )
                 if c.returncode == 0:
                     return True
                 err = c.stderr + c.stdout
             else:
                 err = a.stderr
-        except (OSError, subprocess.SubprocessError) as exc:  # never fail the build on a commit error
+        except (
+            OSError,
+            subprocess.SubprocessError,
+        ) as exc:  # never fail the build on a commit error
             err = str(exc)
         if "index.lock" in err:
             time.sleep(2)

@@ -44,15 +44,23 @@ def _extract(texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
 
     loaded = load_model(MODEL, device="cpu")
     model, tok = loaded.model.eval(), loaded.tokenizer
-    empty = tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False, add_generation_prompt=True)
+    empty = tok.apply_chat_template(
+        [{"role": "user", "content": ""}], tokenize=False, add_generation_prompt=True
+    )
     overhead = len(tok(empty, add_special_tokens=False)["input_ids"])
     budget = max(8, MAX_LENGTH - overhead - 2)
-    content = tok(list(texts), add_special_tokens=False, truncation=True, max_length=budget)["input_ids"]
+    content = tok(list(texts), add_special_tokens=False, truncation=True, max_length=budget)[
+        "input_ids"
+    ]
     wrapped = [
-        tok.apply_chat_template([{"role": "user", "content": c}], tokenize=False, add_generation_prompt=True)
+        tok.apply_chat_template(
+            [{"role": "user", "content": c}], tokenize=False, add_generation_prompt=True
+        )
         for c in tok.batch_decode(content)
     ]
-    enc = tok(wrapped, add_special_tokens=False, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    enc = tok(wrapped, add_special_tokens=False, truncation=True, max_length=MAX_LENGTH)[
+        "input_ids"
+    ]
     lengths = np.array([len(e) for e in enc])
     order = np.argsort(-lengths, kind="stable")
     out = np.zeros((len(enc), len(SMOL_LAYERS), int(model.config.hidden_size)), dtype=np.float32)
@@ -66,14 +74,18 @@ def _extract(texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
             for r, j in enumerate(idx):
                 ids[r, : lengths[j]] = torch.tensor(enc[j])
                 mask[r, : lengths[j]] = 1
-            hs = model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True, use_cache=False).hidden_states
+            hs = model.model(
+                input_ids=ids, attention_mask=mask, output_hidden_states=True, use_cache=False
+            ).hidden_states
             last = mask.sum(1) - 1
             rows = torch.arange(len(idx))
             out[idx] = torch.stack([hs[i][rows, last] for i in SMOL_LAYERS], 1).float().numpy()
     return out
 
 
-def smol_features(texts: Sequence[str], hashes: Sequence[str], cache: str | os.PathLike[str]) -> np.ndarray:
+def smol_features(
+    texts: Sequence[str], hashes: Sequence[str], cache: str | os.PathLike[str]
+) -> np.ndarray:
     """Activations ``[n, len(SMOL_LAYERS), 576]`` (float32) of the texts, computing missing ones.
 
     Parameters
@@ -92,7 +104,12 @@ def smol_features(texts: Sequence[str], hashes: Sequence[str], cache: str | os.P
         n_old = len(list(folder.glob("chunk-*.npz")))
         fd, tmp = tempfile.mkstemp(prefix=".chunk-", suffix=".npz", dir=folder)
         os.close(fd)
-        np.savez(tmp, hash=np.asarray([h for h, _ in missing], dtype="U64"), x=x, setting=np.asarray(_setting()))
+        np.savez(
+            tmp,
+            hash=np.asarray([h for h, _ in missing], dtype="U64"),
+            x=x,
+            setting=np.asarray(_setting()),
+        )
         os.replace(tmp, folder / f"chunk-{n_old:05d}.npz")
         have.update({h: x[i] for i, (h, _) in enumerate(missing)})
     return np.stack([have[h] for h in hashes]).astype(np.float32)

@@ -23,5 +23,7 @@ def test_is_slow_matches_prefixes_only_on_boundaries():
     assert is_slow("tests/guarantees/test_budget_guarantees.py::test_budget_guarantee[a-b]")
     assert is_slow("tests/unit/reports/test_figures.py::test_x")
     assert is_slow("tests/unit/stats/test_fwer.py::test_holm_and_bonferroni_match_statsmodels")
-    assert not is_slow("tests/unit/stats/test_fwer.py::test_holm_and_bonferroni_match_statsmodels_x")
+    assert not is_slow(
+        "tests/unit/stats/test_fwer.py::test_holm_and_bonferroni_match_statsmodels_x"
+    )
     assert not is_slow("tests/unit/stats/test_fwer.py::test_fixed_sequence")

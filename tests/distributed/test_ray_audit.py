@@ -23,12 +23,14 @@ def _frame(n: int = 3000, seed: int = 0, shuffle: bool = False) -> pd.DataFrame:
     delegated = score > 0.8
     delegated[rng.choice(n, 5, replace=False)] ^= True  # a few threshold mismatches
     ts = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) * 7, unit="s")
-    frame = pd.DataFrame({
-        "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "dv_score": score,
-        "delegated": delegated,
-        "group": rng.choice(["en", "fr", "de"], n),
-    })
+    frame = pd.DataFrame(
+        {
+            "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "dv_score": score,
+            "delegated": delegated,
+            "group": rng.choice(["en", "fr", "de"], n),
+        }
+    )
     if shuffle:  # out of time order in a few places
         frame.iloc[100:140] = frame.iloc[100:140].iloc[::-1].to_numpy()
     return frame
@@ -69,7 +71,9 @@ def test_ray_audit_equals_local(ray_cluster: Any, tmp_path: Path, shuffle: bool)
     assert remote.integrity.sorted_by_time is shuffle
 
 
-def test_ray_audit_cli(ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ray_audit_cli(
+    ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     from ctd_stats.cli.entry import main
@@ -80,8 +84,22 @@ def test_ray_audit_cli(ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureF
     capsys.readouterr()
     outs = []
     for engine in ("local", "ray"):
-        code = main(["audit", "--certificate", str(cert), "--budget", "0.3", "--log", str(folder),
-                     "--engine", engine, "--out", str(tmp_path / engine), "--json"])
+        code = main(
+            [
+                "audit",
+                "--certificate",
+                str(cert),
+                "--budget",
+                "0.3",
+                "--log",
+                str(folder),
+                "--engine",
+                engine,
+                "--out",
+                str(tmp_path / engine),
+                "--json",
+            ]
+        )
         outs.append((code, json.loads(capsys.readouterr().out)["headline"]))
         audit = json.loads((tmp_path / engine / "audit.json").read_text())
         outs.append({k: v for k, v in audit.items() if k not in _VOLATILE})

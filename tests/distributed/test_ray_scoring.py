@@ -29,7 +29,9 @@ LAYERS = (1, 2, 3)
 def _local(texts: list[str], cache: Path | None) -> tuple[Any, Any]:
     from probes.activations import ActivationExtractor
 
-    ex = ActivationExtractor.from_loaded(tiny_loaded(), max_length=32, batch_size=4, cache_dir=cache, progress=False)
+    ex = ActivationExtractor.from_loaded(
+        tiny_loaded(), max_length=32, batch_size=4, cache_dir=cache, progress=False
+    )
     return ex.extract(texts, LAYERS, "last")
 
 
@@ -45,19 +47,32 @@ def corpus() -> tuple[pd.DataFrame, Any]:
 
 
 def _setup(probe: Any, cache: Path | None, **kw: Any) -> ScoringSetup:
-    return ScoringSetup(layers=LAYERS, max_length=32, batch_size=4, cache_dir=str(cache) if cache else None,
-                        probe=probe, loader=tiny_loaded, **kw)
+    return ScoringSetup(
+        layers=LAYERS,
+        max_length=32,
+        batch_size=4,
+        cache_dir=str(cache) if cache else None,
+        probe=probe,
+        loader=tiny_loaded,
+        **kw,
+    )
 
 
-def test_ray_scores_equal_local_and_share_cache(ray_cluster: Any, corpus: Any, tmp_path: Path) -> None:
+def test_ray_scores_equal_local_and_share_cache(
+    ray_cluster: Any, corpus: Any, tmp_path: Path
+) -> None:
     frame, probe = corpus
     x, _ = _local(frame["text"].tolist(), tmp_path / "local-cache")
     expected = probe.predict_proba(x)
     for k in range(3):  # partitioned Parquet input
         (tmp_path / "texts" / f"shard={k}").mkdir(parents=True)
-        frame.iloc[k * 10 : (k + 1) * 10].to_parquet(tmp_path / "texts" / f"shard={k}" / "p.parquet")
+        frame.iloc[k * 10 : (k + 1) * 10].to_parquet(
+            tmp_path / "texts" / f"shard={k}" / "p.parquet"
+        )
     out = collect(
-        score_texts(tmp_path / "texts", _setup(probe, tmp_path / "ray-cache"), actors=1, batch_rows=7),
+        score_texts(
+            tmp_path / "texts", _setup(probe, tmp_path / "ray-cache"), actors=1, batch_rows=7
+        ),
         expected_ids=frame["id"].tolist(),
     )
     assert out["id"].tolist() == frame["id"].tolist()
@@ -68,12 +83,16 @@ def test_ray_scores_equal_local_and_share_cache(ray_cluster: Any, corpus: Any, t
     x2, stats = _local(frame["text"].tolist(), tmp_path / "ray-cache")
     assert stats.n_computed == 0
     np.testing.assert_allclose(x2.numpy(), x.numpy(), rtol=1e-5, atol=1e-6)
-    parts = write_parts(score_texts(frame, _setup(probe, None), batch_rows=8), tmp_path / "scores", rows_per_part=12)
+    parts = write_parts(
+        score_texts(frame, _setup(probe, None), batch_rows=8), tmp_path / "scores", rows_per_part=12
+    )
     back = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
     assert len(parts) >= 2 and back["id"].tolist() == frame["id"].tolist()
 
 
-def test_killed_actor_loses_and_duplicates_no_row(ray_cluster: Any, corpus: Any, tmp_path: Path) -> None:
+def test_killed_actor_loses_and_duplicates_no_row(
+    ray_cluster: Any, corpus: Any, tmp_path: Path
+) -> None:
     frame, probe = corpus
     pid_file = tmp_path / "pids.txt"
     hook = functools.partial(record_pid_and_wait, str(pid_file), 0.4)
@@ -101,4 +120,6 @@ def test_killed_actor_loses_and_duplicates_no_row(ray_cluster: Any, corpus: Any,
     assert len(pids) >= 2, "the killed actor was not replaced"
     assert out["id"].tolist() == frame["id"].tolist()
     x, _ = _local(frame["text"].tolist(), None)
-    np.testing.assert_allclose(out["probe_prob"].to_numpy(), probe.predict_proba(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        out["probe_prob"].to_numpy(), probe.predict_proba(x), rtol=1e-5, atol=1e-6
+    )

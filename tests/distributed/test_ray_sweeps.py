@@ -29,11 +29,17 @@ def test_budget_simulation_equal_on_ray(ray_cluster: Any) -> None:
 
 def test_grid_equal_on_ray(ray_cluster: Any) -> None:
     kw: dict[str, Any] = {
-        "sizes": [100, 300], "budgets": [0.2, 0.3], "procedures": ["fixed_sequence", "bonferroni"],
-        "delta": 0.1, "trials": 700, "seed": 11,
+        "sizes": [100, 300],
+        "budgets": [0.2, 0.3],
+        "procedures": ["fixed_sequence", "bonferroni"],
+        "delta": 0.1,
+        "trials": 700,
+        "seed": 11,
     }
     pop = make_population("discrete")
-    assert simulate_grid(pop, engine=get_engine("ray"), **kw) == simulate_grid(pop, engine=LocalEngine(), **kw)
+    assert simulate_grid(pop, engine=get_engine("ray"), **kw) == simulate_grid(
+        pop, engine=LocalEngine(), **kw
+    )
 
 
 def _inputs(n: int = 400, seed: int = 0) -> Any:
@@ -57,21 +63,37 @@ def test_study_equal_on_ray(ray_cluster: Any) -> None:
     np.testing.assert_array_equal(remote.auroc, local.auroc)
 
 
-def test_cli_simulate_engine_ray_equals_local(ray_cluster: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_simulate_engine_ray_equals_local(
+    ray_cluster: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ctd_stats.cli.entry import main
 
     rows = []
     for engine in ("local", "ray"):
-        assert main(["simulate", "--trials", "600", "--seed", "3", "--json", "--engine", engine]) == 0
+        assert (
+            main(["simulate", "--trials", "600", "--seed", "3", "--json", "--engine", engine]) == 0
+        )
         rows.append(json.loads(capsys.readouterr().out)["rows"])
     assert rows[0] == rows[1]
 
 
 def test_unreachable_address_is_exit_2() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "ctd_stats.cli", "simulate", "--trials", "10", "--engine", "ray",
-         "--address", "ray://127.0.0.1:9"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "ctd_stats.cli",
+            "simulate",
+            "--trials",
+            "10",
+            "--engine",
+            "ray",
+            "--address",
+            "ray://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()

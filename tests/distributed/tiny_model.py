@@ -16,9 +16,16 @@ def tiny_loaded() -> Any:
 
     torch.set_num_threads(1)
     spec = ModelSpec(
-        name="tiny-test", description="tiny random Llama", packages=("none==0",), source="gguf",
-        files=(PackageFile(module="none", path="none.gguf"),), sha256="0" * 64, num_layers=3,
-        hidden_size=32, default_layers=(1, 2, 3), license="n/a",
+        name="tiny-test",
+        description="tiny random Llama",
+        packages=("none==0",),
+        source="gguf",
+        files=(PackageFile(module="none", path="none.gguf"),),
+        sha256="0" * 64,
+        num_layers=3,
+        hidden_size=32,
+        default_layers=(1, 2, 3),
+        license="n/a",
     )
     return LoadedModel(make_model(), make_tokenizer(), spec, "cpu")
 

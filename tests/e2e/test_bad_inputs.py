@@ -19,7 +19,9 @@ Setup = Callable[[Path], list[str]]
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def _spec(d: Path, text: str, table: str = "scores.parquet", n: int = 400) -> Path:
@@ -31,8 +33,12 @@ def _spec(d: Path, text: str, table: str = "scores.parquet", n: int = 400) -> Pa
 
 
 def _certificate(d: Path) -> Path:
-    spec = _spec(d, "data: {table: scores.parquet}\ncalibration: {budget: [0.1, 0.3], pareto: false}\n"
-                 "outputs: {directory: cal}\n", n=1500)
+    spec = _spec(
+        d,
+        "data: {table: scores.parquet}\ncalibration: {budget: [0.1, 0.3], pareto: false}\n"
+        "outputs: {directory: cal}\n",
+        n=1500,
+    )
     assert main(["calibrate", str(spec)]) == EXIT_OK
     return d / "cal" / "certificate.json"
 
@@ -41,8 +47,15 @@ def _log(d: Path, name: str = "log.jsonl", n: int = 40) -> Path:
     rng = np.random.default_rng(0)
     with open(d / name, "w", encoding="utf-8") as fh:
         for i in range(n):
-            fh.write(json.dumps({"timestamp": f"2026-01-01T00:00:{i % 60:02d}Z",
-                                 "dv_score": float(rng.normal())}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "timestamp": f"2026-01-01T00:00:{i % 60:02d}Z",
+                        "dv_score": float(rng.normal()),
+                    }
+                )
+                + "\n"
+            )
     return d / name
 
 
@@ -69,19 +82,44 @@ def jsonl_bad_line(d: Path) -> list[str]:
     lines = log.read_text().splitlines()
     lines[20] = lines[20][:-1] + ","  # line 21: truncated object
     log.write_text("\n".join(lines) + "\n")
-    return ["audit", "--certificate", str(_certificate(d)), "--budget", "0.3", "--log", str(log),
-            "--out", str(d / "aud")]
+    return [
+        "audit",
+        "--certificate",
+        str(_certificate(d)),
+        "--budget",
+        "0.3",
+        "--log",
+        str(log),
+        "--out",
+        str(d / "aud"),
+    ]
 
 
 def log_is_folder(d: Path) -> list[str]:
     (d / "logs").mkdir()
-    return ["audit", "--certificate", str(_certificate(d)), "--budget", "0.3", "--log",
-            str(d / "logs"), "--out", str(d / "aud")]
+    return [
+        "audit",
+        "--certificate",
+        str(_certificate(d)),
+        "--budget",
+        "0.3",
+        "--log",
+        str(d / "logs"),
+        "--out",
+        str(d / "aud"),
+    ]
 
 
 def ambiguous_budget(d: Path) -> list[str]:
-    return ["audit", "--certificate", str(_certificate(d)), "--log", str(_log(d)),
-            "--out", str(d / "aud")]
+    return [
+        "audit",
+        "--certificate",
+        str(_certificate(d)),
+        "--log",
+        str(_log(d)),
+        "--out",
+        str(d / "aud"),
+    ]
 
 
 def edited_certificate(d: Path) -> list[str]:
@@ -89,12 +127,24 @@ def edited_certificate(d: Path) -> list[str]:
     raw = json.loads(cert.read_text())
     raw["results"][1]["budget"] = 0.9
     (d / "edited.json").write_text(json.dumps(raw))
-    return ["audit", "--certificate", str(d / "edited.json"), "--budget", "0.9", "--log",
-            str(_log(d)), "--out", str(d / "aud")]
+    return [
+        "audit",
+        "--certificate",
+        str(d / "edited.json"),
+        "--budget",
+        "0.9",
+        "--log",
+        str(_log(d)),
+        "--out",
+        str(d / "aud"),
+    ]
 
 
 def budget_out_of_range(d: Path) -> list[str]:
-    return ["calibrate", str(_spec(d, "data: {table: scores.parquet}\ncalibration:\n  budget: 1.5\n"))]
+    return [
+        "calibrate",
+        str(_spec(d, "data: {table: scores.parquet}\ncalibration:\n  budget: 1.5\n")),
+    ]
 
 
 def delta_zero(d: Path) -> list[str]:
@@ -119,12 +169,20 @@ def too_few_rows(d: Path) -> list[str]:
 
 def output_is_a_file(d: Path) -> list[str]:
     (d / "taken").write_text("a file the user owns\n")
-    return ["calibrate", str(_spec(d, "data: {table: scores.parquet}\noutputs: {directory: taken}\n"))]
+    return [
+        "calibrate",
+        str(_spec(d, "data: {table: scores.parquet}\noutputs: {directory: taken}\n")),
+    ]
 
 
 def output_under_a_file(d: Path) -> list[str]:
     (d / "taken").write_text("a file the user owns\n")
-    return ["calibrate", str(_spec(d, "data: {table: scores.parquet}\n")), "-o", str(d / "taken" / "sub")]
+    return [
+        "calibrate",
+        str(_spec(d, "data: {table: scores.parquet}\n")),
+        "-o",
+        str(d / "taken" / "sub"),
+    ]
 
 
 def missing_table(d: Path) -> list[str]:
@@ -132,7 +190,10 @@ def missing_table(d: Path) -> list[str]:
 
 
 def unknown_field(d: Path) -> list[str]:
-    return ["calibrate", str(_spec(d, "data: {table: scores.parquet}\ncalibration: {budgett: 0.2}\n"))]
+    return [
+        "calibrate",
+        str(_spec(d, "data: {table: scores.parquet}\ncalibration: {budgett: 0.2}\n")),
+    ]
 
 
 CASES: list[tuple[Setup, int, str]] = [
@@ -147,7 +208,11 @@ CASES: list[tuple[Setup, int, str]] = [
     (delta_zero, EXIT_BAD_INPUT, r"spec\.yaml:2:\d+: .*delta"),
     (malformed_yaml, EXIT_BAD_INPUT, r"spec\.yaml:\d+(:\d+)?: "),
     (nan_scores, EXIT_BAD_INPUT, r"scores\.parquet: .*dv_score.*(row|id)"),
-    (too_few_rows, EXIT_BAD_INPUT, r"scores\.parquet: only \d+ calibration rows .*needs at least \d+ rows"),
+    (
+        too_few_rows,
+        EXIT_BAD_INPUT,
+        r"scores\.parquet: only \d+ calibration rows .*needs at least \d+ rows",
+    ),
     (output_is_a_file, EXIT_BAD_INPUT, r"taken.*(not a folder|is a file|exists)"),
     (output_under_a_file, EXIT_BAD_INPUT, r"taken"),
     (missing_table, EXIT_BAD_INPUT, r"nowhere\.parquet.*not found"),
@@ -175,16 +240,32 @@ def test_bad_input(tmp_path, capsys, setup: Setup, code: int, needle: str) -> No
 def test_audit_json_flag_after_the_subcommand(tmp_path, capsys) -> None:
     cert, log = _certificate(tmp_path), _log(tmp_path, n=400)
     capsys.readouterr()
-    code = main(["audit", "--certificate", str(cert), "--budget", "0.3", "--log", str(log),
-                 "--out", str(tmp_path / "aud"), "--json"])
+    code = main(
+        [
+            "audit",
+            "--certificate",
+            str(cert),
+            "--budget",
+            "0.3",
+            "--log",
+            str(log),
+            "--out",
+            str(tmp_path / "aud"),
+            "--json",
+        ]
+    )
     assert code in (EXIT_OK, EXIT_NOT_CERTIFIED)
     out = json.loads(capsys.readouterr().out)
     assert out["exit_code"] == code and isinstance(out["compliant"], bool)
 
 
 def test_yaml_floats_as_people_write_them(tmp_path) -> None:
-    spec = _spec(tmp_path, "data: {table: scores.parquet}\ncalibration: {budget: 3e-1, delta: 1e-1}\n"
-                 "outputs: {directory: out}\n", n=800)
+    spec = _spec(
+        tmp_path,
+        "data: {table: scores.parquet}\ncalibration: {budget: 3e-1, delta: 1e-1}\n"
+        "outputs: {directory: out}\n",
+        n=800,
+    )
     assert main(["calibrate", str(spec)]) == EXIT_OK
     raw = json.loads((tmp_path / "out" / "certificate.json").read_text())
     assert raw["results"][0]["budget"] == 0.3 and raw["results"][0]["delta"] == 0.1

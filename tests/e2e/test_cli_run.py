@@ -14,8 +14,17 @@ def _table(path: Path, n=600, seed=0):
     b = np.clip(0.5 + (2 * y - 1) * rng.normal(0.3, 0.25, n), 0, 1)
     d = (2 * y - 1) * (b - p) + rng.normal(0, 0.3, n)
     split = np.where(np.arange(n) < 100, "train", "")
-    pd.DataFrame({"id": np.arange(n).astype(str), "split": split, "group": rng.choice(["a", "b"], n),
-                  "label": y, "probe_prob": p, "expert_prob": b, "dv_score": d}).to_parquet(path)
+    pd.DataFrame(
+        {
+            "id": np.arange(n).astype(str),
+            "split": split,
+            "group": rng.choice(["a", "b"], n),
+            "label": y,
+            "probe_prob": p,
+            "expert_prob": b,
+            "dv_score": d,
+        }
+    ).to_parquet(path)
 
 
 def test_ctd_run_end_to_end(tmp_path, capsys):
@@ -43,7 +52,10 @@ def test_ctd_run_end_to_end(tmp_path, capsys):
     for r in cert["results"]:
         tau = r["threshold"]
         assert (f"{tau:.4g}" if isinstance(tau, float) else "+∞") in md
-    assert "[certificate.json](certificate.json)" in md and "[calibration.html](calibration.html)" in md
+    assert (
+        "[certificate.json](certificate.json)" in md
+        and "[calibration.html](calibration.html)" in md
+    )
     assert '<a href="certificate.json">' in html and '<a href="calibration.html">' in html
 
 

@@ -6,7 +6,17 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("numpy", "scipy", "pandas", "matplotlib", "torch", "transformers", "pydantic", "fastapi", "ray")
+HEAVY = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "matplotlib",
+    "torch",
+    "transformers",
+    "pydantic",
+    "fastapi",
+    "ray",
+)
 
 
 def test_parser_and_plugins_import_nothing_heavy() -> None:
@@ -28,7 +38,9 @@ def test_the_probes_block_is_still_validated_after_lazy_registration(tmp_path) -
     load_plugins()
     assert block_model("probes").__name__ == "ProbesSpec"
     spec = tmp_path / "s.yaml"
-    spec.write_text("data: {table: t.parquet}\nprobes: {datasets: [{name: toxigen}], model: gpt-99}\n")
+    spec.write_text(
+        "data: {table: t.parquet}\nprobes: {datasets: [{name: toxigen}], model: gpt-99}\n"
+    )
     import pytest
 
     from ctd_stats.errors import CTDInputError

@@ -179,7 +179,9 @@ def test_demo_controls_and_verdict(demo_run):
         )
     md = (out / "report.md").read_text()
     assert md.index("## Verdict and controls") < md.index("## Deployment: the certified thresholds")
-    head = md.split("\n## ", 1)[0]  # the summary at the very top carries the verdict's first sentence
+    head = md.split("\n## ", 1)[
+        0
+    ]  # the summary at the very top carries the verdict's first sentence
     assert "Verdict: " + study["verdict"]["text"].split(". ", 1)[0].rstrip(".") in head
 
 

@@ -30,7 +30,11 @@ SPEC = ROOT / "specs" / "semi-synthetic.yaml"
 def semi_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("semi")
     code = main(["run", str(SPEC), "-o", str(out), "--repeats", "100"])
-    return code, out, {e["expert"]: e for e in json.loads((out / "study.json").read_text())["experts"]}
+    return (
+        code,
+        out,
+        {e["expert"]: e for e in json.loads((out / "study.json").read_text())["experts"]},
+    )
 
 
 def _delta_at(e: dict, budget: float) -> dict:

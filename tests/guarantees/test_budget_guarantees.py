@@ -34,7 +34,13 @@ def _population(N, rng, signal):
 @pytest.mark.parametrize("dist", ["uniform", "normal", "discrete", "point_mass"])
 def test_budget_guarantee(dist, procedure):
     res = simulate_budget_guarantee(
-        make_population(dist), n=1000, budget=0.3, delta=DELTA, trials=10_000, procedure=procedure, seed=42
+        make_population(dist),
+        n=1000,
+        budget=0.3,
+        delta=DELTA,
+        trials=10_000,
+        procedure=procedure,
+        seed=42,
     )
     assert res.violations <= binomial_tolerance(res.trials, DELTA), res.to_dict()
 
@@ -67,7 +73,16 @@ def test_joint_budget_and_error_guarantee(joint, error_level):
     by opt p-values, must also certify most of the time (the old least-delegation-first order never did).
     """
     pop = _population(200_000, np.random.default_rng(4), 2.0)
-    res = simulate_cascade_guarantee(pop, n=1000, budget=0.3, delta=DELTA, trials=1500, error_level=error_level, joint=joint, seed=6)
+    res = simulate_cascade_guarantee(
+        pop,
+        n=1000,
+        budget=0.3,
+        delta=DELTA,
+        trials=1500,
+        error_level=error_level,
+        joint=joint,
+        seed=6,
+    )
     v = res.joint_violations
     assert v <= binomial_tolerance(1500, DELTA), res.to_dict()
     assert res.budget_result.fail_closed < 0.1 * 1500, res.to_dict()  # it certifies (power)

@@ -56,7 +56,11 @@ def test_no_split_guarantee_when_every_delegation_helps(budget):
     rng = np.random.default_rng(21)
     n_pop = 100_000
     pop = CascadeData(rng.normal(size=n_pop), np.zeros(n_pop, bool), np.ones(n_pop, bool))
-    res = simulate_cascade_guarantee(pop, n=300, budget=budget, delta=DELTA, trials=TRIALS, split="none", seed=22)
+    res = simulate_cascade_guarantee(
+        pop, n=300, budget=budget, delta=DELTA, trials=TRIALS, split="none", seed=22
+    )
     r = res.budget_result
     assert r.violations <= binomial_tolerance(r.trials, DELTA), r.to_dict()
-    assert r.fail_closed == 0 and r.mean_realized_rate > 0.7 * budget  # it spends the budget (k* < αn)
+    assert (
+        r.fail_closed == 0 and r.mean_realized_rate > 0.7 * budget
+    )  # it spends the budget (k* < αn)

@@ -62,7 +62,9 @@ class TimestampKind:
             raise CTDInputError("the log has no rows, so no timestamp kind")
         return self._value
 
-    def observe(self, tkind: str, source: RowSource, column: str, offset: int | None = None) -> None:
+    def observe(
+        self, tkind: str, source: RowSource, column: str, offset: int | None = None
+    ) -> None:
         """Record ``tkind`` (first call) or check it against the kind recorded before."""
         if self._value is None:
             self._value = tkind

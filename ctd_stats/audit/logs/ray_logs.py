@@ -69,7 +69,9 @@ def read_parts(batch: pd.DataFrame, cols: LogColumns, threshold: float) -> pd.Da
         try:
             table = pq.read_table(path, columns=cols.names())
         except Exception as exc:  # pyarrow raises several types for corrupt files / missing columns
-            raise CTDInputError(f"{path}: not a readable Parquet part with the log's columns ({exc})") from exc
+            raise CTDInputError(
+                f"{path}: not a readable Parquet part with the log's columns ({exc})"
+            ) from exc
         df = table.to_pandas()
         df["path"] = path
         out.append(parse_block(df, cols, threshold))
@@ -89,7 +91,8 @@ def _input_error(exc: BaseException) -> CTDInputError | None:
         if isinstance(cur, CTDInputError):
             found.append(cur)
         todo += [
-            c for c in (getattr(cur, "cause", None), cur.__cause__, cur.__context__)
+            c
+            for c in (getattr(cur, "cause", None), cur.__cause__, cur.__context__)
             if isinstance(c, BaseException)
         ]
     plain = [e for e in found if type(e) is CTDInputError]
@@ -123,7 +126,9 @@ def ray_chunks(
     # path resolution is bypassed, the parts are already listed and sorted.
     ds = ray.data.from_items([{"path": f} for f in files], override_num_blocks=len(files))
     ds = ds.map_batches(
-        read_parts, fn_kwargs={"cols": cols, "threshold": threshold}, batch_format="pandas",
+        read_parts,
+        fn_kwargs={"cols": cols, "threshold": threshold},
+        batch_format="pandas",
         batch_size=1,
     )
     offset = 0
@@ -142,7 +147,12 @@ def ray_chunks(
 
 
 def _chunk(
-    df: pd.DataFrame, offset: int, cols: LogColumns, coder: GroupCoder, kind: TimestampKind, reader: Any
+    df: pd.DataFrame,
+    offset: int,
+    cols: LogColumns,
+    coder: GroupCoder,
+    kind: TimestampKind,
+    reader: Any,
 ) -> LogChunk:
     for k in np.unique(df["kind"].to_numpy()):
         kind.observe(_KINDS[int(k)], reader, cols.timestamp)

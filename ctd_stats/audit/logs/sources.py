@@ -34,6 +34,7 @@ def chunk_sources(
     (:mod:`ctd_stats.audit.logs.ray_logs`); the chunks are the same rows, parsed the same way.
     """
     if engine == "ray":
+
         def first() -> Iterator[LogChunk]:
             return ray_chunks(reader, cols, threshold, coder, chunk_rows, kind, address)
 

@@ -77,7 +77,9 @@ def sqlite_layout(path: Path) -> tuple[str, list[str], int]:
     return table, [str(r[1]) for r in info], int(count)
 
 
-def sqlite_chunks(path: Path, table: str, cols: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+def sqlite_chunks(
+    path: Path, table: str, cols: list[str], chunk_rows: int
+) -> Iterator[pd.DataFrame]:
     """DataFrames of at most ``chunk_rows`` rows of ``cols``, in ``rowid`` order."""
     select = ", ".join(quote(c) for c in cols)
     try:

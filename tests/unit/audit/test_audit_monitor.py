@@ -25,8 +25,6 @@ ALPHA = 0.05
 TRIALS, HORIZON = 2000, 5000
 
 
-
-
 def test_detection_delay_at_one_and_a_half_budget(record_property) -> None:
     budget = 0.1
     alarms = simulate_alarm_times(
@@ -144,7 +142,9 @@ def test_detection_prior_keeps_validity_and_speeds_up_detection_at_its_target():
 
     def first_alarms(prior, rate, streams, seed):
         mart, rng = MixtureMartingale(b, alpha, prior), np.random.default_rng(seed)
-        return np.array([mart.first_alarm(t, np.cumsum(rng.random(T) < rate)) for _ in range(streams)])
+        return np.array(
+            [mart.first_alarm(t, np.cumsum(rng.random(T) < rate)) for _ in range(streams)]
+        )
 
     null = first_alarms(tuned, b, 600, seed=11)
     assert int((null >= 0).sum()) <= binomial_tolerance(600, alpha)

@@ -15,12 +15,14 @@ from ctd_stats.errors import CTDInputError
 def _frame(n: int = 600) -> pd.DataFrame:
     rng = np.random.default_rng(1)
     score = rng.normal(size=n)
-    return pd.DataFrame({
-        "timestamp": np.arange(n, dtype=np.float64) * 60.0,
-        "dv_score": score,
-        "delegated": score > 0.5,
-        "group": rng.choice(["a", "b"], n),
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": np.arange(n, dtype=np.float64) * 60.0,
+            "dv_score": score,
+            "delegated": score > 0.5,
+            "group": rng.choice(["a", "b"], n),
+        }
+    )
 
 
 def _content(res: object) -> dict[str, object]:

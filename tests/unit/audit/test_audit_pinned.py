@@ -108,9 +108,9 @@ def _error_cases() -> dict[str, str]:
     cases: dict[str, tuple[pd.DataFrame, dict[str, Any]]] = {
         "empty": (make_log(10, seed=1).iloc[:0], {}),
         "missing_score_no_decision": (
-            make_log(50, seed=1).drop(columns=["delegated"]).assign(
-                dv_score=lambda d: d["dv_score"].where(d.index != 7)
-            ),
+            make_log(50, seed=1)
+            .drop(columns=["delegated"])
+            .assign(dv_score=lambda d: d["dv_score"].where(d.index != 7)),
             {},
         ),
         "bad_budget": (make_log(10, seed=1), {"budget": 1.5}),
@@ -176,4 +176,6 @@ def test_audit_output_is_pinned(tmp_path: Path, capsys: pytest.CaptureFixture[st
     for section in expected:
         assert list(got[section]) == list(expected[section]), section
         for case in expected[section]:
-            assert_matches_golden(got[section][case], expected[section][case], label=f"{section}/{case}")
+            assert_matches_golden(
+                got[section][case], expected[section][case], label=f"{section}/{case}"
+            )

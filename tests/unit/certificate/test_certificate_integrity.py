@@ -78,12 +78,20 @@ def test_hand_edited_budget_is_refused(cert_path, tmp_path):
             "p-value > delta|procedure does not give",
         ),
         (
-            lambda r: r["results"][0]["tested"][0].update(ht_count=r["results"][0]["tested"][0]["ht_count"] + 1),
+            lambda r: r["results"][0]["tested"][0].update(
+                ht_count=r["results"][0]["tested"][0]["ht_count"] + 1
+            ),
             "disagree with the recorded counts",
         ),
-        (lambda r: r["results"][1].update(threshold=-1.0), "not among the certified|not the smallest"),
+        (
+            lambda r: r["results"][1].update(threshold=-1.0),
+            "not among the certified|not the smallest",
+        ),
         (lambda r: r["results"][0].update(threshold="inf", certified=False), "certified but"),
-        (lambda r: r["results"][0]["tested"][-1].update(rejected=True), "p-value > delta|procedure"),
+        (
+            lambda r: r["results"][0]["tested"][-1].update(rejected=True),
+            "p-value > delta|procedure",
+        ),
     ],
 )
 def test_edits_with_a_recomputed_digest_are_refused(cert_path, tmp_path, edit, needle):
@@ -103,7 +111,10 @@ def test_edited_budget_makes_ctd_audit_exit_2_not_compliant(cert_path, tmp_path,
     log = tmp_path / "log.csv"
     log.write_text(
         "timestamp,dv_score,delegated\n"
-        + "".join(f"2026-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z,{s},{s > tau}\n" for i, s in enumerate(scores))
+        + "".join(
+            f"2026-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z,{s},{s > tau}\n"
+            for i, s in enumerate(scores)
+        )
     )
     raw = json.loads(cert_path.read_text())
     raw["results"][1]["budget"] = 0.9
@@ -112,11 +123,24 @@ def test_edited_budget_makes_ctd_audit_exit_2_not_compliant(cert_path, tmp_path,
         code = main(["audit", "--certificate", str(path), "--log", str(log), "--budget", "0.9"])
         err = capsys.readouterr().err
         assert code == EXIT_BAD_INPUT and "Traceback" not in err
-        assert "audit-edited.json" in err and ("does not match its digest" in err or "inconsistent" in err)
+        assert "audit-edited.json" in err and (
+            "does not match its digest" in err or "inconsistent" in err
+        )
     # the untouched certificate gives the honest verdict: a violation of budget 0.3
     out = tmp_path / "audit-out"
-    code = main(["audit", "--certificate", str(cert_path), "--log", str(log), "--budget", "0.3",
-                 "--out", str(out)])
+    code = main(
+        [
+            "audit",
+            "--certificate",
+            str(cert_path),
+            "--log",
+            str(log),
+            "--budget",
+            "0.3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == EXIT_NOT_CERTIFIED  # 1 = violation found
 
 
@@ -165,7 +189,9 @@ def test_certificate_without_integrity_is_refused(cert_path, tmp_path):
 def test_inconsistent_certificate_object_is_refused_by_cascade(cert_path):
     cert = load_certificate(cert_path)
     r = cert.results[1]
-    forged = cert.model_copy(update={"results": [cert.results[0], r.model_copy(update={"budget": 0.9})]})
+    forged = cert.model_copy(
+        update={"results": [cert.results[0], r.model_copy(update={"budget": 0.9})]}
+    )
     with pytest.raises(CTDInputError, match="certificate object: inconsistent certificate"):
         Cascade.from_certificate(forged, budget=0.9)
     assert Cascade.from_certificate(cert, budget=0.3).certified
@@ -200,14 +226,19 @@ def test_every_calibration_yields_a_consistent_certificate(tmp_path, table_tools
 def test_large_grid_records_the_fixed_sequence_boundary(tmp_path, table_tools, extra, monkeypatch):
     """5,000 rows, budget-only: the grid has thousands of thresholds; the certificate keeps the two
     that decide everything, stays consistent, and a forged boundary is still caught."""
-    monkeypatch.setattr("ctd_stats.certificate.build.MAX_RECORDED_TESTS", 1000 if extra else 20)  # fronts are short
+    monkeypatch.setattr(
+        "ctd_stats.certificate.build.MAX_RECORDED_TESTS", 1000 if extra else 20
+    )  # fronts are short
     path = _calibrate(tmp_path, table_tools, extra=extra, n=5000)
     raw = json.loads(path.read_text())
     for r in raw["results"]:
         assert r["tested_scope"] == "fixed_sequence_boundary" and len(r["tested"]) == 2
         last_ok, first_fail = r["tested"]
         assert last_ok["rejected"] and not first_fail["rejected"]
-        assert last_ok["threshold"] == r["threshold"] and last_ok["pvalue"] <= r["delta"] < first_fail["pvalue"]
+        assert (
+            last_ok["threshold"] == r["threshold"]
+            and last_ok["pvalue"] <= r["delta"] < first_fail["pvalue"]
+        )
         assert first_fail["ht_count"] > last_ok["ht_count"]
         assert r["pareto_front"] is None or len(r["pareto_front"]) <= 20
     assert certificate_problems(load_certificate(path)) == []
@@ -217,7 +248,9 @@ def test_large_grid_records_the_fixed_sequence_boundary(tmp_path, table_tools, e
         load_certificate(_write(tmp_path, _reseal_plain(raw)))
 
 
-def test_audit_warns_when_the_certificate_is_not_the_one_its_run_wrote(tmp_path, table_tools, capsys):
+def test_audit_warns_when_the_certificate_is_not_the_one_its_run_wrote(
+    tmp_path, table_tools, capsys
+):
     """A valid certificate copied over another run's: usable, but the manifest mismatch is reported."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -225,13 +258,26 @@ def test_audit_warns_when_the_certificate_is_not_the_one_its_run_wrote(tmp_path,
     b = _calibrate(tmp_path / "b", table_tools, n=1600, name="b")
     b.write_bytes(a.read_bytes())  # run b's folder now holds run a's certificate
     log = tmp_path / "log.jsonl"
-    log.write_text("".join(
-        json.dumps({"timestamp": f"2026-01-01T00:00:{i % 60:02d}Z", "dv_score": -5.0}) + "\n"
-        for i in range(200)
-    ))
+    log.write_text(
+        "".join(
+            json.dumps({"timestamp": f"2026-01-01T00:00:{i % 60:02d}Z", "dv_score": -5.0}) + "\n"
+            for i in range(200)
+        )
+    )
     capsys.readouterr()
-    code = main(["audit", "--certificate", str(b), "--budget", "0.3", "--log", str(log),
-                 "--out", str(tmp_path / "aud")])
+    code = main(
+        [
+            "audit",
+            "--certificate",
+            str(b),
+            "--budget",
+            "0.3",
+            "--log",
+            str(log),
+            "--out",
+            str(tmp_path / "aud"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == EXIT_OK
     assert "warning:" in err and "changed since the run that wrote it" in err
@@ -241,8 +287,14 @@ def test_audit_warns_when_the_certificate_is_not_the_one_its_run_wrote(tmp_path,
     ("edit", "needle"),
     [
         (lambda r: r.update(error_level=0.2), "certifies the budget only"),
-        (lambda r: r["tested"][1].update(opt_rate=r["tested"][1]["opt_rate"] + 0.01), "opt rates differ"),
-        (lambda r: r["tested"][2].update(opt_error=r["tested"][0]["opt_error"] + 0.01), "not a Pareto front"),
+        (
+            lambda r: r["tested"][1].update(opt_rate=r["tested"][1]["opt_rate"] + 0.01),
+            "opt rates differ",
+        ),
+        (
+            lambda r: r["tested"][2].update(opt_error=r["tested"][0]["opt_error"] + 0.01),
+            "not a Pareto front",
+        ),
         (lambda r: r.update(method="budget_only"), "only Pareto calibration has a split"),
     ],
 )
@@ -264,8 +316,7 @@ def test_spec_refuses_no_split_with_an_error_level(tmp_path, table_tools, capsys
     write_frame(score_frame(300), d / "scores.parquet")
     spec = d / "spec.yaml"
     spec.write_text(
-        "data: {table: scores.parquet}\n"
-        "calibration: {budget: 0.3, split: none, error_level: 0.2}\n"
+        "data: {table: scores.parquet}\ncalibration: {budget: 0.3, split: none, error_level: 0.2}\n"
     )
     assert main(["calibrate", str(spec)]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err

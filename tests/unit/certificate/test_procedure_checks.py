@@ -67,7 +67,9 @@ def _certify_one_more(entry: dict[str, Any], critical: float) -> None:
     the smallest certified threshold again, so only the procedure can object)."""
     tested = entry["tested"]
     i = next(
-        i for i, t in enumerate(tested) if not t["rejected"] and critical < t["pvalue"] <= entry["delta"]
+        i
+        for i, t in enumerate(tested)
+        if not t["rejected"] and critical < t["pvalue"] <= entry["delta"]
     )
     tested[i]["rejected"] = True
     entry["threshold"] = min(float(t["threshold"]) for t in tested if t["rejected"])

@@ -42,7 +42,9 @@ def test_result_and_input_types_are_frozen(name: str):
 
 
 def test_import_is_lazy():
-    code = "import sys, ctd_stats; print(sorted(m for m in ('scipy', 'pandas') if m in sys.modules))"
+    code = (
+        "import sys, ctd_stats; print(sorted(m for m in ('scipy', 'pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

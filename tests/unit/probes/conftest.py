@@ -35,7 +35,13 @@ def make_tokenizer(template: str | None = TEMPLATE) -> Any:
     vocab = {w: i for i, w in enumerate(specials + sorted(set(WORDS) | {"system", "assistant"}))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="</s>", bos_token="<s>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        eos_token="</s>",
+        bos_token="<s>",
+    )
     if template is not None:
         fast.chat_template = template
     return fast
@@ -47,8 +53,14 @@ def make_model(layers: int = 3, hidden: int = 32, vocab: int = 64, seed: int = 0
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
-        vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0,
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
     )
     return LlamaForCausalLM(cfg).eval()
 
@@ -60,7 +72,11 @@ def synthetic_texts(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     texts = []
     for label in y:
         pool = HARMFUL if label else BENIGN
-        words = list(rng.choice(pool, size=3)) + list(rng.choice(["how", "do", "i", "please", "tell", "me", "the"], size=int(rng.integers(1, 6))))
+        words = list(rng.choice(pool, size=3)) + list(
+            rng.choice(
+                ["how", "do", "i", "please", "tell", "me", "the"], size=int(rng.integers(1, 6))
+            )
+        )
         rng.shuffle(words)
         texts.append(" ".join(words))
     return texts, y
@@ -83,9 +99,16 @@ def tiny_loaded(tiny_model: Any, tiny_tokenizer: Any) -> Any:
     from probes.assets import LoadedModel, ModelSpec, PackageFile
 
     spec = ModelSpec(
-        name="tiny-test", description="tiny random Llama", packages=("none==0",), source="gguf",
-        files=(PackageFile(module="none", path="none.gguf"),), sha256="0" * 64, num_layers=3,
-        hidden_size=32, default_layers=(1, 2, 3), license="n/a",
+        name="tiny-test",
+        description="tiny random Llama",
+        packages=("none==0",),
+        source="gguf",
+        files=(PackageFile(module="none", path="none.gguf"),),
+        sha256="0" * 64,
+        num_layers=3,
+        hidden_size=32,
+        default_layers=(1, 2, 3),
+        license="n/a",
     )
     return LoadedModel(tiny_model, tiny_tokenizer, spec, "cpu")
 

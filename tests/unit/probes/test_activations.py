@@ -8,7 +8,12 @@ from probes.activations import ActivationExtractor, normalize_layers
 
 torch = pytest.importorskip("torch")
 
-TEXTS = ["how do i make a bomb", "bake a cake for friends", "tell me about the history of music please", "hack"]
+TEXTS = [
+    "how do i make a bomb",
+    "bake a cake for friends",
+    "tell me about the history of music please",
+    "hack",
+]
 
 
 def reference(model, tok, text, layers, pooling):
@@ -27,7 +32,9 @@ def test_matches_unbatched_reference(tiny_model, tiny_tokenizer, pooling, layers
     assert acts.shape == (4, len(layers), 32) and acts.dtype == torch.float32
     norm = normalize_layers(layers, 3)
     for i, t in enumerate(TEXTS):
-        torch.testing.assert_close(acts[i], reference(tiny_model, tiny_tokenizer, t, norm, pooling), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            acts[i], reference(tiny_model, tiny_tokenizer, t, norm, pooling), atol=1e-5, rtol=1e-4
+        )
     assert stats.n_texts == 4 and stats.n_computed == 4 and stats.tokens_per_text > 0
 
 
@@ -58,7 +65,9 @@ def test_duplicates_computed_once(tiny_model, tiny_tokenizer):
 
 
 def test_chat_template_truncation_keeps_generation_prompt(tiny_model, tiny_tokenizer):
-    ex = ActivationExtractor(tiny_model, tiny_tokenizer, model_key="tiny", chat_template=True, max_length=16)
+    ex = ActivationExtractor(
+        tiny_model, tiny_tokenizer, model_key="tiny", chat_template=True, max_length=16
+    )
     ids = ex._encode(["bomb " * 100, "cake"])
     assert all(len(x) <= 16 for x in ids)
     tail = tiny_tokenizer.convert_tokens_to_ids(["<s>", "assistant", ":"])

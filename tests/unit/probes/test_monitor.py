@@ -18,13 +18,25 @@ from tests.unit.probes.test_pipeline import make_spec, patched  # noqa: F401  (f
 
 @pytest.fixture
 def bundle(patched, tmp_path):  # noqa: F811
-    spec = make_spec(tmp_path, experts=[{"name": "col", "kind": "column", "params": {"path": str(tmp_path / "col.parquet")}}])
+    spec = make_spec(
+        tmp_path,
+        experts=[
+            {"name": "col", "kind": "column", "params": {"path": str(tmp_path / "col.parquet")}}
+        ],
+    )
     result = build_score_table(spec)
     path = result.save_monitor(tmp_path / "monitor")
-    rows = pd.concat([  # the texts the patched datasets produced (see the `patched` fixture)
-        pd.DataFrame({"id": [f"{n}/{i:05d}" for i in range(k)], "text": synthetic_texts(k, seed=len(n))[0]})
-        for n, k in (("toxigen", 120), ("pyrit_harm", 80))
-    ])
+    rows = pd.concat(
+        [  # the texts the patched datasets produced (see the `patched` fixture)
+            pd.DataFrame(
+                {
+                    "id": [f"{n}/{i:05d}" for i in range(k)],
+                    "text": synthetic_texts(k, seed=len(n))[0],
+                }
+            )
+            for n, k in (("toxigen", 120), ("pyrit_harm", 80))
+        ]
+    )
     return path.parent, result.frame.merge(rows, on="id")
 
 
@@ -65,8 +77,12 @@ def test_gateway_decides_on_texts_with_the_monitor(bundle, tmp_path):
 
     directory, frame = bundle
     monitor = TextMonitor(directory)
-    cert = write_certificate(tmp_path / "certificate.json", threshold=float(np.median(frame["dv_score__col"])))
-    gateway = Gateway(GatewayConfig(certificate=cert, db=tmp_path / "log.db", scores_only=False), scorer=monitor)
+    cert = write_certificate(
+        tmp_path / "certificate.json", threshold=float(np.median(frame["dv_score__col"]))
+    )
+    gateway = Gateway(
+        GatewayConfig(certificate=cert, db=tmp_path / "log.db", scores_only=False), scorer=monitor
+    )
     with TestClient(create_app(gateway, Token(TOKEN))) as client:
         client.headers["Authorization"] = f"Bearer {TOKEN}"
         texts = frame["text"].tolist()[:6]

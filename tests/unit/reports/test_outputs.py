@@ -67,7 +67,9 @@ def test_refuses_to_overwrite_a_file_no_run_wrote(make_table, write_spec, tmp_pa
     assert (out / "report.md").read_text() != "my own notes"
 
 
-def test_rerun_of_the_same_spec_updates_and_removes_its_stale_files(make_table, write_spec, tmp_path):
+def test_rerun_of_the_same_spec_updates_and_removes_its_stale_files(
+    make_table, write_spec, tmp_path
+):
     make_table()
     spec = write_spec(SPEC)
     out = tmp_path / "out"
@@ -114,7 +116,9 @@ def test_interrupted_run_leaves_no_partial_file(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["a.json"]
 
 
-def test_interrupt_in_a_command_exits_130_without_traceback(make_table, write_spec, monkeypatch, capsys):
+def test_interrupt_in_a_command_exits_130_without_traceback(
+    make_table, write_spec, monkeypatch, capsys
+):
     make_table()
     spec = write_spec(SPEC)
 

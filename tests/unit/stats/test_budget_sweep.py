@@ -40,22 +40,32 @@ def test_cascade_thresholds_equal_calibrate_cascade(split, pvalue, levels):
         n_opt, n_ht = int(rng.integers(5, 120)), int(rng.integers(5, 400))
         opt, ht = _data(rng, n_opt, levels), _data(rng, n_ht, levels)
         delta = float(rng.choice([0.05, 0.1, 0.2]))
-        got = cascade_thresholds(opt=opt, ht=ht, budgets=BUDGETS, delta=delta, pvalue=pvalue, split=split)
+        got = cascade_thresholds(
+            opt=opt, ht=ht, budgets=BUDGETS, delta=delta, pvalue=pvalue, split=split
+        )
         want = [
-            calibrate_cascade(opt=opt, ht=ht, budget=float(a), delta=delta, pvalue=pvalue, split=split).threshold
+            calibrate_cascade(
+                opt=opt, ht=ht, budget=float(a), delta=delta, pvalue=pvalue, split=split
+            ).threshold
             for a in BUDGETS
         ]
         np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}")
         # The unsplit form: the same random opt/ht split as calibrate_cascade(data, seed=...).
         data = CascadeData.concat([opt, ht])
-        got = cascade_thresholds(data, budgets=BUDGETS, delta=delta, pvalue=pvalue, split=split, seed=trial)
+        got = cascade_thresholds(
+            data, budgets=BUDGETS, delta=delta, pvalue=pvalue, split=split, seed=trial
+        )
         want = [
-            calibrate_cascade(data, budget=float(a), delta=delta, pvalue=pvalue, split=split, seed=trial).threshold
+            calibrate_cascade(
+                data, budget=float(a), delta=delta, pvalue=pvalue, split=split, seed=trial
+            ).threshold
             for a in BUDGETS
         ]
         np.testing.assert_array_equal(got, want, err_msg=f"trial {trial}, data form")
     assert np.isfinite(got).any()
-    tiny = cascade_thresholds(opt=_data(rng, 20, None), ht=_data(rng, 3, None), budgets=[0.01], delta=0.05)
+    tiny = cascade_thresholds(
+        opt=_data(rng, 20, None), ht=_data(rng, 3, None), budgets=[0.01], delta=0.05
+    )
     assert np.isinf(tiny).all()
 
 
@@ -64,7 +74,10 @@ def test_cascade_thresholds_with_a_user_grid():
     opt, ht = _data(rng, 80, None), _data(rng, 300, None)
     grid = np.linspace(-2, 2, 17)
     got = cascade_thresholds(opt=opt, ht=ht, budgets=BUDGETS, delta=0.1, thresholds=grid)
-    want = [calibrate_cascade(opt=opt, ht=ht, budget=float(a), delta=0.1, thresholds=grid).threshold for a in BUDGETS]
+    want = [
+        calibrate_cascade(opt=opt, ht=ht, budget=float(a), delta=0.1, thresholds=grid).threshold
+        for a in BUDGETS
+    ]
     np.testing.assert_array_equal(got, want)
 
 
@@ -91,7 +104,9 @@ def test_batch_masks_equal_the_one_k_functions(partial, n, batch_size):
     top = batch_topk_masks(scores, ks, batch_size, partial=partial)
     med = batch_median_window_masks(scores, ks, batch_size, partial=partial)
     for j, k in enumerate(ks):
-        np.testing.assert_array_equal(top[j], batch_topk_delegate(scores, int(k), batch_size, partial=partial))
+        np.testing.assert_array_equal(
+            top[j], batch_topk_delegate(scores, int(k), batch_size, partial=partial)
+        )
         np.testing.assert_array_equal(
             med[j], batch_median_window_delegate(scores, int(k), batch_size, partial=partial)
         )

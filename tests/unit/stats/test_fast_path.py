@@ -45,14 +45,18 @@ def test_certified_count_is_the_binomial_quantile_boundary():
 def test_exact_forms_issue_example():
     assert expected_rate(20, 0.3, 0.1) == pytest.approx(3 / 21)
     assert violation_probability(20, 0.3, 0.1) == pytest.approx(0.0355, abs=5e-5)
-    assert violation_probability(5, 0.3, 0.1) == 0.0 and expected_rate(5, 0.3, 0.1) == 0.0  # fails closed
+    assert (
+        violation_probability(5, 0.3, 0.1) == 0.0 and expected_rate(5, 0.3, 0.1) == 0.0
+    )  # fails closed
 
 
 @pytest.mark.parametrize(("n", "budget"), [(20, 0.3), (200, 0.1), (1000, 0.3)])
 def test_exact_forms_match_simulation(n, budget):
     """Simulated violation frequency and mean rate agree with the closed forms (binomial tolerance)."""
     trials, delta = 20_000, 0.1
-    res = simulate_budget_guarantee(make_population("normal"), n=n, budget=budget, delta=delta, trials=trials, seed=3)
+    res = simulate_budget_guarantee(
+        make_population("normal"), n=n, budget=budget, delta=delta, trials=trials, seed=3
+    )
     p = violation_probability(n, budget, delta)
     lo, hi = binomial_acceptance(trials, p)  # 99.9% two-sided acceptance region
     assert lo <= res.violations <= hi, (res.violations, p * trials)
@@ -101,7 +105,11 @@ def test_full_grid_computes_pvalues_only_around_the_boundary(pvalue):
     counts = (x.size - np.searchsorted(np.sort(x), grid, side="right")).astype(np.int64)
     p_all = pvalue_function(pvalue)(counts, x.size, 0.2)
     rej_all = FixedSequence().reject(p_all, 0.1)
-    assert cal.threshold == grid[rej_all].min() == budget_threshold(x, 0.2, 0.1, pvalue=pvalue).threshold
+    assert (
+        cal.threshold
+        == grid[rej_all].min()
+        == budget_threshold(x, 0.2, 0.1, pvalue=pvalue).threshold
+    )
     assert cal.extras["family"] == "boundary_window" and cal.extras["grid_size"] == grid.size
     assert cal.thresholds.size == 2 * BOUNDARY_WINDOW
     lo = int(np.flatnonzero(grid == cal.thresholds[0])[0])

@@ -21,14 +21,16 @@ def test_fixed_sequence_never_rejects_past_first_failure(p, delta):
     rej = FixedSequence().reject(p, delta)
     fails = np.flatnonzero(~rej)
     if fails.size:
-        assert not rej[fails[0]:].any()
+        assert not rej[fails[0] :].any()
     assert np.all(p[rej] <= delta)
 
 
 @settings(max_examples=60, deadline=None)
 @given(p=pv, delta=st.floats(0.001, 0.5))
 def test_holm_and_bonferroni_match_statsmodels(p, delta):
-    np.testing.assert_array_equal(Holm().reject(p, delta), multipletests(p, delta, method="holm")[0])
+    np.testing.assert_array_equal(
+        Holm().reject(p, delta), multipletests(p, delta, method="holm")[0]
+    )
     np.testing.assert_array_equal(Bonferroni().reject(p, delta), p <= delta / p.size)
 
 
@@ -83,7 +85,9 @@ def test_power_warning_on_full_grid_bonferroni_and_holm():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         calibrate_budget(x, 0.1, 0.1)  # fixed-sequence: silent
-        calibrate_budget(x, 0.1, 0.1, procedure="holm", thresholds=[0.9, 0.95])  # explicit grid: silent
+        calibrate_budget(
+            x, 0.1, 0.1, procedure="holm", thresholds=[0.9, 0.95]
+        )  # explicit grid: silent
 
 
 def test_fixed_sequence_beats_bonferroni_on_the_full_grid():

@@ -96,7 +96,12 @@ def test_invariant_under_increasing_transforms(seed, n, budget, transform):
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(5, 300), d1=st.floats(0.01, 0.5), d2=st.floats(0.01, 0.5))
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(5, 300),
+    d1=st.floats(0.01, 0.5),
+    d2=st.floats(0.01, 0.5),
+)
 def test_certified_set_shrinks_with_delta(seed, n, d1, d2):
     x = np.random.default_rng(seed).random(n)
     lo, hi = sorted((d1, d2))
@@ -178,7 +183,9 @@ def test_integers_above_2_to_53_are_refused():
         calibrate_budget([-(2**60), 1], 0.3, 0.1)
     with pytest.raises(CTDInputError, match="2\\^53"):
         calibrate_budget(np.array([2**63 + 5], dtype=np.uint64), 0.3, 0.1)
-    ok = calibrate_budget(np.array([2**53, 0, 1], dtype=np.int64), 0.5, 0.5)  # exactly representable
+    ok = calibrate_budget(
+        np.array([2**53, 0, 1], dtype=np.int64), 0.5, 0.5
+    )  # exactly representable
     assert ok.n == 3
 
 

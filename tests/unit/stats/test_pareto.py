@@ -111,7 +111,9 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="too small"):
         calibrate_cascade(data.subset(np.array([0])), budget=0.3, delta=0.1)
     with pytest.raises(ValueError, match="labels"):
-        CascadeData.from_probabilities(data.dv_score, np.full(100, 2), np.full(100, 0.3), np.full(100, 0.3))
+        CascadeData.from_probabilities(
+            data.dv_score, np.full(100, 2), np.full(100, 0.3), np.full(100, 0.3)
+        )
 
 
 def strong_expert_data(n, seed):
@@ -138,7 +140,9 @@ def test_max_p_certifies_when_the_error_target_needs_the_expert(seed):
             assert cal.error_pvalues is not None and cal.error_pvalues[i] <= 0.1
             # the chain really is fixed-sequence along test_order at level δ
             p = np.maximum(cal.pvalues, cal.error_pvalues)[cal.test_order]
-            np.testing.assert_array_equal(cal.certified[cal.test_order], np.cumprod(p <= 0.1).astype(bool))
+            np.testing.assert_array_equal(
+                cal.certified[cal.test_order], np.cumprod(p <= 0.1).astype(bool)
+            )
 
 
 def test_max_p_order_depends_on_opt_only():

@@ -63,7 +63,9 @@ def test_min_calibration_size_exhaustive(delta):
             rate = frac * budget
             n = min_calibration_size(budget, delta, rate)
             kl = special.rel_entr(rate, budget) + special.rel_entr(1 - rate, 1 - budget)
-            upto = int(2 * np.log(1 / delta) / kl) + 200  # twice the Chernoff point: all certify beyond
+            upto = (
+                int(2 * np.log(1 / delta) / kl) + 200
+            )  # twice the Chernoff point: all certify beyond
             assert n == _brute_last_failure(budget, delta, rate, upto) + 1, (budget, delta, rate)
 
 

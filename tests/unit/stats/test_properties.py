@@ -23,9 +23,7 @@ def _front_brute_force(counts: list[int], errors: list[int]) -> list[int]:
     and it is the first of its count: the definition, checked pair by pair."""
     kept = []
     for i in range(len(counts)):
-        dominated = any(
-            counts[j] <= counts[i] and errors[j] <= errors[i] for j in range(i)
-        )
+        dominated = any(counts[j] <= counts[i] and errors[j] <= errors[i] for j in range(i))
         if not dominated:
             kept.append(i)
     return kept
@@ -69,13 +67,21 @@ def certificates(draw: st.DrawFn) -> Certificate:
         m = draw(st.integers(0, 4))
         taus = sorted(set(draw(st.lists(finite_or_inf, min_size=m, max_size=m))), reverse=True)
         # test order = descending τ, so the count of d > τ can only grow along it
-        counts = np.sort(np.asarray(draw(st.lists(st.integers(0, n_test), min_size=len(taus),
-                                                  max_size=len(taus))), dtype=np.int64))
+        counts = np.sort(
+            np.asarray(
+                draw(st.lists(st.integers(0, n_test), min_size=len(taus), max_size=len(taus))),
+                dtype=np.int64,
+            )
+        )
         pvals = binomial_pvalue(counts, n_test, budget)
         rejected = FixedSequence().reject(pvals, delta)
         tested = [
             TestedThreshold(
-                threshold=t, pvalue=float(p), rejected=bool(r), ht_rate=int(k) / n_test, ht_count=int(k)
+                threshold=t,
+                pvalue=float(p),
+                rejected=bool(r),
+                ht_rate=int(k) / n_test,
+                ht_count=int(k),
             )
             for t, p, r, k in zip(taus, pvals, rejected, counts, strict=True)
         ]

@@ -20,7 +20,9 @@ def test_binomial_matches_scipy_reference():
     n = 137
     k = np.arange(n + 1)
     for a in (0.001, 0.05, 0.3, 0.5, 0.999):
-        np.testing.assert_allclose(binomial_pvalue(k, n, a), stats.binom.cdf(k, n, a), rtol=1e-7, atol=1e-100)
+        np.testing.assert_allclose(
+            binomial_pvalue(k, n, a), stats.binom.cdf(k, n, a), rtol=1e-7, atol=1e-100
+        )
 
 
 def test_edge_cases():
@@ -41,12 +43,18 @@ def test_hb_is_min_and_bentkus_is_e_times_binomial():
     n, k = 400, np.arange(0, 401, 7)
     b = binomial_pvalue(k, n, 0.2)
     np.testing.assert_allclose(bentkus_pvalue(k, n, 0.2), np.minimum(1, np.e * b))
-    np.testing.assert_allclose(hb_pvalue(k, n, 0.2), np.minimum(hoeffding_pvalue(k, n, 0.2), bentkus_pvalue(k, n, 0.2)))
+    np.testing.assert_allclose(
+        hb_pvalue(k, n, 0.2), np.minimum(hoeffding_pvalue(k, n, 0.2), bentkus_pvalue(k, n, 0.2))
+    )
     # the exact binomial p-value is the smallest (most powerful) of the count-based ones
     assert np.all(b <= hoeffding_pvalue(k, n, 0.2) + 1e-12)
 
 
-@given(n=st.integers(1, 400), a=st.floats(0.001, 0.999), kind=st.sampled_from(["binomial", "hoeffding", "bentkus", "hb"]))
+@given(
+    n=st.integers(1, 400),
+    a=st.floats(0.001, 0.999),
+    kind=st.sampled_from(["binomial", "hoeffding", "bentkus", "hb"]),
+)
 def test_pvalues_monotone_in_k(n, a, kind):
     p = pvalue_function(kind)(np.arange(n + 1), n, a)
     assert np.all(np.diff(p) >= -1e-12)

@@ -20,7 +20,9 @@ DELTA = 0.1
 
 def test_power_fixed_sequence_continuous():
     """Reported power: at n = 1000, budget 0.3, δ = 0.1 the mean true rate is ≥ 0.275."""
-    res = simulate_budget_guarantee(make_population("uniform"), n=1000, budget=0.3, delta=0.1, trials=10_000, seed=0)
+    res = simulate_budget_guarantee(
+        make_population("uniform"), n=1000, budget=0.3, delta=0.1, trials=10_000, seed=0
+    )
     assert res.mean_realized_rate >= 0.275
     # and the guarantee is nearly tight (exact test): violation frequency is close to δ
     lo, _ = res.violation_interval
@@ -40,7 +42,9 @@ def test_negative_control_plugin_threshold_violates():
 def test_result_json():
     import json
 
-    res = simulate_budget_guarantee(np.random.default_rng(0).random(10_000), n=100, budget=0.3, delta=0.1, trials=200)
+    res = simulate_budget_guarantee(
+        np.random.default_rng(0).random(10_000), n=100, budget=0.3, delta=0.1, trials=200
+    )
     json.dumps(res.to_dict(), allow_nan=False)
     assert res.population == "empirical"
 
@@ -52,8 +56,15 @@ def test_simulation_grid_matches_the_exact_reference():
     from ctd_stats.stats.simulate import make_population
     from ctd_stats.study.simulation_grid import simulate_grid
 
-    rows = simulate_grid(make_population("uniform"), sizes=[20], budgets=[0.3],
-                         procedures=["fixed_sequence", "bonferroni"], delta=0.1, trials=20_000, seed=7)
+    rows = simulate_grid(
+        make_population("uniform"),
+        sizes=[20],
+        budgets=[0.3],
+        procedures=["fixed_sequence", "bonferroni"],
+        delta=0.1,
+        trials=20_000,
+        seed=7,
+    )
     fs, bonf = rows
     assert fs["exact_violation"] == pytest.approx(0.0355, abs=5e-4)
     assert fs["exact_mean_rate"] == pytest.approx(3 / 21)
@@ -61,6 +72,13 @@ def test_simulation_grid_matches_the_exact_reference():
     assert binomtest(fs["violations"], fs["trials"], fs["exact_violation"]).pvalue > 1e-3
     assert abs(fs["realized_mean"] - fs["exact_mean_rate"]) < 0.003  # sd/sqrt(20000) ≈ 0.0005
     assert bonf["exact_violation"] is None and bonf["exact_mean_rate"] is None  # no closed form
-    discrete = simulate_grid(make_population("discrete", values=[0.0, 1.0], probs=[0.5, 0.5]), sizes=[20],
-                             budgets=[0.3], procedures=["fixed_sequence"], delta=0.1, trials=100, seed=0)
+    discrete = simulate_grid(
+        make_population("discrete", values=[0.0, 1.0], probs=[0.5, 0.5]),
+        sizes=[20],
+        budgets=[0.3],
+        procedures=["fixed_sequence"],
+        delta=0.1,
+        trials=100,
+        seed=0,
+    )
     assert discrete[0]["exact_violation"] is None  # ties: no closed form

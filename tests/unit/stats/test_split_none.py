@@ -27,7 +27,9 @@ def test_chosen_threshold_satisfies_the_boundary_condition(pvalue):
     rng = np.random.default_rng(0)
     for t in range(200):
         n = int(rng.integers(30, 400))
-        data = _data(rng, n, expert_acc=float(rng.choice([0.4, 0.75, 0.95])), signal=float(rng.uniform(0, 3)))
+        data = _data(
+            rng, n, expert_acc=float(rng.choice([0.4, 0.75, 0.95])), signal=float(rng.uniform(0, 3))
+        )
         budget = float(rng.choice([0.05, 0.2, 0.4]))
         cal = calibrate_cascade(data, budget=budget, delta=0.1, split="none", pvalue=pvalue)
         assert cal.split == "none" and cal.n == cal.n_opt == cal.n_ht == n
@@ -56,7 +58,9 @@ def test_no_split_budget_violations_small_simulation():
     rng = np.random.default_rng(2)
     N = 50_000
     pop = CascadeData(rng.normal(size=N), np.zeros(N, bool), np.ones(N, bool))
-    res = simulate_cascade_guarantee(pop, n=150, budget=0.2, delta=0.1, trials=400, split="none", seed=3)
+    res = simulate_cascade_guarantee(
+        pop, n=150, budget=0.2, delta=0.1, trials=400, split="none", seed=3
+    )
     v = res.budget_result.violations
     assert stats.binomtest(v, 400, 0.1, alternative="greater").pvalue > 0.001, res.to_dict()
     assert res.budget_result.mean_realized_rate > 0.15  # it spends the budget
@@ -87,7 +91,9 @@ def test_spec_split_defaults_and_refusal():
 
 
 def test_to_dict_records_the_split():
-    cal = calibrate_cascade(_data(np.random.default_rng(6), 300), budget=0.3, delta=0.1, split="none")
+    cal = calibrate_cascade(
+        _data(np.random.default_rng(6), 300), budget=0.3, delta=0.1, split="none"
+    )
     d = cal.to_dict()
     assert d["split"] == "none" and d["n_opt"] == d["n_ht"] == 300
     assert math.isfinite(cal.threshold)

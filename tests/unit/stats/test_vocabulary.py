@@ -25,7 +25,9 @@ def test_a_probability_of_exactly_the_cutoff_is_an_unsafe_prediction_everywhere(
     p = np.array([0.5, 0.2, 0.5, 0.7, 0.5, 0.1])
     b = np.array([0.9, 0.5, 0.1, 0.5, 0.5, 0.5])
     data = CascadeData.from_probabilities(np.zeros(6), y, p, b)
-    np.testing.assert_array_equal(binary_dv(y, p, b), (data.expert_correct & ~data.probe_correct).astype(float))
+    np.testing.assert_array_equal(
+        binary_dv(y, p, b), (data.expert_correct & ~data.probe_correct).astype(float)
+    )
     assert predicts_unsafe(UNSAFE_CUTOFF) and not predicts_unsafe(np.nextafter(UNSAFE_CUTOFF, 0))
 
 
@@ -49,10 +51,14 @@ def test_planning_and_randomized_rates_have_distinct_names():
     assert planning.expected_rate(20, 0.3, 0.1) == pytest.approx(3 / 21)
     assert randomized.randomized_expected_rate(20, 0.3, 0.1) == pytest.approx(0.186, abs=5e-4)
     assert planning.violation_probability(20, 0.3, 0.1) == pytest.approx(0.0355, abs=5e-4)
-    assert randomized.randomized_violation_probability(20, 0.3, 0.1) == pytest.approx(0.1, abs=1e-12)
+    assert randomized.randomized_violation_probability(20, 0.3, 0.1) == pytest.approx(
+        0.1, abs=1e-12
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert randomized.expected_rate is randomized.randomized_expected_rate  # 0.1 name, deprecated
+        assert (
+            randomized.expected_rate is randomized.randomized_expected_rate
+        )  # 0.1 name, deprecated
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
 
 

@@ -22,7 +22,9 @@ def test_auroc_rows_matches_pairwise_definition():
 
 def test_faic_edges():
     b = np.array([0.1, 0.2, 0.3])
-    assert faic(b, np.array([0.9, 0.95, 0.97]), 0.8, np.array([0.9, 0.95, 0.97])) == pytest.approx(1.0)
+    assert faic(b, np.array([0.9, 0.95, 0.97]), 0.8, np.array([0.9, 0.95, 0.97])) == pytest.approx(
+        1.0
+    )
     assert faic(b, np.array([0.7, 0.7, 0.7]), 0.8, np.array([0.9, 0.95, 0.97])) == 0.0
     assert np.isnan(faic(b, b, 0.8, np.array([0.8, 0.7, 0.6])))
 

@@ -32,7 +32,11 @@ def _heterogeneous(n, seed):
     s = 2 * y - 1
     p = np.clip(0.5 + s * rng.normal(0.1, 0.25, n), 0.01, 0.99)
     sharp = rng.random(n) < 0.5
-    b = np.clip(np.where(sharp, 0.5 + s * rng.normal(0.35, 0.1, n), 0.5 + rng.normal(0, 0.05, n)), 0.01, 0.99)
+    b = np.clip(
+        np.where(sharp, 0.5 + s * rng.normal(0.35, 0.1, n), 0.5 + rng.normal(0, 0.05, n)),
+        0.01,
+        0.99,
+    )
     d = s * (b - p) + rng.normal(0, 0.2, n)
     return StudyInputs(y, p, b, d, expert="h")
 
@@ -40,8 +44,16 @@ def _heterogeneous(n, seed):
 def test_paired_interval_is_mean_and_split_quantiles():
     diffs = np.arange(201, dtype=float)[:, None] / 100 - 1  # −1 … +1 over 201 splits
     mean, lo, hi = dg.paired_interval(np.hstack([diffs, diffs + 2]))
-    assert np.allclose(mean, [0, 2]) and np.allclose(lo, [-0.95, 1.05]) and np.allclose(hi, [0.95, 2.95])
-    assert [dg.verdict(-0.1, 0.2), dg.verdict(0.01, 0.2), dg.verdict(-0.3, -0.01)] == ["a tie", "better", "worse"]
+    assert (
+        np.allclose(mean, [0, 2])
+        and np.allclose(lo, [-0.95, 1.05])
+        and np.allclose(hi, [0.95, 2.95])
+    )
+    assert [dg.verdict(-0.1, 0.2), dg.verdict(0.01, 0.2), dg.verdict(-0.3, -0.01)] == [
+        "a tie",
+        "better",
+        "worse",
+    ]
 
 
 def test_known_gap_gives_an_interval_above_zero():
@@ -64,7 +76,9 @@ def test_known_gap_gives_an_interval_above_zero():
 def test_no_gap_when_the_expert_equals_the_probe():
     """Every cascade is the probe: all paired differences and their intervals are exactly 0, a tie."""
     w = _world(600, 1, 0.1)
-    s = run_study(StudyInputs(w.labels, w.probe_prob, w.probe_prob, w.dv_score), budgets=[0.3], repeats=10)
+    s = run_study(
+        StudyInputs(w.labels, w.probe_prob, w.probe_prob, w.dv_score), budgets=[0.3], repeats=10
+    )
     mean, lo, hi = s.paired_delta("accuracy")
     assert np.all(mean == 0) and np.all(lo == 0) and np.all(hi == 0)
     assert "a tie" in delta_sentence(s)
@@ -98,19 +112,30 @@ def test_pool_diagnostics_and_batch_sizes():
     pool = dg.pool_diagnostics(p, b, v, v)  # d = v: a perfect DV for v > 0
     assert pool.p_v_positive == 0.5 and pool.dv_auroc_v_positive == 1.0
     assert pool.corr_pb == pytest.approx(np.corrcoef(p, b)[0, 1])
-    assert pool.uncertainty_auroc_v_positive == pytest.approx(auroc_rows(-np.abs(p - 0.5)[None], v > 0)[0])
+    assert pool.uncertainty_auroc_v_positive == pytest.approx(
+        auroc_rows(-np.abs(p - 0.5)[None], v > 0)[0]
+    )
     bm = dg.batch_masks(np.linspace(0, 1, 256), np.linspace(1, 0, 256), np.array([0.25]))
     assert bm.shape == (2, 3, 1, 256)
     assert bm.sum(axis=-1)[:, :, 0].tolist() == [[64, 64, 64], [64, 64, 64]]
-    assert bm[1, 0, 0, :8].all() and not bm[1, 0, 0, 8:32].any()  # dv top-8 of the first batch of 32
+    assert (
+        bm[1, 0, 0, :8].all() and not bm[1, 0, 0, 8:32].any()
+    )  # dv top-8 of the first batch of 32
 
 
 def test_report_section_shows_the_diagnostics():
     s = run_study(_world(800, 5, 0.1), budgets=[0.2, 0.3], repeats=8, seed=6)
     rep = build_study_report([s], title="t")
     md, html = rep.to_markdown(), rep.to_html()
-    for text in ("Paired differences against calibrated uncertainty", "P(v > 0)", "corr(p, b)",
-                 "x-measurable ceiling", "B=32", "budget-only arm violations", "mean v deleg. CTD"):
+    for text in (
+        "Paired differences against calibrated uncertainty",
+        "P(v > 0)",
+        "corr(p, b)",
+        "x-measurable ceiling",
+        "B=32",
+        "budget-only arm violations",
+        "mean v deleg. CTD",
+    ):
         assert text in md and html_escape(text, quote=False) in html, text
     d = s.to_dict()["diagnostics"]
     assert set(d["batch_topk"]["auroc"]["dv_topk"]) == {"32", "64", "128"}

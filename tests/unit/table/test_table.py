@@ -216,6 +216,9 @@ def test_counts_orders_known_splits_then_others(make_table):
     t = read_score_table(make_table())
     split = np.array(["eval", "", "custom", "ht", "eval"] * 120)
     assert list(t.with_split(split).counts().items()) == [
-        ("ht", 120), ("eval", 240), ("unassigned", 120), ("custom", 120)
+        ("ht", 120),
+        ("eval", 240),
+        ("unassigned", 120),
+        ("custom", 120),
     ]
     assert t.with_split(np.full(600, "ht")).counts() == {"ht": 600}

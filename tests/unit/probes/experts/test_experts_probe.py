@@ -9,7 +9,9 @@ from probes.experts.probe import ProbeExpert
 from probes.linear import auroc
 
 
-def test_probe_expert_fits_scores_and_reports_cost(tiny_model, tiny_tokenizer, tmp_path, make_texts):
+def test_probe_expert_fits_scores_and_reports_cost(
+    tiny_model, tiny_tokenizer, tmp_path, make_texts
+):
     ex = ActivationExtractor(tiny_model, tiny_tokenizer, model_key="tiny", cache_dir=tmp_path)
     expert = ProbeExpert("tiny", name="strong", layers=[1, 2, 3], extractor=ex)
     assert isinstance(expert, Expert)
