@@ -1,9 +1,9 @@
 """Developer sessions: ``nox -s tests``, ``nox -s fast``, ``nox -s lint``, ``nox -s bench``, ``nox -s demo``.
 
 ``tests`` runs everything (the README's command and CI). ``fast`` is the default development set,
-``-m "not slow"`` (the slow list is ``tests/_support/slow.py``): measured at 109 s of CPU (104 s user
-+ 5 s sys, ``/usr/bin/time -v``; 761 tests, 4 min wall on the shared 2-core machine), against 324 s
-before the slow list (0.2.0, 2026-12-03). Keep it under 2 minutes of CPU.
+``-m "not slow"`` (the slow list is ``tests/_support/slow.py``): measured at 106 s of CPU (97 s user
++ 10 s sys, ``/usr/bin/time -v``; 884 tests, 2 min wall on the shared 2-core machine), against 324 s
+before the slow list (0.2.0, 2026-12-03); the slow set is 97 tests, 259 s of CPU. Keep it under 2 minutes of CPU.
 """
 
 from __future__ import annotations
