@@ -152,19 +152,17 @@ def finalize(
     import pyarrow.parquet as pq
     import torch
     from demo_build import OUT_DIR
+    from demo_build.dv_step import fit_dv_with_diagnostics, mean_seconds_per_text
     from demo_build.metrics import (
         auroc,
-        cascade_auroc,
-        expert_diagnostics,
         fit_logistic,
         oof_logistic,
         predict_logistic,
-        uncertainty_score,
     )
     from demo_build.qwen import ShardStore, git_commit
     from demo_build.smol import SMOL_LAYERS, smol_features
 
-    from probes.linear import DVProbe, SafetyProbe, out_of_fold_proba
+    from probes.linear import SafetyProbe, out_of_fold_proba
 
     slot = dec["slot"]
     store = ShardStore(OUT_DIR / "qwen15", _version(), [slot])
@@ -253,39 +251,13 @@ def finalize(
         "n_by_role": {k: int(v) for k, v in pd.Series(role).value_counts().items()},
         "experts": {},
     }
-    secs = []
-    for path in store.shards():
-        with np.load(path, allow_pickle=False) as zf:
-            meta = json.loads(str(zf["meta"]))
-        if meta.get("seconds", 0) > 0:
-            secs.append(meta["seconds"] / meta["n"])
-    spc = float(np.mean(secs)) if secs else 1.3
+    spc = mean_seconds_per_text(store, default=1.3)
     meta_experts = {}
     for name, (kind, b) in experts.items():
-        v = (2 * y - 1) * (b - p)
-        dvp = DVProbe().fit(xs[torch.as_tensor(dev)], v[dev], list(SMOL_LAYERS), extra=extra[dev])
-        d = dvp.predict(xs, extra=extra)
+        d, diag = fit_dv_with_diagnostics(xs, y, p, b, g, dev, pool, extra, list(SMOL_LAYERS))
         frame[f"expert_prob__{name}"] = b
         frame[f"dv_score__{name}"] = d
-        from scipy.stats import spearmanr
-
-        diag = expert_diagnostics(y[pool], p[pool], b[pool], g[pool])
-        diag["dv_vs_uncertainty"] = {
-            f"{a:g}": {
-                "dv": cascade_auroc(y[pool], p[pool], b[pool], d[pool], a),
-                "uncertainty": cascade_auroc(
-                    y[pool], p[pool], b[pool], uncertainty_score(p[pool]), a
-                ),
-            }
-            for a in (0.1, 0.2, 0.3, 0.5)
-        }
-        diag.update(
-            kind=kind,
-            dv_layer=dvp.layer,
-            dv_alpha=None if not np.isfinite(dvp.alpha or 0) else dvp.alpha,
-            dv_spearman_pool=float(spearmanr(d[pool], v[pool]).statistic),
-            dv_rows=int(dev.sum()),
-        )
+        diag.update(kind=kind)
         summary["experts"][name] = diag
         desc = {
             "qprobe_oof": "Qwen2.5-Coder-1.5B-Instruct hidden states (judge-prompt pass) + logistic probe trained on disjoint rows",

@@ -24,16 +24,6 @@ if str(_SCRIPTS) not in sys.path:
 __all__ = ["finalize"]
 
 
-def _shard_seconds(store: Any) -> float:
-    secs = []
-    for path in store.shards():
-        with np.load(path, allow_pickle=False) as zf:
-            meta = json.loads(str(zf["meta"]))
-        if meta.get("seconds", 0) > 0:
-            secs.append(meta["seconds"] / meta["n"])
-    return float(np.mean(secs)) if secs else float("nan")
-
-
 def _controls(
     frame: Any, xs: Any, rows: Any, experts: dict[str, np.ndarray], log: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -107,20 +97,17 @@ def finalize(plan: Any, *, commit: bool, build_seconds: float, log: Callable[[st
     import torch
     from build_demo_table import _version as demo_qwen_version
     from demo_build import OUT_DIR as DEMO_DIR
+    from demo_build.dv_step import fit_dv_with_diagnostics, mean_seconds_per_text
     from demo_build.metrics import (
         auroc,
-        cascade_auroc,
-        expert_diagnostics,
         fit_logistic,
         oof_logistic,
         predict_logistic,
-        uncertainty_score,
     )
     from demo_build.qwen import ShardStore, git_commit
     from demo_build.smol import SMOL_LAYERS, smol_features
-    from scipy.stats import spearmanr
 
-    from probes.linear import DVProbe, SafetyProbe, out_of_fold_proba
+    from probes.linear import SafetyProbe, out_of_fold_proba
     from weak_build import OUT_DIR, ROOT
     from weak_build.build import _store
 
@@ -231,32 +218,13 @@ def finalize(plan: Any, *, commit: bool, build_seconds: float, log: Callable[[st
         "strong": "Qwen2.5-Coder-1.5B-Instruct layer-18 last-token states (judge-prompt pass, demo shards) + logistic probe on the demo's 398 expert_train rows",
         "weak": f"{model} zero-shot yes/no judge (the probed model itself when smollm2-135m), Platt-scaled on the 203 real-source expert_train rows",
     }
-    spc = {"strong": _shard_seconds(qstore), "weak": _shard_seconds(jstore)}
+    spc = {"strong": mean_seconds_per_text(qstore), "weak": mean_seconds_per_text(jstore)}
     meta_experts = {}
     for name, b in (("strong", b_s), ("weak", b_w)):
-        v = (2 * y - 1) * (b - p)
-        dvp = DVProbe().fit(xs[torch.as_tensor(dev)], v[dev], list(SMOL_LAYERS), extra=extra[dev])
-        d = dvp.predict(xs, extra=extra)
+        d, diag = fit_dv_with_diagnostics(xs, y, p, b, g, dev, pool, extra, list(SMOL_LAYERS))
         frame[f"expert_prob__{name}"] = b
         frame[f"dv_score__{name}"] = d
-        diag = expert_diagnostics(y[pool], p[pool], b[pool], g[pool])
-        diag["dv_vs_uncertainty"] = {
-            f"{a:g}": {
-                "dv": cascade_auroc(y[pool], p[pool], b[pool], d[pool], a),
-                "uncertainty": cascade_auroc(
-                    y[pool], p[pool], b[pool], uncertainty_score(p[pool]), a
-                ),
-            }
-            for a in (0.1, 0.2, 0.3, 0.5)
-        }
-        diag.update(
-            description=descs[name],
-            dv_layer=dvp.layer,
-            dv_alpha=None if not np.isfinite(dvp.alpha or 0) else dvp.alpha,
-            dv_spearman_pool=float(spearmanr(d[pool], v[pool]).statistic),
-            dv_rows=int(dev.sum()),
-            seconds_per_call=spc[name],
-        )
+        diag.update(description=descs[name], seconds_per_call=spc[name])
         summary["experts"][name] = diag
         meta_experts[name] = {
             "seconds_per_call": spc[name],
