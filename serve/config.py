@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ctd_stats.audit.logs.postgres import postgres_url, redact
 from ctd_stats.errors import CTDInputError
 
 #: Environment variable read for the bearer token when no token file is given.
@@ -30,8 +31,11 @@ class GatewayConfig:
     ----------
     certificate : Path
         The certificate JSON; the gateway applies its entry for ``budget``/``expert``.
-    db : Path
-        The SQLite decision log.
+    db : Path or str
+        The decision log: a SQLite file (one gateway per file, enforced by a lock), or a
+        PostgreSQL URL ``postgresql://user@host:port/dbname`` (any number of gateways share the log
+        and one monitor state: :mod:`serve.pglog`). A URL that went through :class:`~pathlib.Path`
+        is recognised too (:func:`~ctd_stats.audit.logs.postgres.postgres_url`).
     budget, expert : optional
         Which certificate entry (may be omitted when the certificate has one).
     scores_only : bool
@@ -57,7 +61,7 @@ class GatewayConfig:
     """
 
     certificate: Path
-    db: Path
+    db: Path | str
     budget: float | None = None
     expert: str | None = None
     scores_only: bool = True
@@ -71,7 +75,20 @@ class GatewayConfig:
     max_text_chars: int = 20_000
     sync: Sync = "full"
 
+    @property
+    def db_url(self) -> str | None:
+        """The PostgreSQL URL of the log, or None for a SQLite file."""
+        return postgres_url(self.db)
+
+    @property
+    def db_name(self) -> str:
+        """The log for messages (a URL without its password)."""
+        url = self.db_url
+        return str(self.db) if url is None else redact(url)
+
     def __post_init__(self) -> None:
+        if self.db_url is None and not isinstance(self.db, Path):
+            object.__setattr__(self, "db", Path(self.db))
         if not 0.0 < self.alpha < 1.0:
             raise CTDInputError(f"alpha must be in (0, 1), got {self.alpha}")
         if not 0.0 <= self.verdict_threshold <= 1.0:

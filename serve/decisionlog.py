@@ -124,17 +124,17 @@ class DecisionRow:
     payload_sha256: str | None = None
 
 
-_COLUMNS: Final = [f.name for f in fields(DecisionRow)]
+DECISION_COLUMNS: Final = [f.name for f in fields(DecisionRow)]
 _INSERT: Final = (
     f"INSERT INTO {DECISIONS_TABLE} (timestamp, "
-    + ", ".join('"group"' if c == "group" else c for c in _COLUMNS)
+    + ", ".join('"group"' if c == "group" else c for c in DECISION_COLUMNS)
     + ") VALUES (?, "
-    + ", ".join("?" for _ in _COLUMNS)
+    + ", ".join("?" for _ in DECISION_COLUMNS)
     + ") ON CONFLICT(request_id) DO NOTHING"
 )
-_SELECT: Final = (
+SELECT_DECISIONS: Final = (
     "SELECT seq, timestamp, "
-    + ", ".join('"group"' if c == "group" else c for c in _COLUMNS)
+    + ", ".join('"group"' if c == "group" else c for c in DECISION_COLUMNS)
     + f" FROM {DECISIONS_TABLE}"
 )
 
@@ -217,8 +217,8 @@ def _connect(path: Path, sync: str = "full") -> sqlite3.Connection:
     return con
 
 
-def _from_db(rec: Sequence[Any], new: bool = True) -> LoggedDecision:
-    values = dict(zip(_COLUMNS, rec[2:], strict=True))
+def decision_from_record(rec: Sequence[Any], new: bool = True) -> LoggedDecision:
+    values = dict(zip(DECISION_COLUMNS, rec[2:], strict=True))
     values["delegated"] = bool(values["delegated"])
     values["expert_called"] = bool(values["expert_called"])
     return LoggedDecision(
@@ -240,7 +240,9 @@ class FailedRequest:
 CommitResult = list[LoggedDecision] | IdConflict
 
 
-class _Request:
+class PendingRequest:
+    """One request's rows (and 503 failures) waiting for the next group commit."""
+
     __slots__ = ("failures", "future", "rows")
 
     def __init__(
@@ -258,7 +260,146 @@ class _Request:
 FAILURE_MEMORY_S = 10.0
 
 
-class DecisionLog:
+class GroupCommitLog:
+    """Group commit on one writer thread, shared by the SQLite and the Postgres decision logs.
+
+    A subclass opens its store, calls :meth:`_init_group_commit`, and implements :meth:`_commit`
+    (one transaction for a batch of requests, on the writer thread) and :meth:`probe_write`.
+    ``inline`` (commit on the event loop, no thread hand-off) is for commits that wait for no I/O.
+    """
+
+    inline = False
+
+    def _init_group_commit(self) -> None:
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctd-decision-log")
+        self._pending: list[PendingRequest] = []
+        self._flushing = False
+        self._closed = False
+        self.commits = 0
+        #: Commits that failed (disk full, I/O error, ...): ``ctd_log_write_failures_total``.
+        self.write_failures = 0
+        self.last_failure: float | None = None
+        self.last_success: float | None = None
+        self.last_error: str | None = None
+
+    def _commit(
+        self, batch: list[PendingRequest]
+    ) -> list[CommitResult]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def probe_write(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _failed(self, exc: BaseException) -> None:
+        """Bookkeeping of a failed commit (``/readyz`` and the write-failure metric)."""
+        self.write_failures += 1
+        self.last_failure = time.monotonic()
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.error("decision log commit failed: %s", self.last_error)
+
+    def _succeeded(self) -> None:
+        self.commits += 1
+        self.last_success = time.monotonic()
+
+    async def append(
+        self, rows: list[DecisionRow], failures: Sequence[FailedRequest] = ()
+    ) -> list[LoggedDecision]:
+        """Log one request's rows in the next group commit; returns once they are durable.
+
+        Must be awaited on the event loop that serves the requests (the pending list is the
+        loop's; only the commit itself runs on the writer thread).
+
+        Raises
+        ------
+        IdConflict
+            An id of ``rows`` is logged with another payload (nothing of this request written).
+        sqlite3.Error, OSError
+            The commit failed (nothing of the commit written; nothing acknowledged).
+        """
+        if self._closed:
+            raise RuntimeError("the decision log is closed")
+        loop = asyncio.get_running_loop()
+        req = PendingRequest(rows, failures, loop.create_future())
+        self._pending.append(req)
+        if not self._flushing:
+            self._flushing = True
+            # One loop iteration later: requests parsed in this iteration join the same commit.
+            loop.call_soon(self._flush, loop)
+        assert req.future is not None
+        out = await req.future
+        if isinstance(out, IdConflict):
+            raise out
+        return out
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+        if self.inline:  # no fsync to wait for: commit on the loop, no thread hand-off at all
+            results: list[CommitResult] | None = None
+            error: BaseException | None = None
+            try:
+                results = self._commit(batch)
+            except Exception as exc:
+                error = exc
+            for i, req in enumerate(batch):
+                fut = req.future
+                if fut is None or fut.done():
+                    continue
+                if error is not None:
+                    fut.set_exception(error)
+                else:
+                    assert results is not None
+                    fut.set_result(results[i])
+            self._flushing = False
+            return
+        commit = loop.run_in_executor(self._writer, self._commit, batch)
+        commit.add_done_callback(lambda f: self._committed(loop, batch, f))
+
+    def _committed(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[PendingRequest],
+        done: asyncio.Future[list[CommitResult]],
+    ) -> None:
+        exc = done.exception()
+        for i, req in enumerate(batch):
+            fut = req.future
+            if fut is None or fut.done():  # a cancelled request (client gone)
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(done.result()[i])
+        if self._pending:
+            self._flush(loop)
+        else:
+            self._flushing = False
+
+    def write(
+        self, rows: list[DecisionRow], failures: Sequence[FailedRequest] = ()
+    ) -> list[LoggedDecision]:
+        """Synchronous :meth:`append` (one commit, from any thread but the writer)."""
+        if self._closed:
+            raise RuntimeError("the decision log is closed")
+        (out,) = self._writer.submit(self._commit, [PendingRequest(rows, failures, None)]).result()
+        if isinstance(out, IdConflict):
+            raise out
+        return out
+
+    def writable(self) -> tuple[bool, str | None]:
+        """Whether the log takes writes now: a probe write succeeds and no commit failed in the
+        last :data:`FAILURE_MEMORY_S` seconds without a successful one since. ``(ok, reason)``."""
+        try:
+            self.probe_write()
+        except Exception as exc:
+            return False, f"the decision log cannot be written ({type(exc).__name__}: {exc})"
+        failed, ok = self.last_failure, self.last_success
+        if failed is not None and (ok is None or ok < failed):
+            if time.monotonic() - failed < FAILURE_MEMORY_S:
+                return False, f"the last decision-log commit failed ({self.last_error})"
+        return True, None
+
+
+class DecisionLog(GroupCommitLog):
     """Append-only, durable decision log with group commit on one writer thread.
 
     Parameters
@@ -312,9 +453,7 @@ class DecisionLog:
             raise
         self._on_commit = on_commit
         self._checkpoint = checkpoint
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctd-decision-log")
-        self._pending: list[_Request] = []
-        self._flushing = False
+        self._init_group_commit()
         #: With ``sync="normal"`` a commit does not wait for the disk (microseconds): it runs on
         #: the event loop itself. With ``"full"`` it waits for an fsync (milliseconds), so it runs
         #: on the writer thread while the loop keeps parsing the next requests.
@@ -322,13 +461,6 @@ class DecisionLog:
         #: Serialises transactions on the write connection (the loop's inline commits, the writer
         #: thread's commits, probes and events).
         self._con_lock = threading.RLock()
-        self._closed = False
-        self.commits = 0
-        #: Commits that failed (disk full, I/O error, ...): ``ctd_log_write_failures_total``.
-        self.write_failures = 0
-        self.last_failure: float | None = None
-        self.last_success: float | None = None
-        self.last_error: str | None = None
 
     # ------------------------------------------------------------------ identity
     def _check_identity(self, identity: dict[str, str]) -> None:
@@ -364,91 +496,7 @@ class DecisionLog:
         self._con.execute("COMMIT")
 
     # ------------------------------------------------------------------ writing
-    async def append(
-        self, rows: list[DecisionRow], failures: Sequence[FailedRequest] = ()
-    ) -> list[LoggedDecision]:
-        """Log one request's rows in the next group commit; returns once they are durable.
-
-        Must be awaited on the event loop that serves the requests (the pending list is the
-        loop's; only the commit itself runs on the writer thread).
-
-        Raises
-        ------
-        IdConflict
-            An id of ``rows`` is logged with another payload (nothing of this request written).
-        sqlite3.Error, OSError
-            The commit failed (nothing of the commit written; nothing acknowledged).
-        """
-        if self._closed:
-            raise RuntimeError("the decision log is closed")
-        loop = asyncio.get_running_loop()
-        req = _Request(rows, failures, loop.create_future())
-        self._pending.append(req)
-        if not self._flushing:
-            self._flushing = True
-            # One loop iteration later: requests parsed in this iteration join the same commit.
-            loop.call_soon(self._flush, loop)
-        assert req.future is not None
-        out = await req.future
-        if isinstance(out, IdConflict):
-            raise out
-        return out
-
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch, self._pending = self._pending, []
-        if self.inline:  # no fsync to wait for: commit on the loop, no thread hand-off at all
-            results: list[CommitResult] | None = None
-            error: BaseException | None = None
-            try:
-                results = self._commit(batch)
-            except Exception as exc:
-                error = exc
-            for i, req in enumerate(batch):
-                fut = req.future
-                if fut is None or fut.done():
-                    continue
-                if error is not None:
-                    fut.set_exception(error)
-                else:
-                    assert results is not None
-                    fut.set_result(results[i])
-            self._flushing = False
-            return
-        commit = loop.run_in_executor(self._writer, self._commit, batch)
-        commit.add_done_callback(lambda f: self._committed(loop, batch, f))
-
-    def _committed(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[_Request],
-        done: asyncio.Future[list[CommitResult]],
-    ) -> None:
-        exc = done.exception()
-        for i, req in enumerate(batch):
-            fut = req.future
-            if fut is None or fut.done():  # a cancelled request (client gone)
-                continue
-            if exc is not None:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(done.result()[i])
-        if self._pending:
-            self._flush(loop)
-        else:
-            self._flushing = False
-
-    def write(
-        self, rows: list[DecisionRow], failures: Sequence[FailedRequest] = ()
-    ) -> list[LoggedDecision]:
-        """Synchronous :meth:`append` (one commit, from any thread but the writer)."""
-        if self._closed:
-            raise RuntimeError("the decision log is closed")
-        (out,) = self._writer.submit(self._commit, [_Request(rows, failures, None)]).result()
-        if isinstance(out, IdConflict):
-            raise out
-        return out
-
-    def _commit(self, batch: list[_Request]) -> list[CommitResult]:
+    def _commit(self, batch: list[PendingRequest]) -> list[CommitResult]:
         """One transaction for every request of ``batch`` (writer thread)."""
         con = self._con
         results: list[CommitResult] = []
@@ -474,15 +522,11 @@ class DecisionLog:
                     con.execute("ROLLBACK")
                 except sqlite3.Error:  # pragma: no cover - rollback of a broken connection
                     pass
-            self.write_failures += 1
-            self.last_failure = time.monotonic()
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("decision log commit failed: %s", self.last_error)
+            self._failed(exc)
             raise
         finally:
             self._con_lock.release()
-        self.commits += 1
-        self.last_success = time.monotonic()
+        self._succeeded()
         if self._on_commit is not None and fresh:
             try:
                 self._on_commit(fresh)
@@ -491,20 +535,22 @@ class DecisionLog:
         return results
 
     def _insert_request(
-        self, con: sqlite3.Connection, req: _Request, fresh: list[LoggedDecision]
+        self, con: sqlite3.Connection, req: PendingRequest, fresh: list[LoggedDecision]
     ) -> CommitResult:
         con.execute("SAVEPOINT request")
         out: list[LoggedDecision] = []
         mine: list[LoggedDecision] = []
         for row in req.rows:
             ts = utc_timestamp()
-            cur = con.execute(_INSERT, (ts, *(getattr(row, c) for c in _COLUMNS)))
+            cur = con.execute(_INSERT, (ts, *(getattr(row, c) for c in DECISION_COLUMNS)))
             if cur.rowcount == 1:
                 logged = LoggedDecision(seq=int(cur.lastrowid or 0), timestamp=ts, row=row)
                 mine.append(logged)
             else:  # the id is logged: the same payload is a replay, another is a conflict
-                rec = con.execute(_SELECT + " WHERE request_id = ?", (row.request_id,)).fetchone()
-                logged = _from_db(rec, new=False)
+                rec = con.execute(
+                    SELECT_DECISIONS + " WHERE request_id = ?", (row.request_id,)
+                ).fetchone()
+                logged = decision_from_record(rec, new=False)
                 if logged.row.payload_sha256 is None or (
                     logged.row.payload_sha256 != row.payload_sha256
                 ):
@@ -548,19 +594,6 @@ class DecisionLog:
 
         self._writer.submit(beat).result(timeout=30)
 
-    def writable(self) -> tuple[bool, str | None]:
-        """Whether the log takes writes now: a probe write succeeds and no commit failed in the
-        last :data:`FAILURE_MEMORY_S` seconds without a successful one since. ``(ok, reason)``."""
-        try:
-            self.probe_write()
-        except Exception as exc:
-            return False, f"the decision log cannot be written ({type(exc).__name__}: {exc})"
-        failed, ok = self.last_failure, self.last_success
-        if failed is not None and (ok is None or ok < failed):
-            if time.monotonic() - failed < FAILURE_MEMORY_S:
-                return False, f"the last decision-log commit failed ({self.last_error})"
-        return True, None
-
     def record_event(self, kind: str, detail: str) -> None:
         """Append an operator event (alarm, reset) to ``gateway_events`` after the logged rows."""
 
@@ -598,8 +631,10 @@ class DecisionLog:
     def find(self, request_id: str) -> LoggedDecision | None:
         """The logged decision for ``request_id``, or None."""
         with self._read_lock:
-            rec = self._read.execute(_SELECT + " WHERE request_id = ?", (request_id,)).fetchone()
-        return None if rec is None else _from_db(rec, new=False)
+            rec = self._read.execute(
+                SELECT_DECISIONS + " WHERE request_id = ?", (request_id,)
+            ).fetchone()
+        return None if rec is None else decision_from_record(rec, new=False)
 
     def delegations(self, after_seq: int = 0) -> tuple[int, list[bool]]:
         """The last ``seq`` read (``after_seq`` if none) and the ``delegated`` column in log order,

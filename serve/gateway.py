@@ -9,6 +9,15 @@ after a change does not grow with the history, unlike the cumulative test), and 
 The monitor's state is checkpointed in the log (``monitor_checkpoint``, in the same transaction as
 rows, every :data:`CHECKPOINT_ROWS` rows), so a restart reads the checkpoint and replays only the
 rows after it instead of the whole log.
+
+With a PostgreSQL log (:mod:`serve.pglog`) several gateways share the log and **one** monitor state:
+every commit, of any gateway, runs :meth:`Gateway._advance` under the state row's lock, which
+starts from the stored state whenever another gateway committed since this one's last commit, feeds
+the new rows, and stores the result with the rows. The detector therefore sees the combined
+traffic of all replicas in commit order, and a restart reads the state instead of replaying the
+log. A replica learns of an alarm raised (or a reset made) by another one at its next commit, or
+when it re-reads the state: at least every :data:`REFRESH_S` seconds before deciding, before every
+request while it suppresses delegation, and on ``/v1/budget`` and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -44,12 +54,16 @@ from serve.decisionlog import (
     utc_timestamp,
 )
 from serve.metrics import Metrics
+from serve.pglog import PostgresDecisionLog
 from serve.schemas import DecideRequest, Decision
 
 log = logging.getLogger("ctd.serve")
 
 #: The monitor state is checkpointed in the log at most every this many rows.
 CHECKPOINT_ROWS = 4096
+#: A gateway on a shared (PostgreSQL) log re-reads the shared monitor state at least this often
+#: (seconds), and before every request while it suppresses delegation (a reset elsewhere resumes it).
+REFRESH_S = 1.0
 
 
 class ExpertBackend(Protocol):
@@ -151,13 +165,35 @@ class Gateway:
             "threshold": repr(self.cascade.threshold),
         }
         self._checkpointed = 0
-        self.log = DecisionLog(
-            config.db,
-            identity,
-            on_commit=self._observe,
-            checkpoint=self._checkpoint,
-            sync=config.sync,
-        )
+        #: Version of the shared state this gateway's copy is (-1: stale; PostgreSQL logs only).
+        self._version = -1
+        self._raised = False
+        self._refreshed = 0.0
+        self.monitor: ChangeMonitor
+        self.never_delegate: bool
+        self._pg: PostgresDecisionLog | None = None
+        self.log: DecisionLog | PostgresDecisionLog
+        url = config.db_url
+        if url is not None:
+            # The replicas share one monitor: they must test at the same level.
+            identity["alpha"] = repr(config.alpha)
+            self.log = self._pg = PostgresDecisionLog(
+                url,
+                identity,
+                advance=self._advance,
+                aborted=self._stale,
+                on_commit=self._announce,
+                sync=config.sync,
+            )
+        else:
+            assert isinstance(config.db, Path)
+            self.log = DecisionLog(
+                config.db,
+                identity,
+                on_commit=self._observe,
+                checkpoint=self._checkpoint,
+                sync=config.sync,
+            )
         try:
             self._restore()
         except BaseException:
@@ -170,7 +206,16 @@ class Gateway:
 
     def _restore(self) -> None:
         """Counts and monitor from the checkpoint plus the rows after it (or from the log after
-        the last operator reset when there is no usable checkpoint)."""
+        the last operator reset when there is no usable checkpoint); the shared state of a
+        PostgreSQL log as it is."""
+        if self._pg is not None:
+            version, shared = self._pg.load_state()
+            with self._lock:
+                self._adopt(version, shared)
+            if self.monitor.alarm:
+                log.warning("budget monitor alarm in the shared state (never delegate: %s)",
+                            self.never_delegate)  # fmt: skip
+            return
         reset = self.log.last_event("reset")
         self.monitor_since = reset[0] if reset is not None else 0
         state = self._load_checkpoint()
@@ -196,6 +241,7 @@ class Gateway:
 
     def _load_checkpoint(self) -> dict[str, Any] | None:
         """The stored checkpoint when it belongs to the current monitor epoch and settings."""
+        assert isinstance(self.log, DecisionLog)
         point = self.log.load_checkpoint()
         if point is None:
             return None
@@ -218,43 +264,122 @@ class Gateway:
         with self._lock:
             if self._fed - self._checkpointed < CHECKPOINT_ROWS:
                 return None
-            state = {
-                "after_seq": self._fed,
-                "since": self.monitor_since,
-                "n_total": self.n_total,
-                "k_total": self.k_total,
-                "monitor": self.monitor.to_state(),
-            }
+            state = self._state()
             self._checkpointed = self._fed
         return self._fed, json.dumps(state)
 
-    def _observe(self, rows: list[LoggedDecision]) -> None:
-        """Writer-thread hook: committed rows update the counts and the monitor, in log order."""
+    def _state(self) -> dict[str, Any]:
+        """The monitor state with the counts (caller holds the lock)."""
+        return {
+            "after_seq": self._fed,
+            "since": self.monitor_since,
+            "n_total": self.n_total,
+            "k_total": self.k_total,
+            "monitor": self.monitor.to_state(),
+        }
+
+    def _adopt(self, version: int, state: str | None) -> None:
+        """Take the shared state of a PostgreSQL log (caller holds the lock)."""
+        if state is None:  # a new log: nothing decided yet
+            self.monitor, self.monitor_since = self._new_monitor(), 0
+            self.n_total = self.k_total = self._fed = 0
+        else:
+            st = json.loads(state)
+            self.monitor = ChangeMonitor.from_state(st["monitor"])
+            self.monitor_since, self._fed = int(st["since"]), int(st["after_seq"])
+            self.n_total, self.k_total = int(st["n_total"]), int(st["k_total"])
+        self._version = version
+        self.never_delegate = self.monitor.alarm and self.config.on_alarm == "never-delegate"
+
+    def _advance(self, version: int, state: str | None, rows: list[LoggedDecision]) -> str:
+        """PostgreSQL commit hook, under the shared state's row lock: the state after ``rows``.
+
+        Starts from the stored state when another gateway committed since this one's last commit
+        (``version`` is not ours), so the monitor is fed every row of the log, in ``seq`` order.
+        """
+        with self._lock:
+            if version != self._version:
+                self._adopt(version, state)
+            self._raised = self._feed(rows) or self._raised
+            self._version = version + 1
+            return json.dumps(self._state())
+
+    def _stale(self) -> None:
+        """A commit that ran :meth:`_advance` failed: re-read the shared state next time."""
+        with self._lock:
+            self._version = -1
+            self._raised = False
+
+    def _refresh(self) -> None:
+        """Adopt a newer shared state (another gateway committed; PostgreSQL logs only)."""
+        if self._pg is None:
+            return
+        self._refreshed = time.monotonic()
+        version, state = self._pg.load_state()
+        with self._lock:
+            if version > self._version:
+                self._adopt(version, state)
+
+    def _feed(self, rows: list[LoggedDecision]) -> bool:
+        """Committed rows update the counts and the monitor, in log order (caller holds the lock).
+        Whether they raised the alarm."""
         dec = np.fromiter((r.row.delegated for r in rows), dtype=bool, count=len(rows))
         seq = np.fromiter((r.seq for r in rows), dtype=np.int64, count=len(rows))
+        was = self.monitor.alarm
+        self.n_total += dec.size
+        self.k_total += int(dec.sum())
+        # A reset may already have replayed some of these rows into its fresh monitor.
+        self.monitor.update(dec[seq > self._fed])
+        self._fed = max(self._fed, int(seq.max()))
+        raised = self.monitor.alarm and not was
+        if raised and self.config.on_alarm == "never-delegate":
+            self.never_delegate = True
+        return raised
+
+    def _observe(self, rows: list[LoggedDecision]) -> None:
+        """Writer-thread hook (SQLite log): committed rows feed the counts and the monitor."""
         with self._lock:
-            was = self.monitor.alarm
-            self.n_total += dec.size
-            self.k_total += int(dec.sum())
-            # A reset may already have replayed some of these rows into its fresh monitor.
-            self.monitor.update(dec[seq > self._fed])
-            self._fed = max(self._fed, int(seq.max()))
-            raised = self.monitor.alarm and not was
-            if raised and self.config.on_alarm == "never-delegate":
-                self.never_delegate = True
+            raised = self._feed(rows)
         if raised:
-            log.warning(
-                "budget monitor alarm: evidence %.3g >= %.3g; %s",
-                self.monitor.evidence,
-                1 / self.config.alpha,
-                "delegation suspended until POST /v1/admin/reset"
-                if self.never_delegate
-                else "delegation continues (on_alarm=continue)",
-            )
-            self.log.record_event("alarm", f"n={self.monitor.n} k={self.monitor.k}")
+            self._alarmed()
+
+    def _announce(self, rows: list[LoggedDecision]) -> None:
+        """Writer-thread hook (PostgreSQL log), after a commit: announce an alarm it raised."""
+        with self._lock:
+            raised, self._raised = self._raised, False
+        if raised:
+            self._alarmed()
+
+    def _alarmed(self) -> None:
+        """Log and record an alarm this gateway's commit raised."""
+        log.warning(
+            "budget monitor alarm: evidence %.3g >= %.3g; %s",
+            self.monitor.evidence,
+            1 / self.config.alpha,
+            "delegation suspended until POST /v1/admin/reset"
+            if self.never_delegate
+            else "delegation continues (on_alarm=continue)",
+        )
+        self.log.record_event("alarm", f"n={self.monitor.n} k={self.monitor.k}")
 
     def reset(self) -> dict[str, Any]:
-        """Operator reset: a fresh monitor from the next decision, delegation resumed."""
+        """Operator reset: a fresh monitor from the next decision, delegation resumed (for every
+        gateway sharing a PostgreSQL log)."""
+        if self._pg is not None:
+
+            def fresh(version: int, state: str | None, last: int) -> tuple[str, tuple[str, str]]:
+                with self._lock:
+                    if version != self._version:
+                        self._adopt(version, state)
+                    self.monitor, self.monitor_since, self._fed = self._new_monitor(), last, last
+                    self.never_delegate = False
+                    self._version = version + 1
+                    return json.dumps(self._state()), ("reset", "operator reset")
+
+            self._pg.update_state(fresh)
+            log.warning("operator reset of the shared budget monitor after decision %d",
+                        self.monitor_since)  # fmt: skip
+            return self.budget_state()
         # The event goes through the writer (after every queued commit); not under the lock, which
         # the writer's commit hook takes.
         self.log.record_event("reset", "operator reset")
@@ -272,6 +397,7 @@ class Gateway:
 
     def budget_state(self) -> dict[str, Any]:
         """Realised rate with its exact Clopper–Pearson interval, and the monitor's state."""
+        self._refresh()
         with self._lock:
             n, k, mon = self.n_total, self.k_total, self.monitor
             lo, hi = clopper_pearson(k, n, self.config.alpha)
@@ -416,6 +542,10 @@ class Gateway:
             delegated = [self.cascade.delegate(np.array([items[0].dv_score]))[0]]
         else:
             delegated = list(self.cascade.delegate(np.array([it.dv_score for it in items])))
+        if self._pg is not None and (
+            self.never_delegate or time.monotonic() - self._refreshed > REFRESH_S
+        ):
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._refresh)
         suppressed = self.never_delegate
         wants = [
             i

@@ -4,7 +4,9 @@ A log is JSONL, CSV or Parquet (optionally ``.gz`` for CSV/JSONL), a partitioned
 folder or a glob of parts, read as one log in path order: :func:`ctd_stats.table.read.parquet_parts`), a SQLite database (``.db``,
 ``.sqlite``, ``.sqlite3``, or any file with the SQLite header: the table ``decisions``, or the only
 table, read in ``rowid`` order through a read-only connection; this is the decision log that
-``ctd serve`` writes), or an in-memory :class:`pandas.DataFrame`. Columns (names configurable, the first matching alias is used otherwise):
+``ctd serve`` writes), a PostgreSQL URL (``postgresql://user@host:port/dbname``: the table
+``decisions`` that ``ctd serve --db postgresql://...`` writes, in commit order:
+:mod:`ctd_stats.audit.logs.postgres`), or an in-memory :class:`pandas.DataFrame`. Columns (names configurable, the first matching alias is used otherwise):
 
 ==============  ====================================  =====================================================
 role            default names                         content
@@ -36,6 +38,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from ctd_stats.audit.logs.postgres import (
+    postgres_chunks,
+    postgres_layout,
+    postgres_url,
+    redact,
+)
 from ctd_stats.audit.logs.schema import (
     DECISION_ALIASES,
     GROUP_ALIASES,
@@ -161,9 +169,14 @@ class LogReader:
             self.num_rows = len(source)
             self.line_offset: int | None = None
             return
+        self.parts: list[Path] = []
+        url = postgres_url(source)
+        if url is not None:  # a PostgreSQL log (ctd serve --db postgresql://...)
+            self.url, self.name, self.format, self.line_offset = url, redact(url), "postgres", None
+            self.columns, self.num_rows = postgres_layout(url)
+            return
         path = Path(source)
         self.name = str(path)
-        self.parts: list[Path] = []
         if path.is_dir() or any(ch in str(source) for ch in "*?["):
             self.parts = parquet_parts(source)
             self.path, self.format, self.line_offset = self.parts[0], "parquet", None
@@ -287,6 +300,8 @@ class LogReader:
                 raise CTDInputError(f"{self.path}: malformed CSV ({exc})") from exc
         elif self.format == "sqlite":
             yield from sqlite_chunks(self.path, self.table, cols, chunk_rows)
+        elif self.format == "postgres":
+            yield from postgres_chunks(self.url, cols, chunk_rows)
         else:
             for chunk in self._json_chunks(chunk_rows):
                 yield chunk.reindex(columns=cols)

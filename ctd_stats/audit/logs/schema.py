@@ -1,7 +1,8 @@
 """The decision-log schema, owned here: what ``ctd serve`` writes and ``ctd audit`` reads.
 
-The gateway (:mod:`serve.decisionlog`) creates the SQLite table :data:`DECISIONS_TABLE` with
-:data:`DECISIONS_DDL`; the audit reads that table (or any log file) through the column roles below,
+The gateway creates the table :data:`DECISIONS_TABLE` with :data:`DECISIONS_DDL` in SQLite
+(:mod:`serve.decisionlog`) or :data:`POSTGRES_DECISIONS_DDL` in PostgreSQL (:mod:`serve.pglog`): the
+same columns, in the same order, holding the same values; the audit reads that table (or any log file) through the column roles below,
 taking the first present name of each alias list. Both sides import these names; neither spells them.
 """
 
@@ -16,6 +17,7 @@ __all__ = [
     "DECISION_COLUMN",
     "GROUP_ALIASES",
     "GROUP_COLUMN",
+    "POSTGRES_DECISIONS_DDL",
     "SCORE_ALIASES",
     "SCORE_COLUMN",
     "TIMESTAMP_ALIASES",
@@ -57,6 +59,32 @@ CREATE TABLE IF NOT EXISTS {DECISIONS_TABLE} (
     "group" TEXT,
     input_kind TEXT NOT NULL,
     expert_latency_ms REAL,
+    payload_sha256 TEXT
+);
+"""
+
+#: The same table in PostgreSQL (``ctd serve --db postgresql://...``): same columns and values.
+#: ``seq`` is an identity column; rows are inserted only under the shared monitor-state row lock
+#: (:mod:`serve.pglog`), so ``seq`` order is commit order across all gateways writing the log.
+POSTGRES_DECISIONS_DDL: Final = f"""
+CREATE TABLE IF NOT EXISTS {DECISIONS_TABLE} (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    timestamp TEXT NOT NULL,
+    dv_score DOUBLE PRECISION NOT NULL,
+    probe_prob DOUBLE PRECISION,
+    delegated INTEGER NOT NULL CHECK (delegated IN (0, 1)),
+    expert_called INTEGER NOT NULL CHECK (expert_called IN (0, 1)),
+    expert_prob DOUBLE PRECISION,
+    probability DOUBLE PRECISION,
+    verdict TEXT,
+    outcome TEXT NOT NULL,
+    threshold DOUBLE PRECISION NOT NULL,
+    certificate_sha256 TEXT NOT NULL,
+    expert TEXT,
+    "group" TEXT,
+    input_kind TEXT NOT NULL,
+    expert_latency_ms DOUBLE PRECISION,
     payload_sha256 TEXT
 );
 """

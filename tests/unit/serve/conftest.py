@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,3 +54,37 @@ def servers() -> Iterator[list[Any]]:
         if s.proc.poll() is None:
             s.proc.kill()
             s.proc.wait()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One local PostgreSQL server for the session (tests/_support/postgres.py).
+
+    Missing binaries or psycopg: a failure under CI / ``nox -s tests``, a skip elsewhere.
+    """
+    from tests._support import postgres
+
+    missing = None
+    if importlib.util.find_spec("psycopg") is None:
+        missing = "psycopg is not installed (pip install -e '.[postgres]')"
+    elif (bin_dir := postgres.find_bin_dir()) is None:
+        missing = (
+            "no PostgreSQL server binaries (set CTD_PG_BIN, or pip install pgserver, or install "
+            "the server): looked in " + ", ".join(str(f) for _, f in postgres.candidate_bin_dirs())
+        )
+    if missing is not None:
+        if postgres.required():
+            pytest.fail(f"PostgreSQL tests required (CI / {postgres.REQUIRE_ENV}): {missing}")
+        pytest.skip(missing)
+    server = postgres.LocalPostgres(bin_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: Any) -> str:
+    """A fresh, empty database on the session's server."""
+    return str(postgres_server.create_database(f"ctd_test_{next(_databases)}"))
