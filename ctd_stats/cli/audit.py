@@ -6,13 +6,24 @@ a budget violation or a threshold mismatch was found, 2 on bad input.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from ctd_stats.engines.local import add_engine_arguments
+import click
+
+from ctd_stats.cli.argtypes import (
+    FOLDER,
+    ExistingFile,
+    Level,
+    LogLocation,
+    arguments,
+    engine_options,
+    force_option,
+    json_option,
+)
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
 from ctd_stats.reports.outputs import check_manifest
 
@@ -43,7 +54,7 @@ def load_rule(path: str, budget: float | None = None, expert: str | None = None)
         raise CTDInputError(f"{path}: {exc}") from exc
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     from ctd_stats.audit.run import audit_log
     from ctd_stats.reports.audit import write_audit
 
@@ -105,68 +116,57 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1): {text!r}")
-    return value
-
-
-def register(subparsers: Any) -> None:
-    """Add ``ctd audit`` to the command line."""
-    p = subparsers.add_parser(
-        "audit",
-        help="audit deployment decision logs against a certificate",
-        description=(
-            "Check that a deployed cascade stayed within its certified delegation budget: realized rate "
-            "with an exact interval, a fixed-n binomial test, an anytime-valid sequential monitor, "
-            "threshold integrity, per-window/per-group rates and score drift. Exit 0 compliant, 1 "
-            "violation, 2 bad input."
-        ),
-    )
-    p.add_argument(
-        "--certificate", required=True, help="certificate JSON written by ctd calibrate/run"
-    )
-    p.add_argument(
-        "--log",
-        required=True,
-        help="decision log: .jsonl, .csv, .parquet, a SQLite log, or a folder/glob of Parquet parts",
-    )
-    p.add_argument("--alpha", type=_alpha, default=0.05, help="test level (default 0.05)")
-    p.add_argument(
-        "--window", default=None, help="e.g. 1h, 30min, 1d, 1000rows, auto (default auto)"
-    )
-    p.add_argument("--budget", type=float, default=None, help="which certified budget (if several)")
-    p.add_argument("--expert", default=None, help="which expert (if several)")
-    p.add_argument(
-        "--group-column", default=None, help="column with groups (default: 'group' if present)"
-    )
-    p.add_argument("--timestamp-column", default=None, help="default: timestamp, ts or time")
-    p.add_argument("--score-column", default=None, help="default: dv_score or score")
-    p.add_argument(
-        "--decision-column", default=None, help="default: delegated, decision or delegate"
-    )
-    p.add_argument(
-        "--decision-rule",
-        choices=("sequential", "fixed_n"),
-        default="sequential",
-        help="test behind the verdict: anytime-valid monitor (default) or one-look binomial test",
-    )
-    p.add_argument(
-        "--detect-rate",
-        type=float,
-        default=None,
-        metavar="RHO",
-        help="tune the sequential monitor to detect rates near RHO x budget soonest (RHO > 1; "
-        "validity does not depend on it; see docs/audit.md for the delays)",
-    )
-    add_engine_arguments(p)
-    p.add_argument("--out", default="audit", help="output directory (default ./audit)")
-    p.add_argument(
-        "--force", action="store_true", help="write even where another run's outputs are"
-    )
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
-    p.set_defaults(func=run)
+@click.command(
+    "audit",
+    short_help="audit deployment decision logs against a certificate",
+    help=(
+        "Check that a deployed cascade stayed within its certified delegation budget: realized rate "
+        "with an exact interval, a fixed-n binomial test, an anytime-valid sequential monitor, "
+        "threshold integrity, per-window/per-group rates and score drift. Exit 0 compliant, 1 "
+        "violation, 2 bad input."
+    ),
+)
+@click.option(
+    "--certificate",
+    required=True,
+    type=ExistingFile("certificate"),
+    help="certificate JSON written by ctd calibrate/run",
+)
+@click.option(
+    "--log",
+    required=True,
+    type=LogLocation(),
+    help="decision log: .jsonl, .csv, .parquet, a SQLite log, a folder/glob of Parquet parts, or "
+    "a postgresql:// URL",
+)
+@click.option("--alpha", type=Level(), default=0.05, help="test level (default 0.05)")
+@click.option("--window", default=None, help="e.g. 1h, 30min, 1d, 1000rows, auto (default auto)")
+@click.option("--budget", type=float, default=None, help="which certified budget (if several)")
+@click.option("--expert", default=None, help="which expert (if several)")
+@click.option(
+    "--group-column", default=None, help="column with groups (default: 'group' if present)"
+)
+@click.option("--timestamp-column", default=None, help="default: timestamp, ts or time")
+@click.option("--score-column", default=None, help="default: dv_score or score")
+@click.option("--decision-column", default=None, help="default: delegated, decision or delegate")
+@click.option(
+    "--decision-rule",
+    type=click.Choice(("sequential", "fixed_n")),
+    default="sequential",
+    help="test behind the verdict: anytime-valid monitor (default) or one-look binomial test",
+)
+@click.option(
+    "--detect-rate",
+    type=float,
+    default=None,
+    metavar="RHO",
+    help="tune the sequential monitor to detect rates near RHO x budget soonest (RHO > 1; "
+    "validity does not depend on it; see docs/audit.md for the delays)",
+)
+@engine_options
+@click.option("--out", type=FOLDER, default="audit", help="output directory (default ./audit)")
+@force_option
+@json_option
+@click.pass_context
+def command(ctx: click.Context, **values: Any) -> int:
+    return run(arguments(ctx, values))

@@ -8,13 +8,16 @@ failed closed (its certificate entry, τ = +∞, is still written), 2 on bad inp
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+import click
+
+from ctd_stats.cli.argtypes import FILE, arguments, force_option, json_option, output_option
 from ctd_stats.cli.progress import progress
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
 from ctd_stats.reports.outputs import output_set
@@ -24,24 +27,20 @@ if TYPE_CHECKING:
     from ctd_stats.spec.cascade_spec import CascadeSpec
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``calibrate`` sub-command."""
-    p = subparsers.add_parser(
-        "calibrate",
-        help="certify every budget of a spec; write certificate and report",
-        description="Calibrate every (expert, budget) of a cascade spec on its score table and write "
-        "certificate.json and the report into the output directory. Exit 0: all certified; 1: some "
-        "budget could not be certified (fail-closed entry written); 2: bad input.",
-    )
-    p.add_argument("spec", help="cascade spec (YAML)")
-    p.add_argument(
-        "--output", "-o", help="output directory (default: the spec's outputs.directory)"
-    )
-    p.add_argument(
-        "--force", action="store_true", help="write even where another run's outputs are"
-    )
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
-    p.set_defaults(func=run)
+@click.command(
+    "calibrate",
+    short_help="certify every budget of a spec; write certificate and report",
+    help="Calibrate every (expert, budget) of a cascade spec on its score table and write "
+    "certificate.json and the report into the output directory. Exit 0: all certified; 1: some "
+    "budget could not be certified (fail-closed entry written); 2: bad input.",
+)
+@click.argument("spec", type=FILE)
+@output_option
+@force_option
+@json_option
+@click.pass_context
+def command(ctx: click.Context, **values: Any) -> int:
+    return run(arguments(ctx, values))
 
 
 def output_names(formats: Sequence[str]) -> list[str]:
@@ -103,7 +102,7 @@ def calibrate_and_write(
     return outcome, write_outputs(outcome, directory, force=force)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     from ctd_stats.reports.calibration import report_data
     from ctd_stats.spec.cascade_spec import load_spec
 

@@ -1,14 +1,15 @@
-"""The ``ctd`` command line.
+"""The ``ctd`` command line, on click.
 
-Every sub-command lives in its own module under :mod:`ctd_stats.cli` (or a package that plugs in)
-and exposes ``register(subparsers)``; ``register`` adds a parser whose ``func(args) -> int`` runs the
-command and returns the exit code. :class:`~ctd_stats.errors.CTDInputError` becomes exit code 2 with a
-one-line message on stderr.
+Every sub-command lives in its own module under :mod:`ctd_stats.cli` and exposes ``command`` (a
+:class:`click.Command` whose callback returns the exit code); the modules are imported only when
+their command runs or a listing needs them (``ctd --help``, completion). Plug-ins (the probes
+layer's ``ctd scores``) may expose a click ``command`` or the argparse ``register(subparsers)`` of
+0.2 (:mod:`.legacy`). :class:`~ctd_stats.errors.CTDInputError` and usage errors (a bad option
+value, a missing argument) become exit code 2 with a one-line message on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import json
@@ -20,12 +21,16 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import click
+
 from ctd_stats._version import __version__
 from ctd_stats.cli import progress as _progress
+from ctd_stats.cli.completion import COMPLETE_VAR, PROG_NAME
 from ctd_stats.cli.plugins import load_plugins
 from ctd_stats.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, CTDInputError
 
-#: Modules that provide sub-commands, in the order they appear in ``ctd --help``.
+#: Modules that provide sub-commands (``command``), in the order they appear in ``ctd --help``;
+#: the command's name is the module's last component.
 COMMAND_MODULES: tuple[str, ...] = (
     "ctd_stats.cli.run",
     "ctd_stats.cli.validate",
@@ -37,38 +42,131 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ctd_stats.cli.completion",
 )
 
+#: Global flags accepted anywhere on the line (taken out before click parses it; see :func:`_main`).
+_ANYWHERE_FLAGS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("-q", "--quiet"),
+        "no progress lines, estimates or warnings on stderr (errors still; anywhere on the line)",
+    ),
+    (
+        ("-v", "--verbose"),
+        "progress lines from the first second, not only for long stages (anywhere on the line)",
+    ),
+    (("--debug",), "print the Python traceback of an error (anywhere on the line)"),
+)
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every available sub-command."""
-    parser = argparse.ArgumentParser(
-        prog="ctd",
-        description="Calibrate-Then-Delegate: certified delegation budgets for LLM safety cascades.",
+
+class CommandGroup(click.Group):
+    """The ``ctd`` group: built-in commands imported on first use, plug-in commands, and the
+    global flags also accepted after the command (hidden there, for completion)."""
+
+    def __init__(self, modules: Sequence[str], plugins: Sequence[click.Command], **kw: Any):
+        super().__init__(**kw)
+        self._modules = {m.rsplit(".", 1)[1]: m for m in modules}
+        self._plugins = {c.name: c for c in plugins if c.name is not None}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self._modules, *(n for n in self._plugins if n not in self._modules)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._modules:
+            cmd = importlib.import_module(self._modules[cmd_name]).command
+        else:
+            cmd = self._plugins.get(cmd_name)
+        if cmd is not None and not any(p.name == "quiet" for p in cmd.params):
+            for opts, text in _ANYWHERE_FLAGS:
+                cmd.params.append(
+                    click.Option(
+                        list(opts), is_flag=True, hidden=True, expose_value=False, help=text
+                    )
+                )
+        return cmd
+
+
+@click.pass_context
+def _start(ctx: click.Context, **_: Any) -> None:
+    """Before the command runs: SIGTERM unwinds (but for ``serve``), warnings one line each,
+    progress at the verbosity of ``-q``/``-v`` (all undone when the command returns)."""
+    verbosity = ctx.obj if isinstance(ctx.obj, int) else 0
+    ctx.with_resource(_sigterm_unwinds(ctx.invoked_subcommand not in KEEP_DEFAULT_SIGTERM))
+    ctx.with_resource(one_line_warnings(quiet=verbosity < 0))
+    ctx.with_resource(_progress.verbosity(verbosity))
+
+
+def build_cli(*, plugins: bool = True) -> CommandGroup:
+    """The ``ctd`` click group with every available sub-command (and the installed plug-ins'
+    commands, their spec blocks registered, unless ``plugins`` is false)."""
+    from ctd_stats.cli.legacy import commands_of
+
+    extra = (
+        [c for name in load_plugins() for c in commands_of(importlib.import_module(name))]
+        if plugins
+        else []
     )
-    parser.add_argument("-V", "--version", action="version", version=f"ctd {__version__}")
-    parser.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="no progress lines, estimates or warnings on stderr (errors still; anywhere on the line)",
+    params: list[click.Parameter] = [
+        click.Option(
+            ["-V", "--version"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_print_version,
+            help="print the version and exit",
+        ),
+        *(
+            click.Option(list(opts), is_flag=True, expose_value=False, help=text)
+            for opts, text in _ANYWHERE_FLAGS
+        ),
+        click.Option(
+            ["--json"], is_flag=True, help="machine-readable JSON on stdout instead of tables"
+        ),
+    ]
+    return CommandGroup(
+        COMMAND_MODULES,
+        extra,
+        name=PROG_NAME,
+        help="Calibrate-Then-Delegate: certified delegation budgets for LLM safety cascades.",
+        params=params,
+        callback=_start,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="progress lines from the first second, not only for long stages (anywhere on the line)",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="machine-readable JSON on stdout instead of tables"
-    )
-    parser.add_argument(
-        "--debug",
-        action="store_true",
-        help="print the Python traceback of an error (anywhere on the line)",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in (*COMMAND_MODULES, *load_plugins()):
-        importlib.import_module(name).register(sub)
-    return parser
+
+
+def help_text() -> str:
+    """``ctd --help`` as text (imports every command module, as the listing does)."""
+    cli = build_cli()
+    with click.Context(cli, info_name=PROG_NAME, **cli.context_settings) as ctx:
+        return cli.get_help(ctx)
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"{PROG_NAME} {__version__}")
+        ctx.exit(EXIT_OK)
+
+
+def _param_name(param: click.Parameter | None) -> str:
+    """``--trials`` for an option (its longest name), ``SPEC`` for an argument."""
+    if param is None:
+        return ""
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    return param.human_readable_name.upper()
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """A usage error as one line naming the option: ``--trials: must be ... (see `ctd simulate --help`)``."""
+    if isinstance(exc, click.MissingParameter):
+        kind = exc.param_type or (exc.param.param_type_name if exc.param else "parameter")
+        text = f"missing {kind} {_param_name(exc.param)}".rstrip()
+    elif isinstance(exc, click.BadParameter):
+        name, message = _param_name(exc.param), exc.message
+        text = message if not name or message.startswith(name) else f"{name}: {message}"
+    else:
+        text = exc.format_message()
+    text = " ".join(text.split())
+    if exc.ctx is not None and "--help" not in text:
+        text = f"{text.rstrip('.')} (see `{exc.ctx.command_path} --help`)"
+    return text
 
 
 def _one_line(exc: BaseException) -> str:
@@ -226,24 +324,27 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args_list = [a for a in args_list if a != "--debug"]  # accepted anywhere on the line
     args_list, verbosity = _take_verbosity(args_list)
     as_json = "--json" in args_list
+    instruction = os.environ.get(COMPLETE_VAR)
+    if instruction:  # the shell asks what to offer at a TAB (see ctd_stats.cli.completion)
+        from click.shell_completion import shell_complete
+
+        return shell_complete(build_cli(), {}, PROG_NAME, COMPLETE_VAR, instruction)
     try:
-        parser = build_parser()
+        cli = build_cli()
         try:
-            args = parser.parse_args(args_list)
-        except SystemExit as exc:  # argparse: usage error (2) or --help/--version (0)
-            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-        if not getattr(args, "func", None):
+            with cli.make_context(PROG_NAME, args_list, obj=verbosity) as ctx:
+                return int(cli.invoke(ctx))
+        except click.exceptions.NoArgsIsHelpError as exc:
             # Bare `ctd`: the help on stdout and exit 0, as pip and most git-style tools do (a usage
             # *error*, such as an unknown command, is still exit 2).
-            parser.print_help()
+            click.echo(exc.ctx.get_help())
             return EXIT_OK
-        unwind = getattr(args, "command", None) not in KEEP_DEFAULT_SIGTERM
-        with (
-            _sigterm_unwinds(unwind),
-            one_line_warnings(quiet=verbosity < 0),
-            _progress.verbosity(verbosity),
-        ):
-            return int(args.func(args))
+        except click.exceptions.Exit as exc:  # --help, --version
+            return exc.exit_code
+        except click.UsageError as exc:
+            return _fail(EXIT_BAD_INPUT, usage_line(exc), as_json, debug)
+        except click.ClickException as exc:
+            return _fail(EXIT_BAD_INPUT, " ".join(exc.format_message().split()), as_json, debug)
     except CTDInputError as exc:
         return _fail(EXIT_BAD_INPUT, _one_line(exc), as_json, debug)
     except KeyboardInterrupt as exc:

@@ -12,7 +12,8 @@ import importlib
 
 #: Spec blocks owned by plugins: block -> "module:Model" (imported lazily, on first use).
 SPEC_PLUGINS: dict[str, str] = {"probes": "probes.spec:ProbesSpec"}
-#: Modules that provide ``register(subparsers)`` for extra sub-commands.
+#: Modules that provide extra sub-commands: a click ``command``, or the argparse
+#: ``register(subparsers)`` of 0.2 (run through :mod:`ctd_stats.cli.legacy`).
 COMMAND_PLUGINS: tuple[str, ...] = ("probes.commands",)
 
 

@@ -11,18 +11,28 @@ Exit code 0 when every budget was certified, 1 when some failed closed (still wr
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from ctd_stats.cli.argtypes import bounded_int
+import click
+
+from ctd_stats.cli.argtypes import (
+    FILE,
+    CountRange,
+    arguments,
+    engine_options,
+    force_option,
+    json_option,
+    output_option,
+)
 from ctd_stats.cli.progress import progress, progress_enabled
-from ctd_stats.engines.local import Engine, add_engine_arguments, get_engine
+from ctd_stats.engines.local import Engine, get_engine
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK, CTDInputError
 from ctd_stats.limits import MAX_REPEATS
 from ctd_stats.reports.outputs import output_set
@@ -33,29 +43,26 @@ if TYPE_CHECKING:
     from ctd_stats.table.score_table import ScoreTable
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``run`` sub-command."""
-    p = subparsers.add_parser(
-        "run",
-        help="the main job: CTD vs uncertainty delegation, certificates and one report",
-        description="Run the full CTD study of a spec: repeated calibration/evaluation splits for every "
-        "expert, certificates for every budget, and one report (Markdown + HTML).",
-    )
-    p.add_argument("spec", help="cascade spec (YAML)")
-    p.add_argument(
-        "--output", "-o", help="output directory (default: the spec's outputs.directory)"
-    )
-    p.add_argument(
-        "--repeats",
-        type=bounded_int(MAX_REPEATS, "repeats"),
-        help=f"override evaluation.repeats (1 to {MAX_REPEATS:,})",
-    )
-    p.add_argument(
-        "--force", action="store_true", help="write even where another run's outputs are"
-    )
-    add_engine_arguments(p)
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
-    p.set_defaults(func=run)
+@click.command(
+    "run",
+    short_help="the main job: CTD vs uncertainty delegation, certificates and one report",
+    help="Run the full CTD study of a spec: repeated calibration/evaluation splits for every "
+    "expert, certificates for every budget, and one report (Markdown + HTML).",
+)
+@click.argument("spec", type=FILE)
+@output_option
+@click.option(
+    "--repeats",
+    type=CountRange(MAX_REPEATS, "repeats"),
+    default=None,
+    help=f"override evaluation.repeats (1 to {MAX_REPEATS:,})",
+)
+@force_option
+@engine_options
+@json_option
+@click.pass_context
+def command(ctx: click.Context, **values: Any) -> int:
+    return run(arguments(ctx, values))
 
 
 def ensure_table(spec: CascadeSpec) -> ScoreTable:
@@ -169,7 +176,7 @@ def report_formats(formats: Sequence[str]) -> list[str]:
     return [fmt for fmt in ("md", "html") if fmt in formats]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     import numpy as np
 
     from ctd_stats.reports.study import build_study_report

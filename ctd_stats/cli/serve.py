@@ -7,7 +7,6 @@ or uvicorn is an environment error (exit 2) naming ``pip install -e '.[serve]'``
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import importlib.util
@@ -18,8 +17,21 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import click
+
+from ctd_stats.cli.argtypes import (
+    FILE,
+    FOLDER,
+    ExistingFile,
+    LogLocation,
+    Port,
+    PositiveFloat,
+    arguments,
+    is_database_url,
+)
 from ctd_stats.errors import EXIT_OK, CTDInputError
 
 
@@ -31,7 +43,7 @@ def _require_serve_extra() -> None:
             )
 
 
-def _expert(args: argparse.Namespace) -> Any:
+def _expert(args: SimpleNamespace) -> Any:
     """The HTTP expert of ``--expert-url`` (from the probes layer's public names), or None."""
     if args.expert_url is None:
         return None
@@ -88,7 +100,7 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     _require_serve_extra()
     args.port = parse_port(args.port)
     from serve.config import ADMIN_TOKEN_ENV, GatewayConfig, Token
@@ -101,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             raise CTDInputError("the admin token must differ from the decision token")
     config = GatewayConfig(
         certificate=Path(args.certificate),
-        db=Path(args.db),
+        db=args.db if is_database_url(args.db) else Path(args.db),
         budget=args.budget,
         expert=args.expert,
         scores_only=args.probes is None,
@@ -126,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(
-    args: argparse.Namespace, config: Any, token: Any, admin_token: Any, sock: socket.socket
+    args: SimpleNamespace, config: Any, token: Any, admin_token: Any, sock: socket.socket
 ) -> int:
     scorer = None
     if args.probes is not None:
@@ -210,130 +222,128 @@ def parse_port(text: str | int) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0: {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
-    return value
-
-
-def register(subparsers: Any) -> None:
-    """Add ``ctd serve`` to the command line."""
-    p = subparsers.add_parser(
-        "serve",
-        help="run the monitoring gateway: decide, log every decision, watch the budget",
-        description=(
-            "HTTP gateway for a certificate: POST /v1/decide delegates iff dv_score > τ, logs every "
-            "decision durably to SQLite before answering (ctd audit --log reads it), and watches the "
-            "delegation rate with the anytime-valid monitor. Needs the 'serve' extra and a bearer "
-            "token (env CTD_SERVE_TOKEN or --token-file)."
-        ),
-    )
-    p.add_argument(
-        "--certificate", required=True, help="certificate JSON written by ctd calibrate/run"
-    )
-    p.add_argument("--budget", type=float, default=None, help="which certified budget (if several)")
-    p.add_argument("--expert", default=None, help="which expert's entry (if several)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--scores-only",
-        action="store_true",
-        help="inputs carry probe_prob and dv_score (the default without --probes)",
-    )
-    mode.add_argument(
-        "--probes",
-        default=None,
-        metavar="DIR",
-        help="score texts with the monitor bundle written by `ctd scores SPEC --save-monitor DIR`",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
-    p.add_argument("--port", default="8080", help="port 1-65535 (default 8080)")
-    p.add_argument(
-        "--db", default="ctd-decisions.db", help="SQLite decision log (default ./ctd-decisions.db)"
-    )
-    p.add_argument(
-        "--token-file",
-        default=None,
-        help="file holding the bearer token (else env CTD_SERVE_TOKEN)",
-    )
-    p.add_argument(
-        "--admin-token-file",
-        default=None,
-        help="file holding the admin token for POST /v1/admin/reset (else env "
-        "CTD_SERVE_ADMIN_TOKEN; without one the reset endpoint is disabled)",
-    )
-    p.add_argument(
-        "--sync",
-        choices=("full", "normal"),
-        default="full",
-        help="log durability: full = fsync at every group commit, an acknowledged decision "
-        "survives power loss (default); normal = survives any crash of the process (kill -9) but "
-        "a power cut may lose the last commits; several times the throughput on slow disks",
-    )
-    p.add_argument(
-        "--keep-alive-timeout",
-        type=_positive_float,
-        default=5.0,
-        help="seconds an idle keep-alive connection stays open (default 5)",
-    )
-    p.add_argument(
-        "--header-timeout",
-        type=_positive_float,
-        default=10.0,
-        help="seconds to receive a request's headers, from the connection or its first byte "
-        "(default 10)",
-    )
-    p.add_argument(
-        "--body-timeout",
-        type=_positive_float,
-        default=30.0,
-        help="seconds to receive a request's body after its headers (default 30)",
-    )
-    p.add_argument(
-        "--max-connections",
-        type=_positive_int,
-        default=512,
-        help="open connections (more are closed at once) and requests in flight (more get a JSON "
-        "503); keep it below the file-descriptor limit (default 512)",
-    )
-    p.add_argument(
-        "--expert-url", default=None, help="OpenAI-compatible expert endpoint (optional)"
-    )
-    p.add_argument("--expert-model", default=None, help="model name at --expert-url")
-    p.add_argument("--expert-mode", choices=("chat", "moderation"), default="chat")
-    p.add_argument("--expert-key-env", default=None, help="env variable with the expert's API key")
-    p.add_argument("--expert-timeout", type=float, default=10.0, help="seconds (default 10)")
-    p.add_argument(
-        "--on-expert-failure",
-        choices=("probe", "503"),
-        default="probe",
-        help="expert timeout/error: answer with the probe's verdict, the weaker model (default), "
-        "or return 503 (the input is not decided; the client retries)",
-    )
-    p.add_argument(
-        "--on-alarm",
-        choices=("never-delegate", "continue"),
-        default="never-delegate",
-        help="budget monitor alarm: stop delegating until POST /v1/admin/reset (default), or continue",
-    )
-    p.add_argument(
-        "--alpha", type=float, default=0.05, help="level of the live monitor (default 0.05)"
-    )
-    p.add_argument(
-        "--max-batch", type=_positive_int, default=256, help="items per batch (default 256)"
-    )
-    p.add_argument("--max-body-bytes", type=_positive_int, default=1 << 20, help="default 1 MiB")
-    p.set_defaults(func=run)
+@click.command(
+    "serve",
+    short_help="run the monitoring gateway: decide, log every decision, watch the budget",
+    help=(
+        "HTTP gateway for a certificate: POST /v1/decide delegates iff dv_score > τ, logs every "
+        "decision durably (SQLite file, or PostgreSQL with a postgresql:// URL) before answering "
+        "(ctd audit --log reads it), and watches the delegation rate with the anytime-valid "
+        "monitor. Needs the 'serve' extra and a bearer token (env CTD_SERVE_TOKEN or --token-file)."
+    ),
+)
+@click.option(
+    "--certificate",
+    required=True,
+    type=ExistingFile("certificate"),
+    help="certificate JSON written by ctd calibrate/run",
+)
+@click.option("--budget", type=float, default=None, help="which certified budget (if several)")
+@click.option("--expert", default=None, help="which expert's entry (if several)")
+@click.option(
+    "--scores-only",
+    is_flag=True,
+    help="inputs carry probe_prob and dv_score (the default without --probes)",
+)
+@click.option(
+    "--probes",
+    type=FOLDER,
+    default=None,
+    metavar="DIR",
+    help="score texts with the monitor bundle written by `ctd scores SPEC --save-monitor DIR` "
+    "(not with --scores-only)",
+)
+@click.option("--host", default="127.0.0.1", help="bind address (default loopback)")
+@click.option("--port", type=Port(), default=8080, help="port 1-65535 (default 8080)")
+@click.option(
+    "--db",
+    type=LogLocation(),
+    default="ctd-decisions.db",
+    help="decision log: a SQLite file (default ./ctd-decisions.db) or a postgresql:// URL",
+)
+@click.option(
+    "--token-file",
+    type=FILE,
+    default=None,
+    help="file holding the bearer token (else env CTD_SERVE_TOKEN)",
+)
+@click.option(
+    "--admin-token-file",
+    type=FILE,
+    default=None,
+    help="file holding the admin token for POST /v1/admin/reset (else env "
+    "CTD_SERVE_ADMIN_TOKEN; without one the reset endpoint is disabled)",
+)
+@click.option(
+    "--sync",
+    type=click.Choice(("full", "normal")),
+    default="full",
+    help="log durability: full = fsync at every group commit, an acknowledged decision "
+    "survives power loss (default); normal = survives any crash of the process (kill -9) but "
+    "a power cut may lose the last commits; several times the throughput on slow disks",
+)
+@click.option(
+    "--keep-alive-timeout",
+    type=PositiveFloat(),
+    default=5.0,
+    help="seconds an idle keep-alive connection stays open (default 5)",
+)
+@click.option(
+    "--header-timeout",
+    type=PositiveFloat(),
+    default=10.0,
+    help="seconds to receive a request's headers, from the connection or its first byte "
+    "(default 10)",
+)
+@click.option(
+    "--body-timeout",
+    type=PositiveFloat(),
+    default=30.0,
+    help="seconds to receive a request's body after its headers (default 30)",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    metavar="N",
+    default=512,
+    help="open connections (more are closed at once) and requests in flight (more get a JSON "
+    "503); keep it below the file-descriptor limit (default 512)",
+)
+@click.option("--expert-url", default=None, help="OpenAI-compatible expert endpoint (optional)")
+@click.option("--expert-model", default=None, help="model name at --expert-url")
+@click.option("--expert-mode", type=click.Choice(("chat", "moderation")), default="chat")
+@click.option("--expert-key-env", default=None, help="env variable with the expert's API key")
+@click.option("--expert-timeout", type=float, default=10.0, help="seconds (default 10)")
+@click.option(
+    "--on-expert-failure",
+    type=click.Choice(("probe", "503")),
+    default="probe",
+    help="expert timeout/error: answer with the probe's verdict, the weaker model (default), "
+    "or return 503 (the input is not decided; the client retries)",
+)
+@click.option(
+    "--on-alarm",
+    type=click.Choice(("never-delegate", "continue")),
+    default="never-delegate",
+    help="budget monitor alarm: stop delegating until POST /v1/admin/reset (default), or continue",
+)
+@click.option("--alpha", type=float, default=0.05, help="level of the live monitor (default 0.05)")
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    metavar="N",
+    default=256,
+    help="items per batch (default 256)",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    metavar="BYTES",
+    default=1 << 20,
+    help="default 1 MiB",
+)
+@click.pass_context
+def command(ctx: click.Context, **values: Any) -> int:
+    if values["scores_only"] and values["probes"] is not None:
+        raise click.UsageError("--scores-only: not allowed with argument --probes", ctx)
+    return run(arguments(ctx, values))

@@ -11,22 +11,30 @@ Clopper–Pearson interval of the violation frequency is above δ), 0 otherwise,
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import Any
 
-from ctd_stats.cli.argtypes import bounded_int, seed_int
+import click
+
+from ctd_stats.cli.argtypes import (
+    FILE,
+    CountRange,
+    Seed,
+    arguments,
+    engine_options,
+    force_option,
+    json_option,
+    output_option,
+)
 from ctd_stats.cli.progress import progress
-from ctd_stats.engines.local import add_engine_arguments, get_engine
+from ctd_stats.engines.local import get_engine
 from ctd_stats.errors import EXIT_NOT_CERTIFIED, EXIT_OK
 from ctd_stats.limits import MAX_TRIALS
 from ctd_stats.reports.document import Figure
 from ctd_stats.reports.outputs import output_set
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
@@ -44,31 +52,28 @@ class Example:
 EXAMPLE = Example()
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``simulate`` sub-command."""
-    p = subparsers.add_parser(
-        "simulate",
-        help="check the budget guarantee in simulation",
-        description="Simulate many calibration sets and measure how often the certified threshold "
-        "exceeds the budget (must be ≤ δ). Without SPEC: a built-in example (n = 1000, budget 0.3, "
-        "δ = 0.1, 2,000 trials, fixed-sequence and Bonferroni).",
-    )
-    p.add_argument("spec", nargs="?", help="cascade spec (YAML); omit for the built-in example")
-    p.add_argument(
-        "--trials",
-        type=bounded_int(MAX_TRIALS, "trials"),
-        help=f"override the number of simulated calibration sets (1 to {MAX_TRIALS:,})",
-    )
-    p.add_argument("--seed", type=seed_int, help="override the seed (≥ 0)")
-    p.add_argument(
-        "--output", "-o", help="output directory (default: the spec's outputs.directory)"
-    )
-    p.add_argument(
-        "--force", action="store_true", help="write even where another run's outputs are"
-    )
-    add_engine_arguments(p)
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
-    p.set_defaults(func=run)
+@click.command(
+    "simulate",
+    short_help="check the budget guarantee in simulation",
+    help="Simulate many calibration sets and measure how often the certified threshold "
+    "exceeds the budget (must be ≤ δ). Without SPEC: a built-in example (n = 1000, budget 0.3, "
+    "δ = 0.1, 2,000 trials, fixed-sequence and Bonferroni).",
+)
+@click.argument("spec", type=FILE, required=False)
+@click.option(
+    "--trials",
+    type=CountRange(MAX_TRIALS, "trials"),
+    default=None,
+    help=f"override the number of simulated calibration sets (1 to {MAX_TRIALS:,})",
+)
+@click.option("--seed", type=Seed(), default=None, help="override the seed (≥ 0)")
+@output_option
+@force_option
+@engine_options
+@json_option
+@click.pass_context
+def command(ctx: click.Context, **values: Any) -> int:
+    return run(arguments(ctx, values))
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -121,7 +126,7 @@ def _progress(jobs: Any) -> Any:
     return progress(jobs, desc="simulating", total=len(jobs))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     from ctd_stats.reports.simulation import build_simulation_report, plot, rows_csv
     from ctd_stats.spec.cascade_spec import load_spec
     from ctd_stats.stats.simulate import make_population

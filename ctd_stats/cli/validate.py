@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import Any
 
+import click
+
+from ctd_stats.cli.argtypes import FILE, arguments, json_option
 from ctd_stats.errors import EXIT_OK, CTDInputError
 
-if TYPE_CHECKING:
-    pass
 
-
-def register(subparsers: Any) -> None:
-    """Add the ``validate`` sub-command."""
-    p = subparsers.add_parser(
-        "validate",
-        help="check a spec and its score table",
-        description="Parse and check a cascade spec and the score table it points to. Exit code 0 "
-        "if both are valid, 2 with a message naming file, line and field otherwise.",
-    )
-    p.add_argument("spec", help="cascade spec (YAML)")
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON on stdout")
-    p.set_defaults(func=run)
+@click.command(
+    "validate",
+    short_help="check a spec and its score table",
+    help="Parse and check a cascade spec and the score table it points to. Exit code 0 if both "
+    "are valid, 2 with a message naming file, line and field otherwise.",
+)
+@click.argument("spec", type=FILE)
+@json_option
+@click.pass_context
+def command(ctx: click.Context, **values: Any) -> int:
+    return run(arguments(ctx, values))
 
 
 def check(spec_path: str) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def require_probes_installed(block: Any, spec_path: str) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     info = check(args.spec)
     if getattr(args, "json", False):
         print(json.dumps({"ok": True, **info}, indent=2))

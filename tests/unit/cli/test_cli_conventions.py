@@ -20,7 +20,7 @@ def test_bare_ctd_prints_help_and_exits_0(capsys) -> None:
     """Before: exit 2. Convention chosen: pip's (help on stdout, exit 0); a usage error stays 2."""
     assert main([]) == EXIT_OK
     out = capsys.readouterr().out
-    assert out.startswith("usage: ctd") and "calibrate" in out
+    assert out.startswith("Usage: ctd") and "calibrate" in out
     assert main(["no-such-command"]) == EXIT_BAD_INPUT
 
 
