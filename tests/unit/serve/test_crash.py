@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gateway_fixtures import TOKEN, write_certificate
@@ -33,7 +34,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, cert: Path, db: Path, *extra: str) -> None:
+    def __init__(self, cert: Path, db: Path | str, *extra: str) -> None:
         self.port = free_port()
         env = {**os.environ, "CTD_SERVE_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, "-m", "ctd_stats.cli", "serve", "--certificate", str(cert),
@@ -161,13 +162,68 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path, servers, cap
     assert logged <= set(sent1) | acknowledged
     assert budget["decisions"] >= len(set(acked1))
 
+    check_audit(tmp_path, capsys, cert, str(db), n, k, "sqlite")
+
+
+def check_audit(
+    tmp_path: Path, capsys: Any, cert: Path, log: str, n: int, k: int, fmt: str
+) -> None:
+    """``ctd audit`` reads the log as is: compliant, with the log's counts and no mismatch."""
     from ctd_stats.cli.entry import main
 
-    code = main(["audit", "--json", "--certificate", str(cert), "--log", str(db),
-                 "--out", str(tmp_path / "audit")])  # fmt: skip
+    out = tmp_path / f"audit-{fmt}"
+    code = main(["audit", "--json", "--certificate", str(cert), "--log", log,
+                 "--out", str(out)])  # fmt: skip
     assert code == 0, capsys.readouterr()
     assert json.loads(capsys.readouterr().out)["compliant"] is True
-    audit = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    audit = json.loads((out / "audit.json").read_text())
     assert (audit["rate"]["n"], audit["rate"]["k"]) == (n, k)
     assert audit["integrity"]["n_mismatch"] == 0
-    assert audit["log_format"] == "sqlite"
+    assert audit["log_format"] == fmt
+
+
+def test_kill_9_of_one_of_two_gateways_on_a_postgres_log(tmp_path, servers, capsys, pg_url):
+    """Two replicas on one PostgreSQL log under load; one is killed with ``kill -9``, its clients
+    retry on the other, it restarts. Every acknowledged decision is logged once, and the shared
+    monitor state counts exactly the logged rows (state and rows commit together)."""
+    psycopg = pytest.importorskip("psycopg")
+    cert = write_certificate(tmp_path / "certificate.json", threshold=0.5, budget=0.3)
+    first, other = Server(cert, pg_url), Server(cert, pg_url)
+    servers.extend([first, other])
+    side: dict[str, Any] = {}
+
+    def keep_serving() -> None:
+        side["acked"], side["sent"] = run_load(other.url, "o", threads=3, seconds=1.0)
+
+    survivor = threading.Thread(target=keep_serving)
+    survivor.start()
+    acked1, sent1 = run_load(first.url, "a", threads=4, seconds=0.5, kill=first, min_acked=200)
+    survivor.join()
+    assert first.proc.returncode == -signal.SIGKILL
+    assert len(acked1) >= 200, "the load did not get going before the kill"
+    # The killed replica's clients retry what was in flight on the surviving replica.
+    retried = [r for r in sent1 if r not in set(acked1)][:20]
+    with httpx.Client(base_url=other.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        for rid in retried:
+            assert c.post("/v1/decide", json=payload(rid)).status_code == 200
+    restarted = Server(cert, pg_url)
+    servers.append(restarted)
+    acked2, _ = run_load(restarted.url, "b", threads=3, seconds=0.3)
+    with httpx.Client(base_url=restarted.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        budget = c.get("/v1/budget").json()
+    for s in (restarted, other):
+        s.stop()
+
+    with psycopg.connect(pg_url) as con:
+        ids = [r[0] for r in con.execute("SELECT request_id FROM decisions")]
+        n, k = con.execute("SELECT COUNT(*), SUM(delegated) FROM decisions").fetchone()
+        (state,) = con.execute("SELECT state FROM monitor_state").fetchone()
+    logged = set(ids)
+    assert len(ids) == len(logged), "a request id was logged twice"
+    acknowledged = set(acked1) | set(acked2) | set(retried) | set(side["acked"])
+    assert acknowledged <= logged, f"{len(acknowledged - logged)} acknowledged decisions lost"
+    assert logged <= set(sent1) | set(side["sent"]) | acknowledged
+    shared = json.loads(state)
+    assert (shared["n_total"], shared["k_total"], shared["monitor"]["n"]) == (n, k, n)
+    assert budget["decisions"] == n  # the restarted replica sees every replica's decisions
+    check_audit(tmp_path, capsys, cert, pg_url, n, k, "postgres")
