@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serve.config import Token
 from serve.decisionlog import IdConflict
 from serve.gateway import ExpertUnavailable, Gateway, InputError
+from serve.metrics import CONTENT_TYPE
 from serve.schemas import BatchRequest, DecideRequest
 
 log = logging.getLogger("ctd.serve")
@@ -355,7 +356,7 @@ def create_app(
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
         text = gateway.metrics.render(gateway.gauges())
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
     app.add_middleware(
         GuardMiddleware,
