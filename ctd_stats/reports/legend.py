@@ -1,8 +1,9 @@
 """Legends beside the plot, never on the data.
 
 Every figure of the reports puts its legend with :func:`outside_legend`: to the right of the axes,
-outside the plotting area, with the figure's layout engine set to ``constrained`` so that the space
-is made for it (neighbouring panels shrink instead of being covered). A legend inside the axes
+outside the plotting area, with a layout engine that makes the space for it (neighbouring panels
+shrink instead of being covered): the report figures' :class:`~ctd_stats.reports.layout.GridLayout`,
+or ``constrained`` for a figure made without one. A legend inside the axes
 (``loc="best"`` included) can cover the very lines a report is about; the report tests rasterise
 every figure and check that no legend box overlaps a plotted line or point.
 """

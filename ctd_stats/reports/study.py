@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from ctd_stats.reports.document import Figure, Heading, Links, Paragraph, Report, Table
+from ctd_stats.reports.document import (
+    Figure,
+    Heading,
+    Links,
+    Paragraph,
+    Report,
+    Table,
+    new_figure,
+)
 from ctd_stats.reports.legend import outside_legend
 from ctd_stats.reports.study_diagnostics import delta_sentence, diagnostic_blocks, verdict_counts
 from ctd_stats.reports.study_headline import headline_blocks
@@ -24,18 +32,9 @@ COLORS = {
 }
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _metric_figure(s: ExpertStudy) -> Figure:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    fig, grid = new_figure(12, 4.4, ncols=2)
+    axes = grid[0]
     for ax, metric, title in (
         (axes[0], "auroc", "Cascade AUROC"),
         (axes[1], "accuracy", "Cascade accuracy"),
@@ -71,8 +70,8 @@ def _metric_figure(s: ExpertStudy) -> Figure:
 
 
 def _budget_figure(s: ExpertStudy) -> Figure:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, grid = new_figure(12, 4.2, ncols=2)
+    axes = grid[0]
     ax = axes[0]
     for m in (*CERTIFIED_METHODS, "unc_topk"):
         i = METHODS.index(m)
@@ -112,9 +111,9 @@ def _budget_figure(s: ExpertStudy) -> Figure:
 
 
 def _group_figure(s: ExpertStudy, alpha: float) -> Figure:
-    plt = _plt()
     j = int(np.argmin(np.abs(s.budgets - alpha)))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, grid = new_figure(12, 4.2, ncols=2)
+    axes = grid[0]
     ax = axes[0]
     x = np.arange(len(s.groups))
     show = ("ctd", "unc_topk", "oracle")

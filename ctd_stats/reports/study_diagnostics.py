@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ctd_stats.reports.document import Figure, Heading, Paragraph, Table
+from ctd_stats.reports.document import Figure, Heading, Paragraph, Table, new_figure
 from ctd_stats.reports.legend import outside_legend
 from ctd_stats.study import diagnostics as dg
 from ctd_stats.study.runner import METHOD_LABELS, METHODS, REFERENCE, ExpertStudy
@@ -79,12 +79,8 @@ def _delta_table(s: ExpertStudy, metric: str) -> Table:
 
 
 def _diagnostic_figure(s: ExpertStudy, d: dg.StudyDiagnostics) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, grid = new_figure(12, 4.2, ncols=2)
+    axes = grid[0]
     ax = axes[0]
     rm = d.ranking_mean("auroc")
     for i, k in enumerate(dg.RANKINGS):

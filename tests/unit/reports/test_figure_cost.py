@@ -1,0 +1,126 @@
+"""Issue 20: report figures drawn once, laid out from one measurement, labels without mathtext.
+
+The speed target itself (the demo run's figures ≤ 2 s CPU) is recorded in
+benchmarks/test_bench_figures.py; these tests check the constructions that give it, each of which
+failed before: ``savefig`` drew a figure with a layout engine twice, the ``constrained`` engine
+measured every axes twice, the log axis' decade labels were parsed as mathtext.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ctd_stats.reports.calibration import decade_label
+from ctd_stats.reports.document import new_figure, render_png
+from ctd_stats.reports.layout import GridLayout
+from ctd_stats.reports.legend import outside_legend
+
+
+def _three_panels() -> Any:
+    """Three panels with long legend labels, long axis labels and a suptitle."""
+    fig, grid = new_figure(12.9, 3.6, ncols=3)
+    x = np.linspace(0, 1, 50)
+    for k, ax in enumerate(grid[0]):
+        for j in range(4):
+            ax.plot(x, x**j + k, label=f"a rather long legend entry number {j}")
+        ax.set_xlabel("threshold τ (delegate iff d(x) > τ)")
+        ax.set_ylabel(f"a long y label {k}")
+        ax.set_title(f"panel {k}")
+        outside_legend(ax, fontsize=7.5)
+    fig.suptitle("a suptitle over the three panels")
+    return fig
+
+
+def _decorated_boxes(fig: Any) -> list[Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    return [ax.get_tightbbox(renderer) for ax in fig.axes]
+
+
+def test_render_png_draws_the_figure_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: ``savefig`` ran a measuring draw for the layout engine, then the real one (2)."""
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = _three_panels()
+    draws: list[int] = []
+    original = MplFigure.draw
+
+    def counting(self: Any, renderer: Any) -> Any:
+        draws.append(1)
+        return original(self, renderer)
+
+    monkeypatch.setattr(MplFigure, "draw", counting)
+    png = render_png(fig, dpi=80)
+    assert len(draws) == 1
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png))
+    assert image.size == (round(12.9 * 80), round(3.6 * 80))
+    assert image.mode == "P"  # a palette PNG
+    colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is not None and len(colours) > 8  # lines, text and antialiasing all kept
+
+
+def test_grid_layout_keeps_every_panel_and_legend_apart_and_on_the_canvas() -> None:
+    """Each panel's decorations (tick labels, labels, title, its legend beside it) lie inside the
+    figure and overlap no other panel's; the suptitle sits above all of them."""
+    fig = _three_panels()
+    assert isinstance(fig.get_layout_engine(), GridLayout)
+    boxes = _decorated_boxes(fig)
+    width, height = fig.bbox.width, fig.bbox.height
+    for box in boxes:
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, box
+    for a, b in itertools.combinations(boxes, 2):
+        assert a.x1 <= b.x0 or b.x1 <= a.x0, (a, b)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    title = fig._suptitle.get_window_extent(FigureCanvasAgg(fig).get_renderer())
+    assert title.y1 <= height and all(title.y0 >= box.y1 for box in boxes)
+
+
+def test_the_check_finds_panels_that_overlap_without_the_layout() -> None:
+    """The same figure with its layout engine removed: legends run into the next panel."""
+    fig = _three_panels()
+    fig.set_layout_engine("none")
+    boxes = _decorated_boxes(fig)
+    assert any(not (a.x1 <= b.x0 or b.x1 <= a.x0) for a, b in itertools.combinations(boxes, 2))
+
+
+def test_grid_layout_measures_each_axes_once_per_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: the constrained engine measured every axes twice per draw (two solver passes)."""
+    from matplotlib.axes import Axes
+
+    fig = _three_panels()
+    measured: list[int] = []
+    original = Axes.get_tightbbox
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("for_layout_only"):
+            measured.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "get_tightbbox", counting)
+    render_png(fig, dpi=80)
+    assert len(measured) == 3
+
+
+def test_decade_labels_are_plain_text() -> None:
+    assert [decade_label(v) for v in (1.0, 0.1, 1e-5, 10.0, 100.0)] == [
+        "10⁰",
+        "10⁻¹",
+        "10⁻⁵",
+        "10¹",
+        "10²",
+    ]
+    assert [decade_label(v) for v in (2e-3, 0.5, 0.0, -1.0, float("nan"))] == [""] * 5
+    assert not any("$" in decade_label(10.0**e) for e in range(-12, 4))
