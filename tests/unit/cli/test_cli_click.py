@@ -173,3 +173,23 @@ def test_the_cli_reference_is_current() -> None:
     assert (root / "docs" / "cli.md").read_text(encoding="utf-8") == markdown(), (
         "run: python -m ctd_stats.cli.reference > docs/cli.md"
     )
+
+
+def test_validate_imports_only_its_own_command_module() -> None:
+    """Commands are imported on first use: `ctd validate` loads neither the other commands nor
+    the report writers (the argparse CLI imported every command module to build its parser)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[3]
+    code = (
+        "import json, sys\nfrom ctd_stats.cli.entry import main\n"
+        f"rc = main(['validate', {str(root / 'specs' / 'demo.yaml')!r}])\n"
+        "mods = [m for m in ('ctd_stats.cli.run', 'ctd_stats.cli.serve', 'ctd_stats.cli.audit', "
+        "'ctd_stats.cli.simulate', 'ctd_stats.reports.outputs') if m in sys.modules]\n"
+        "print(json.dumps([rc, mods]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == [0, []]
