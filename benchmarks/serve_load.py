@@ -13,6 +13,13 @@ object on stdout; exits 1 on a lost or duplicated row.
 
     python benchmarks/serve_load.py --port 18080          # defaults: 8 clients, 20 s cap per phase
     python benchmarks/serve_load.py --port 18080 --requests 2000 --batch 64
+    python benchmarks/serve_load.py --port 18080 --postgres local   # + PostgreSQL logs
+
+With ``--postgres URL`` (an empty database) or ``--postgres local`` (a throw-away server started
+like the tests' fixture, ``tests/_support/postgres.py``, with ``fsync=on`` so that a commit is as
+durable as ``--sync full``), two more single-decision phases run in the same rounds: one gateway on
+the PostgreSQL log (``pg``, port ``+ 3``) and two replicas sharing one PostgreSQL log with the
+clients split between them (``pg2``, ports ``+ 4`` and ``+ 5``; its own database).
 
 Client and server share the machine's cores, so the figures are a lower bound for the server alone;
 compare the ratio, not the absolute rates, across machines.
@@ -21,6 +28,7 @@ compare the ratio, not the absolute rates, across machines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -32,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +104,7 @@ def bare_server(port: int) -> None:
 
 
 def start_server(
-    cert: Path, db: Path, port: int, bare: bool = False, sync: str = "full"
+    cert: Path, db: Path | str, port: int, bare: bool = False, sync: str = "full"
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CTD_SERVE_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
     if bare:
@@ -123,7 +132,7 @@ def client(
     port: int, jobs: list[list[str]], out: list[tuple[float, list[str]]], deadline: float
 ) -> None:
     """Send each job (a list of request ids: 1 = single decision, more = a batch) in turn."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     rng = np.random.default_rng(abs(hash(jobs[0][0])) % 2**32 if jobs else 0)
     for ids in jobs:
@@ -148,9 +157,11 @@ def client(
 
 
 def phase(
-    port: int, name: str, requests: int, batch: int, clients: int, seconds: float
+    port: int | list[int], name: str, requests: int, batch: int, clients: int, seconds: float
 ) -> dict[str, Any]:
-    """Run ``requests`` requests of ``batch`` decisions each over ``clients`` connections."""
+    """Run ``requests`` requests of ``batch`` decisions each over ``clients`` connections (spread
+    over the ports of ``port`` when it is a list: replicas)."""
+    ports = port if isinstance(port, list) else [port]
     per = [
         [[f"{name}-{c}-{i}-{j}" for j in range(batch)] for i in range(c, requests, clients)]
         for c in range(clients)
@@ -158,7 +169,7 @@ def phase(
     outs: list[list[tuple[float, list[str]]]] = [[] for _ in range(clients)]
     deadline = time.monotonic() + seconds
     threads = [
-        threading.Thread(target=client, args=(port, per[c], outs[c], deadline))
+        threading.Thread(target=client, args=(ports[c % len(ports)], per[c], outs[c], deadline))
         for c in range(clients)
     ]
     t0 = time.perf_counter()
@@ -202,6 +213,49 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def postgres_databases(spec: str | None) -> Iterator[tuple[str, str] | None]:
+    """Two empty PostgreSQL databases (one gateway, two replicas), or None without ``--postgres``."""
+    if spec is None:
+        yield None
+        return
+    import psycopg
+
+    server = None
+    if spec == "local":
+        from tests._support.postgres import LocalPostgres, find_bin_dir
+
+        bin_dir = find_bin_dir()
+        if bin_dir is None:
+            raise SystemExit(
+                "--postgres local: no PostgreSQL server binaries (pip install pgserver)"
+            )
+        server = LocalPostgres(bin_dir, fsync=True)
+        spec = server.create_database("bench")
+    try:
+        base, _, name = spec.rpartition("/")
+        with psycopg.connect(spec, autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{name}_pg2"')
+        yield spec, f"{base}/{name}_pg2"
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def logged_ids(db: Path | str) -> list[str]:
+    """The request ids in a SQLite or PostgreSQL decision log."""
+    if isinstance(db, str):
+        import psycopg
+
+        with psycopg.connect(db) as pcon:
+            return [str(r[0]) for r in pcon.execute("SELECT request_id FROM decisions")]
+    con = sqlite3.connect(db)
+    try:
+        return [r[0] for r in con.execute("SELECT request_id FROM decisions")]
+    finally:
+        con.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -216,6 +270,13 @@ def main() -> int:
     ap.add_argument("--batch-requests", type=int, default=300, help="batch requests")
     ap.add_argument("--batch", type=int, default=64, help="decisions per batch request")
     ap.add_argument("--seconds", type=float, default=20.0, help="time cap per phase")
+    ap.add_argument(
+        "--postgres",
+        default=None,
+        metavar="URL|local",
+        help="also run gateways on a PostgreSQL log: an empty database's URL (a second database "
+        "<URL>_pg2 is created for the two-replica phase), or 'local' for a throw-away server",
+    )
     ap.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server is not None:
@@ -223,42 +284,47 @@ def main() -> int:
         return 0
     if args.port is None or not 1 <= args.port <= 65533:
         raise SystemExit("--port must be in 1-65533 (the benchmark also uses --port + 1 and + 2)")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, postgres_databases(args.postgres) as pg:
         cert = write_certificate(Path(tmp) / "certificate.json")
-        dbs = {"full": Path(tmp) / "full.db", "normal": Path(tmp) / "normal.db"}
-        ports = {"full": args.port, "bare": args.port + 1, "normal": args.port + 2}
+        dbs: dict[str, Path | str] = {
+            "full": Path(tmp) / "full.db",
+            "normal": Path(tmp) / "normal.db",
+        }
+        ports: dict[str, int | list[int]] = {
+            "full": args.port, "bare": args.port + 1, "normal": args.port + 2,
+        }  # fmt: skip
         procs: list[subprocess.Popen[bytes]] = []
         parts: dict[str, list[dict[str, Any]]] = {"bare": [], "full": [], "normal": []}
         try:
-            procs.append(start_server(cert, dbs["full"], ports["full"]))
-            procs.append(start_server(cert, dbs["full"], ports["bare"], bare=True))
-            procs.append(start_server(cert, dbs["normal"], ports["normal"], sync="normal"))
+            procs.append(start_server(cert, dbs["full"], args.port))
+            procs.append(start_server(cert, dbs["full"], args.port + 1, bare=True))
+            procs.append(start_server(cert, dbs["normal"], args.port + 2, sync="normal"))
+            if pg is not None:
+                dbs["pg"], dbs["pg2"] = pg
+                ports["pg"], ports["pg2"] = args.port + 3, [args.port + 4, args.port + 5]
+                procs.append(start_server(cert, pg[0], args.port + 3))
+                procs.extend(start_server(cert, pg[1], p) for p in (args.port + 4, args.port + 5))
+                parts.update(pg=[], pg2=[])
             for r in range(args.rounds):
-                for name in ("bare", "full", "normal"):
+                for name in parts:
                     parts[name].append(
                         phase(
                             ports[name], f"{name}{r}", args.requests, 1, args.clients, args.seconds
                         )
                     )
             batched = phase(
-                ports["full"], "batch", args.batch_requests, args.batch, args.clients, args.seconds
+                args.port, "batch", args.batch_requests, args.batch, args.clients, args.seconds
             )
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)
             for p in procs:
                 p.wait(timeout=60)
-        ids: dict[str, list[str]] = {}
-        for name, db in dbs.items():
-            con = sqlite3.connect(db)
-            ids[name] = [r[0] for r in con.execute("SELECT request_id FROM decisions")]
-            con.close()
+        ids = {name: logged_ids(db) for name, db in dbs.items()}
     merged = {name: _merge(ps) for name, ps in parts.items()}
     batched.pop("latencies")
-    acked = {
-        "full": set(merged["full"].pop("acked")) | set(batched.pop("acked")),
-        "normal": set(merged["normal"].pop("acked")),
-    }
+    acked = {name: set(m.pop("acked")) for name, m in merged.items() if name != "bare"}
+    acked["full"] |= set(batched.pop("acked"))
     merged["bare"].pop("acked")
     lost = sum(len(acked[n] - set(ids[n])) for n in acked)
     duplicated = sum(len(ids[n]) - len(set(ids[n])) for n in acked)
@@ -270,6 +336,18 @@ def main() -> int:
         "bare_fastapi": merged["bare"],
         "ratio_full_vs_bare": round(merged["full"]["decisions_per_s"] / bare_rate, 3),
         "ratio_normal_vs_bare": round(merged["normal"]["decisions_per_s"] / bare_rate, 3),
+        **(
+            {
+                "single_postgres": merged["pg"],
+                "single_postgres_two_replicas": merged["pg2"],
+                "ratio_postgres_vs_sqlite_full": round(
+                    merged["pg"]["decisions_per_s"] / merged["full"]["decisions_per_s"], 3
+                ),
+                "ratio_postgres_vs_bare": round(merged["pg"]["decisions_per_s"] / bare_rate, 3),
+            }
+            if "pg" in merged
+            else {}
+        ),
         "batch_sync_full": batched,
         "log_rows": {n: len(v) for n, v in ids.items()},
         "lost": lost,
