@@ -230,8 +230,7 @@ def test_bad_input(tmp_path, capsys, setup: Setup, code: int, needle: str) -> No
     last = err.splitlines()[-1] if err else ""
     assert "Traceback" not in err
     assert re.search(needle, last), err
-    if argv[0] != "simulate":  # argparse prints its usage line first; ctd's own errors are one line
-        assert len(err.splitlines()) == 1, err
+    assert len(err.splitlines()) == 1, err  # usage errors too (argparse printed its usage first)
     after = _snapshot(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing changed or lost
     assert sorted(set(after) - set(before)) == []  # and nothing half-written
