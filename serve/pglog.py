@@ -174,10 +174,9 @@ class PostgresDecisionLog(GroupCommitLog):
         self.psycopg = require_psycopg()
         self.url = url
         self.name = redact(url)
-        self._con = connect(url, autocommit=True)
+        self.sync = sync
+        self._con = self._writer_connection()
         try:
-            if sync == "normal":
-                self._con.execute("SET synchronous_commit = off")
             self._create_schema()
             self._check_identity(identity)
             self._read = connect(url, autocommit=True)
@@ -194,6 +193,20 @@ class PostgresDecisionLog(GroupCommitLog):
         self._init_group_commit()
 
     # ------------------------------------------------------------------ opening
+    def _writer_connection(self) -> Any:
+        con = connect(self.url, autocommit=True)
+        if self.sync == "normal":
+            con.execute("SET synchronous_commit = off")
+        return con
+
+    def _writer_con(self) -> Any:
+        """The write connection, reopened when the last one broke (server restart, failover,
+        a killed backend): the commit that saw it break failed; the next one reconnects."""
+        if self._con.closed or self._con.broken:
+            self._con.close()
+            self._con = self._writer_connection()
+        return self._con
+
     def _create_schema(self) -> None:
         with self._con.transaction():
             self._con.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -222,9 +235,9 @@ class PostgresDecisionLog(GroupCommitLog):
     # ------------------------------------------------------------------ writing
     def _commit(self, batch: list[PendingRequest]) -> list[CommitResult]:
         """One transaction for every request of ``batch``, under the state row lock (writer thread)."""
-        con = self._con
         advanced = False
         try:
+            con = self._writer_con()
             with con.transaction(), con.cursor() as cur:
                 cur.execute(
                     f"SELECT version, state, {_NOW} FROM monitor_state WHERE id = 1 FOR UPDATE"
@@ -349,8 +362,9 @@ class PostgresDecisionLog(GroupCommitLog):
         """
 
         def run() -> None:
-            con, done = self._con, False
+            done = False
             try:
+                con = self._writer_con()
                 with con.transaction(), con.cursor() as cur:
                     cur.execute(
                         f"SELECT version, state, {_NOW} FROM monitor_state WHERE id = 1 FOR UPDATE"
@@ -382,8 +396,9 @@ class PostgresDecisionLog(GroupCommitLog):
         """A small durable write (heartbeat in ``gateway_meta``); raises on failure (``/readyz``)."""
 
         def beat() -> None:
-            with self._con.transaction():
-                self._con.execute(
+            con = self._writer_con()
+            with con.transaction():
+                con.execute(
                     "INSERT INTO gateway_meta (key, value) VALUES ('heartbeat', " + _NOW + ") "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
                 )
@@ -394,8 +409,9 @@ class PostgresDecisionLog(GroupCommitLog):
         """Append an operator event (alarm, reset) to ``gateway_events`` after the logged rows."""
 
         def put() -> None:
-            with self._con.transaction():
-                self._con.execute(
+            con = self._writer_con()
+            with con.transaction():
+                con.execute(
                     "INSERT INTO gateway_events (timestamp, kind, after_decision, detail) "
                     f"SELECT {_NOW}, %s, COALESCE(MAX(seq), 0), %s FROM {DECISIONS_TABLE}",
                     (kind, detail),
@@ -412,6 +428,14 @@ class PostgresDecisionLog(GroupCommitLog):
     # ------------------------------------------------------------------ reading
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._read_lock:
+            try:
+                return list(self._read.execute(sql, params).fetchall())
+            except self.psycopg.OperationalError:
+                if not (self._read.closed or self._read.broken):
+                    raise
+            # The session was lost (server restart, failover): a read is safe to repeat.
+            self._read.close()
+            self._read = connect(self.url, autocommit=True)
             return list(self._read.execute(sql, params).fetchall())
 
     def find(self, request_id: str) -> LoggedDecision | None:

@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 #: Environment variables read by the fixture.
 BIN_ENV = "CTD_PG_BIN"
@@ -88,6 +89,15 @@ def find_bin_dir() -> Path | None:
 def required() -> bool:
     """Whether a missing server must fail the tests (CI, or ``nox -s tests``)."""
     return bool(os.environ.get("CI") or os.environ.get(REQUIRE_ENV))
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Fail (CI, ``nox -s tests``) or skip (elsewhere) for a missing server or client library."""
+    import pytest
+
+    if required():
+        pytest.fail(f"PostgreSQL tests required (CI / {REQUIRE_ENV}): {reason}")
+    pytest.skip(reason)
 
 
 def _free_port() -> int:

@@ -76,9 +76,7 @@ def postgres_server() -> Iterator[Any]:
             "the server): looked in " + ", ".join(str(f) for _, f in postgres.candidate_bin_dirs())
         )
     if missing is not None:
-        if postgres.required():
-            pytest.fail(f"PostgreSQL tests required (CI / {postgres.REQUIRE_ENV}): {missing}")
-        pytest.skip(missing)
+        postgres.unavailable(missing)
     server = postgres.LocalPostgres(bin_dir)
     yield server
     server.stop()

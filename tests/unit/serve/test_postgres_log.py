@@ -214,3 +214,24 @@ def test_audit_reads_the_postgres_log_like_the_same_rows_in_sqlite(pg_url, gatew
     assert code == 1  # not compliant: exit 1, read from PostgreSQL
     written = json.loads((tmp_path / "audit" / "audit.json").read_text())
     assert written["log_format"] == "postgres" and written["rate"]["n"] == 480
+
+
+def test_a_gateway_reconnects_after_its_database_sessions_are_killed(pg_url, gateways):
+    """A server restart or failover breaks the gateway's connections: the commit that meets the
+    broken connection fails (500, nothing acknowledged), the retry reconnects and is logged once."""
+    a = gateways()
+    item = {"request_id": "k1", "probe_prob": 0.2, "dv_score": 0.9}
+    assert a.post("/v1/decide", json=item).status_code == 200
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        killed = con.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert len(killed) >= 2  # the gateway's write and read sessions
+    retry = {"request_id": "k2", "probe_prob": 0.2, "dv_score": 0.1}
+    first = a.post("/v1/decide", json=retry)
+    assert first.status_code in (200, 500)
+    assert a.post("/v1/decide", json=retry).status_code == 200
+    assert a.get("/readyz").status_code == 200
+    assert a.get("/v1/budget").json()["decisions"] == 2
+    assert _rows(pg_url, "SELECT request_id FROM decisions ORDER BY seq") == [("k1",), ("k2",)]
