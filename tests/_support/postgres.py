@@ -128,6 +128,7 @@ class LocalPostgres:
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
+            self.bin_dir = self._reachable_bin_dir()
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         try:
@@ -136,6 +137,29 @@ class LocalPostgres:
         except BaseException:
             self.stop()
             raise
+
+    def _reachable_bin_dir(self) -> Path:
+        """The binaries as the unprivileged user can run them: where they are, or, when that
+        user cannot reach them (a virtual environment under a private home folder), a copy of
+        their installation (``bin``, ``lib``, ``share``: the wheel's layout) in the temp folder."""
+        try:
+            subprocess.run([str(self.bin_dir / "postgres"), "--version"], capture_output=True,
+                           check=True, timeout=60, **self._run_as())  # type: ignore[call-overload]  # fmt: skip
+            return self.bin_dir
+        except (OSError, subprocess.CalledProcessError):
+            install = self.bin_dir.parent
+            if not all((install / d).is_dir() for d in ("bin", "lib", "share")):
+                raise
+        # The wheel's binaries find their libraries at $ORIGIN/../../../<package>.libs: keep the
+        # relative layout (<package>/pginstall beside <package>.libs).
+        site = self.root / "site"
+        package = install.parent
+        shutil.copytree(install, site / package.name / install.name, symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, site / libs.name, symlinks=True)
+        os.chmod(self.root, 0o755)
+        return site / package.name / install.name / "bin"
 
     def _run_as(self) -> dict[str, object]:
         return {"user": self.user} if self.user is not None else {}
