@@ -19,7 +19,8 @@ from numpy.typing import NDArray
 from ctd_stats.certificate.build import CalibrationOutcome, EvalSummary, ExpertData
 from ctd_stats.certificate.model import BudgetCertificate
 from ctd_stats.io import json_float
-from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table, new_figure
+from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
+from ctd_stats.reports.figure_pool import FigurePool
 from ctd_stats.reports.legend import outside_legend
 from ctd_stats.stats.ltt import Calibration
 
@@ -110,18 +111,22 @@ def _opt_curve(data: ExpertData) -> tuple[NDArray[np.float64], NDArray[np.float6
 
 
 def _result_figure(
-    r: BudgetCertificate, data: ExpertData, cal: Calibration | None = None
+    r: BudgetCertificate,
+    data: ExpertData,
+    cal: Calibration | None = None,
+    pool: FigurePool | None = None,
 ) -> Figure:
     """Rate curve, p-values and Pareto front of one result.
 
     The p-values come from the core result ``cal`` when given (every hypothesis, even where the
     certificate lists only the deciding boundary of a long chain), else from the certificate.
+    ``pool`` hands out the figure (the one of the previous result, emptied; a fresh one if None).
     """
     from matplotlib.ticker import FuncFormatter, LogLocator  # only md/html reports draw figures
 
     has_front = bool(r.pareto_front)
     ncols = 3 if has_front else 2
-    fig, grid = new_figure(4.3 * ncols, 3.6, ncols=ncols)
+    fig, grid = (pool or FigurePool()).figure("calibration result", 4.3 * ncols, 3.6, ncols=ncols)
     axes = grid[0]
     if cal is not None and "k_star" in cal.extras:  # O(n) selection path: redraw the full chain
         from ctd_stats.stats.curves import SortedScores
@@ -231,7 +236,9 @@ def _result_figure(
     return Figure.from_matplotlib(fig, caption=caption)
 
 
-def _eval_figure(outcome: CalibrationOutcome, expert: str) -> Figure | None:
+def _eval_figure(
+    outcome: CalibrationOutcome, expert: str, pool: FigurePool | None = None
+) -> Figure | None:
     rows = [
         (r.budget, outcome.evaluation[(r.expert, r.budget)])
         for r in outcome.certificate.results
@@ -244,7 +251,9 @@ def _eval_figure(outcome: CalibrationOutcome, expert: str) -> Figure | None:
     budgets = np.array([b for b, _ in rows])
     rates = np.array([ev.rate for _, ev in rows])
     has_err = all(ev.error is not None for _, ev in rows)
-    fig, grid = new_figure(8.6 if has_err else 4.3, 3.4, ncols=2 if has_err else 1)
+    fig, grid = (pool or FigurePool()).figure(
+        "calibration eval", 8.6 if has_err else 4.3, 3.4, ncols=2 if has_err else 1
+    )
     axes = grid[0]
     ax = axes[0]
     top = max(float(budgets.max()), float(rates.max())) * 1.1
@@ -296,12 +305,17 @@ def report_data(outcome: CalibrationOutcome) -> dict[str, Any]:
 def build_calibration_report(
     outcome: CalibrationOutcome,
     progress: Callable[[list[BudgetCertificate]], Iterable[BudgetCertificate]] | None = None,
+    *,
+    figures: FigurePool | None = None,
 ) -> Report:
     """The calibration report for ``outcome``.
 
-    ``progress`` wraps the (expert, budget) results while their figures are drawn (about half a
-    second each: a 1,000-budget spec takes minutes), e.g. :func:`ctd_stats.cli.progress.progress`.
+    ``progress`` wraps the (expert, budget) results while their figures are drawn (about a tenth
+    of a second each: a 1,000-budget spec takes minutes), e.g.
+    :func:`ctd_stats.cli.progress.progress`. ``figures`` hands out the matplotlib figures (default:
+    a new :class:`~ctd_stats.reports.figure_pool.FigurePool`, one figure per kind, reused).
     """
+    pool = figures if figures is not None else FigurePool()
     spec, cert = outcome.spec, outcome.certificate
     rep = Report(title=f"Calibration report — {cert.cascade}", summary=summary_text(outcome))
     if spec.cascade.description:
@@ -349,9 +363,9 @@ def build_calibration_report(
         rep.add(Paragraph(r.guarantee, "ok" if r.certified else "bad"))
         if r.reason:
             rep.add(Paragraph(f"Why nothing was certified: {r.reason}", "warn"))
-        rep.add(_result_figure(r, data, outcome.calibrations.get((r.expert, r.budget))))
+        rep.add(_result_figure(r, data, outcome.calibrations.get((r.expert, r.budget)), pool))
     experts = list(dict.fromkeys(r.expert for r in cert.results))
-    eval_figs = [(e, _eval_figure(outcome, e)) for e in experts]
+    eval_figs = [(e, _eval_figure(outcome, e, pool)) for e in experts]
     if any(f is not None for _, f in eval_figs):
         rep.add(Heading("Held-out evaluation"))
         rep.add(

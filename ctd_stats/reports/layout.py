@@ -55,8 +55,9 @@ class GridLayout(LayoutEngine):
         top_extra = self._place_suptitle(fig, renderer, pad, height_px)
         left, right = np.zeros(ncols), np.zeros(ncols)
         below, above = np.zeros(nrows), np.zeros(nrows)
-        for ax in axes:
+        for ax in axes:  # measured where the grid first puts them: the same layout every draw
             spec = ax.get_subplotspec()
+            _place(ax, spec.get_position(fig))
             inner = ax.bbox
             tight = ax.get_tightbbox(renderer, for_layout_only=True)
             if tight is None:
@@ -98,8 +99,7 @@ class GridLayout(LayoutEngine):
             box = Bbox.from_extents(
                 x_left / width_px, y_lo / height_px, x_right / width_px, y_hi / height_px
             )
-            ax.set_position(box, which="both")
-            ax.set_in_layout(True)  # set_position takes it out of the layout: laid out again
+            _place(ax, box)
 
     @staticmethod
     def _place_suptitle(fig: Any, renderer: Any, pad: float, height_px: float) -> float:
@@ -111,3 +111,9 @@ class GridLayout(LayoutEngine):
             title.set_y(1 - pad / height_px)
             title.set_verticalalignment("top")
         return float(title.get_window_extent(renderer).height) + 2 * pad
+
+
+def _place(ax: Any, box: Any) -> None:
+    """Move ``ax`` to ``box`` (figure fractions), keeping it in the layout for the next draw."""
+    ax.set_position(box, which="both")
+    ax.set_in_layout(True)  # set_position takes it out of the layout

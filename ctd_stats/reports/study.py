@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,8 +14,8 @@ from ctd_stats.reports.document import (
     Paragraph,
     Report,
     Table,
-    new_figure,
 )
+from ctd_stats.reports.figure_pool import FigurePool
 from ctd_stats.reports.legend import outside_legend
 from ctd_stats.reports.study_diagnostics import delta_sentence, diagnostic_blocks, verdict_counts
 from ctd_stats.reports.study_headline import headline_blocks
@@ -32,8 +32,8 @@ COLORS = {
 }
 
 
-def _metric_figure(s: ExpertStudy) -> Figure:
-    fig, grid = new_figure(12, 4.4, ncols=2)
+def _metric_figure(s: ExpertStudy, pool: FigurePool) -> Figure:
+    fig, grid = pool.figure("study metrics", 12, 4.4, ncols=2)
     axes = grid[0]
     for ax, metric, title in (
         (axes[0], "auroc", "Cascade AUROC"),
@@ -69,8 +69,8 @@ def _metric_figure(s: ExpertStudy) -> Figure:
     return Figure.from_matplotlib(fig, f"Cascade quality against budget ({s.expert})")
 
 
-def _budget_figure(s: ExpertStudy) -> Figure:
-    fig, grid = new_figure(12, 4.2, ncols=2)
+def _budget_figure(s: ExpertStudy, pool: FigurePool) -> Figure:
+    fig, grid = pool.figure("study budget", 12, 4.2, ncols=2)
     axes = grid[0]
     ax = axes[0]
     for m in (*CERTIFIED_METHODS, "unc_topk"):
@@ -110,9 +110,9 @@ def _budget_figure(s: ExpertStudy) -> Figure:
     return Figure.from_matplotlib(fig, f"Budget compliance ({s.expert})")
 
 
-def _group_figure(s: ExpertStudy, alpha: float) -> Figure:
+def _group_figure(s: ExpertStudy, alpha: float, pool: FigurePool) -> Figure:
     j = int(np.argmin(np.abs(s.budgets - alpha)))
-    fig, grid = new_figure(12, 4.2, ncols=2)
+    fig, grid = pool.figure("study groups", 12, 4.2, ncols=2)
     axes = grid[0]
     ax = axes[0]
     x = np.arange(len(s.groups))
@@ -205,7 +205,9 @@ def _split_words(s: ExpertStudy) -> str:
     return "opt / ht split: front on opt, budget test on ht"
 
 
-def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float | None) -> list[Any]:
+def _expert_blocks(
+    s: ExpertStudy, group_alpha: float, seconds_per_call: float | None, pool: FigurePool
+) -> list[Any]:
     blocks: list[Any] = []
     diff, ok = _wins(s)
     a, acc, rate = s.mean("auroc"), s.mean("accuracy"), s.mean("rate")
@@ -220,7 +222,7 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
             f"Spearman correlation of the DV score with the true delegation value: {s.dv_spearman:.3f}."
         )
     )
-    blocks.append(_metric_figure(s))
+    blocks.append(_metric_figure(s, pool))
     rows = []
     for j, b in enumerate(s.budgets):
         rows.append(
@@ -265,8 +267,8 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
             caption="Fraction of the achievable improvement (global oracle) captured, integrated over the budget grid.",
         )
     )
-    blocks.extend(diagnostic_blocks(s))
-    blocks.append(_budget_figure(s))
+    blocks.extend(diagnostic_blocks(s, pool))
+    blocks.append(_budget_figure(s, pool))
     from ctd_stats.stats.intervals import clopper_pearson
 
     exceed, reps = s.eval_exceedance("ctd")
@@ -305,7 +307,7 @@ def _expert_blocks(s: ExpertStudy, group_alpha: float, seconds_per_call: float |
             "of the evaluation split included, so it is not the guaranteed quantity).",
         )
     )
-    blocks.append(_group_figure(s, group_alpha))
+    blocks.append(_group_figure(s, group_alpha, pool))
     j = int(np.argmin(np.abs(s.budgets - group_alpha)))
     grows = []
     for gi, g in enumerate(s.groups):
@@ -369,13 +371,20 @@ def build_study_report(
     links: Sequence[tuple[str, str]] = (),
     learning_curve: Mapping[str, Any] | None = None,
     top_blocks: Sequence[Any] = (),
+    progress: Callable[[list[ExpertStudy]], Iterable[ExpertStudy]] | None = None,
+    figures: FigurePool | None = None,
 ) -> Report:
     """The whole ``ctd run`` report: a plain-language summary, the deployable thresholds with links to
     the files that hold them, then one section per expert.
 
-    ``top_blocks`` (the verdict and the controls) come right after the summary. ``deployment`` rows are ``(expert, budget, δ, τ, certified)`` of the certificate written beside
-    the report; ``links`` are ``(label, file name)`` pairs of that run's other outputs.
+    ``top_blocks`` (the verdict and the controls) come right after the summary. ``deployment``
+    rows are ``(expert, budget, δ, τ, certified)`` of the certificate written beside the report;
+    ``links`` are ``(label, file name)`` pairs of that run's other outputs. ``progress`` wraps the
+    experts while their sections are built (four figures each), e.g.
+    :func:`ctd_stats.cli.progress.progress`; ``figures`` hands out the matplotlib figures (default:
+    a new :class:`~ctd_stats.reports.figure_pool.FigurePool`, one figure per kind, reused).
     """
+    pool = figures if figures is not None else FigurePool()
     summary = "\n".join([preamble, *(expert_summary(s) for s in studies)]).strip()
     rep = Report(title=title, summary=summary)
     if top_blocks:  # the verdict and the controls (ctd_stats.reports.study_controls)
@@ -404,8 +413,8 @@ def build_study_report(
             "top-k methods spend exactly α of every batch and need the whole batch before deciding."
         )
     )
-    for s in studies:
-        rep.add(*_expert_blocks(s, group_alpha, (costs or {}).get(s.expert)))
+    for s in progress(list(studies)) if progress is not None else studies:
+        rep.add(*_expert_blocks(s, group_alpha, (costs or {}).get(s.expert), pool))
     if learning_curve:
         rep.add(*_learning_curve_blocks(learning_curve))
     # The headline table comes first, before every other block; sections meant for the top of the

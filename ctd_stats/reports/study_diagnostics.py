@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ctd_stats.reports.document import Figure, Heading, Paragraph, Table, new_figure
+from ctd_stats.reports.document import Figure, Heading, Paragraph, Table
+from ctd_stats.reports.figure_pool import FigurePool
 from ctd_stats.reports.legend import outside_legend
 from ctd_stats.study import diagnostics as dg
 from ctd_stats.study.runner import METHOD_LABELS, METHODS, REFERENCE, ExpertStudy
@@ -78,8 +79,8 @@ def _delta_table(s: ExpertStudy, metric: str) -> Table:
     )
 
 
-def _diagnostic_figure(s: ExpertStudy, d: dg.StudyDiagnostics) -> Figure:
-    fig, grid = new_figure(12, 4.2, ncols=2)
+def _diagnostic_figure(s: ExpertStudy, d: dg.StudyDiagnostics, pool: FigurePool) -> Figure:
+    fig, grid = pool.figure("study diagnostics", 12, 4.2, ncols=2)
     axes = grid[0]
     ax = axes[0]
     rm = d.ranking_mean("auroc")
@@ -110,8 +111,10 @@ def _diagnostic_figure(s: ExpertStudy, d: dg.StudyDiagnostics) -> Figure:
     return Figure.from_matplotlib(fig, f"Ranking-only curves and the budget-only arm ({s.expert})")
 
 
-def diagnostic_blocks(s: ExpertStudy) -> list[Any]:
-    """Markdown/HTML blocks: paired differences, then the diagnostics that explain them."""
+def diagnostic_blocks(s: ExpertStudy, figures: FigurePool | None = None) -> list[Any]:
+    """Markdown/HTML blocks: paired differences, then the diagnostics that explain them.
+
+    ``figures`` hands out the figure (the previous expert's, emptied; a fresh one if None)."""
     blocks: list[Any] = [
         Heading(f"Paired differences against calibrated uncertainty ({s.expert})", 3),
         Paragraph(delta_sentence(s) + "."),
@@ -135,7 +138,7 @@ def diagnostic_blocks(s: ExpertStudy) -> list[Any]:
             f"and the DV score by {interval_text(gm[1, j], glo[1, j], ghi[1, j])}: when the ceiling's "
             "margin is small, no DV can do much better than uncertainty on this table."
         ),
-        _diagnostic_figure(s, d),
+        _diagnostic_figure(s, d, figures or FigurePool()),
     ]
     rm = d.ranking_mean("auroc")
     dv = np.nanmean(d.delegated_v, axis=0)

@@ -124,3 +124,113 @@ def test_decade_labels_are_plain_text() -> None:
     ]
     assert [decade_label(v) for v in (2e-3, 0.5, 0.0, -1.0, float("nan"))] == [""] * 5
     assert not any("$" in decade_label(10.0**e) for e in range(-12, 4))
+
+
+@pytest.fixture(scope="module")
+def report_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The inputs ``ctd run`` passes to the two report builders (two experts, three budgets)."""
+    import ctd_stats.reports.calibration as cal
+    import ctd_stats.reports.study as study
+    from ctd_stats.cli.entry import main
+    from tests.conftest import score_frame, write_frame
+
+    tmp = tmp_path_factory.mktemp("figures")
+    write_frame(score_frame(800, weak=True), tmp / "scores.parquet")
+    spec = tmp / "spec.yaml"
+    spec.write_text(
+        "data:\n"
+        "  table: scores.parquet\n"
+        "  experts:\n"
+        "    strong: {expert_prob: expert_prob, dv_score: dv_score}\n"
+        "    weak: {expert_prob: expert_prob__weak, dv_score: dv_score__weak}\n"
+        "calibration: {budget: [0.005, 0.2, 0.4], delta: 0.1, pareto: true}\n"
+        "evaluation: {repeats: 4, budgets: [0.1, 0.2, 0.3, 0.4]}\n"
+        "outputs: {directory: out, formats: [md]}\n",
+        encoding="utf-8",
+    )
+    seen: dict[str, Any] = {}
+    mp = pytest.MonkeyPatch()
+
+    def capture(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            seen[name] = (args, {k: v for k, v in kwargs.items() if k != "progress"})
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    mp.setattr(study, "build_study_report", capture("study", study.build_study_report))
+    mp.setattr(
+        cal, "build_calibration_report", capture("calibration", cal.build_calibration_report)
+    )
+    try:
+        assert main(["run", str(spec)]) in (0, 1)
+    finally:
+        mp.undo()
+    return seen
+
+
+def _figures(report_inputs: dict[str, Any], reuse: bool) -> list[tuple[str, bytes]]:
+    from ctd_stats.reports.calibration import build_calibration_report
+    from ctd_stats.reports.document import Figure
+    from ctd_stats.reports.figure_pool import FigurePool
+    from ctd_stats.reports.study import build_study_report
+
+    args, kwargs = report_inputs["study"]
+    run = build_study_report(*args, **kwargs, figures=FigurePool(reuse=reuse))
+    args, kwargs = report_inputs["calibration"]
+    cal = build_calibration_report(*args, **kwargs, figures=FigurePool(reuse=reuse))
+    return [(b.caption, b.png) for rep in (run, cal) for b in rep.blocks if isinstance(b, Figure)]
+
+
+def test_a_reused_figure_renders_the_same_pixels_as_a_fresh_one(
+    report_inputs: dict[str, Any],
+) -> None:
+    """Every figure of both reports, drawn on the pool's emptied figures, is byte-identical to the
+    same figure drawn on a new one (nothing of the previous figure stays: artists, legend, labels,
+    scales, limits, colour cycle)."""
+    reused, fresh = _figures(report_inputs, True), _figures(report_inputs, False)
+    assert [c for c, _ in reused] == [c for c, _ in fresh]
+    assert len(reused) >= 14  # 4 per expert in the study, one per result, one eval per expert
+    differ = [c for (c, a), (_, b) in zip(reused, fresh, strict=True) if a != b]
+    assert not differ, differ
+
+
+def test_the_pool_hands_out_one_figure_per_kind_emptied() -> None:
+    from ctd_stats.reports.figure_pool import FigurePool
+
+    pool = FigurePool()
+    fig, axes = pool.figure("k", 6, 3, ncols=2)
+    axes[0, 0].plot([0, 1], [0, 1], label="x")
+    outside_legend(axes[0, 0])
+    axes[0, 1].set_yscale("log")
+    axes[0, 1].set_title("t")
+    fig.suptitle("s")
+    again, axes2 = pool.figure("k", 6, 3, ncols=2)
+    assert again is fig and axes2 is axes
+    assert not axes[0, 0].lines and axes[0, 0].get_legend() is None
+    assert axes[0, 1].get_yscale() == "linear" and axes[0, 1].get_title() == ""
+    assert fig._suptitle.get_text() == ""
+    other, _ = pool.figure("k", 6, 3, ncols=3)
+    assert other is not fig
+    assert FigurePool(reuse=False).figure("k", 6, 3)[0] is not FigurePool().figure("k", 6, 3)[0]
+
+
+def test_study_report_reports_progress_per_expert(report_inputs: dict[str, Any]) -> None:
+    """Issue 21 item 7: progress while the figures are drawn (the CLI passes its progress bar)."""
+    from ctd_stats.reports.calibration import build_calibration_report
+    from ctd_stats.reports.study import build_study_report
+
+    seen: list[str] = []
+
+    def progress(items: list[Any]) -> Any:
+        for item in items:
+            seen.append(getattr(item, "expert", ""))
+            yield item
+
+    args, kwargs = report_inputs["study"]
+    build_study_report(*args, **kwargs, progress=progress)
+    assert seen == [s.expert for s in args[0]] and len(seen) == 2
+    seen.clear()
+    args, kwargs = report_inputs["calibration"]
+    build_calibration_report(*args, **kwargs, progress=progress)
+    assert len(seen) == 6
