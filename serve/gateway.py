@@ -6,26 +6,15 @@ monitor is the change detector :class:`~ctd_stats.audit.change_monitor.ChangeMon
 after a change does not grow with the history, unlike the cumulative test), and the interval is
 :func:`~ctd_stats.stats.intervals.clopper_pearson`; nothing here re-implements them.
 
-The monitor's state is checkpointed in the log (``monitor_checkpoint``, in the same transaction as
-rows, every :data:`CHECKPOINT_ROWS` rows), so a restart reads the checkpoint and replays only the
-rows after it instead of the whole log.
-
-With a PostgreSQL log (:mod:`serve.pglog`) several gateways share the log and **one** monitor state:
-every commit, of any gateway, runs :meth:`Gateway._advance` under the state row's lock, which
-starts from the stored state whenever another gateway committed since this one's last commit, feeds
-the new rows, and stores the result with the rows. The detector therefore sees the combined
-traffic of all replicas in commit order, and a restart reads the state instead of replaying the
-log. A replica learns of an alarm raised (or a reset made) by another one at its next commit, or
-when it re-reads the state: at least every :data:`REFRESH_S` seconds before deciding, before every
-request while it suppresses delegation, and on ``/v1/budget`` and ``/metrics``.
+The counts and the monitor are :class:`~serve.budgetwatch.BudgetWatch`: checkpointed in a SQLite
+log, shared by every gateway of a PostgreSQL log (:mod:`serve.pglog`), where the detector sees the
+combined traffic of all replicas.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -43,6 +32,7 @@ from ctd_stats.errors import CTDInputError
 from ctd_stats.io import json_float
 from ctd_stats.stats.intervals import clopper_pearson
 from ctd_stats.table.score_table import file_sha256
+from serve.budgetwatch import BudgetWatch
 from serve.config import GatewayConfig
 from serve.decisionlog import (
     DecisionLog,
@@ -58,12 +48,6 @@ from serve.pglog import PostgresDecisionLog
 from serve.schemas import DecideRequest, Decision
 
 log = logging.getLogger("ctd.serve")
-
-#: The monitor state is checkpointed in the log at most every this many rows.
-CHECKPOINT_ROWS = 4096
-#: A gateway on a shared (PostgreSQL) log re-reads the shared monitor state at least this often
-#: (seconds), and before every request while it suppresses delegation (a reset elsewhere resumes it).
-REFRESH_S = 1.0
 
 
 class ExpertBackend(Protocol):
@@ -155,7 +139,6 @@ class Gateway:
         self.expert = expert
         self.scorer = scorer
         self.metrics = Metrics()
-        self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ctd-expert")
         self.started = time.time()
         identity = {
@@ -164,25 +147,18 @@ class Gateway:
             "budget": repr(self.budget),
             "threshold": repr(self.cascade.threshold),
         }
-        self._checkpointed = 0
-        #: Version of the shared state this gateway's copy is (-1: stale; PostgreSQL logs only).
-        self._version = -1
-        self._raised = False
-        self._refreshed = 0.0
-        self.monitor: ChangeMonitor
-        self.never_delegate: bool
-        self._pg: PostgresDecisionLog | None = None
+        self.watch = watch = BudgetWatch(self.budget, config.alpha, config.on_alarm)
         self.log: DecisionLog | PostgresDecisionLog
         url = config.db_url
         if url is not None:
             # The replicas share one monitor: they must test at the same level.
             identity["alpha"] = repr(config.alpha)
-            self.log = self._pg = PostgresDecisionLog(
+            self.log = PostgresDecisionLog(
                 url,
                 identity,
-                advance=self._advance,
-                aborted=self._stale,
-                on_commit=self._announce,
+                advance=watch.advance,
+                aborted=watch.stale,
+                on_commit=watch.announce,
                 sync=config.sync,
             )
         else:
@@ -190,216 +166,39 @@ class Gateway:
             self.log = DecisionLog(
                 config.db,
                 identity,
-                on_commit=self._observe,
-                checkpoint=self._checkpoint,
+                on_commit=watch.observe,
+                checkpoint=watch.checkpoint,
                 sync=config.sync,
             )
+        watch.attach(self.log)
         try:
-            self._restore()
+            watch.restore()
         except BaseException:
             self.log.close()
             raise
 
-    # ------------------------------------------------------------------ monitor state
-    def _new_monitor(self) -> ChangeMonitor:
-        return ChangeMonitor(self.budget, self.config.alpha)
+    @property
+    def monitor(self) -> ChangeMonitor:
+        """The live change monitor (shared by the gateways of a PostgreSQL log)."""
+        return self.watch.monitor
 
-    def _restore(self) -> None:
-        """Counts and monitor from the checkpoint plus the rows after it (or from the log after
-        the last operator reset when there is no usable checkpoint); the shared state of a
-        PostgreSQL log as it is."""
-        if self._pg is not None:
-            version, shared = self._pg.load_state()
-            with self._lock:
-                self._adopt(version, shared)
-            if self.monitor.alarm:
-                log.warning("budget monitor alarm in the shared state (never delegate: %s)",
-                            self.never_delegate)  # fmt: skip
-            return
-        reset = self.log.last_event("reset")
-        self.monitor_since = reset[0] if reset is not None else 0
-        state = self._load_checkpoint()
-        if state is not None:
-            self.monitor = ChangeMonitor.from_state(state["monitor"])
-            self._fed = int(state["after_seq"])
-            _, n, k = self.log.counts(self._fed)
-            self.n_total, self.k_total = int(state["n_total"]) + n, int(state["k_total"]) + k
-        else:
-            self.monitor = self._new_monitor()
-            self._fed = self.monitor_since
-            _, self.n_total, self.k_total = self.log.counts(0)
-        # The monitor has seen every row up to seq ``_fed`` (rows committed later come via _observe).
-        self._fed, tail = self.log.delegations(self._fed)
-        self.monitor.update(np.asarray(tail, dtype=bool))
-        self._checkpointed = self._fed
-        self.never_delegate = self.monitor.alarm and self.config.on_alarm == "never-delegate"
-        if self.monitor.alarm:
-            log.warning(
-                "budget monitor alarm restored from the log (never delegate: %s)",
-                self.never_delegate,
-            )
-
-    def _load_checkpoint(self) -> dict[str, Any] | None:
-        """The stored checkpoint when it belongs to the current monitor epoch and settings."""
-        assert isinstance(self.log, DecisionLog)
-        point = self.log.load_checkpoint()
-        if point is None:
-            return None
-        try:
-            state = json.loads(point[1])
-            mon = state["monitor"]
-            fresh = self._new_monitor().to_state()
-            same = all(mon[key] == fresh[key] for key in ("version", "budget", "alpha", "spacing"))
-            if not same or int(state["since"]) != self.monitor_since:
-                return None
-            if int(state["after_seq"]) != point[0]:
-                return None
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring an unreadable monitor checkpoint; replaying the log")
-            return None
-        return dict(state)
-
-    def _checkpoint(self) -> tuple[int, str] | None:
-        """Writer-thread hook (inside a commit): the state to store, every CHECKPOINT_ROWS rows."""
-        with self._lock:
-            if self._fed - self._checkpointed < CHECKPOINT_ROWS:
-                return None
-            state = self._state()
-            self._checkpointed = self._fed
-        return self._fed, json.dumps(state)
-
-    def _state(self) -> dict[str, Any]:
-        """The monitor state with the counts (caller holds the lock)."""
-        return {
-            "after_seq": self._fed,
-            "since": self.monitor_since,
-            "n_total": self.n_total,
-            "k_total": self.k_total,
-            "monitor": self.monitor.to_state(),
-        }
-
-    def _adopt(self, version: int, state: str | None) -> None:
-        """Take the shared state of a PostgreSQL log (caller holds the lock)."""
-        if state is None:  # a new log: nothing decided yet
-            self.monitor, self.monitor_since = self._new_monitor(), 0
-            self.n_total = self.k_total = self._fed = 0
-        else:
-            st = json.loads(state)
-            self.monitor = ChangeMonitor.from_state(st["monitor"])
-            self.monitor_since, self._fed = int(st["since"]), int(st["after_seq"])
-            self.n_total, self.k_total = int(st["n_total"]), int(st["k_total"])
-        self._version = version
-        self.never_delegate = self.monitor.alarm and self.config.on_alarm == "never-delegate"
-
-    def _advance(self, version: int, state: str | None, rows: list[LoggedDecision]) -> str:
-        """PostgreSQL commit hook, under the shared state's row lock: the state after ``rows``.
-
-        Starts from the stored state when another gateway committed since this one's last commit
-        (``version`` is not ours), so the monitor is fed every row of the log, in ``seq`` order.
-        """
-        with self._lock:
-            if version != self._version:
-                self._adopt(version, state)
-            self._raised = self._feed(rows) or self._raised
-            self._version = version + 1
-            return json.dumps(self._state())
-
-    def _stale(self) -> None:
-        """A commit that ran :meth:`_advance` failed: re-read the shared state next time."""
-        with self._lock:
-            self._version = -1
-            self._raised = False
-
-    def _refresh(self) -> None:
-        """Adopt a newer shared state (another gateway committed; PostgreSQL logs only)."""
-        if self._pg is None:
-            return
-        self._refreshed = time.monotonic()
-        version, state = self._pg.load_state()
-        with self._lock:
-            if version > self._version:
-                self._adopt(version, state)
-
-    def _feed(self, rows: list[LoggedDecision]) -> bool:
-        """Committed rows update the counts and the monitor, in log order (caller holds the lock).
-        Whether they raised the alarm."""
-        dec = np.fromiter((r.row.delegated for r in rows), dtype=bool, count=len(rows))
-        seq = np.fromiter((r.seq for r in rows), dtype=np.int64, count=len(rows))
-        was = self.monitor.alarm
-        self.n_total += dec.size
-        self.k_total += int(dec.sum())
-        # A reset may already have replayed some of these rows into its fresh monitor.
-        self.monitor.update(dec[seq > self._fed])
-        self._fed = max(self._fed, int(seq.max()))
-        raised = self.monitor.alarm and not was
-        if raised and self.config.on_alarm == "never-delegate":
-            self.never_delegate = True
-        return raised
-
-    def _observe(self, rows: list[LoggedDecision]) -> None:
-        """Writer-thread hook (SQLite log): committed rows feed the counts and the monitor."""
-        with self._lock:
-            raised = self._feed(rows)
-        if raised:
-            self._alarmed()
-
-    def _announce(self, rows: list[LoggedDecision]) -> None:
-        """Writer-thread hook (PostgreSQL log), after a commit: announce an alarm it raised."""
-        with self._lock:
-            raised, self._raised = self._raised, False
-        if raised:
-            self._alarmed()
-
-    def _alarmed(self) -> None:
-        """Log and record an alarm this gateway's commit raised."""
-        log.warning(
-            "budget monitor alarm: evidence %.3g >= %.3g; %s",
-            self.monitor.evidence,
-            1 / self.config.alpha,
-            "delegation suspended until POST /v1/admin/reset"
-            if self.never_delegate
-            else "delegation continues (on_alarm=continue)",
-        )
-        self.log.record_event("alarm", f"n={self.monitor.n} k={self.monitor.k}")
+    @property
+    def never_delegate(self) -> bool:
+        """Whether delegation is suspended (after an alarm, with ``on_alarm="never-delegate"``)."""
+        return self.watch.never_delegate
 
     def reset(self) -> dict[str, Any]:
         """Operator reset: a fresh monitor from the next decision, delegation resumed (for every
         gateway sharing a PostgreSQL log)."""
-        if self._pg is not None:
-
-            def fresh(version: int, state: str | None, last: int) -> tuple[str, tuple[str, str]]:
-                with self._lock:
-                    if version != self._version:
-                        self._adopt(version, state)
-                    self.monitor, self.monitor_since, self._fed = self._new_monitor(), last, last
-                    self.never_delegate = False
-                    self._version = version + 1
-                    return json.dumps(self._state()), ("reset", "operator reset")
-
-            self._pg.update_state(fresh)
-            log.warning("operator reset of the shared budget monitor after decision %d",
-                        self.monitor_since)  # fmt: skip
-            return self.budget_state()
-        # The event goes through the writer (after every queued commit); not under the lock, which
-        # the writer's commit hook takes.
-        self.log.record_event("reset", "operator reset")
-        with self._lock:
-            reset = self.log.last_event("reset")
-            self.monitor_since = reset[0] if reset is not None else self.n_total
-            self.monitor = self._new_monitor()
-            self._checkpointed = 0
-            fed, replay = self.log.delegations(self.monitor_since)
-            self.monitor.update(np.asarray(replay, dtype=bool))
-            self._fed = max(self._fed, fed)
-            self.never_delegate = self.monitor.alarm and self.config.on_alarm == "never-delegate"
-        log.warning("operator reset of the budget monitor after decision %d", self.monitor_since)
+        self.watch.reset()
         return self.budget_state()
 
     def budget_state(self) -> dict[str, Any]:
         """Realised rate with its exact Clopper–Pearson interval, and the monitor's state."""
-        self._refresh()
-        with self._lock:
-            n, k, mon = self.n_total, self.k_total, self.monitor
+        w = self.watch
+        w.refresh()
+        with w.lock:
+            n, k, mon = w.n_total, w.k_total, w.monitor
             lo, hi = clopper_pearson(k, n, self.config.alpha)
             cs_lo, cs_hi = mon.interval
             return {
@@ -417,7 +216,7 @@ class Gateway:
                 },
                 "monitor": {
                     "method": "mixture over start times (change detector, anytime-valid)",
-                    "since_decision": self.monitor_since,
+                    "since_decision": w.monitor_since,
                     "decisions": mon.n,
                     "delegations": mon.k,
                     "alarm": mon.alarm,
@@ -426,7 +225,7 @@ class Gateway:
                     "evidence_threshold": 1 / self.config.alpha,
                     "confidence_sequence": {"low": cs_lo, "high": cs_hi},
                 },
-                "never_delegate": self.never_delegate,
+                "never_delegate": w.never_delegate,
                 "on_alarm": self.config.on_alarm,
             }
 
@@ -542,10 +341,8 @@ class Gateway:
             delegated = [self.cascade.delegate(np.array([items[0].dv_score]))[0]]
         else:
             delegated = list(self.cascade.delegate(np.array([it.dv_score for it in items])))
-        if self._pg is not None and (
-            self.never_delegate or time.monotonic() - self._refreshed > REFRESH_S
-        ):
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._refresh)
+        if self.watch.due():  # a shared log: another gateway may have alarmed or reset
+            await asyncio.get_running_loop().run_in_executor(self._pool, self.watch.refresh)
         suppressed = self.never_delegate
         wants = [
             i

@@ -209,7 +209,7 @@ def test_an_over_limit_batch_is_refused_before_its_items_are_validated(make_clie
 
 def test_restart_reads_the_checkpoint_not_the_whole_log(make_client, tmp_path, monkeypatch):
     """Issue 19, defect 7: the monitor was rebuilt by replaying the whole log at every start."""
-    import serve.gateway as engine
+    import serve.budgetwatch as engine
     from serve.decisionlog import DecisionLog
 
     monkeypatch.setattr(engine, "CHECKPOINT_ROWS", 500)
