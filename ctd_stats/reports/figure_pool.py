@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctd_stats.reports.document import new_figure
+from ctd_stats.reports.document import FIGURE_RC, new_figure
 
 
 class FigurePool:
@@ -55,6 +55,8 @@ def empty_figure(fig: Any) -> None:
     containers), the legend, titles and axis labels, scales (with their locators and formatters),
     limits (automatic again, data limits forgotten), the grid and the property cycle.
     """
+    import matplotlib  # only reports with figures import it
+
     title = getattr(fig, "_suptitle", None)
     if title is not None:
         title.set_text("")
@@ -69,8 +71,9 @@ def empty_figure(fig: Any) -> None:
             ax.set_title("", loc=loc)
         ax.set_xlabel("")
         ax.set_ylabel("")
-        ax.set_xscale("linear")
-        ax.set_yscale("linear")
+        with matplotlib.rc_context(FIGURE_RC):  # the new linear formatters: no offset
+            ax.set_xscale("linear")
+            ax.set_yscale("linear")
         ax.grid(False, which="both")
         ax.set_prop_cycle(None)
         ax.relim()

@@ -234,3 +234,24 @@ def test_study_report_reports_progress_per_expert(report_inputs: dict[str, Any])
     args, kwargs = report_inputs["calibration"]
     build_calibration_report(*args, **kwargs, progress=progress)
     assert len(seen) == 6
+
+
+def test_titles_are_placed_without_measuring_and_tick_labels_carry_full_values() -> None:
+    """Titles sit on top of their axes (no automatic search for tick labels above them, which
+    measured the y axis again per title and draw), and linear tick labels carry no offset text
+    a title could cover; also on a figure the pool hands out again."""
+    from ctd_stats.reports.figure_pool import FigurePool
+
+    pool = FigurePool()
+    for _ in range(2):
+        fig, grid = pool.figure("t", 8, 3, ncols=2)
+        for ax in grid[0]:
+            ax.plot([0, 1], [0.93001, 0.93004])  # a range a default formatter writes as offset
+            ax.set_title("title")
+        render_png(fig, dpi=80)
+        renderer = fig.canvas.get_renderer()  # the Agg canvas render_png drew with
+        for ax in grid[0]:
+            assert ax.yaxis.get_major_formatter().get_useOffset() is False
+            assert ax.yaxis.get_offset_text().get_text() == ""
+            assert ax._autotitlepos is False
+            assert ax.title.get_window_extent(renderer).y0 >= ax.bbox.y1
