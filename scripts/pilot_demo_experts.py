@@ -63,30 +63,25 @@ def qwen_outputs(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Judge logits and wide features for the texts (computed where missing, cached in shards)."""
     from demo_build import OUT_DIR
-    from demo_build.qwen import QwenRunner, ShardStore, run_into_store
 
-    runner: Any = None
+    from probes.assets import load_model, model_key
+    from probes.prompted_pass import PromptedPass, pass_version
+    from probes.shards import ShardStore, fill_store
+
     folder = OUT_DIR / ("qwen15_wide" if prompt == "judge" else "qwen15_plain")
-    # the version string does not need the model loaded; build it the same way QwenRunner does
-    from probes.assets import model_spec
-
-    spec = model_spec("qwen2.5-coder-1.5b")
-    version = f"{spec.name}:{(spec.sha256 or '')[:12]}|prompt={prompt}-v2|maxtok=256"
+    model = "qwen2.5-coder-1.5b"
+    version = pass_version(model_key(model), prompt, 256)  # type: ignore[arg-type]
     names = [f"last{i}" for i in WIDE_LAST] + [f"mean{i}" for i in WIDE_MEAN]
     store = ShardStore(folder, version, names)
+    fill_store(
+        store,
+        texts,
+        hashes,
+        lambda: PromptedPass(load_model(model, device="cpu"), names, prompt=prompt, batch_size=4),  # type: ignore[arg-type]
+        shard_size=35,
+        log=_log,
+    )
     have = store.load()
-    if any(h not in have for h in hashes):
-        runner = QwenRunner(WIDE_LAST, WIDE_MEAN, prompt=prompt, batch_size=4)  # type: ignore[arg-type]
-        assert runner.version == version
-        t0 = time.perf_counter()
-
-        def cb(path: Path, n: int, secs: float) -> None:
-            _log(
-                f"qwen {prompt}: {path.name} {n} texts, {n / secs:.2f} texts/s ({time.perf_counter() - t0:.0f} s)"
-            )
-
-        run_into_store(runner, store, texts, hashes, shard_size=35, on_shard=cb)
-        have = store.load()
     logits = np.array([have[h][0] for h in hashes])
     feats = np.stack([have[h][1] for h in hashes])
     return logits, feats, names

@@ -376,7 +376,12 @@ def validate_spec_data(
         probes_cls = block_model("probes")
         if probes_cls is not None:
             try:
-                spec._probes_model = probes_cls.model_validate(spec.probes)
+                # Relative paths inside the block (models, shard stores, ...) are resolved
+                # against the spec file's folder, as data.table and outputs.directory are.
+                base = str(Path(file).resolve().parent) if file != "<spec>" else None
+                spec._probes_model = probes_cls.model_validate(
+                    spec.probes, context={"base_dir": base}
+                )
             except ValidationError as exc:
                 raise CTDInputError(format_validation_error(exc, doc, file, ("probes",))) from None
     return spec

@@ -400,6 +400,7 @@ def write_score_table(
     *,
     experts: Mapping[str, Mapping[str, Any]] | None = None,
     probes_summary: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a score table atomically: Parquet by default, CSV for a ``.csv`` path.
 
@@ -417,6 +418,8 @@ def write_score_table(
         :attr:`ExpertScores.cost`.
     probes_summary
         The probes layer's build summary, stored under :data:`PROBES_METADATA_KEY` (Parquet only).
+    metadata
+        Further Parquet schema metadata, key -> JSON-able value (e.g. ``ctd.controls``; Parquet only).
 
     Returns
     -------
@@ -444,6 +447,8 @@ def write_score_table(
         meta[EXPERTS_METADATA_KEY.encode()] = json.dumps(dict(experts)).encode()
     if probes_summary is not None:
         meta[PROBES_METADATA_KEY.encode()] = json.dumps(dict(probes_summary)).encode()
+    for key, value in (metadata or {}).items():
+        meta[key.encode()] = json.dumps(value).encode()
     buf = io.BytesIO()
     pq.write_table(table.replace_schema_metadata(meta), buf, compression="zstd")
     return atomic_write_bytes(p, buf.getvalue())

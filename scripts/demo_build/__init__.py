@@ -1,8 +1,9 @@
-"""Building blocks of the demo score table (issue 12): sources, row plan, Qwen shards, metrics.
+"""Helpers of the scripts that study the demo (pilot, extras, weak-expert build) around the product.
 
-Used by ``scripts/pilot_demo_experts.py`` (go/no-go pilot) and ``scripts/build_demo_table.py``
-(the full, resumable build). Self-contained apart from :mod:`probes.assets` (offline models and
-datasets) and :mod:`probes.linear` (the repository's logistic and ridge probes).
+The demo table itself is built by the product (``ctd scores specs/demo-full.yaml``;
+``scripts/build_demo_table.py`` is a thin caller that commits shards). Here: the row plan read from
+that spec (:mod:`demo_build.data`), shard commits (:mod:`demo_build.qwen`), the SmolLM2 feature
+cache of the weak-expert build (:mod:`demo_build.smol`), cascade metrics and the shared DV step.
 """
 
 from __future__ import annotations

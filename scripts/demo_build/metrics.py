@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from probes.platt import fit_logistic, oof_logistic
+
 __all__ = [
     "auroc",
     "cascade_auroc",
@@ -81,55 +83,4 @@ def expert_diagnostics(
         ceil_a = cascade_auroc(y, p, b, ceiling_score(p, b), a)
         unc_a = cascade_auroc(y, p, b, uncertainty_score(p), a)
         out["cascade"][f"{a:g}"] = {"ceiling": ceil_a, "uncertainty": unc_a, "gap": ceil_a - unc_a}
-    return out
-
-
-def fit_logistic(x: Any, y: Any, l2: float = 1e-3, iters: int = 50) -> np.ndarray:
-    """Weights ``[1 + k]`` (intercept first) of an L2-penalised logistic regression by Newton steps.
-
-    Meant for a few features (Platt scaling, stacking); features are used as given.
-    """
-    x = np.asarray(x, float)
-    if x.ndim == 1:
-        x = x[:, None]
-    xa = np.c_[np.ones(len(x)), x]
-    y = np.asarray(y, float)
-    w = np.zeros(xa.shape[1])
-    pen = np.full(xa.shape[1], l2 * len(y))
-    pen[0] = 0.0
-    for _ in range(iters):
-        z = np.clip(xa @ w, -30, 30)
-        q = 1 / (1 + np.exp(-z))
-        grad = xa.T @ (q - y) + pen * w
-        hess = (xa * (q * (1 - q))[:, None]).T @ xa + np.diag(pen) + 1e-9 * np.eye(len(w))
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
-
-
-def predict_logistic(w: np.ndarray, x: Any) -> np.ndarray:
-    """P(y = 1) under weights from :func:`fit_logistic`."""
-    x = np.asarray(x, float)
-    if x.ndim == 1:
-        x = x[:, None]
-    return 1 / (1 + np.exp(-np.clip(np.c_[np.ones(len(x)), x] @ w, -30, 30)))
-
-
-def oof_logistic(x: Any, y: Any, strata: Any, folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Out-of-fold probabilities of :func:`fit_logistic` (folds stratified by ``strata``)."""
-    x = np.asarray(x, float)
-    y = np.asarray(y, int)
-    key = np.unique(np.asarray(strata).astype(str), return_inverse=True)[1]
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(y), int)
-    for c in np.unique(key):
-        idx = rng.permutation(np.flatnonzero(key == c))
-        fold[idx] = np.arange(len(idx)) % folds
-    out = np.full(len(y), np.nan)
-    for f in range(folds):
-        held = fold == f
-        if held.any():
-            out[held] = predict_logistic(fit_logistic(x[~held], y[~held]), x[held])
     return out

@@ -29,7 +29,7 @@ def _controls(
 ) -> dict[str, Any]:
     """Control columns of the issue-18 convention, added to ``frame``; returns what was done.
 
-    With :mod:`demo_build.controls` present, :func:`demo_build.controls.control_columns` is called
+    With :mod:`probes.controls` present, :func:`probes.controls.control_columns` is called
     (refit probe and its DV, 20 bootstrap DV refits, no-shift probe trained on every ``train`` row:
     the synthetic probe_train rows plus all expert_train rows, 203 of them real). Otherwise only
     ``probe_prob_refit`` is computed with the same definition: ``SafetyProbe(c=0.05)`` (layer by
@@ -44,8 +44,8 @@ def _controls(
     g = rows["group"].to_numpy().astype(str)
     role = rows["role"].to_numpy()
     dev = role == "dev"
-    if importlib.util.find_spec("demo_build.controls") is not None:
-        from demo_build.controls import control_columns
+    if importlib.util.find_spec("probes.controls") is not None:
+        from probes.controls import control_columns
 
         noshift = np.isin(role, ["probe_train", "expert_train"])
         cols = control_columns(
@@ -62,7 +62,7 @@ def _controls(
         for k, v in cols.items():
             frame[k] = v
         return {
-            "module": "scripts/demo_build/controls.py (control_columns)",
+            "module": "probes/controls.py (control_columns)",
             "columns": sorted(cols),
             "noshift_train_rows": int(noshift.sum()),
             "noshift_train_real_rows": int((noshift & rows["real"].to_numpy()).sum()),

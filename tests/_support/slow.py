@@ -15,6 +15,8 @@ SLOW_TESTS = (
     "tests/e2e/test_demo.py",
     "tests/e2e/test_semi_synthetic.py",
     "tests/e2e/test_weak_expert_table.py",
+    "tests/e2e/test_demo_full_rebuild.py",
+    "tests/unit/probes/test_local_models.py::test_a_gguf_file_by_path_is_the_registered_model",
     "tests/e2e/test_docs.py",
     "tests/e2e/test_outputs_hostile.py",
     "tests/e2e/test_cli_run.py::test_ctd_run_end_to_end",

@@ -1,18 +1,13 @@
-"""The control columns' builder (scripts/demo_build/controls.py) on small synthetic activations."""
+"""The control columns' builder (probes/controls.py) on small synthetic activations."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
 
-from demo_build.controls import boot_column, control_columns, crossfit_probe  # noqa: E402
-
+from probes.controls import boot_column, control_columns, crossfit_probe  # noqa: E402
 from probes.linear import SafetyProbe  # noqa: E402
 
 

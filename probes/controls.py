@@ -1,8 +1,9 @@
-"""Control columns of a score table (issue 18): the refits a reviewer asks for, stored at build time.
+"""Control columns of a score table: the refits a reviewer asks for, stored at build time.
 
-``ctd run`` must stay seconds, so every control that needs activations is fitted here, once, and
-stored as a column; the study (:mod:`ctd_stats.study.controls`) only reads them. The convention (also
-in ``docs/score-table.md``, "Control columns") is:
+``ctd run`` must stay seconds, so every control that needs activations is fitted by ``ctd scores``
+(a spec's ``probes.controls`` block), once, and stored as a column; the study
+(:mod:`ctd_stats.study.controls`) only reads them. The convention (also in ``docs/score-table.md``,
+"Control columns") is:
 
 ``probe_prob_refit``
     The same safety-probe class (:class:`probes.linear.SafetyProbe`, same penalty, layer chosen by
@@ -22,8 +23,8 @@ in ``docs/score-table.md``, "Control columns") is:
     dev and pool (``noshift_train``; out of fold there, full fit elsewhere) and a DV probe refit on
     dev against it.
 
-Every function here is a pure function of features, labels, masks and groups (no file access), so
-another build (``scripts/weak_build/``) can reuse it.
+Every function here is a pure function of features, labels, masks and groups (no file access).
+Cost: ``2 + n_boot`` DV fits per expert plus ``2 x (folds + 1)`` safety-probe fits.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ def control_columns(
     folds: int = 5,
     c: float = 0.05,
     log: Any = None,
+    refit: bool = True,
 ) -> dict[str, NDArray[np.float64]]:
     """Every control column of the convention above, keyed by column name.
 
@@ -150,6 +152,8 @@ def control_columns(
         The rows the table's DV probes train on.
     noshift_train : bool array or None
         Training rows of the no-shift probe (disjoint from dev and the pool); None: no no-shift columns.
+    refit : bool
+        Whether to compute the refit columns (``probe_prob_refit``, ``dv_score_refit__<expert>``).
     """
     say = log or (lambda _msg: None)
     y = np.asarray(y).astype(int)
@@ -157,13 +161,14 @@ def control_columns(
     strata = np.char.add(np.char.add(np.asarray(group).astype(str), "|"), y.astype(str))
     dev_rows = np.flatnonzero(dev)
     out: dict[str, NDArray[np.float64]] = {}
-    say(f"controls: probe refit on {dev_rows.size} dev rows (cross-fitted, {folds} folds)")
-    p_refit = crossfit_probe(x, y, dev, strata, layers, folds=folds, seed=seed, c=c)
-    out["probe_prob_refit"] = p_refit
-    for name, b in experts.items():
-        out[f"dv_score_refit__{name}"] = dv_fit_predict(
-            x, dv_target(y, b, p_refit), p_refit, dev_rows, layers
-        )
+    if refit:
+        say(f"controls: probe refit on {dev_rows.size} dev rows (cross-fitted, {folds} folds)")
+        p_refit = crossfit_probe(x, y, dev, strata, layers, folds=folds, seed=seed, c=c)
+        out["probe_prob_refit"] = p_refit
+        for name, b in experts.items():
+            out[f"dv_score_refit__{name}"] = dv_fit_predict(
+                x, dv_target(y, b, p_refit), p_refit, dev_rows, layers
+            )
     say(f"controls: {n_boot} bootstrap DV refits per expert")
     for k in range(n_boot):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
