@@ -22,13 +22,12 @@ from ctd_stats.engines.local import ENGINES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Prefixes of a PostgreSQL decision-log URL (passed through as text, never treated as a path).
-DATABASE_URL_PREFIXES = ("postgresql://", "postgres://")
-
-
 def is_database_url(value: object) -> bool:
-    """True for ``postgresql://...`` / ``postgres://...`` (a decision log in PostgreSQL)."""
-    return isinstance(value, str) and value.startswith(DATABASE_URL_PREFIXES)
+    """True for ``postgresql://...`` / ``postgres://...`` (a decision log in PostgreSQL), by the
+    audit layer's one rule (:func:`ctd_stats.audit.logs.postgres.postgres_url`)."""
+    from ctd_stats.audit.logs.postgres import postgres_url
+
+    return isinstance(value, str) and postgres_url(value) is not None
 
 
 def _parse_int(value: Any) -> int | None:

@@ -169,7 +169,7 @@ def _serve(
         c.certified,
         args.host,
         args.port,
-        config.db,
+        config.db_name,
         "" if admin_token is not None else " (no admin token: POST /v1/admin/reset is disabled)",
     )
     app = create_app(gateway, token, admin_token, max_in_flight=args.max_connections)
