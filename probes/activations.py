@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -337,6 +337,7 @@ class ActivationExtractor:
         pooling: Pooling = "last",
         *,
         chunk_size: int = 256,
+        log: Callable[[str], None] | None = None,
     ) -> tuple[Any, ExtractionStats]:
         """Pooled activations ``[n_texts, n_layers, hidden]`` (float32, CPU) and their cost.
 
@@ -350,6 +351,9 @@ class ActivationExtractor:
             Last non-padding token, or the mean over non-padding tokens.
         chunk_size : int
             Rows computed and cached together.
+        log : callable, optional
+            Progress lines (one per computed chunk: texts done, rate, ETA), for runs whose stderr
+            is not a terminal (the progress bar shows only on one).
 
         Raises
         ------
@@ -378,6 +382,12 @@ class ActivationExtractor:
             if h not in found and h not in seen:
                 missing.append(i)
                 seen.add(h)
+        say = log or (lambda _m: None)
+        if missing:
+            say(
+                f"activations: {len(hashes) - len(missing)} texts cached, {len(missing)} to compute"
+            )
+        t0 = time.perf_counter()
         for start in range(0, len(missing), chunk_size):
             part = missing[start : start + chunk_size]
             acts, secs, toks = self._compute([texts[i] for i in part], lay, pooling)
@@ -386,6 +396,12 @@ class ActivationExtractor:
                 self._write_cache(folder, part_hashes, acts, secs, toks)
             for k, h in enumerate(part_hashes):
                 found[h] = (acts[k], float(secs[k]), float(toks[k]))
+            done = start + len(part)
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            say(
+                f"activations: {done}/{len(missing)} texts, {rate:.1f} texts/s, "
+                f"ETA {(len(missing) - done) / rate / 60:.0f} min"
+            )
         out = torch.stack([found[h][0] for h in hashes])
         stats = ExtractionStats(
             n_texts=len(texts),

@@ -312,7 +312,7 @@ def build_score_table(
     )
     texts = rows["text"].tolist()
     say(f"activations of {spec.model} (layers {layers[0]}..{layers[-1]}, {spec.pooling})")
-    x, stats = extractor.extract(texts, layers, spec.pooling)
+    x, stats = extractor.extract(texts, layers, spec.pooling, log=say)
     probe = SafetyProbe(c=spec.probe_c, seed=spec.seed).fit(
         x[torch.as_tensor(train)], y[train], layers
     )

@@ -336,7 +336,7 @@ def build_role_table(
         progress=progress,
     )
     say(f"activations of {loaded.spec.name} for {len(plan)} rows (layers {layers}, {spec.pooling})")
-    x, stats = extractor.extract(plan["text"].tolist(), layers, spec.pooling)
+    x, stats = extractor.extract(plan["text"].tolist(), layers, spec.pooling, log=say)
     ptt = torch.as_tensor(pt)
     probe = SafetyProbe(c=spec.probe_c, seed=spec.seed).fit(x[ptt], y[pt], layers)
     p = np.asarray(probe.predict_proba(x), dtype=np.float64)

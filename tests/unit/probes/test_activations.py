@@ -99,3 +99,24 @@ def test_bad_settings(tiny_model, tiny_tokenizer):
         ActivationExtractor(tiny_model, tiny_tokenizer, model_key="t", max_length=2)
     with pytest.raises(CTDInputError):
         ActivationExtractor(tiny_model, tiny_tokenizer, model_key="t", batch_size=0)
+
+
+def test_extraction_reports_progress_per_chunk_and_nothing_when_cached(
+    tiny_loaded, make_texts, tmp_path
+):
+    """A run whose stderr is not a terminal still says how far it is (one line per computed chunk)."""
+    from probes.activations import ActivationExtractor
+
+    texts, _ = make_texts(10, seed=5)
+    ex = ActivationExtractor.from_loaded(tiny_loaded, cache_dir=tmp_path, progress=False)
+    lines: list[str] = []
+    ex.extract(texts, [1, 2], chunk_size=4, log=lines.append)
+    assert lines[0] == "activations: 0 texts cached, 10 to compute"
+    assert [ln.split(",")[0] for ln in lines[1:]] == [
+        "activations: 4/10 texts",
+        "activations: 8/10 texts",
+        "activations: 10/10 texts",
+    ]
+    again: list[str] = []
+    ex.extract(texts, [1, 2], chunk_size=4, log=again.append)
+    assert again == []
