@@ -20,7 +20,7 @@ from ctd_stats.certificate.build import CalibrationOutcome, EvalSummary, ExpertD
 from ctd_stats.certificate.model import BudgetCertificate
 from ctd_stats.io import json_float
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
-from ctd_stats.reports.figure_pool import FigurePool
+from ctd_stats.reports.figure_pool import FigurePool, frozen_heap
 from ctd_stats.reports.legend import outside_legend
 from ctd_stats.stats.ltt import Calibration
 
@@ -357,15 +357,16 @@ def build_calibration_report(
             caption="One row per expert and budget. τ = +∞ means never delegate (fail closed).",
         ),
     )
-    for r in progress(list(cert.results)) if progress is not None else cert.results:
-        data = outcome.data[r.expert]
-        rep.add(Heading(f"Expert '{r.expert}', budget {r.budget:g}"))
-        rep.add(Paragraph(r.guarantee, "ok" if r.certified else "bad"))
-        if r.reason:
-            rep.add(Paragraph(f"Why nothing was certified: {r.reason}", "warn"))
-        rep.add(_result_figure(r, data, outcome.calibrations.get((r.expert, r.budget)), pool))
-    experts = list(dict.fromkeys(r.expert for r in cert.results))
-    eval_figs = [(e, _eval_figure(outcome, e, pool)) for e in experts]
+    with frozen_heap():  # the figures: many small objects, nothing of the run's heap to collect
+        for r in progress(list(cert.results)) if progress is not None else cert.results:
+            data = outcome.data[r.expert]
+            rep.add(Heading(f"Expert '{r.expert}', budget {r.budget:g}"))
+            rep.add(Paragraph(r.guarantee, "ok" if r.certified else "bad"))
+            if r.reason:
+                rep.add(Paragraph(f"Why nothing was certified: {r.reason}", "warn"))
+            rep.add(_result_figure(r, data, outcome.calibrations.get((r.expert, r.budget)), pool))
+        experts = list(dict.fromkeys(r.expert for r in cert.results))
+        eval_figs = [(e, _eval_figure(outcome, e, pool)) for e in experts]
     if any(f is not None for _, f in eval_figs):
         rep.add(Heading("Held-out evaluation"))
         rep.add(

@@ -15,6 +15,9 @@ kind is asked for: the report functions render each figure before they return it
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ctd_stats.reports.document import FIGURE_RC, new_figure
@@ -78,3 +81,23 @@ def empty_figure(fig: Any) -> None:
         ax.set_prop_cycle(None)
         ax.relim()
         ax.set_autoscale_on(True)
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Leave the objects alive before the drawing out of its garbage collections.
+
+    Drawing makes many small matplotlib objects with reference cycles; each full collection they
+    trigger also traverses everything the run already holds (the table, the study, the imported
+    libraries): 0.15-0.3 s per full collection in ``ctd run``. ``gc.freeze`` moves those objects
+    to the permanent generation for the duration (they are still freed by reference counting);
+    the drawing's own objects are collected as usual. Nested use leaves an outer freeze alone.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

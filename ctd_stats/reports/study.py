@@ -15,7 +15,7 @@ from ctd_stats.reports.document import (
     Report,
     Table,
 )
-from ctd_stats.reports.figure_pool import FigurePool
+from ctd_stats.reports.figure_pool import FigurePool, frozen_heap
 from ctd_stats.reports.legend import outside_legend
 from ctd_stats.reports.study_diagnostics import delta_sentence, diagnostic_blocks, verdict_counts
 from ctd_stats.reports.study_headline import headline_blocks
@@ -413,8 +413,9 @@ def build_study_report(
             "top-k methods spend exactly α of every batch and need the whole batch before deciding."
         )
     )
-    for s in progress(list(studies)) if progress is not None else studies:
-        rep.add(*_expert_blocks(s, group_alpha, (costs or {}).get(s.expert), pool))
+    with frozen_heap():  # the figures: many small objects, nothing of the run's heap to collect
+        for s in progress(list(studies)) if progress is not None else studies:
+            rep.add(*_expert_blocks(s, group_alpha, (costs or {}).get(s.expert), pool))
     if learning_curve:
         rep.add(*_learning_curve_blocks(learning_curve))
     # The headline table comes first, before every other block; sections meant for the top of the

@@ -255,3 +255,18 @@ def test_titles_are_placed_without_measuring_and_tick_labels_carry_full_values()
             assert ax.yaxis.get_offset_text().get_text() == ""
             assert ax._autotitlepos is False
             assert ax.title.get_window_extent(renderer).y0 >= ax.bbox.y1
+
+
+def test_frozen_heap_leaves_the_existing_heap_out_and_nests() -> None:
+    import gc
+
+    from ctd_stats.reports.figure_pool import frozen_heap
+
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with frozen_heap():  # nested: the outer freeze stays as it is
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
