@@ -1,54 +1,65 @@
 """``ctd scores SPEC``: build the score table of a spec's ``probes:`` block.
 
-Registered by :mod:`ctd_stats.cli`. Importing this module does not import torch (the handler does),
-so ``ctd --help`` stays fast.
+A click ``command`` found by :mod:`ctd_stats.cli.plugins`. Importing this module does not import
+torch (the handler does), so ``ctd --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
+from types import SimpleNamespace
 from typing import Any
 
+import click
+
+from ctd_stats.cli.argtypes import (
+    FILE,
+    FOLDER,
+    CountRange,
+    arguments,
+    engine_options,
+    json_option,
+)
 from ctd_stats.errors import EXIT_OK, CTDInputError
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``scores`` sub-command."""
-    p = subparsers.add_parser(
-        "scores",
-        help="texts -> score table (probes layer)",
-        description="Run the spec's `probes:` block: load the packaged datasets and models, train the "
-        "safety probe (train split), score the experts, train the DV probes (dev split) and write the "
-        "score table (Parquet, or CSV by suffix) to --out or the spec's `data.table`. Activations "
-        "and judge scores are cached under $CTD_CACHE_DIR (default ~/.cache/ctd).",
-    )
-    p.add_argument("spec", help="cascade spec (YAML) with a `probes:` block")
-    p.add_argument("--out", help="output table (default: the spec's data.table)")
-    p.add_argument(
-        "--save-monitor",
-        metavar="DIR",
-        help="also write the deployable monitor (fitted safety and DV probes) for `ctd serve --probes DIR`",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
-    from ctd_stats.engines.local import add_engine_arguments
+@click.command(
+    "scores",
+    short_help="texts -> score table (probes layer)",
+    help="Run the spec's `probes:` block: load the packaged datasets and models (or models by local "
+    "path), train the safety probe (its declared rows), run the expert passes (resumable shards), "
+    "score the experts, train the DV probes (dev rows), add the declared control columns and write "
+    "the score table (Parquet, or CSV by suffix) to --out or the spec's `data.table`. Activations "
+    "and judge scores are cached under $CTD_CACHE_DIR (default ~/.cache/ctd).",
+)
+@click.argument("spec", type=FILE)
+@click.option(
+    "--out", type=FILE, default=None, help="output table (default: the spec's data.table)"
+)
+@click.option(
+    "--save-monitor",
+    metavar="DIR",
+    type=FOLDER,
+    default=None,
+    help="also write the deployable monitor (fitted safety and DV probes) for `ctd serve --probes DIR`",
+)
+@click.option("--quiet", is_flag=True, help="no progress messages on stderr")
+@engine_options
+@click.option(
+    "--actors",
+    type=CountRange(what="actors"),
+    default=None,
+    help="--engine ray: model replicas in the actor pool (default: GPUs of the cluster, else 1)",
+)
+@json_option
+@click.pass_context
+def command(ctx: click.Context, **values: Any) -> int:
+    return run(arguments(ctx, values))
 
-    add_engine_arguments(p)
-    p.add_argument(
-        "--actors",
-        type=int,
-        default=None,
-        help="--engine ray: model replicas in the actor pool (default: GPUs of the cluster, else 1)",
-    )
-    p.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="JSON summary on stdout"
-    )
-    p.set_defaults(func=run)
 
-
-def _activations_on_ray(pspec: Any, args: argparse.Namespace, log: Any) -> None:
+def _activations_on_ray(pspec: Any, args: SimpleNamespace, log: Any) -> None:
     """Compute every row's activations on a Ray actor pool, into the shared activation cache.
 
     The local build that follows finds them all in the cache (same content-addressed keys), so it
@@ -79,7 +90,7 @@ def _activations_on_ray(pspec: Any, args: argparse.Namespace, log: Any) -> None:
     log("activations cached; fitting the probes locally")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     """Handler of ``ctd scores``."""
     from pathlib import Path
 
