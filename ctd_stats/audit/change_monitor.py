@@ -81,6 +81,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ctd_stats.audit.monitor import (
     BetaPrior,
+    DecisionCounts,
     MixtureMartingale,
     as_decisions,
     check_budget_alpha,
@@ -117,7 +118,7 @@ def active(j: NDArray[np.int64], age: NDArray[np.int64], recent: int) -> NDArray
     return np.asarray((a < recent) | (np.asarray(j) % g == 0), dtype=np.bool_)
 
 
-class ChangeMonitor:
+class ChangeMonitor(DecisionCounts):
     """Online, anytime-valid detector of "the delegation rate is now above the budget".
 
     Guarantee: if every decision's conditional delegation probability given the past is at most
@@ -283,16 +284,7 @@ class ChangeMonitor:
         return np.asarray(top + np.log(np.exp(terms - top).sum(axis=0)), dtype=np.float64)
 
     # ------------------------------------------------------------------ state
-    @property
-    def n(self) -> int:
-        """Decisions seen."""
-        return self._n
-
-    @property
-    def k(self) -> int:
-        """Delegations seen."""
-        return self._k
-
+    # n, k: DecisionCounts
     @property
     def active_starts(self) -> int:
         """Start times currently kept."""

@@ -277,7 +277,29 @@ def as_decisions(delegated: ArrayLike | bool) -> NDArray[np.bool_]:
     raise ValueError(f"decisions must be boolean or 0/1, got dtype {arr.dtype}")
 
 
-class BudgetMonitor:
+class DecisionCounts:
+    """The decision counts every monitor of a delegation stream exposes (a mixin).
+
+    A subclass keeps ``_n`` (decisions seen) and ``_k`` (delegations seen, ``0 <= _k <= _n``) up to
+    date in its updates; :attr:`n` and :attr:`k` read them. They count every decision added, also
+    after an alarm (the test stops, the counts do not).
+    """
+
+    _n: int
+    _k: int
+
+    @property
+    def n(self) -> int:
+        """Decisions seen."""
+        return self._n
+
+    @property
+    def k(self) -> int:
+        """Delegations seen."""
+        return self._k
+
+
+class BudgetMonitor(DecisionCounts):
     """Online, anytime-valid monitor of "delegation rate > budget".
 
     Feed decisions with :meth:`update` (one bool or a whole array, processed vectorised). After every
@@ -358,16 +380,7 @@ class BudgetMonitor:
         self._log_evidence = float(self.martingale.log_evidence(self._n, self._k))
 
     # ----------------------------------------------------------------------- state
-    @property
-    def n(self) -> int:
-        """Decisions seen."""
-        return self._n
-
-    @property
-    def k(self) -> int:
-        """Delegations seen."""
-        return self._k
-
+    # n, k: DecisionCounts
     @property
     def rate(self) -> float:
         """Realized delegation rate ``k / n`` (NaN before any decision)."""

@@ -21,7 +21,17 @@ from ctd_stats.study import diagnostics as dg
 from ctd_stats.study.control_inputs import DevRows
 from ctd_stats.study.runner import StudyInputs
 
-__all__ = ["IntervalArray", "ctd_unc_masks", "null_world", "platt_fit", "pool_bootstrap"]
+__all__ = [
+    "ControlSettings",
+    "IntervalArray",
+    "SplitCascade",
+    "control_auc",
+    "control_masks",
+    "ctd_unc_masks",
+    "null_world",
+    "platt_fit",
+    "pool_bootstrap",
+]
 
 #: Seed offsets of the pool bootstrap and the null world (distinct from the study's splits).
 _POOL_BOOT_SALT = 7919
@@ -79,48 +89,138 @@ def _platt(p: NDArray[np.float64], ac: tuple[float, float]) -> NDArray[np.float6
     return np.asarray(expit(ac[0] * _logit(p) + ac[1]), dtype=np.float64)
 
 
-def control_masks(
-    y: NDArray[np.bool_],
-    p: NDArray[np.float64],
-    b: NDArray[np.float64],
-    score: NDArray[np.float64],
-    opt: NDArray[np.int64],
-    ht: NDArray[np.int64],
-    ev: NDArray[np.int64],
-    alphas: NDArray[np.float64],
-    delta: float,
-    split: str,
-) -> NDArray[np.bool_]:
-    """Certified CTD-style delegation masks [budget, eval row] of ``score`` for the cascade (p, b)."""
-    pc, ec = predicts_unsafe(p) == y, predicts_unsafe(b) == y
+@dataclass(frozen=True)
+class ControlSettings:
+    """The settings every control arm of one expert shares (immutable; built once per expert by
+    :func:`~ctd_stats.study.controls.compute_controls`, see :meth:`for_pool`).
+
+    Attributes
+    ----------
+    alphas : ndarray of float
+        Delegation budgets; masks and intervals have one entry per budget.
+    delta : float
+        Risk level δ of each certified threshold (:func:`~ctd_stats.stats.sweep.cascade_thresholds`).
+    split : str
+        Calibration split protocol of the headline: ``"opt_ht"`` or ``"none"``.
+    n_cal : int
+        Calibration rows of one split of the pool; the remaining rows are the evaluation rows.
+    n_opt : int
+        Of the calibration rows, those of the ``opt`` part (the first ``n_opt``, 1 to n_cal − 1).
+    repeats : int
+        The study's random calibration/evaluation splits.
+    draws : int
+        Replicates of the pool bootstrap and of the null world.
+    seed : int
+        The study's seed (split ``r`` is child ``r`` of ``SeedSequence(seed)``).
+    """
+
+    alphas: NDArray[np.float64]
+    delta: float
+    split: str
+    n_cal: int
+    n_opt: int
+    repeats: int
+    draws: int
+    seed: int
+
+    @classmethod
+    def for_pool(
+        cls,
+        n: int,
+        *,
+        budgets: NDArray[np.float64] | list[float],
+        delta: float,
+        repeats: int,
+        cal_fraction: float,
+        opt_fraction: float,
+        seed: int,
+        split: str,
+        null_draws: int | None,
+    ) -> ControlSettings:
+        """The settings for a pool of ``n`` rows: ``n_cal = round(cal_fraction · n)`` calibration
+        rows, ``n_opt = round(opt_fraction · n_cal)`` of them (clipped to 1 … n_cal − 1) in ``opt``;
+        ``null_draws`` defaults to ``repeats``."""
+        n_cal = round(cal_fraction * n)
+        return cls(
+            alphas=np.asarray(budgets, dtype=np.float64),
+            delta=delta,
+            split=split,
+            n_cal=n_cal,
+            n_opt=min(max(1, round(opt_fraction * n_cal)), n_cal - 1),
+            repeats=repeats,
+            draws=null_draws if null_draws is not None else repeats,
+            seed=seed,
+        )
+
+    @property
+    def other_split(self) -> str:
+        """The split protocol that is not the headline's."""
+        return "none" if self.split == "opt_ht" else "opt_ht"
+
+
+@dataclass(frozen=True)
+class SplitCascade:
+    """One cascade (labels, probe and expert P(unsafe) of the pool rows) on one split of the pool
+    (``opt`` / ``ht`` / ``ev`` row indices), with the certificate's budgets, δ and split protocol:
+    everything :func:`control_masks` needs besides the delegation score (immutable).
+
+    Variants (another probe, the other protocol) are made with :func:`dataclasses.replace`.
+    """
+
+    labels: NDArray[np.bool_]
+    probe_prob: NDArray[np.float64]
+    expert_prob: NDArray[np.float64]
+    opt: NDArray[np.int64]
+    ht: NDArray[np.int64]
+    ev: NDArray[np.int64]
+    alphas: NDArray[np.float64]
+    delta: float
+    split: str
+
+    @classmethod
+    def of(
+        cls,
+        settings: ControlSettings,
+        labels: NDArray[np.bool_],
+        probe_prob: NDArray[np.float64],
+        expert_prob: NDArray[np.float64],
+        rows: NDArray[np.int64],
+    ) -> SplitCascade:
+        """Split ``rows`` (a permutation or resample of the pool): the first ``n_cal`` calibrate
+        (``opt``: the first ``n_opt`` of them, ``ht``: the rest), the others evaluate."""
+        cal, ev = rows[: settings.n_cal], rows[settings.n_cal :]
+        return cls(
+            labels,
+            probe_prob,
+            expert_prob,
+            cal[: settings.n_opt],
+            cal[settings.n_opt :],
+            ev,
+            settings.alphas,
+            settings.delta,
+            settings.split,
+        )
+
+
+def control_masks(cas: SplitCascade, score: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Certified CTD-style delegation masks [budget, eval row] of ``score`` for the cascade."""
+    y = cas.labels
+    pc, ec = predicts_unsafe(cas.probe_prob) == y, predicts_unsafe(cas.expert_prob) == y
 
     def data(idx: NDArray[np.int64]) -> CascadeData:
         return CascadeData(score[idx], pc[idx], ec[idx])
 
-    taus = cascade_thresholds(opt=data(opt), ht=data(ht), budgets=alphas, delta=delta, split=split)
-    return np.asarray(score[ev][None, :] > taus[:, None], dtype=bool)
-
-
-def ctd_unc_masks(
-    y: NDArray[np.bool_],
-    p: NDArray[np.float64],
-    b: NDArray[np.float64],
-    d: NDArray[np.float64],
-    opt: NDArray[np.int64],
-    ht: NDArray[np.int64],
-    ev: NDArray[np.int64],
-    alphas: NDArray[np.float64],
-    delta: float,
-    split: str,
-) -> NDArray[np.bool_]:
-    """Masks [2 (CTD, calibrated uncertainty), budget, eval row]."""
-    u = calibrated_uncertainty(p, p[np.concatenate([opt, ht])])
-    return np.stack(
-        [
-            control_masks(y, p, b, d, opt, ht, ev, alphas, delta, split),
-            control_masks(y, p, b, u, opt, ht, ev, alphas, delta, split),
-        ]
+    taus = cascade_thresholds(
+        opt=data(cas.opt), ht=data(cas.ht), budgets=cas.alphas, delta=cas.delta, split=cas.split
     )
+    return np.asarray(score[cas.ev][None, :] > taus[:, None], dtype=bool)
+
+
+def ctd_unc_masks(cas: SplitCascade, dv_score: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Masks [2 (CTD with ``dv_score``, calibrated uncertainty), budget, eval row]."""
+    p = cas.probe_prob
+    u = calibrated_uncertainty(p, p[np.concatenate([cas.opt, cas.ht])])
+    return np.stack([control_masks(cas, dv_score), control_masks(cas, u)])
 
 
 def control_auc(
@@ -131,59 +231,44 @@ def control_auc(
     return cascade_auroc_rows(flat, p, b, y).reshape(masks.shape[:-1])
 
 
-def pool_bootstrap(
-    inputs: StudyInputs,
-    alphas: NDArray[np.float64],
-    delta: float,
-    split: str,
-    n_cal: int,
-    n_opt: int,
-    reps: int,
-    seed: int,
-) -> IntervalArray:
-    """Δ over pool bootstrap replicates: the pool resampled with replacement, then split."""
+def pool_bootstrap(inputs: StudyInputs, settings: ControlSettings) -> IntervalArray:
+    """Δ over ``settings.draws`` pool bootstrap replicates: the pool resampled with replacement,
+    then split."""
     y, p, b, d = inputs.labels, inputs.probe_prob, inputs.expert_prob, inputs.dv_score
-    out = np.empty((reps, alphas.size))
-    for r in range(reps):
-        idx = np.random.default_rng(
-            np.random.SeedSequence(seed + _POOL_BOOT_SALT, spawn_key=(r,))
-        ).integers(0, inputs.n, inputs.n)
-        cal, ev = idx[:n_cal], idx[n_cal:]
-        m = ctd_unc_masks(y, p, b, d, cal[:n_opt], cal[n_opt:], ev, alphas, delta, split)
-        a = control_auc(m, p[ev], b[ev], y[ev])
+    seed = settings.seed + _POOL_BOOT_SALT
+    out = np.empty((settings.draws, settings.alphas.size))
+    for r in range(settings.draws):
+        idx = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(r,))).integers(
+            0, inputs.n, inputs.n
+        )
+        cas = SplitCascade.of(settings, y, p, b, idx)
+        ev = cas.ev
+        a = control_auc(ctd_unc_masks(cas, d), p[ev], b[ev], y[ev])
         out[r] = a[0] - a[1]
     return IntervalArray.of(out)
 
 
 def null_world(
-    inputs: StudyInputs,
-    dev: DevRows,
-    alphas: NDArray[np.float64],
-    delta: float,
-    split: str,
-    n_cal: int,
-    n_opt: int,
-    reps: int,
-    seed: int,
-    observed: NDArray[np.float64],
+    inputs: StudyInputs, dev: DevRows, settings: ControlSettings, observed: NDArray[np.float64]
 ) -> dict[str, Any]:
     """The null that can fail (module docstring): Δ*_m per replicate and the p-value of ``observed``."""
     p, d = inputs.probe_prob, inputs.dv_score
     ac = platt_fit(dev.probe_prob, dev.labels)
     q = _platt(p, ac)
     acc = float(np.mean(predicts_unsafe(dev.expert_prob) == dev.labels))
-    n = inputs.n
-    out = np.empty((reps, alphas.size))
+    n, reps = inputs.n, settings.draws
+    out = np.empty((reps, settings.alphas.size))
     for r in range(reps):
-        rng = np.random.default_rng(np.random.SeedSequence(seed + _NULL_SALT, spawn_key=(r,)))
+        rng = np.random.default_rng(
+            np.random.SeedSequence(settings.seed + _NULL_SALT, spawn_key=(r,))
+        )
         ys = rng.random(n) < q
         right = rng.random(n) < acc
         says = np.where(right, ys, ~ys)
         bs = np.where(says, acc, 1.0 - acc)
-        perm = rng.permutation(n)
-        cal, ev = perm[:n_cal], perm[n_cal:]
-        m = ctd_unc_masks(ys, p, bs, d, cal[:n_opt], cal[n_opt:], ev, alphas, delta, split)
-        a = control_auc(m, p[ev], bs[ev], ys[ev])
+        cas = SplitCascade.of(settings, ys, p, bs, rng.permutation(n))
+        ev = cas.ev
+        a = control_auc(ctd_unc_masks(cas, d), p[ev], bs[ev], ys[ev])
         out[r] = a[0] - a[1]
     ok = ~np.isnan(out)
     exceed = ((out >= observed[None, :] - 1e-12) & ok).sum(axis=0)

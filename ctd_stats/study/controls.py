@@ -45,7 +45,7 @@ of the procedure's outcome, not a confidence statement about a population parame
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,9 @@ from numpy.typing import NDArray
 from ctd_stats.stats.metrics import auroc_rows
 from ctd_stats.stats.sweep import global_oracle_masks
 from ctd_stats.study.control_arms import (
+    ControlSettings,
     IntervalArray,
+    SplitCascade,
     control_auc,
     control_masks,
     ctd_unc_masks,
@@ -261,14 +263,9 @@ def route_rule(
 # ------------------------------------------------------------------------------------ main
 @dataclass(frozen=True)
 class _Plan:
-    """What one expert's controls run: arms, group sets, the route rule, and what is missing."""
+    """What one expert's controls run: settings, arms, group sets, the route rule, what is missing."""
 
-    alphas: NDArray[np.float64]
-    delta: float
-    split: str
-    other: str
-    n_cal: int
-    n_opt: int
+    settings: ControlSettings
     sets: dict[str, NDArray[np.bool_]]
     route: RouteRule | None
     route_masks: NDArray[np.bool_] | None
@@ -278,15 +275,7 @@ class _Plan:
     missing: dict[str, str]
 
 
-def _plan(
-    inputs: StudyInputs,
-    cols: ControlColumns,
-    alphas: NDArray[np.float64],
-    delta: float,
-    split: str,
-    n_cal: int,
-    n_opt: int,
-) -> _Plan:
+def _plan(inputs: StudyInputs, cols: ControlColumns, settings: ControlSettings) -> _Plan:
     missing: dict[str, str] = {}
     group = inputs.group
     sets: dict[str, NDArray[np.bool_]] = {}
@@ -308,7 +297,7 @@ def _plan(
                 "the table has no labelled 'dev' rows (with expert and probe scores) to learn the rule on"
             )
         else:
-            route, route_masks = route_rule(cols.dev, alphas, group, inputs.probe_prob)
+            route, route_masks = route_rule(cols.dev, settings.alphas, group, inputs.probe_prob)
     refit = cols.probe_refit is not None and cols.dv_refit is not None
     if not refit:
         absent = [
@@ -340,12 +329,7 @@ def _plan(
     )
     keys += ("route",) if route_masks is not None else ()
     return _Plan(
-        alphas,
-        delta,
-        split,
-        "none" if split == "opt_ht" else "opt_ht",
-        n_cal,
-        n_opt,
+        settings,
         sets,
         route,
         route_masks,
@@ -357,7 +341,7 @@ def _plan(
 
 
 def _split_controls(
-    plan: _Plan, inputs: StudyInputs, cols: ControlColumns, r: int, seed: int
+    plan: _Plan, inputs: StudyInputs, cols: ControlColumns, r: int
 ) -> dict[str, Any]:
     """Every arm's evaluation AUROC on split ``r`` of the study (arrays per budget)."""
     y, p, b, d, v = (
@@ -367,19 +351,19 @@ def _split_controls(
         inputs.dv_score,
         inputs.delegation_value,
     )
-    al, dl, J = plan.alphas, plan.delta, plan.alphas.size
-    perm = split_rng(seed, r).permutation(inputs.n)
-    cal, ev = perm[: plan.n_cal], perm[plan.n_cal :]
-    opt, ht = cal[: plan.n_opt], cal[plan.n_opt :]
+    s = plan.settings
+    al, J = s.alphas, s.alphas.size
+    cas = SplitCascade.of(s, y, p, b, split_rng(s.seed, r).permutation(inputs.n))
+    ev = cas.ev
     ye, pe, be = y[ev], p[ev], b[ev]
     parts = [
-        ctd_unc_masks(y, p, b, d, opt, ht, ev, al, dl, plan.split),
-        ctd_unc_masks(y, p, b, d, opt, ht, ev, al, dl, plan.other),
+        ctd_unc_masks(cas, d),
+        ctd_unc_masks(replace(cas, split=s.other_split), d),
         global_oracle_masks(v[ev], al)[None],
     ]
     if cols.dv_boot is not None:
         dk = cols.dv_boot[r % cols.dv_boot.shape[0]]
-        parts.append(control_masks(y, p, b, dk, opt, ht, ev, al, dl, plan.split)[None])
+        parts.append(control_masks(cas, dk)[None])
     out: dict[str, Any] = {}
     if plan.route_masks is not None:
         parts.append(plan.route_masks[:, ev][None])
@@ -400,9 +384,7 @@ def _split_controls(
     if plan.refit:
         assert cols.probe_refit is not None and cols.dv_refit is not None
         pr = cols.probe_refit
-        ar = control_auc(
-            ctd_unc_masks(y, pr, b, cols.dv_refit, opt, ht, ev, al, dl, plan.split), pr[ev], be, ye
-        )
+        ar = control_auc(ctd_unc_masks(replace(cas, probe_prob=pr), cols.dv_refit), pr[ev], be, ye)
         out["refit_ctd"], out["refit_unc"] = ar[0], ar[1]
         out["refit_probe"] = auroc_rows(pr[ev][None, :], ye)[0]
     if plan.noshift:
@@ -411,7 +393,7 @@ def _split_controls(
         vn = (2.0 * y - 1.0) * (b - pn)
         mn = np.concatenate(
             [
-                ctd_unc_masks(y, pn, b, cols.dv_noshift, opt, ht, ev, al, dl, plan.split),
+                ctd_unc_masks(replace(cas, probe_prob=pn), cols.dv_noshift),
                 global_oracle_masks(vn[ev], al)[None],
             ]
         )
@@ -439,34 +421,38 @@ def compute_controls(
 
     ``null_draws`` (the null world's and the pool bootstrap's replicates) defaults to ``repeats``.
     """
-    alphas = np.asarray(budgets, dtype=np.float64)
-    n = inputs.n
-    n_cal = round(cal_fraction * n)
-    n_opt = min(max(1, round(opt_fraction * n_cal)), n_cal - 1)
-    plan = _plan(inputs, cols, alphas, delta, split, n_cal, n_opt)
-    runs = [_split_controls(plan, inputs, cols, r, seed) for r in range(repeats)]
+    settings = ControlSettings.for_pool(
+        inputs.n,
+        budgets=budgets,
+        delta=delta,
+        repeats=repeats,
+        cal_fraction=cal_fraction,
+        opt_fraction=opt_fraction,
+        seed=seed,
+        split=split,
+        null_draws=null_draws,
+    )
+    plan = _plan(inputs, cols, settings)
+    runs = [_split_controls(plan, inputs, cols, r) for r in range(settings.repeats)]
     arms = [k for k in runs[0] if k not in ("groups", "route_rate")]
     auroc = {k: np.stack([np.asarray(x[k], dtype=np.float64) for x in runs]) for k in arms}
     by_group = {k: IntervalArray.of(np.stack([x["groups"][k][0] for x in runs])) for k in plan.sets}
-    g_n = {k: sum(x["groups"][k][1] for x in runs) / repeats for k in plan.sets}
+    g_n = {k: sum(x["groups"][k][1] for x in runs) / settings.repeats for k in plan.sets}
     headline = IntervalArray.of(auroc["ctd"] - auroc["unc"])
     protocols = {
-        split: headline,
-        plan.other: IntervalArray.of(auroc["ctd_other"] - auroc["unc_other"]),
+        settings.split: headline,
+        settings.other_split: IntervalArray.of(auroc["ctd_other"] - auroc["unc_other"]),
     }
     dv_refit = IntervalArray.of(auroc["ctd_boot"] - auroc["unc"]) if "ctd_boot" in auroc else None
-    reps = null_draws if null_draws is not None else repeats
-    boot = pool_bootstrap(inputs, alphas, delta, split, n_cal, n_opt, reps, seed)
+    boot = pool_bootstrap(inputs, settings)
     null = None
     if cols.dev is not None:
-        null = null_world(
-            inputs, cols.dev, alphas, delta, split, n_cal, n_opt, reps, seed, observed=headline.mean
-        )
+        null = null_world(inputs, cols.dev, settings, observed=headline.mean)
     return ExpertControls(
         expert=inputs.expert,
-        budgets=alphas,
-        split=split,
-        repeats=repeats,
+        budgets=settings.alphas,
+        split=settings.split,
+        repeats=settings.repeats,
         auroc=auroc,
         by_group=by_group,
         group_n_eval=g_n,
