@@ -13,7 +13,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
 Alternative = Literal["two-sided", "greater", "less"]
 
@@ -56,6 +55,8 @@ def clopper_pearson(
     nn = np.asarray(n, dtype=np.int64)
     kk, nn = np.broadcast_arrays(kk, nn)
     _check_counts(kk, nn)
+    from scipy import stats  # here, not at import: the gateway starts without scipy.stats
+
     a = alpha / 2.0 if alternative == "two-sided" else alpha
     with np.errstate(invalid="ignore", divide="ignore"):
         lo = stats.beta.ppf(a, kk, nn - kk + 1)
@@ -100,6 +101,8 @@ def binomial_exceedance_pvalue(k: ArrayLike, n: ArrayLike, budget: float) -> NDA
     nn = np.asarray(n, dtype=np.int64)
     kk, nn = np.broadcast_arrays(kk, nn)
     _check_counts(kk, nn)
+    from scipy import stats
+
     p = stats.binom.sf(kk - 1, nn, budget)
     return np.asarray(np.clip(np.where(kk == 0, 1.0, p), 0.0, 1.0), dtype=np.float64)
 

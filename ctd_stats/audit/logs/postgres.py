@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import pandas as pd
 
 from ctd_stats.audit.logs.schema import DECISIONS_TABLE
 from ctd_stats.errors import CTDInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: URL schemes read as PostgreSQL logs.
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -107,6 +108,8 @@ def postgres_layout(url: str) -> tuple[list[str], int]:
 
 def postgres_chunks(url: str, cols: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
     """DataFrames of at most ``chunk_rows`` rows of ``cols``, in ``seq`` (commit) order."""
+    import pandas as pd
+
     psycopg = require_psycopg()
     select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols)
     with connect(url) as con:
