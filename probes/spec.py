@@ -239,15 +239,11 @@ class ProbesSpec(BaseModel):
     experts: list[ExpertEntry] = Field(
         default_factory=list, description="experts to score and model DV for"
     )
-    dedupe: bool = Field(
-        default=False,
-        description="drop rows whose text repeats an earlier row's (always on with roles)",
-    )
     roles: RolesSpec | None = Field(
         default=None,
         description="declared row roles (probe_train / expert_train / dev / pool; probes.roles): "
         "replaces train_fraction and dev_fraction, and declares a shift by the groups the safety "
-        "probe is trained on",
+        "probe is trained on; rows repeating an earlier row's text are dropped",
     )
     passes: list[PassEntry] = Field(
         default_factory=list,
