@@ -10,14 +10,17 @@ html), CPU and wall. Best of 3 interpreters is compared with the target; the ass
 regression guard (2x the target): CPU seconds on the shared 2-core machine vary 1.5-2x with its
 load. The second test times the same builds in one warm process with pytest-benchmark.
 
-Measured on the shared 2-core machine, same stored inputs, interleaved with the code before the
-change (load average 3-6 throughout):
+Measured on the shared 2-core machine (load average 3-4.5 throughout), interleaved with the
+report code before the change:
 - before (savefig: two draws per figure; constrained layout: two measurements per axes; mathtext
-  decade labels; pyplot; RGBA PNG): 4.7-5.9 s CPU (3.5 s when the machine was idle), the issue's
-  4.3-4.9 s;
-- after (one draw; one measurement; reused figures per kind with their Agg canvas; titles placed
-  without measuring; palette PNG): 2.4-2.8 s CPU under that load, about half of before in every
-  interleaved pair (≈ 1.7 s on an idle machine); byte-identical figures whether reused or fresh.
+  decade labels; pyplot; RGBA PNG): figures 4.3-5.1 s CPU in the full demo run (3.5 s when the
+  machine was idle), the issue's 4.3-4.9 s; the run 10.2-10.6 s CPU;
+- after (one draw; one measurement; figures reused per kind with their Agg canvas; titles placed
+  without measuring; the run's heap frozen; palette PNG): figures 2.0-2.3 s CPU in the run, this
+  benchmark's best of 3 2.1 s (load 4.4); the run 7.2-8.3 s CPU. About 0.45x of before in every
+  interleaved pair (≈ 1.6 s on an idle machine); byte-identical figures whether reused or fresh.
+- matplotlib 3.10.9 instead of the pinned 3.11.2 draws the same figures in 20-25% less CPU (its
+  Agg text path renders a text in one call, 3.11 glyph by glyph).
 
 Run with ``pytest benchmarks/test_bench_figures.py -s``.
 """

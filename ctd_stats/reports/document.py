@@ -54,10 +54,10 @@ class Figure:
 def render_png(fig: Any, dpi: int = 110) -> bytes:
     """PNG bytes of a matplotlib figure, drawn once with Agg; pyplot's figure (if any) is closed.
 
-    A figure with a layout engine (every report figure: ``constrained``, which makes room for the
-    legends beside the axes) is drawn exactly once: the engine runs inside that draw. ``savefig``
-    would draw it twice (a measuring draw to run the layout, then the real one; ``bbox_inches=
-    "tight"`` a third time). The pixels are stored as an adaptive 256-colour palette PNG: these
+    A figure with a layout engine (every report figure: :class:`~ctd_stats.reports.layout.GridLayout`
+    or ``constrained``, which make room for the legends beside the axes) is drawn exactly once: the
+    engine runs inside that draw. ``savefig`` would draw it twice (a measuring draw to run the
+    layout, then the real one; ``bbox_inches="tight"`` a third time). The pixels are stored as an adaptive 256-colour palette PNG: these
     are line plots on white, the palette keeps every colour of the drawing distinguishable, and the
     encoding costs less than half of an RGBA PNG's and a third of its bytes (embedded twice, in
     the Markdown and the HTML). A figure without a layout engine is cropped to its content
