@@ -166,7 +166,7 @@ class PromptedPass:
         if self._prefix_cache is None:
             with torch.inference_mode():
                 out = self.backbone(input_ids=torch.tensor([self.prefix_ids]), use_cache=True)
-            self._prefix_cache = out.past_key_values
+            self._prefix_cache = out.cache
         return self._prefix_cache
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

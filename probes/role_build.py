@@ -205,7 +205,8 @@ def _dv_probe(
     )
     d = np.asarray(dvp.predict(x, extra=extra), dtype=np.float64)
     v_pool = dv_targets(spec.dv_target, y[pool], p[pool], b[pool])
-    rho = float(spearmanr(d[pool], v_pool).statistic) if pool.sum() > 2 else float("nan")
+    varies = pool.sum() > 2 and np.ptp(d[pool]) > 0 and np.ptp(v_pool) > 0
+    rho = float(spearmanr(d[pool], v_pool).statistic) if varies else float("nan")
     summary = ExpertSummary(
         name=entry.name,
         kind=entry.kind,
