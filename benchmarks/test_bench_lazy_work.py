@@ -13,8 +13,8 @@ Measured there (load average 2.5-3), before -> after the changes of d7c1f22/61e4
 - the 16 figures, CPU of building both reports from the same captured inputs: 5.8 s -> 4.5 s (a
   figure with a layout engine is drawn once instead of twice); under cProfile in the full demo
   run 41.8 s of 60.8 s (69%) -> 22.1 s of 37.6 s (59%). A JSON-only run draws none (0 s).
-  Still above the 2 s target: one Agg draw of these figures alone costs ~3.5 s (tick and text
-  layout inside matplotlib; the log-scale p-value panels carry 56 minor ticks each).
+  Then (benchmarks/test_bench_figures.py, the figure work of 2abeec2..941c8a4): 4.3-5.1 s ->
+  2.0-2.3 s CPU under load 3-4.5, each figure drawn once on a reused canvas with a one-pass layout.
 """
 
 from __future__ import annotations

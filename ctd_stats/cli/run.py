@@ -225,6 +225,7 @@ def run(args: SimpleNamespace) -> int:
             ],
             learning_curve=curve,
             top_blocks=controls_blocks(ctl.experts, ctl.verdicts, ctl.overall),
+            progress=lambda items: progress(items, desc="drawing study figures"),
         )
     )
     directory = (Path(args.output) if args.output else spec.output_dir()).resolve()

@@ -181,6 +181,25 @@ def test_drawing_figures_shows_progress(make_table, write_spec, monkeypatch, cap
     assert "ctd: drawing figures: 1/6" in err and "ctd: drawing figures: done, 6" in err, err
 
 
+def test_ctd_run_shows_progress_while_drawing_study_figures(
+    make_table, write_spec, monkeypatch, capsys
+):
+    """Before: `ctd run` drew the study's figures with no progress line (only calibrate had one)."""
+    import ctd_stats.cli.progress as prog
+
+    make_table(n=1200)
+    spec = write_spec(
+        "data: {table: scores.parquet}\ncalibration: {budget: [0.2, 0.3], pareto: false}\n"
+        "evaluation: {repeats: 4, budgets: [0.2, 0.3]}\n"
+        "outputs: {directory: out, formats: [md]}\n"
+    )
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.setattr(prog, "QUIET_FOR", 0.0)
+    assert main(["run", str(spec)]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "ctd: drawing study figures: done" in err, err
+
+
 def test_paths_in_reports_are_normalised(make_table, write_spec, tmp_path):
     """Before: the report showed `…/specs/../data/scores.parquet`."""
     from ctd_stats.spec.cascade_spec import load_spec
