@@ -22,6 +22,7 @@ from ctd_stats.engines.local import ENGINES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 def is_database_url(value: object) -> bool:
     """True for ``postgresql://...`` / ``postgres://...`` (a decision log in PostgreSQL), by the
     audit layer's one rule (:func:`ctd_stats.audit.logs.postgres.postgres_url`)."""
