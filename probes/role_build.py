@@ -313,7 +313,7 @@ def build_role_table(
     plan = plan_roles(load_rows(spec), spec.roles)
     role = plan["role"].to_numpy()
     y = plan["label"].to_numpy().astype(np.int64)
-    groups = plan["group"].astype(str).to_numpy()
+    groups = plan["group"].to_numpy().astype(str)
     strata = np.char.add(np.char.add(groups, "|"), y.astype(str))
     pt, pool = role == "probe_train", role == "pool"
     counts = pd.Series(role).value_counts().to_dict()

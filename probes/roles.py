@@ -166,7 +166,7 @@ def plan_roles(rows: pd.DataFrame, spec: RolesSpec) -> pd.DataFrame:
         keep = _draw_strata(
             fill, max(0, spec.stream_rows - (len(stream) - len(fill))), rng, ["label"]
         )
-        df = df.drop(index=fill.index.difference(keep)).reset_index(drop=True)
+        df = df.drop(index=fill.index[~fill.index.isin(keep)]).reset_index(drop=True)
 
     df["pilot"] = False
     df["frac"] = np.nan
