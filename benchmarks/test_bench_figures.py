@@ -2,13 +2,12 @@
 
 The demo run draws 16 figures (per expert: cascade quality, ranking-only curves, budget compliance,
 adaptivity across groups; per (expert, budget): the calibration figure; per expert: the held-out
-evaluation). The fixture runs the demo once and stores what ``ctd run`` hands the two report
-builders (the study results of 200 splits and the calibration outcome), pickled. The target is
-timed in a fresh interpreter, as in a run: the package, matplotlib and Pillow imported first (not
-timed), then both reports built from the stored results (every figure drawn, once for md and
-html), CPU and wall. Best of 3 interpreters is compared with the target; the assert is a loose
+evaluation). The target is timed inside ``ctd run specs/demo.yaml`` in a fresh interpreter: the
+two report builds (every figure drawn, once for md and html) are wrapped and their CPU and wall
+summed. Nothing is pickled. Best of 3 interpreters is compared with the target; the assert is a loose
 regression guard (2x the target): CPU seconds on the shared 2-core machine vary 1.5-2x with its
-load. The second test times the same builds in one warm process with pytest-benchmark.
+load. The second test times the same builds in one warm process with pytest-benchmark, from the
+report inputs of one demo run kept in memory.
 
 Measured on the shared 2-core machine (load average 3-4.5 throughout), interleaved with the
 report code before the change:
@@ -18,9 +17,13 @@ report code before the change:
 - after (one draw; one measurement; figures reused per kind with their Agg canvas; titles placed
   without measuring; the run's heap frozen; palette PNG): figures 2.0-2.3 s CPU in the run, this
   benchmark's best of 3 2.1 s (load 4.4); the run 7.2-8.3 s CPU. About 0.45x of before in every
-  interleaved pair (≈ 1.6 s on an idle machine); byte-identical figures whether reused or fresh.
-- matplotlib 3.10.9 instead of the pinned 3.11.2 draws the same figures in 20-25% less CPU (its
-  Agg text path renders a text in one call, 3.11 glyph by glyph).
+  interleaved pair; byte-identical figures whether reused or fresh.
+- timed inside the run itself (this benchmark since then; matplotlib's import, about 0.5 s, now
+  counts, as it does in a run), machine nearly idle (load about 1): 2.55, 3.04, 2.67 s CPU; the
+  same figures from stored inputs with matplotlib already imported 2.00-2.34 s. Target not met.
+- matplotlib 3.10.9 instead of the pinned 3.11.2: measured here at load about 1, 2.00-2.19 s
+  against 2.12-2.34 s from stored inputs (about 5%; an earlier loaded run suggested 20-25%).
+  3.11's Agg path renders text glyph by glyph, 3.10 in one call; not pinned for 5%.
 
 Run with ``pytest benchmarks/test_bench_figures.py -s``.
 """
@@ -28,7 +31,6 @@ Run with ``pytest benchmarks/test_bench_figures.py -s``.
 from __future__ import annotations
 
 import json
-import pickle
 import subprocess
 import sys
 import textwrap
@@ -42,31 +44,38 @@ DEMO = REPO / "specs" / "demo.yaml"
 TARGET_CPU_SECONDS = 2.0
 FIGURES = 16
 
-_DRAW = textwrap.dedent(
+_RUN = textwrap.dedent(
     """
-    import json, pickle, sys, time
-    import matplotlib.backends.backend_agg, matplotlib.figure, PIL.Image  # noqa: F401
-    from ctd_stats.reports.calibration import build_calibration_report
+    import json, sys, time
+    import ctd_stats.reports.calibration as cal
+    import ctd_stats.reports.study as study
+    from ctd_stats.cli.entry import main
     from ctd_stats.reports.document import Figure
-    from ctd_stats.reports.study import build_study_report
 
-    with open(sys.argv[1], "rb") as fh:
-        stored = pickle.load(fh)
-    cpu, wall = time.process_time(), time.perf_counter()
-    args, kwargs = stored["study"]
-    run = build_study_report(*args, **kwargs)
-    args, kwargs = stored["calibration"]
-    cal = build_calibration_report(*args, **kwargs)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    n = sum(isinstance(b, Figure) for rep in (run, cal) for b in rep.blocks)
-    print(json.dumps({"cpu": cpu, "wall": wall, "figures": n}))
+    spent = {"cpu": 0.0, "wall": 0.0, "figures": 0}
+
+    def timed(fn):
+        def wrapper(*args, **kwargs):
+            cpu, wall = time.process_time(), time.perf_counter()
+            rep = fn(*args, **kwargs)
+            spent["cpu"] += time.process_time() - cpu
+            spent["wall"] += time.perf_counter() - wall
+            spent["figures"] += sum(isinstance(b, Figure) for b in rep.blocks)
+            return rep
+        return wrapper
+
+    study.build_study_report = timed(study.build_study_report)
+    cal.build_calibration_report = timed(cal.build_calibration_report)
+    code = main(["run", sys.argv[1], "-o", sys.argv[2], "--force", "-q"])
+    assert code in (0, 1), code
+    print(json.dumps(spent))
     """
 )
 
 
 @pytest.fixture(scope="module")
-def stored_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo run's report inputs, pickled (``progress`` left out: the CLI's bar)."""
+def stored_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The demo run's report inputs, kept in memory (``progress`` left out: the CLI's bar)."""
     import ctd_stats.reports.calibration as cal
     import ctd_stats.reports.study as study
     from ctd_stats.cli.entry import main
@@ -90,16 +99,16 @@ def stored_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert main(["run", str(DEMO), "-o", str(tmp / "out"), "--force", "-q"]) in (0, 1)
     finally:
         mp.undo()
-    path = tmp / "report_inputs.pkl"
-    path.write_bytes(pickle.dumps(seen))
-    return path
+    return seen
 
 
-def test_demo_figures_cpu_in_a_fresh_interpreter(stored_results: Path) -> None:
+def test_demo_figures_cpu_in_a_fresh_interpreter(tmp_path: Path) -> None:
+    """The figures' CPU inside ``ctd run specs/demo.yaml`` itself (both report builds, timed in the
+    run), in 3 fresh interpreters."""
     runs = []
-    for _ in range(3):
+    for i in range(3):
         out = subprocess.run(
-            [sys.executable, "-c", _DRAW, str(stored_results)],
+            [sys.executable, "-c", _RUN, str(DEMO), str(tmp_path / f"out{i}")],
             capture_output=True,
             text=True,
             check=True,
@@ -108,7 +117,7 @@ def test_demo_figures_cpu_in_a_fresh_interpreter(stored_results: Path) -> None:
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     best = min(runs, key=lambda r: r["cpu"])
     print(
-        f"\nctd run specs/demo.yaml, {best['figures']} figures from the stored results: CPU "
+        f"\nctd run specs/demo.yaml, {best['figures']} figures drawn in the run: CPU "
         + ", ".join(f"{r['cpu']:.2f}" for r in runs)
         + f" s (best {best['cpu']:.2f} s, wall {best['wall']:.2f} s); target ≤ "
         f"{TARGET_CPU_SECONDS:g} s CPU: {'met' if best['cpu'] <= TARGET_CPU_SECONDS else 'NOT met'}"
@@ -117,12 +126,12 @@ def test_demo_figures_cpu_in_a_fresh_interpreter(stored_results: Path) -> None:
     assert best["cpu"] <= 2 * TARGET_CPU_SECONDS  # regression guard; the target is printed
 
 
-def test_demo_figures_warm_process(benchmark: Any, stored_results: Path) -> None:
+def test_demo_figures_warm_process(benchmark: Any, stored_results: dict[str, Any]) -> None:
     from ctd_stats.reports.calibration import build_calibration_report
     from ctd_stats.reports.document import Figure
     from ctd_stats.reports.study import build_study_report
 
-    stored = pickle.loads(stored_results.read_bytes())
+    stored = stored_results
 
     def draw() -> int:
         args, kwargs = stored["study"]
