@@ -7,11 +7,16 @@ after 60 s; 1,050 idle connections exhausted a 1,024-fd limit). This protocol cl
 whose request headers are not complete within ``header_timeout`` seconds of the connection or of
 the request's first byte, and one whose body is not complete within ``body_timeout`` seconds of the
 end of its headers. The application's own time (an expert call) is not limited here.
+
+A request the HTTP parser rejects (a malformed request line or header) never reaches the
+application; uvicorn answered it with a plain-text 400. This protocol answers it as the application
+answers every error: ``{"detail": ...}`` as JSON, then closes the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -76,5 +81,19 @@ def guarded_protocol(
         def on_message_complete(self) -> None:
             super().on_message_complete()
             self._disarm()
+
+        def send_400_response(self, msg: str) -> None:
+            body = json.dumps({"detail": f"malformed HTTP request: {msg}"}).encode()
+            head = [b"HTTP/1.1 400 Bad Request\r\n"]
+            head += [
+                name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+            ]
+            head += [
+                b"content-type: application/json\r\n",
+                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+                b"connection: close\r\n\r\n",
+            ]
+            self.transport.write(b"".join(head) + body)
+            self.transport.close()
 
     return GuardedHttpToolsProtocol

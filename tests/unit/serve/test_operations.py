@@ -357,3 +357,37 @@ def test_ctrl_c_twice_stops_without_a_traceback(tmp_path):
             proc.kill()
             proc.wait()
     assert "Traceback" not in err, err
+
+
+def test_a_malformed_http_request_gets_a_json_400(tmp_path, servers):
+    """Issue 19 (JSON errors everywhere): uvicorn answered a request its parser rejects in plain text."""
+    cert = write_certificate(tmp_path / "certificate.json")
+    port = free_port()
+    proc = subprocess.Popen(
+        serve_cmd(cert, tmp_path / "g.db", port), cwd=ROOT, env=env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    class _Proc:  # so that the fixture kills it
+        def __init__(self) -> None:
+            self.proc = proc
+
+    servers.append(_Proc())  # type: ignore[arg-type]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(4096):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 400 Bad Request"
+    assert "content-type: application/json" in [ln.lower() for ln in lines]
+    assert json.loads(body)["detail"].startswith("malformed HTTP request")
