@@ -96,7 +96,7 @@ class ControlSettings:
 
     Attributes
     ----------
-    alphas : ndarray of float
+    budget_grid : ndarray of float
         Delegation budgets; masks and intervals have one entry per budget.
     delta : float
         Risk level δ of each certified threshold (:func:`~ctd_stats.stats.sweep.cascade_thresholds`).
@@ -114,7 +114,7 @@ class ControlSettings:
         The study's seed (split ``r`` is child ``r`` of ``SeedSequence(seed)``).
     """
 
-    alphas: NDArray[np.float64]
+    budget_grid: NDArray[np.float64]
     delta: float
     split: str
     n_cal: int
@@ -142,7 +142,7 @@ class ControlSettings:
         ``null_draws`` defaults to ``repeats``."""
         n_cal = round(cal_fraction * n)
         return cls(
-            alphas=np.asarray(budgets, dtype=np.float64),
+            budget_grid=np.asarray(budgets, dtype=np.float64),
             delta=delta,
             split=split,
             n_cal=n_cal,
@@ -173,7 +173,7 @@ class SplitCascade:
     opt: NDArray[np.int64]
     ht: NDArray[np.int64]
     ev: NDArray[np.int64]
-    alphas: NDArray[np.float64]
+    budget_grid: NDArray[np.float64]
     delta: float
     split: str
 
@@ -196,7 +196,7 @@ class SplitCascade:
             cal[: settings.n_opt],
             cal[settings.n_opt :],
             ev,
-            settings.alphas,
+            settings.budget_grid,
             settings.delta,
             settings.split,
         )
@@ -211,7 +211,11 @@ def control_masks(cas: SplitCascade, score: NDArray[np.float64]) -> NDArray[np.b
         return CascadeData(score[idx], pc[idx], ec[idx])
 
     taus = cascade_thresholds(
-        opt=data(cas.opt), ht=data(cas.ht), budgets=cas.alphas, delta=cas.delta, split=cas.split
+        opt=data(cas.opt),
+        ht=data(cas.ht),
+        budgets=cas.budget_grid,
+        delta=cas.delta,
+        split=cas.split,
     )
     return np.asarray(score[cas.ev][None, :] > taus[:, None], dtype=bool)
 
@@ -236,7 +240,7 @@ def pool_bootstrap(inputs: StudyInputs, settings: ControlSettings) -> IntervalAr
     then split."""
     y, p, b, d = inputs.labels, inputs.probe_prob, inputs.expert_prob, inputs.dv_score
     seed = settings.seed + _POOL_BOOT_SALT
-    out = np.empty((settings.draws, settings.alphas.size))
+    out = np.empty((settings.draws, settings.budget_grid.size))
     for r in range(settings.draws):
         idx = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(r,))).integers(
             0, inputs.n, inputs.n
@@ -257,7 +261,7 @@ def null_world(
     q = _platt(p, ac)
     acc = float(np.mean(predicts_unsafe(dev.expert_prob) == dev.labels))
     n, reps = inputs.n, settings.draws
-    out = np.empty((reps, settings.alphas.size))
+    out = np.empty((reps, settings.budget_grid.size))
     for r in range(reps):
         rng = np.random.default_rng(
             np.random.SeedSequence(settings.seed + _NULL_SALT, spawn_key=(r,))

@@ -225,7 +225,7 @@ class ExpertControls:
 
 # ------------------------------------------------------------------------------------ helpers
 def route_rule(
-    dev: DevRows, alphas: NDArray[np.float64], group: NDArray[np.str_], p: NDArray[np.float64]
+    dev: DevRows, budget_grid: NDArray[np.float64], group: NDArray[np.str_], p: NDArray[np.float64]
 ) -> tuple[RouteRule, NDArray[np.bool_]]:
     """The route-by-group rule learned on ``dev`` and its delegation masks [budget, row] on rows with
     groups ``group`` and probe scores ``p`` (see the module docstring)."""
@@ -238,8 +238,8 @@ def route_rule(
     order = [int(i) for i in np.argsort(-mean_v, kind="stable") if mean_v[i] > 0]
     dev_u = np.abs(dev.probe_prob - 0.5)
     u = np.abs(p - 0.5)
-    masks = np.zeros((alphas.size, p.size), dtype=bool)
-    for j, a in enumerate(alphas):
+    masks = np.zeros((budget_grid.size, p.size), dtype=bool)
+    for j, a in enumerate(budget_grid):
         left = float(a)
         for gi in order:
             in_g = group == names[gi]
@@ -297,7 +297,9 @@ def _plan(inputs: StudyInputs, cols: ControlColumns, settings: ControlSettings) 
                 "the table has no labelled 'dev' rows (with expert and probe scores) to learn the rule on"
             )
         else:
-            route, route_masks = route_rule(cols.dev, settings.alphas, group, inputs.probe_prob)
+            route, route_masks = route_rule(
+                cols.dev, settings.budget_grid, group, inputs.probe_prob
+            )
     refit = cols.probe_refit is not None and cols.dv_refit is not None
     if not refit:
         absent = [
@@ -352,7 +354,7 @@ def _split_controls(
         inputs.delegation_value,
     )
     s = plan.settings
-    al, J = s.alphas, s.alphas.size
+    al, J = s.budget_grid, s.budget_grid.size
     cas = SplitCascade.of(s, y, p, b, split_rng(s.seed, r).permutation(inputs.n))
     ev = cas.ev
     ye, pe, be = y[ev], p[ev], b[ev]
@@ -450,7 +452,7 @@ def compute_controls(
         null = null_world(inputs, cols.dev, settings, observed=headline.mean)
     return ExpertControls(
         expert=inputs.expert,
-        budgets=settings.alphas,
+        budgets=settings.budget_grid,
         split=settings.split,
         repeats=settings.repeats,
         auroc=auroc,

@@ -47,12 +47,14 @@ def ceiling_score(p: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.
     return np.asarray((p + b - 1.0) * (b - p), dtype=np.float64)
 
 
-def top_counts(alphas: NDArray[np.float64], n: int) -> NDArray[np.int64]:
+def top_counts(budget_grid: NDArray[np.float64], n: int) -> NDArray[np.int64]:
     """⌈α n⌉ per budget (α n rounded to 9 decimals first, so 0.3 · 10 gives 3)."""
-    return np.ceil(np.round(np.asarray(alphas) * n, 9)).astype(np.int64)
+    return np.ceil(np.round(np.asarray(budget_grid) * n, 9)).astype(np.int64)
 
 
-def ranking_masks(scores: NDArray[np.float64], alphas: NDArray[np.float64]) -> NDArray[np.bool_]:
+def ranking_masks(
+    scores: NDArray[np.float64], budget_grid: NDArray[np.float64]
+) -> NDArray[np.bool_]:
     """Top-⌈α n⌉ masks of each row of ``scores`` (shape [R, n]) for every α: shape [R, J, n].
 
     Ties go to the earlier row (stable sort), so exactly ⌈α n⌉ rows are delegated.
@@ -62,19 +64,19 @@ def ranking_masks(scores: NDArray[np.float64], alphas: NDArray[np.float64]) -> N
     order = np.argsort(-S, axis=1, kind="stable")
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.broadcast_to(np.arange(n), (R, n)), axis=1)
-    k = top_counts(alphas, n)
+    k = top_counts(budget_grid, n)
     return np.asarray(ranks[:, None, :] < k[None, :, None], dtype=bool)
 
 
 def batch_masks(
-    p: NDArray[np.float64], d: NDArray[np.float64], alphas: NDArray[np.float64]
+    p: NDArray[np.float64], d: NDArray[np.float64], budget_grid: NDArray[np.float64]
 ) -> NDArray[np.bool_]:
     """Batch top-k masks [method (unc_topk, dv_topk), batch size, budget, n] in stream order."""
     from ctd_stats.stats.sweep import batch_median_window_masks, batch_topk_masks
 
-    out = np.zeros((len(BATCH_METHODS), len(BATCH_SIZES), alphas.size, p.size), dtype=bool)
+    out = np.zeros((len(BATCH_METHODS), len(BATCH_SIZES), budget_grid.size, p.size), dtype=bool)
     for si, bs in enumerate(BATCH_SIZES):
-        ks = np.asarray([round(float(a) * bs) for a in alphas], dtype=np.int64)
+        ks = np.asarray([round(float(a) * bs) for a in budget_grid], dtype=np.int64)
         out[0, si] = batch_median_window_masks(p, ks, bs)
         out[1, si] = batch_topk_masks(d, ks, bs)
     return out

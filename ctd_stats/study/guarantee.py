@@ -58,7 +58,7 @@ def pool_rates(pool_sorted: NDArray[np.float64], taus: NDArray[np.float64]) -> N
 
 def monte_carlo_budget_check(
     pool: CascadeData,
-    alphas: NDArray[np.float64],
+    budget_grid: NDArray[np.float64],
     delta: float,
     *,
     n_cal: int,
@@ -71,12 +71,12 @@ def monte_carlo_budget_check(
     pool_sorted = np.sort(pool.dv_score)
     N = pool.n
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
-    pareto = np.empty((trials, alphas.size))
+    pareto = np.empty((trials, budget_grid.size))
     for t in range(trials):
         data = pool.subset(rng.integers(0, N, size=n_cal))
         taus = cascade_thresholds(
             data,
-            budgets=alphas,
+            budgets=budget_grid,
             delta=delta,
             opt_fraction=opt_fraction,
             seed=int(rng.integers(2**31)),
@@ -86,8 +86,8 @@ def monte_carlo_budget_check(
     draws = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,))).integers(
         0, N, size=(trials, n_cal)
     )
-    only = pool_rates(pool_sorted, budget_thresholds(pool.dv_score[draws], alphas, delta))
-    limit = alphas[None, :] + RATE_TOLERANCE
+    only = pool_rates(pool_sorted, budget_thresholds(pool.dv_score[draws], budget_grid, delta))
+    limit = budget_grid[None, :] + RATE_TOLERANCE
     return (
         np.count_nonzero(pareto > limit, axis=0).astype(np.int64),
         pareto.mean(axis=0),
@@ -98,7 +98,7 @@ def monte_carlo_budget_check(
 
 def guarantee_piece(
     pool: CascadeData,
-    alphas: NDArray[np.float64],
+    budget_grid: NDArray[np.float64],
     delta: float,
     *,
     n_cal: int,
@@ -114,7 +114,7 @@ def guarantee_piece(
     return [
         *monte_carlo_budget_check(
             pool,
-            alphas,
+            budget_grid,
             delta,
             n_cal=n_cal,
             trials=trials,
@@ -122,8 +122,8 @@ def guarantee_piece(
             split=split,
             seed=seed,
         ),
-        exact_pool_violation(pool_sorted, n_cal, alphas, delta),
-        exact_pool_violation(pool_sorted, n_test, alphas, delta),
+        exact_pool_violation(pool_sorted, n_cal, budget_grid, delta),
+        exact_pool_violation(pool_sorted, n_test, budget_grid, delta),
     ]
 
 

@@ -288,7 +288,7 @@ def _delegation_masks(
     opt: NDArray[np.int64],
     ht: NDArray[np.int64],
     ev: NDArray[np.int64],
-    alphas: NDArray[np.float64],
+    budget_grid: NDArray[np.float64],
     k_per_batch: NDArray[np.int64],
     batch_size: int,
     delta: float,
@@ -312,25 +312,25 @@ def _delegation_masks(
     p, d, v = inputs.probe_prob, inputs.dv_score, inputs.delegation_value
     cal = np.concatenate([opt, ht])
     u = calibrated_uncertainty(p, p[cal])
-    masks = np.zeros((len(METHODS), alphas.size, ev.size), dtype=bool)
-    certified = np.zeros((len(CERTIFIED_METHODS), alphas.size), dtype=bool)
+    masks = np.zeros((len(METHODS), budget_grid.size, ev.size), dtype=bool)
+    certified = np.zeros((len(CERTIFIED_METHODS), budget_grid.size), dtype=bool)
     for ci, (meth, score) in enumerate((("ctd", d), ("unc_calibrated", u))):
         taus = cascade_thresholds(
             opt=inputs.cascade_data(opt, score[opt]),
             ht=inputs.cascade_data(ht, score[ht]),
-            budgets=alphas,
+            budgets=budget_grid,
             delta=delta,
             split=split,
         )
         certified[ci] = np.isfinite(taus)
         masks[METHODS.index(meth)] = score[ev][None, :] > taus[:, None]
-    only = budget_thresholds(d[cal], alphas, delta)
+    only = budget_thresholds(d[cal], budget_grid, delta)
     certified[CERTIFIED_METHODS.index("ctd_budget")] = np.isfinite(only)
     masks[METHODS.index("ctd_budget")] = d[ev][None, :] > only[:, None]
     masks[METHODS.index("unc_topk")] = batch_median_window_masks(p[ev], k_per_batch, batch_size)
     masks[METHODS.index("dv_topk")] = batch_topk_masks(d[ev], k_per_batch, batch_size)
     masks[METHODS.index("oracle_topk")] = batch_topk_masks(v[ev], k_per_batch, batch_size)
-    masks[METHODS.index("oracle")] = global_oracle_masks(v[ev], alphas)
+    masks[METHODS.index("oracle")] = global_oracle_masks(v[ev], budget_grid)
     return masks, certified
 
 
@@ -343,7 +343,7 @@ class _StudyContext:
     """Everything a piece of the study needs (shared by all pieces, read-only)."""
 
     inputs: StudyInputs
-    alphas: NDArray[np.float64]
+    budget_grid: NDArray[np.float64]
     k_per_batch: NDArray[np.int64]
     batch_size: int
     delta: float
@@ -365,7 +365,7 @@ def split_rng(seed: int, repeat: int) -> np.random.Generator:
 
 def _one_split(ctx: _StudyContext, r: int) -> dict[str, Any]:
     """Metrics of random split ``r`` (its own seed), keyed as :func:`run_study` stacks them."""
-    inputs, M, J, G = ctx.inputs, len(METHODS), ctx.alphas.size, ctx.n_groups
+    inputs, M, J, G = ctx.inputs, len(METHODS), ctx.budget_grid.size, ctx.n_groups
     y, p, b, v, d = (
         inputs.labels,
         inputs.probe_prob,
@@ -380,15 +380,15 @@ def _one_split(ctx: _StudyContext, r: int) -> dict[str, Any]:
         cal[: ctx.n_opt],
         cal[ctx.n_opt :],
         ev,
-        ctx.alphas,
+        ctx.budget_grid,
         ctx.k_per_batch,
         ctx.batch_size,
         ctx.delta,
         ctx.split,
     )
     ye, pe, be, ve = y[ev], p[ev], b[ev], v[ev]
-    rmask = dg.ranking_masks(ctx.rank_scores[:, ev], ctx.alphas)
-    bmask = dg.batch_masks(pe, d[ev], ctx.alphas)
+    rmask = dg.ranking_masks(ctx.rank_scores[:, ev], ctx.budget_grid)
+    bmask = dg.batch_masks(pe, d[ev], ctx.budget_grid)
     ref_masks = np.stack(
         [np.zeros(ev.size, bool), np.ones(ev.size, bool)]
     )  # probe only, expert only
@@ -422,7 +422,7 @@ def _guarantee_piece(ctx: _StudyContext) -> list[Any]:
     pool = ctx.inputs.cascade_data(np.arange(ctx.inputs.n), ctx.inputs.dv_score)
     return guarantee_piece(
         pool,
-        ctx.alphas,
+        ctx.budget_grid,
         ctx.delta,
         n_cal=ctx.n_cal,
         trials=ctx.repeats,
@@ -451,7 +451,7 @@ def _study_items(repeats: int, n_budgets: int) -> list[tuple[str, int, int]]:
 def _run_pieces(
     ctx: _StudyContext, engine: Engine | None, progress: Any
 ) -> tuple[list[dict[str, Any]], list[Any]]:
-    items = _study_items(ctx.repeats, ctx.alphas.size)
+    items = _study_items(ctx.repeats, ctx.budget_grid.size)
     eng = engine or LocalEngine()
     if progress is not None and eng.name == "local":
         pieces = []
@@ -495,7 +495,7 @@ def run_study(
     """
     from scipy import stats
 
-    alphas = np.asarray([check_open_unit("budget", b) for b in budgets], dtype=np.float64)
+    budget_grid = np.asarray([check_open_unit("budget", b) for b in budgets], dtype=np.float64)
     dl, cf = check_open_unit("delta", delta), check_open_unit("cal_fraction", cal_fraction)
     if repeats < 1:
         raise CTDInputError(f"repeats must be ≥ 1, got {repeats}")
@@ -509,8 +509,8 @@ def run_study(
     G = len(groups)
     ctx = _StudyContext(
         inputs=inputs,
-        alphas=alphas,
-        k_per_batch=np.round(alphas * batch_size).astype(np.int64),
+        budget_grid=budget_grid,
+        k_per_batch=np.round(budget_grid * batch_size).astype(np.int64),
         batch_size=batch_size,
         delta=dl,
         n_cal=n_cal,
@@ -556,7 +556,7 @@ def run_study(
 
     return ExpertStudy(
         expert=inputs.expert,
-        budgets=alphas,
+        budgets=budget_grid,
         delta=dl,
         repeats=repeats,
         n_pool=N,
