@@ -50,8 +50,12 @@ def _budgets(budgets: ArrayLike) -> NDArray[np.float64]:
     return np.asarray([check_open_unit(f"budgets[{i}]", float(x)) for i, x in enumerate(a)])
 
 
-def _k_star(n: int, alphas: NDArray[np.float64], delta: float, pvalue: str) -> NDArray[np.int64]:
-    return np.asarray([certified_count(n, float(a), delta, pvalue) for a in alphas], dtype=np.int64)
+def _k_star(
+    n: int, budget_grid: NDArray[np.float64], delta: float, pvalue: str
+) -> NDArray[np.int64]:
+    return np.asarray(
+        [certified_count(n, float(a), delta, pvalue) for a in budget_grid], dtype=np.int64
+    )
 
 
 def cascade_thresholds(
@@ -86,15 +90,15 @@ def cascade_thresholds(
         The certified threshold per budget, ``inf`` where nothing is certified (fail closed). Each
         carries :func:`~ctd_stats.stats.pareto.calibrate_cascade`'s budget guarantee at its own budget.
     """
-    alphas = _budgets(budgets)
+    budget_grid = _budgets(budgets)
     dl = check_open_unit("delta", delta)
     opt, ht = calibration_parts(data, opt, ht, split, None, opt_fraction, seed)
     s_opt, grid, _, e_opt, front = opt_candidates(opt, thresholds)
     f_tau, f_err = grid[front], e_opt[front]
     s_ht = s_opt if split == "none" else SortedScores.from_scores(ht.dv_score, keep_order=False)
     k_ht = s_ht.delegation_counts(f_tau)  # non-decreasing along the front
-    length = np.searchsorted(k_ht, _k_star(ht.n, alphas, dl, pvalue), side="right")
-    out = np.full(alphas.size, math.inf)
+    length = np.searchsorted(k_ht, _k_star(ht.n, budget_grid, dl, pvalue), side="right")
+    out = np.full(budget_grid.size, math.inf)
     if f_tau.size:
         pos = np.arange(f_tau.size)
         running_min = np.minimum.accumulate(f_err)
@@ -123,12 +127,12 @@ def budget_thresholds(
         S = raw
     else:
         S = as_finite_1d("scores", raw)[None, :]
-    alphas = _budgets(budgets)
+    budget_grid = _budgets(budgets)
     dl = check_open_unit("delta", delta)
     n = int(S.shape[1])
-    kstar = _k_star(n, alphas, dl, pvalue)
+    kstar = _k_star(n, budget_grid, dl, pvalue)
     desc = -np.sort(-S, axis=1)
-    out = np.full((S.shape[0], alphas.size), math.inf)
+    out = np.full((S.shape[0], budget_grid.size), math.inf)
     ok = kstar >= 0
     out[:, ok] = desc[:, np.minimum(kstar[ok], n - 1)]
     return out if raw.ndim == 2 else out[0]
