@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ctd_stats.errors import CTDInputError
 
-__all__ = ["BuiltScores", "ExpertSummary", "ScoreSummary"]
+__all__ = ["BuiltScores", "ExpertSummary", "ScoreSummary", "monitor_bundle"]
 
 
 class ExpertSummary(BaseModel):
@@ -121,3 +121,20 @@ class BuiltScores:
             probes_summary=self.summary.model_dump(),
             metadata=self.metadata,
         )
+
+
+def monitor_bundle(
+    spec: Any, layers: list[int], probe: Any, dv_probes: dict[str, Any]
+) -> dict[str, Any]:
+    """What :func:`probes.monitor.save_monitor` needs to deploy a build: the probed model, its
+    feature settings (from the ``ProbesSpec``), the fitted safety probe and the DV probes."""
+    return {
+        "model": spec.model,
+        "layers": layers,
+        "pooling": spec.pooling,
+        "max_length": spec.max_length,
+        "batch_size": spec.batch_size,
+        "dv_features": spec.dv_features,
+        "probe": probe,
+        "dv_probes": dv_probes,
+    }

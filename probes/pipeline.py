@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ctd_stats.errors import CTDInputError
-from probes.built import BuiltScores, ExpertSummary, ScoreSummary
+from probes.built import BuiltScores, ExpertSummary, ScoreSummary, monitor_bundle
 from probes.role_build import build_role_table
 from probes.rows import load_rows
 from probes.spec import ExpertEntry, ProbesSpec
@@ -198,16 +198,11 @@ def _score_expert(
         c = pe.cost
         return out, c.seconds_per_call, c.tokens_per_call, pe.probe.layer
     if entry.kind == "column":
-        src = Path(params["path"])
-        if not src.exists():
-            raise CTDInputError(f"probes.experts[{entry.name}].params.path: no such file {src}")
-        table = pd.read_parquet(src) if src.suffix == ".parquet" else pd.read_csv(src)
-        idc, pc = params.get("id_column", "id"), params.get("prob_column", "expert_prob")
-        for col in (idc, pc):
-            if col not in table.columns:
-                raise CTDInputError(f"probes.experts[{entry.name}]: {src} has no column {col!r}")
-        col_expert = ex.PrecomputedColumnExpert(
-            entry.name, table[pc].to_numpy(), keys=table[idc].astype(str).tolist()
+        col_expert = ex.PrecomputedColumnExpert.from_file(
+            entry.name,
+            params["path"],
+            id_column=params.get("id_column", "id"),
+            prob_column=params.get("prob_column", "expert_prob"),
         )
         which = np.ones(len(rows), dtype=bool) if crossfit else scored
         out[which] = col_expert.score(rows["id"].to_numpy()[which].tolist())
@@ -425,14 +420,5 @@ def build_score_table(
         seed=spec.seed,
         wall_seconds=time.perf_counter() - t_start,
     )
-    monitor = {
-        "model": spec.model,
-        "layers": layers,
-        "pooling": spec.pooling,
-        "max_length": spec.max_length,
-        "batch_size": spec.batch_size,
-        "dv_features": spec.dv_features,
-        "probe": probe,
-        "dv_probes": dv_probes,
-    }
+    monitor = monitor_bundle(spec, layers, probe, dv_probes)
     return BuiltScores(frame, experts_meta, summary, monitor)

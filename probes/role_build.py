@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ctd_stats.errors import CTDInputError
-from probes.built import BuiltScores, ExpertSummary, ScoreSummary
+from probes.built import BuiltScores, ExpertSummary, ScoreSummary, monitor_bundle
 from probes.roles import ROLE_SPLIT, plan_roles
 from probes.rows import load_rows
 from probes.spec import ExpertEntry, PassEntry, ProbesSpec
@@ -123,16 +123,11 @@ def _expert_scores(
     if entry.kind == "column":
         from probes.experts import PrecomputedColumnExpert
 
-        src = Path(params["path"])
-        if not src.exists():
-            raise CTDInputError(f"probes.experts[{entry.name}].params.path: no such file {src}")
-        table = pd.read_parquet(src) if src.suffix == ".parquet" else pd.read_csv(src)
-        idc, pc = params.get("id_column", "id"), params.get("prob_column", "expert_prob")
-        for col in (idc, pc):
-            if col not in table.columns:
-                raise CTDInputError(f"probes.experts[{entry.name}]: {src} has no column {col!r}")
-        col = PrecomputedColumnExpert(
-            entry.name, table[pc].to_numpy(), keys=table[idc].astype(str).tolist()
+        col = PrecomputedColumnExpert.from_file(
+            entry.name,
+            params["path"],
+            id_column=params.get("id_column", "id"),
+            prob_column=params.get("prob_column", "expert_prob"),
         )
         out[stream] = col.score(plan["id"].to_numpy()[stream].tolist())
         return out, 0.0, None
@@ -411,14 +406,5 @@ def build_role_table(
         seed=spec.seed,
         wall_seconds=time.perf_counter() - t_start,
     )
-    monitor = {
-        "model": spec.model,
-        "layers": layers,
-        "pooling": spec.pooling,
-        "max_length": spec.max_length,
-        "batch_size": spec.batch_size,
-        "dv_features": spec.dv_features,
-        "probe": probe,
-        "dv_probes": dv_probes,
-    }
+    monitor = monitor_bundle(spec, layers, probe, dv_probes)
     return BuiltScores(frame, experts_meta, summary, monitor, metadata=metadata)

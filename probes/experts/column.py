@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -50,6 +52,35 @@ class PrecomputedColumnExpert:
     ValueError
         On a value outside [0, 1], mismatched or duplicate keys, or ``keys`` given with a mapping.
     """
+
+    @classmethod
+    def from_file(
+        cls,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        id_column: str = "id",
+        prob_column: str = "expert_prob",
+    ) -> PrecomputedColumnExpert:
+        """A keyed expert read from a Parquet (by suffix) or CSV file of ``id_column, prob_column``.
+
+        Raises
+        ------
+        CTDInputError
+            The file does not exist or lacks a column (the message names the spec field).
+        """
+        import pandas as pd
+
+        from ctd_stats.errors import CTDInputError
+
+        src = Path(path)
+        if not src.exists():
+            raise CTDInputError(f"probes.experts[{name}].params.path: no such file {src}")
+        table = pd.read_parquet(src) if src.suffix == ".parquet" else pd.read_csv(src)
+        for col in (id_column, prob_column):
+            if col not in table.columns:
+                raise CTDInputError(f"probes.experts[{name}]: {src} has no column {col!r}")
+        return cls(name, table[prob_column].to_numpy(), keys=table[id_column].astype(str).tolist())
 
     def __init__(
         self,
