@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,6 +31,37 @@ def serve_cmd(cert: Path, db: Path, port: int, *extra: str) -> list[str]:
 
 def env() -> dict[str, str]:
     return {**os.environ, "CTD_SERVE_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+
+
+def wait_healthy(proc: Any, port: int) -> None:
+    """Poll ``/healthz`` until the gateway answers (60 s at most; fails if it exits)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+
+
+class _Killable:  # what the ``servers`` fixture kills at the end
+    def __init__(self, proc: Any) -> None:
+        self.proc = proc
+
+
+def launch(tmp_path: Path, servers: list[Any], *extra: str) -> int:
+    """Start a gateway subprocess on a fresh certificate and log (killed by the ``servers``
+    fixture) and wait until it answers; returns its port."""
+    cert = write_certificate(tmp_path / "certificate.json")
+    port = free_port()
+    proc = subprocess.Popen(
+        serve_cmd(cert, tmp_path / "g.db", port, *extra), cwd=ROOT, env=env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    servers.append(_Killable(proc))
+    wait_healthy(proc, port)
+    return port
 
 
 def test_a_second_gateway_on_the_same_log_exits_2_before_serving(tmp_path, servers):
@@ -77,27 +109,7 @@ def test_sighup_does_not_kill_the_gateway(tmp_path, servers):
 
 def test_stalled_connections_are_closed(tmp_path, servers):
     """Issue 19, defect 6: silent and slow-loris sockets stayed open for ever."""
-    cert = write_certificate(tmp_path / "certificate.json")
-    port = free_port()
-    proc = subprocess.Popen(
-        serve_cmd(cert, tmp_path / "g.db", port, "--header-timeout", "1", "--keep-alive-timeout",
-                  "1"),
-        cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-    class _Proc:  # so that the fixture kills it
-        def __init__(self) -> None:
-            self.proc = proc
-
-    servers.append(_Proc())  # type: ignore[arg-type]
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
+    port = launch(tmp_path, servers, "--header-timeout", "1", "--keep-alive-timeout", "1")
     silent = socket.create_connection(("127.0.0.1", port))
     loris = socket.create_connection(("127.0.0.1", port))
     loris.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -298,26 +310,7 @@ def test_requests_over_the_in_flight_limit_get_a_json_503(tmp_path, certificate)
 
 
 def test_connections_over_the_cap_are_closed_at_once(tmp_path, servers):
-    cert = write_certificate(tmp_path / "certificate.json")
-    port = free_port()
-    proc = subprocess.Popen(
-        serve_cmd(cert, tmp_path / "g.db", port, "--max-connections", "3"),
-        cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-    class _Proc:
-        def __init__(self) -> None:
-            self.proc = proc
-
-    servers.append(_Proc())  # type: ignore[arg-type]
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
+    port = launch(tmp_path, servers, "--max-connections", "3")
     held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
     time.sleep(0.3)
     extra = socket.create_connection(("127.0.0.1", port))
@@ -340,14 +333,7 @@ def test_ctrl_c_twice_stops_without_a_traceback(tmp_path):
         cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
+        wait_healthy(proc, port)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
@@ -361,26 +347,7 @@ def test_ctrl_c_twice_stops_without_a_traceback(tmp_path):
 
 def test_a_malformed_http_request_gets_a_json_400(tmp_path, servers):
     """Issue 19 (JSON errors everywhere): uvicorn answered a request its parser rejects in plain text."""
-    cert = write_certificate(tmp_path / "certificate.json")
-    port = free_port()
-    proc = subprocess.Popen(
-        serve_cmd(cert, tmp_path / "g.db", port), cwd=ROOT, env=env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-    class _Proc:  # so that the fixture kills it
-        def __init__(self) -> None:
-            self.proc = proc
-
-    servers.append(_Proc())  # type: ignore[arg-type]
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
+    port = launch(tmp_path, servers)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
         raw = b""
