@@ -269,6 +269,8 @@ class GroupCommitLog:
     """
 
     inline = False
+    #: Called with each commit's new rows once they are durable (set by the subclass).
+    _on_commit: Callable[[list[LoggedDecision]], None] | None = None
 
     def _init_group_commit(self) -> None:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctd-decision-log")
@@ -297,9 +299,19 @@ class GroupCommitLog:
         self.last_error = f"{type(exc).__name__}: {exc}"
         log.error("decision log commit failed: %s", self.last_error)
 
-    def _succeeded(self) -> None:
+    def _succeeded(self, fresh: list[LoggedDecision]) -> None:
+        """Bookkeeping of a durable commit, then the commit hook on its new rows.
+
+        The hook (e.g. the monitor's checkpoint) runs after the rows are durable: if it fails, the
+        rows and their acknowledgement stand, and the failure is logged.
+        """
         self.commits += 1
         self.last_success = time.monotonic()
+        if self._on_commit is not None and fresh:
+            try:
+                self._on_commit(fresh)
+            except Exception:  # the rows are durable: their acknowledgement stands
+                log.exception("the commit hook failed (the rows are logged)")
 
     async def append(
         self, rows: list[DecisionRow], failures: Sequence[FailedRequest] = ()
@@ -526,12 +538,7 @@ class DecisionLog(GroupCommitLog):
             raise
         finally:
             self._con_lock.release()
-        self._succeeded()
-        if self._on_commit is not None and fresh:
-            try:
-                self._on_commit(fresh)
-            except Exception:  # the rows are durable: their acknowledgement stands
-                log.exception("the commit hook failed (the rows are logged)")
+        self._succeeded(fresh)
         return results
 
     def _insert_request(

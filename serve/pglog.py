@@ -61,7 +61,6 @@ from serve.decisionlog import (
     LoggedDecision,
     PendingRequest,
     decision_from_record,
-    log,
 )
 
 SCHEMA: Final = (
@@ -98,6 +97,14 @@ _SCHEMA_LOCK: Final = 0x63746431  # "ctd1"
 #: The server's clock, in the SQLite log's timestamp format.
 _NOW: Final = """to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 _PG_TYPES: Final = {"str": "text", "float": "float8", "bool": "int"}
+
+
+def _lock_state(cur: Any) -> tuple[int, str | None, str]:
+    """Lock the shared state row for this transaction (other gateways' commits wait) and read its
+    version, the stored monitor state and the server's clock (the rows' timestamp)."""
+    cur.execute(f"SELECT version, state, {_NOW} FROM monitor_state WHERE id = 1 FOR UPDATE")
+    version, state, ts = cur.fetchone()
+    return int(version), state, str(ts)
 
 
 def _array_type(annotation: str) -> str:
@@ -239,10 +246,7 @@ class PostgresDecisionLog(GroupCommitLog):
         try:
             con = self._writer_con()
             with con.transaction(), con.cursor() as cur:
-                cur.execute(
-                    f"SELECT version, state, {_NOW} FROM monitor_state WHERE id = 1 FOR UPDATE"
-                )
-                version, state, ts = cur.fetchone()
+                version, state, ts = _lock_state(cur)
                 results, new_rows = self._plan(cur, batch)
                 fresh = self._insert(cur, ts, new_rows)
                 failures = [(ts, f.request_id, f.outcome, f.dv_score, f.payload_sha256)
@@ -266,14 +270,8 @@ class PostgresDecisionLog(GroupCommitLog):
                 self._aborted()
             self._failed(exc)
             raise
-        self._succeeded()
-        out = [self._resolve(r, fresh) for r in results]
-        if self._on_commit is not None and fresh:
-            try:
-                self._on_commit(fresh)
-            except Exception:  # the rows are durable: their acknowledgement stands
-                log.exception("the commit hook failed (the rows are logged)")
-        return out
+        self._succeeded(fresh)
+        return [self._resolve(r, fresh) for r in results]
 
     def _plan(
         self, cur: Any, batch: list[PendingRequest]
@@ -366,10 +364,7 @@ class PostgresDecisionLog(GroupCommitLog):
             try:
                 con = self._writer_con()
                 with con.transaction(), con.cursor() as cur:
-                    cur.execute(
-                        f"SELECT version, state, {_NOW} FROM monitor_state WHERE id = 1 FOR UPDATE"
-                    )
-                    version, state, ts = cur.fetchone()
+                    version, state, ts = _lock_state(cur)
                     cur.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {DECISIONS_TABLE}")
                     (last,) = cur.fetchone()
                     done = True
