@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from gateway_fixtures import ADMIN_TOKEN, TOKEN, FakeExpert
+from gateway_fixtures import ADMIN_TOKEN, FakeExpert
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -28,28 +27,9 @@ BUDGET = 0.2  # gateway_fixtures' certificate
 
 
 @pytest.fixture
-def gateways(pg_url: str, certificate: Path) -> Any:
+def gateways(pg_url: str, make_client: Any) -> Any:
     """``make(**config)``: an app client for a new gateway on the test's PostgreSQL log."""
-    from fastapi.testclient import TestClient
-
-    from serve.app import create_app
-    from serve.config import GatewayConfig, Token
-    from serve.gateway import Gateway
-
-    clients: list[Any] = []
-
-    def make(expert: Any = None, **cfg: Any) -> Any:
-        gateway = Gateway(GatewayConfig(certificate=certificate, db=pg_url, **cfg), expert=expert)
-        client = TestClient(create_app(gateway, Token(TOKEN), Token(ADMIN_TOKEN)))
-        client.headers["Authorization"] = f"Bearer {TOKEN}"
-        client.__enter__()
-        client.gateway = gateway  # type: ignore[attr-defined]
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    return lambda expert=None, **cfg: make_client(expert, db=pg_url, **cfg)
 
 
 def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
