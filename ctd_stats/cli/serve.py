@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ctd_stats.cli.argtypes import (
     FILE,
@@ -346,4 +347,38 @@ def parse_port(text: str | int) -> int:
 def command(ctx: click.Context, **values: Any) -> int:
     if values["scores_only"] and values["probes"] is not None:
         raise click.UsageError("--scores-only: not allowed with argument --probes", ctx)
+    refuse_expert_options_without_url(ctx)
     return run(arguments(ctx, values))
+
+
+def refuse_expert_options_without_url(ctx: click.Context) -> None:
+    """Refuse ``--expert-*`` options given without ``--expert-url`` (they would be ignored).
+
+    Without a URL there is no expert to call, so ``--expert-model``, ``--expert-mode``,
+    ``--expert-key-env`` and ``--expert-timeout`` would have no effect. An option counts as given
+    when its value did not come from its default (click's parameter source), so
+    ``--expert-timeout 10`` is refused like ``--expert-timeout 3``. Checked before anything is
+    created (no log, no lock).
+
+    Raises
+    ------
+    click.UsageError
+        One line naming every such option (exit 2).
+    """
+    if ctx.params.get("expert_url") is not None:
+        return
+    given = [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name is not None
+        and p.name.startswith("expert_")
+        and p.name != "expert_url"
+        and ctx.get_parameter_source(p.name) not in (None, ParameterSource.DEFAULT)
+    ]
+    if given:
+        need, it = ("needs", "it") if len(given) == 1 else ("need", "they")
+        raise click.UsageError(
+            f"{', '.join(given)}: {need} --expert-url (without it there is no expert to call, "
+            f"so {it} would be ignored)",
+            ctx,
+        )

@@ -98,3 +98,73 @@ def test_text_mode_needs_a_monitor_bundle(monkeypatch, capsys, certificate, flag
     monkeypatch.setenv("CTD_SERVE_TOKEN", TOKEN)
     assert main(["serve", "--certificate", str(certificate), *flag]) == 2
     assert needle in capsys.readouterr().err
+
+
+#: Every ``--expert-*`` option of ``ctd serve`` but ``--expert-url``, with a value to give it. The
+#: mode and the timeout are given their default values: a flag the user typed is refused even when
+#: it repeats the default (the check is on click's parameter source, not on the value).
+EXPERT_FLAGS = [
+    ("--expert-model", "gpt-x"),
+    ("--expert-mode", "chat"),
+    ("--expert-key-env", "EXPERT_KEY"),
+    ("--expert-timeout", "10"),
+]
+
+
+@pytest.fixture
+def started(monkeypatch) -> list[int]:
+    """``ctd serve`` runs up to the server loop, which returns at once (no port, no waiting)."""
+    import socket
+
+    import uvicorn
+
+    from ctd_stats.cli import serve as serve_cli
+
+    runs: list[int] = []
+    monkeypatch.setenv("CTD_SERVE_TOKEN", TOKEN)
+    monkeypatch.setattr(serve_cli, "bind_listener", lambda host, port: socket.socket())
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: runs.append(1))
+    return runs
+
+
+def test_every_expert_option_is_covered():
+    from ctd_stats.cli.serve import command
+
+    names = {o for p in command.params for o in p.opts if o.startswith("--expert-")}
+    assert names - {"--expert-url"} == {flag for flag, _ in EXPERT_FLAGS}
+
+
+@pytest.mark.parametrize(("flag", "value"), EXPERT_FLAGS)
+def test_expert_options_without_expert_url_are_refused(
+    capsys, tmp_path, certificate, started, flag, value
+):
+    """Issue 21 item 7. Before: the option was silently ignored (no URL, no expert) and the
+    gateway started; now exit 2, one line naming it, before the log or its lock is created."""
+    db = tmp_path / "d.db"
+    code = main(["serve", "--certificate", str(certificate), "--db", str(db), flag, value])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.count("\n") == 0 and flag in err and "--expert-url" in err
+    assert started == [] and sorted(tmp_path.glob("d.db*")) == []
+
+
+def test_several_expert_options_are_named_together(capsys, tmp_path, certificate, started):
+    db = tmp_path / "d.db"
+    args = ["serve", "--certificate", str(certificate), "--db", str(db)]
+    assert main([*args, "--expert-model", "m", "--expert-timeout", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--expert-model" in err and "--expert-timeout" in err
+    assert sorted(tmp_path.glob("d.db*")) == []
+
+
+def test_expert_options_with_expert_url_start_the_gateway(
+    monkeypatch, capsys, tmp_path, certificate, started
+):
+    monkeypatch.setenv("EXPERT_KEY", "not-a-real-key")
+    db = tmp_path / "d.db"
+    flags = [x for pair in EXPERT_FLAGS for x in pair]
+    args = ["serve", "--certificate", str(certificate), "--db", str(db)]
+    assert main([*args, "--expert-url", "http://127.0.0.1:9/v1", *flags]) == 0, (
+        capsys.readouterr().err
+    )
+    assert started == [1] and db.is_file()
