@@ -55,7 +55,7 @@ def output_names(formats: Sequence[str]) -> list[str]:
 
 
 def _drawing(results: Any) -> Any:
-    """Progress while the report's figures are drawn (one per expert and budget)."""
+    """Progress while the report's figures are drawn (one per expert and up to four budgets)."""
     return progress(results, desc="drawing figures")
 
 

@@ -1,16 +1,18 @@
 """The calibration report: what was certified, shown and explained for a person.
 
 Built from a :class:`~ctd_stats.certificate.build.CalibrationOutcome` as a
-:class:`~ctd_stats.report.Report`: a plain-language summary first, then per expert and budget the
-delegation-rate curve on ``ht`` with the certified region and the budget line, the p-values against
-the threshold with the δ line, the Pareto front on ``opt`` with the chosen point, and the realized
-rate and error on ``eval`` rows when there are any.
+:class:`~ctd_stats.report.Report`: a plain-language summary first, then per expert its budgets'
+guarantees and one figure for them (up to four budgets, one colour each): the delegation-rate curve
+on ``ht`` with each budget's line and certified threshold, the p-values against the threshold with
+the δ line, the Pareto front on ``opt`` with each chosen point; then the realized rate and error on
+``eval`` rows when there are any.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -110,60 +112,107 @@ def _opt_curve(data: ExpertData) -> tuple[NDArray[np.float64], NDArray[np.float6
     return k / o.n, (pw.sum() + gain) / o.n
 
 
-def _result_figure(
-    r: BudgetCertificate,
-    data: ExpertData,
-    cal: Calibration | None = None,
-    pool: FigurePool | None = None,
-) -> Figure:
-    """Rate curve, p-values and Pareto front of one result.
+#: Budgets drawn together on one calibration figure (one colour each, in budget order). The
+#: ``ht`` scores, their delegation-rate curve and the ``opt`` Pareto front belong to the expert,
+#: not to the budget, so the budgets of one expert share one figure: the certified thresholds side
+#: by side on one curve. Four colours stay distinguishable; a spec with more budgets gets one
+#: figure per four.
+BUDGETS_PER_FIGURE = 4
+_BUDGET_COLOURS = (_BLUE, _GREEN, _ORANGE, "#7b1fa2")
 
-    The p-values come from the core result ``cal`` when given (every hypothesis, even where the
-    certificate lists only the deciding boundary of a long chain), else from the certificate.
-    ``pool`` hands out the figure (the one of the previous result, emptied; a fresh one if None).
+
+@dataclass(frozen=True)
+class ResultGroup:
+    """Results of one expert drawn on one figure (at most :data:`BUDGETS_PER_FIGURE`)."""
+
+    expert: str
+    results: tuple[BudgetCertificate, ...]
+
+
+def result_groups(results: Sequence[BudgetCertificate]) -> list[ResultGroup]:
+    """``results`` by expert (first-seen order), in budget order, cut into figure-sized groups."""
+    by_expert: dict[str, list[BudgetCertificate]] = {}
+    for r in results:
+        by_expert.setdefault(r.expert, []).append(r)
+    groups = []
+    for expert, rs in by_expert.items():
+        rs.sort(key=lambda r: r.budget)
+        for i in range(0, len(rs), BUDGETS_PER_FIGURE):
+            groups.append(ResultGroup(expert, tuple(rs[i : i + BUDGETS_PER_FIGURE])))
+    return groups
+
+
+def _tested(
+    r: BudgetCertificate, data: ExpertData, cal: Calibration | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Every tested threshold of ``r`` with its p-value and whether it was certified.
+
+    From the core result ``cal`` when given (every hypothesis, even where the certificate lists
+    only the deciding boundary of a long chain), else from the certificate.
     """
-    from matplotlib.ticker import FuncFormatter, LogLocator  # only md/html reports draw figures
-
-    has_front = bool(r.pareto_front)
-    ncols = 3 if has_front else 2
-    fig, grid = (pool or FigurePool()).figure("calibration result", 4.3 * ncols, 3.6, ncols=ncols)
-    axes = grid[0]
     if cal is not None and "k_star" in cal.extras:  # O(n) selection path: redraw the full chain
         from ctd_stats.stats.curves import SortedScores
         from ctd_stats.stats.pvalues import pvalue_function
 
         ss = SortedScores.from_scores(data.ht_scores, keep_order=False)
-        tested_t = ss.distinct_values()
-        counts = ss.delegation_counts(tested_t)
-        tested_p = pvalue_function(cal.pvalue_kind)(counts, ss.n, cal.budget)
-        rejected = counts <= int(cal.extras["k_star"])
-    elif cal is not None:
-        tested_t = np.asarray(cal.thresholds, dtype=np.float64)
-        tested_p = np.asarray(cal.pvalues, dtype=np.float64)
-        rejected = np.asarray(cal.certified, dtype=bool)
-    else:
-        tested_t = np.array([t.threshold for t in r.tested], dtype=np.float64)
-        tested_p = np.array([t.pvalue for t in r.tested], dtype=np.float64)
-        rejected = np.array([t.rejected for t in r.tested], dtype=bool)
-    # With split 'none' the front and the test use the same (all) calibration rows.
-    ht_name, opt_name = (
-        ("calibration rows", "calibration rows") if r.split == "none" else ("ht rows", "opt rows")
+        thresholds = ss.distinct_values()
+        counts = ss.delegation_counts(thresholds)
+        pvalues = pvalue_function(cal.pvalue_kind)(counts, ss.n, cal.budget)
+        return thresholds, pvalues, counts <= int(cal.extras["k_star"])
+    if cal is not None:
+        return (
+            np.asarray(cal.thresholds, dtype=np.float64),
+            np.asarray(cal.pvalues, dtype=np.float64),
+            np.asarray(cal.certified, dtype=bool),
+        )
+    return (
+        np.array([t.threshold for t in r.tested], dtype=np.float64),
+        np.array([t.pvalue for t in r.tested], dtype=np.float64),
+        np.array([t.rejected for t in r.tested], dtype=bool),
     )
 
-    # (a) delegation rate on ht against τ, with the certified region and the budget line
+
+def _results_figure(
+    group: ResultGroup,
+    data: ExpertData,
+    cals: Mapping[tuple[str, float], Calibration],
+    pool: FigurePool | None = None,
+) -> Figure:
+    """Rate curve, p-values and Pareto front of one expert's results, one colour per budget.
+
+    ``cals`` holds the core results by (expert, budget) (see :func:`_tested`); ``pool`` hands out
+    the figure (the one of the previous group, emptied; a fresh one if None).
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator  # only md/html reports draw figures
+
+    results = group.results
+    colours = dict(zip((r.budget for r in results), _BUDGET_COLOURS, strict=False))
+    tested = [_tested(r, data, cals.get((r.expert, r.budget))) for r in results]
+    fronts = [r for r in results if r.pareto_front]
+    ncols = 3 if fronts else 2
+    fig, grid = (pool or FigurePool()).figure("calibration result", 4.3 * ncols, 3.6, ncols=ncols)
+    axes = grid[0]
+    # With split 'none' the front and the test use the same (all) calibration rows.
+    ht_name, opt_name = (
+        ("calibration rows", "calibration rows")
+        if results[0].split == "none"
+        else ("ht rows", "opt rows")
+    )
+
+    # (a) delegation rate on ht against τ; per budget its line and its certified τ
     ax = axes[0]
     s = np.sort(data.ht_scores)
     n = s.size
     rate = (n - np.arange(1, n + 1)) / n  # rate at τ = s[i]: share strictly above
-    ax.step(s, rate, where="post", color=_BLUE, lw=1.5, label=f"delegation rate on {ht_name}")
-    ax.axhline(r.budget, color=_RED, ls="--", lw=1.2, label=f"budget {r.budget:g}")
+    ax.step(s, rate, where="post", color="black", lw=1.3, label=f"delegation rate on {ht_name}")
     lo, hi = float(s[0]), float(s[-1])
     pad = 0.03 * (hi - lo if hi > lo else 1.0)
-    if r.certified:
-        ax.axvspan(r.threshold, hi + pad, color=_GREEN, alpha=0.12, label="certified τ")
-        ax.axvline(r.threshold, color=_GREEN, lw=1.5, label=f"chosen τ = {r.threshold:.4g}")
-        if rejected.any():
-            ax.axvspan(float(tested_t[rejected].min()), r.threshold, color=_GREEN, alpha=0.12)
+    for r in results:
+        c = colours[r.budget]
+        tau = f"τ = {r.threshold:.4g}" if r.certified else "nothing certified"
+        ax.axhline(r.budget, color=c, ls="--", lw=1.1, label=f"budget {r.budget:g}: {tau}")
+        if r.certified:
+            ax.axvline(r.threshold, color=c, lw=1.4)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_xlabel("threshold τ (delegate iff d(x) > τ)")
     ax.set_ylabel("share delegated")
@@ -171,18 +220,20 @@ def _result_figure(
     outside_legend(ax, fontsize=7.5)
     ax.grid(alpha=0.25)
 
-    # (b) p-values against τ with δ
+    # (b) p-values against τ per budget (certified ones solid, the rest faint), with δ
     ax = axes[1]
     # Focus the log axis on the decision (around δ): p-values far below it are drawn on the bottom
     # edge, so a few astronomically small ones do not squeeze every informative point to the top.
-    floor = max(r.delta * 1e-4, float(tested_p.min()) / 3) if tested_p.size else r.delta * 1e-4
-    pv = np.clip(tested_p, floor, 1.0)
-    if pv.size:
-        ax.scatter(tested_t[~rejected], pv[~rejected], s=9, color=_GREY, label="not certified")
-        ax.scatter(tested_t[rejected], pv[rejected], s=9, color=_GREEN, label="certified")
-    ax.axhline(r.delta, color=_RED, ls="--", lw=1.2, label=f"δ = {r.delta:g}")
-    if r.certified:
-        ax.axvline(r.threshold, color=_GREEN, lw=1.2)
+    delta = min(r.delta for r in results)
+    smallest = min((float(p.min()) for _, p, _ in tested if p.size), default=delta * 1e-4)
+    floor = max(delta * 1e-4, smallest / 3)
+    for r, (t, p, ok) in zip(results, tested, strict=True):
+        c = colours[r.budget]
+        pv = np.clip(p, floor, 1.0)
+        ax.scatter(t[~ok], pv[~ok], s=7, color=c, alpha=0.25, linewidths=0)
+        ax.scatter(t[ok], pv[ok], s=9, color=c, label=f"budget {r.budget:g}: certified")
+    for d in sorted({r.delta for r in results}):
+        ax.axhline(d, color=_RED, ls="--", lw=1.2, label=f"δ = {d:g}")
     ax.set_yscale("log")
     # minor ticks (and grid) at 2 and 5 per decade, not all eight: a quarter of the tick objects
     # matplotlib lays out on every draw (about a fifth of this report's figure time)
@@ -191,31 +242,43 @@ def _result_figure(
     ax.set_ylim(floor / 1.5, 1.5)
     ax.set_xlabel("threshold τ")
     ax.set_ylabel(f"p-value ({ht_name})")
-    ax.set_title(f"p-values, {r.procedure} ({r.pvalue_kind})", fontsize=10)
+    ax.set_title(f"p-values, {results[0].procedure} ({results[0].pvalue_kind})", fontsize=10)
     outside_legend(ax, fontsize=7.5)
     ax.grid(alpha=0.25, which="both")
 
-    # (c) Pareto front on opt with the chosen point
-    if has_front and r.pareto_front is not None:
+    # (c) Pareto front on opt with each budget's chosen point
+    if fronts:
         ax = axes[2]
         curve = _opt_curve(data)
         if curve is not None:
             ax.plot(curve[0], curve[1], color=_GREY, lw=1, label=f"all thresholds ({opt_name})")
-        fr = np.array([p.opt_rate for p in r.pareto_front])
-        fe = np.array([p.opt_error for p in r.pareto_front])
-        ax.plot(fr, fe, "o-", ms=3, color=_BLUE, lw=1, label="Pareto front")
-        ax.axvline(r.budget, color=_RED, ls="--", lw=1.2, label=f"budget {r.budget:g}")
-        if r.certified:
-            chosen = [p for p in r.pareto_front if p.threshold == r.threshold]
-            if chosen:
+        drawn: set[tuple[tuple[float, float], ...]] = set()
+        for r in fronts:
+            points = tuple((p.opt_rate, p.opt_error) for p in r.pareto_front or ())
+            if points not in drawn:  # the front is the expert's: drawn once unless it differs
+                ax.plot(
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    "o-",
+                    ms=2.5,
+                    color="black",
+                    lw=0.8,
+                    label=None if drawn else "Pareto front",
+                )
+                drawn.add(points)
+        for r in fronts:
+            c = colours[r.budget]
+            ax.axvline(r.budget, color=c, ls="--", lw=1.1)
+            chosen = [p for p in r.pareto_front or () if p.threshold == r.threshold]
+            if r.certified and chosen:
                 ax.plot(
                     chosen[0].opt_rate,
                     chosen[0].opt_error,
                     "*",
-                    ms=14,
-                    color=_GREEN,
+                    ms=13,
+                    color=c,
                     markeredgecolor="black",
-                    label="chosen",
+                    label=f"chosen at budget {r.budget:g}",
                     zorder=5,
                 )
         ax.set_xlabel(f"delegation rate ({opt_name})")
@@ -223,13 +286,18 @@ def _result_figure(
         ax.set_title(f"Pareto front on {opt_name}", fontsize=10)
         outside_legend(ax, fontsize=7.5)
         ax.grid(alpha=0.25)
-    fig.suptitle(f"expert '{r.expert}', budget {r.budget:g}", fontsize=11)
+    budgets = ", ".join(f"{r.budget:g}" for r in results)
+    fig.suptitle(
+        f"expert '{group.expert}', budget{'s' if len(results) > 1 else ''} {budgets}", fontsize=11
+    )
     caption = (
-        f"Left: share of {ht_name} with d > τ; green = thresholds certified at level δ, the line the "
-        "chosen τ. Middle: each tested threshold's p-value (certified ones in green). "
+        f"One colour per budget. Left: share of {ht_name} with d > τ; dashed: the budget, solid: "
+        "the certified τ. Middle: each tested threshold's p-value, solid where certified at "
+        "level δ, faint where not. "
         + (
-            f"Right: delegation rate against cascade error ({opt_name}); the star is the chosen threshold."
-            if has_front
+            f"Right: delegation rate against cascade error ({opt_name}); dashed: the budget, "
+            "star: the chosen threshold."
+            if fronts
             else ""
         )
     )
@@ -304,14 +372,15 @@ def report_data(outcome: CalibrationOutcome) -> dict[str, Any]:
 
 def build_calibration_report(
     outcome: CalibrationOutcome,
-    progress: Callable[[list[BudgetCertificate]], Iterable[BudgetCertificate]] | None = None,
+    progress: Callable[[list[ResultGroup]], Iterable[ResultGroup]] | None = None,
     *,
     figures: FigurePool | None = None,
 ) -> Report:
     """The calibration report for ``outcome``.
 
-    ``progress`` wraps the (expert, budget) results while their figures are drawn (about a tenth
-    of a second each: a 1,000-budget spec takes minutes), e.g.
+    ``progress`` wraps the figures' :class:`ResultGroup` s (an expert's budgets, up to
+    :data:`BUDGETS_PER_FIGURE` per figure) while they are drawn (about a fifth of a second each: a
+    1,000-budget spec takes about a minute), e.g.
     :func:`ctd_stats.cli.progress.progress`. ``figures`` hands out the matplotlib figures (default:
     a new :class:`~ctd_stats.reports.figure_pool.FigurePool`, one figure per kind, reused).
     """
@@ -358,13 +427,16 @@ def build_calibration_report(
         ),
     )
     with frozen_heap():  # the figures: many small objects, nothing of the run's heap to collect
-        for r in progress(list(cert.results)) if progress is not None else cert.results:
-            data = outcome.data[r.expert]
-            rep.add(Heading(f"Expert '{r.expert}', budget {r.budget:g}"))
-            rep.add(Paragraph(r.guarantee, "ok" if r.certified else "bad"))
-            if r.reason:
-                rep.add(Paragraph(f"Why nothing was certified: {r.reason}", "warn"))
-            rep.add(_result_figure(r, data, outcome.calibrations.get((r.expert, r.budget)), pool))
+        groups = result_groups(cert.results)
+        for group in progress(groups) if progress is not None else groups:
+            rep.add(Heading(f"Expert '{group.expert}'"))
+            for r in group.results:
+                rep.add(Heading(f"Budget {r.budget:g}", level=3))
+                rep.add(Paragraph(r.guarantee, "ok" if r.certified else "bad"))
+                if r.reason:
+                    rep.add(Paragraph(f"Why nothing was certified: {r.reason}", "warn"))
+            data = outcome.data[group.expert]
+            rep.add(_results_figure(group, data, outcome.calibrations, pool))
         experts = list(dict.fromkeys(r.expert for r in cert.results))
         eval_figs = [(e, _eval_figure(outcome, e, pool)) for e in experts]
     if any(f is not None for _, f in eval_figs):

@@ -1,6 +1,6 @@
 """Figures of the same kind in one report drawn on one matplotlib figure, one after the other.
 
-A report draws several figures of the same shape: the calibration report one per (expert, budget),
+A report draws several figures of the same shape: the calibration report one per expert (its budgets together),
 the study report four per expert. A fresh matplotlib figure costs its axes and, at its first
 layout, every tick (five artists each) and the first measurement of every text: about half of a
 report figure's drawing time. :class:`FigurePool` keeps the figure of each kind it made, and hands

@@ -37,7 +37,9 @@ def test_calibrate_end_to_end(make_table, write_spec, capsys, name):
     cert = load_certificate(d / "certificate.json", spec_path=spec, data_path=table)
     assert [r.budget for r in cert.results] == [0.2, 0.4] and cert.any_certified
     html = (d / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 3 and "end-to-end test" in html
+    # one figure for the expert's two budgets, one of the held-out evaluation
+    assert html.count("data:image/png;base64,") == 2 and "end-to-end test" in html
+    assert "Budget 0.2" in html and "Budget 0.4" in html
     md = (d / "report.md").read_text()
     assert md.startswith("# Calibration report — e2e") and "Pareto front" in md
     rep = json.loads((d / "report.json").read_text())

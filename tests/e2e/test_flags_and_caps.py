@@ -178,7 +178,8 @@ def test_drawing_figures_shows_progress(make_table, write_spec, monkeypatch, cap
     monkeypatch.setattr(prog, "QUIET_FOR", 0.0)
     assert main(["calibrate", str(spec)]) == EXIT_OK
     err = capsys.readouterr().err
-    assert "ctd: drawing figures: 1/6" in err and "ctd: drawing figures: done, 6" in err, err
+    # six budgets of one expert: two figures (four budgets, then two)
+    assert "ctd: drawing figures: 1/2" in err and "ctd: drawing figures: done, 2" in err, err
 
 
 def test_ctd_run_shows_progress_while_drawing_study_figures(

@@ -190,7 +190,7 @@ def test_a_reused_figure_renders_the_same_pixels_as_a_fresh_one(
     scales, limits, colour cycle)."""
     reused, fresh = _figures(report_inputs, True), _figures(report_inputs, False)
     assert [c for c, _ in reused] == [c for c, _ in fresh]
-    assert len(reused) >= 14  # 4 per expert in the study, one per result, one eval per expert
+    assert len(reused) >= 12  # 4 per expert in the study, one per expert's budgets, one eval each
     differ = [c for (c, a), (_, b) in zip(reused, fresh, strict=True) if a != b]
     assert not differ, differ
 
@@ -233,7 +233,7 @@ def test_study_report_reports_progress_per_expert(report_inputs: dict[str, Any])
     seen.clear()
     args, kwargs = report_inputs["calibration"]
     build_calibration_report(*args, **kwargs, progress=progress)
-    assert len(seen) == 6
+    assert seen == ["strong", "weak"]  # one figure per expert (its budgets together)
 
 
 def test_titles_are_placed_without_measuring_and_tick_labels_carry_full_values() -> None:
@@ -270,3 +270,40 @@ def test_frozen_heap_leaves_the_existing_heap_out_and_nests() -> None:
             assert gc.get_freeze_count() == frozen
         assert gc.get_freeze_count() == frozen
     assert gc.get_freeze_count() == 0
+
+
+def test_an_experts_budgets_share_figures_four_at_a_time_in_budget_order() -> None:
+    """The calibration report draws one figure per expert for up to four of its budgets."""
+    from types import SimpleNamespace
+
+    from ctd_stats.reports.calibration import BUDGETS_PER_FIGURE, result_groups
+
+    budgets = [0.5, 0.1, 0.3, 0.2, 0.4, 0.05]
+    results = [SimpleNamespace(expert=e, budget=b) for e in ("b", "a") for b in budgets]
+    groups = result_groups(results)  # type: ignore[arg-type]
+    assert BUDGETS_PER_FIGURE == 4
+    assert [(g.expert, [r.budget for r in g.results]) for g in groups] == [
+        ("b", [0.05, 0.1, 0.2, 0.3]),
+        ("b", [0.4, 0.5]),
+        ("a", [0.05, 0.1, 0.2, 0.3]),
+        ("a", [0.4, 0.5]),
+    ]
+
+
+def test_thin_ticks_caps_linear_axes_and_leaves_other_locators() -> None:
+    """At most MAX_TICKS intervals on a linear axis with the default locator; log and fixed kept."""
+    from matplotlib.ticker import FixedLocator, LogLocator
+
+    from ctd_stats.reports.document import MAX_TICKS, new_figure, thin_ticks
+
+    fig, axes = new_figure(8, 6, ncols=2)
+    lin, other = axes[0]
+    lin.plot([0, 1], [0, 1])
+    other.set_yscale("log")
+    other.xaxis.set_major_locator(FixedLocator([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]))
+    before = len(lin.yaxis.get_ticklocs())
+    thin_ticks(fig)
+    inside = [t for t in lin.yaxis.get_ticklocs() if 0 <= t <= 1]
+    assert before > MAX_TICKS + 1 and len(inside) <= MAX_TICKS + 1
+    assert isinstance(other.yaxis.get_major_locator(), LogLocator)
+    assert len(other.xaxis.get_ticklocs()) == 9
