@@ -347,12 +347,13 @@ def parse_port(text: str | int) -> int:
 def command(ctx: click.Context, **values: Any) -> int:
     if values["scores_only"] and values["probes"] is not None:
         raise click.UsageError("--scores-only: not allowed with argument --probes", ctx)
-    refuse_expert_options_without_url(ctx)
+    refuse_incomplete_expert_options(ctx)
     return run(arguments(ctx, values))
 
 
-def refuse_expert_options_without_url(ctx: click.Context) -> None:
-    """Refuse ``--expert-*`` options given without ``--expert-url`` (they would be ignored).
+def refuse_incomplete_expert_options(ctx: click.Context) -> None:
+    """Refuse ``--expert-*`` options given without ``--expert-url`` (they would be ignored), and
+    ``--expert-url`` without ``--expert-model`` (the request names the model).
 
     Without a URL there is no expert to call, so ``--expert-model``, ``--expert-mode``,
     ``--expert-key-env`` and ``--expert-timeout`` would have no effect. An option counts as given
@@ -366,6 +367,10 @@ def refuse_expert_options_without_url(ctx: click.Context) -> None:
         One line naming every such option (exit 2).
     """
     if ctx.params.get("expert_url") is not None:
+        if ctx.params.get("expert_model") is None:
+            raise click.UsageError(
+                "--expert-url needs --expert-model (the model name the endpoint serves)", ctx
+            )
         return
     given = [
         p.opts[0]

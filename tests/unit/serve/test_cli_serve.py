@@ -168,3 +168,20 @@ def test_expert_options_with_expert_url_start_the_gateway(
         capsys.readouterr().err
     )
     assert started == [1] and db.is_file()
+
+
+def test_expert_url_without_expert_model_is_refused_before_anything_starts(
+    monkeypatch, capsys, tmp_path, certificate, started
+):
+    """Before: refused only inside the server start-up (after the port was bound and a --probes
+    model loaded); now exit 2, one line, no port bound, nothing created."""
+    from ctd_stats.cli import serve as serve_cli
+
+    bound: list[int] = []
+    monkeypatch.setattr(serve_cli, "bind_listener", lambda host, port: bound.append(port))
+    db = tmp_path / "d.db"
+    args = ["serve", "--certificate", str(certificate), "--db", str(db)]
+    assert main([*args, "--expert-url", "http://127.0.0.1:9/v1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--expert-url needs --expert-model" in err
+    assert bound == [] and started == [] and sorted(tmp_path.glob("d.db*")) == []
