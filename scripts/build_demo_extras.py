@@ -60,7 +60,7 @@ sys.path.insert(1, str(HERE.parent))
 SCENARIOS: tuple[str, ...] = ("measured", "uniform", "no_better", "probe_copy")
 CURVE_ROWS: tuple[int, ...] = (250, 500, 1000)
 CURVE_REPEATS = 3
-CURVE_ALPHA = 0.3
+CURVE_BUDGET = 0.3
 SEED = 20261202
 
 
@@ -97,7 +97,7 @@ def learning_curve(x: Any, frame: Any, experts: list[str]) -> dict[str, Any]:
     pool = (frame["split"] == "").to_numpy()
     extra = np.c_[p, np.abs(p - 0.5)]
     out: dict[str, Any] = {
-        "alpha": CURVE_ALPHA,
+        "budget": CURVE_BUDGET,
         "repeats": CURVE_REPEATS,
         "n_dev": int(dev.size),
         "n_pool": int(pool.sum()),
@@ -114,7 +114,7 @@ def learning_curve(x: Any, frame: Any, experts: list[str]) -> dict[str, Any]:
                 dvp = DVProbe().fit(x[idx], v[idx], list(SMOL_LAYERS), extra=extra[idx])
                 d = dvp.predict(x[pool], extra=extra[pool])
                 sp.append(float(spearmanr(d, v[pool]).statistic))
-                au.append(cascade_auroc(y[pool], p[pool], b[pool], d, CURVE_ALPHA))
+                au.append(cascade_auroc(y[pool], p[pool], b[pool], d, CURVE_BUDGET))
             rows.append(
                 {
                     "dev_rows": int(m),
@@ -126,10 +126,10 @@ def learning_curve(x: Any, frame: Any, experts: list[str]) -> dict[str, Any]:
         out["experts"][name] = {
             "curve": rows,
             "uncertainty_auroc": cascade_auroc(
-                y[pool], p[pool], b[pool], uncertainty_score(p[pool]), CURVE_ALPHA
+                y[pool], p[pool], b[pool], uncertainty_score(p[pool]), CURVE_BUDGET
             ),
             "ceiling_auroc": cascade_auroc(
-                y[pool], p[pool], b[pool], ceiling_score(p[pool], b[pool]), CURVE_ALPHA
+                y[pool], p[pool], b[pool], ceiling_score(p[pool], b[pool]), CURVE_BUDGET
             ),
         }
     return out

@@ -110,8 +110,8 @@ def _budget_figure(s: ExpertStudy, pool: FigurePool) -> Figure:
     return Figure.from_matplotlib(fig, f"Budget compliance ({s.expert})")
 
 
-def _group_figure(s: ExpertStudy, alpha: float, pool: FigurePool) -> Figure:
-    j = int(np.argmin(np.abs(s.budgets - alpha)))
+def _group_figure(s: ExpertStudy, budget: float, pool: FigurePool) -> Figure:
+    j = int(np.argmin(np.abs(s.budgets - budget)))
     fig, grid = pool.figure("study groups", 12, 4.2, ncols=2)
     axes = grid[0]
     ax = axes[0]
@@ -206,7 +206,7 @@ def _split_words(s: ExpertStudy) -> str:
 
 
 def _expert_blocks(
-    s: ExpertStudy, group_alpha: float, seconds_per_call: float | None, pool: FigurePool
+    s: ExpertStudy, group_budget: float, seconds_per_call: float | None, pool: FigurePool
 ) -> list[Any]:
     blocks: list[Any] = []
     diff, ok = _wins(s)
@@ -307,8 +307,8 @@ def _expert_blocks(
             "of the evaluation split included, so it is not the guaranteed quantity).",
         )
     )
-    blocks.append(_group_figure(s, group_alpha, pool))
-    j = int(np.argmin(np.abs(s.budgets - group_alpha)))
+    blocks.append(_group_figure(s, group_budget, pool))
+    j = int(np.argmin(np.abs(s.budgets - group_budget)))
     grows = []
     for gi, g in enumerate(s.groups):
         grows.append(
@@ -365,7 +365,7 @@ def build_study_report(
     *,
     title: str,
     costs: dict[str, float | None] | None = None,
-    group_alpha: float = 0.2,
+    group_budget: float = 0.2,
     preamble: str = "",
     deployment: Sequence[Sequence[Any]] | None = None,
     links: Sequence[tuple[str, str]] = (),
@@ -415,7 +415,7 @@ def build_study_report(
     )
     with frozen_heap():  # the figures: many small objects, nothing of the run's heap to collect
         for s in progress(list(studies)) if progress is not None else studies:
-            rep.add(*_expert_blocks(s, group_alpha, (costs or {}).get(s.expert), pool))
+            rep.add(*_expert_blocks(s, group_budget, (costs or {}).get(s.expert), pool))
     if learning_curve:
         rep.add(*_learning_curve_blocks(learning_curve))
     # The headline table comes first, before every other block; sections meant for the top of the
@@ -425,8 +425,12 @@ def build_study_report(
 
 
 def _learning_curve_blocks(curve: Mapping[str, Any]) -> list[Any]:
-    """The DV learning curve recorded by the table's build (metadata ``ctd.dv_learning_curve``)."""
-    alpha = curve.get("alpha", 0.3)
+    """The DV learning curve recorded by the table's build (metadata ``ctd.dv_learning_curve``).
+
+    Its delegation budget is ``budget`` (tables built before 0.2 spell it ``alpha``, as the shipped
+    demo table does).
+    """
+    budget = curve.get("budget", curve.get("alpha", 0.3))
     rows = []
     for expert, e in curve.get("experts", {}).items():
         for r in e.get("curve", []):
@@ -447,7 +451,7 @@ def _learning_curve_blocks(curve: Mapping[str, Any]) -> list[Any]:
                 "expert",
                 "DV training rows",
                 "Spearman(d, v) on pool",
-                f"cascade AUROC, top {alpha:g} by d",
+                f"cascade AUROC, top {budget:g} by d",
                 "uncertainty",
                 "ceiling (not deployable)",
             ],

@@ -386,7 +386,7 @@ def global_oracle_delegate(v: ArrayLike, budget: float) -> NDArray[np.bool_]:
     v : array_like of float, shape (n,) or (trials, n)
         True delegation values, e.g. ``(2y - 1)(b - p)``.
     budget : float
-        Delegation budget ``alpha`` in [0, 1].
+        Delegation budget in [0, 1].
 
     Returns
     -------
