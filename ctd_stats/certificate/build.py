@@ -424,7 +424,8 @@ def require_certifiable_size(spec: CascadeSpec, n: int, source: str) -> None:
 def warn_correlated_groups(table: ScoreTable) -> None:
     """Warn (:class:`~ctd_stats.stats.cluster.ClusterCorrelationWarning`) when the calibration rows carry
     a ``group`` whose members have correlated scores (see :func:`~ctd_stats.stats.cluster.cluster_correlation`):
-    the row-level certificate then over-states its confidence."""
+    if the groups were sampled whole, the row-level certificate over-states its confidence. Called
+    only while ``calibration.groups`` is ``unknown``."""
     if table.group is None:
         return
     import warnings
@@ -453,13 +454,14 @@ def calibrate_spec(
     CalibrationOutcome
         The certificate (fail-closed entries included) and the material for the report.
     """
-    from ctd_stats.certificate.model import ASSUMPTION, Certificate, ScoreReference, utc_now
+    from ctd_stats.certificate.model import Certificate, ScoreReference, assumption_text, utc_now
 
     data = {name: expert_data(spec, table, name) for name in table.expert_names}
     for d in data.values():
         if spec.calibration.cluster is None:
             require_certifiable_size(spec, int(d.ht_scores.size), table.name())
-    if spec.calibration.cluster is None:
+    groups = spec.calibration.groups_declared
+    if groups == "unknown":  # strata: rows independent by declaration; clusters: certified as such
         warn_correlated_groups(table)
     jobs = [(name, b) for name in data for b in spec.calibration.budget]
     wrap: Progress = progress or (lambda it: iter(it))
@@ -486,7 +488,8 @@ def calibrate_spec(
         spec_sha256=spec.sha256,
         data_sha256=table.sha256,
         n=n,
-        assumption=ASSUMPTION,
+        assumption=assumption_text(groups, spec.calibration.cluster),
+        groups=groups,
         results=results,
     )
     return CalibrationOutcome(spec, table, cert, data, calibrations, evaluation)

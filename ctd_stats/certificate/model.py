@@ -34,6 +34,7 @@ from ctd_stats.certificate.reference import ScoreReference
 from ctd_stats.certificate.seal import Integrity, deployment_key, seal
 from ctd_stats.errors import CTDInputError
 from ctd_stats.io import atomic_write_json, json_float
+from ctd_stats.spec.calibration import GroupsDeclaration
 from ctd_stats.stats.rule import delegate
 
 #: The certificate format written by this package.
@@ -210,10 +211,24 @@ class Certificate(_Frozen):
     data_sha256: str | None = None
     n: dict[str, int] = Field(description="Rows per split of the score table.")
     assumption: str
+    groups: GroupsDeclaration | None = Field(
+        default=None,
+        description="The spec's declaration of what the rows' groups are (`calibration.groups`; "
+        "`clusters` when `calibration.cluster` is set): an assumption the data cannot check. "
+        "Absent in older certificates (written before the declaration existed).",
+    )
     results: list[BudgetCertificate]
     integrity: Integrity | None = Field(
         default=None, description="Digest or HMAC over every other field (written by to_json_dict)."
     )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_groups(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Older certificates were sealed without the key: keep their digest.
+        out: dict[str, Any] = handler(self)
+        if out.get("groups", "") is None:
+            del out["groups"]
+        return out
 
     def result(
         self,
@@ -291,3 +306,32 @@ ASSUMPTION = (
     "one distribution, and the DV score was fitted on data disjoint from the calibration rows. "
     "Nothing is guaranteed under distribution shift; audit deployment logs to check."
 )
+_DISJOINT_AND_SHIFT = (
+    "The DV score was fitted on data disjoint from the calibration rows. Nothing is guaranteed "
+    "under distribution shift (a change in the mixture of groups included); audit deployment logs "
+    "to check."
+)
+
+
+def assumption_text(groups: GroupsDeclaration = "unknown", cluster: str | None = None) -> str:
+    """The certificate's assumption for a ``calibration.groups`` declaration (see the spec field).
+
+    ``unknown``: :data:`ASSUMPTION` (i.i.d. rows). ``strata``: the same i.i.d. rows, said to be
+    independent draws from a mixture of groups. ``clusters``: the clusters of column ``cluster``,
+    not the rows, are the i.i.d. sampling unit.
+    """
+    if groups == "strata":
+        return (
+            "The calibration rows and the inputs seen in deployment are i.i.d. (exchangeable) draws "
+            "from one distribution: rows drawn independently from a mixture of groups (declared: "
+            "groups are strata, not sampling clusters); rows of one group may have similar scores. "
+            + _DISJOINT_AND_SHIFT
+        )
+    if groups == "clusters":
+        column = f" (values of column {cluster!r})" if cluster else ""
+        return (
+            f"The calibration clusters{column} and the clusters seen in deployment are i.i.d. draws "
+            "from one population of clusters (declared: groups are sampling clusters); rows within "
+            "a cluster may be dependent. " + _DISJOINT_AND_SHIFT
+        )
+    return ASSUMPTION

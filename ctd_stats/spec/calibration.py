@@ -16,6 +16,8 @@ from ctd_stats.stats.pvalues import PValueKind
 Procedure = Literal["fixed_sequence", "bonferroni", "holm"]
 JointRule = Literal["max_p", "bonferroni_split"]
 CalibrationSplit = Literal["none", "opt_ht"]
+#: What the table's groups are for the sampling assumption (``calibration.groups``).
+GroupsDeclaration = Literal["unknown", "strata", "clusters"]
 
 
 class CalibrationSpec(SpecModel):
@@ -110,13 +112,53 @@ class CalibrationSpec(SpecModel):
     cluster: str | None = Field(
         default=None,
         min_length=1,
-        description="Column of the score table holding a cluster id (conversation, user, source) "
-        "per row: certify with clusters, not rows, as the i.i.d. sampling unit. The guarantee is then "
+        description="Column of the score table holding a cluster id (conversation, user, session) "
+        "per row: certify with clusters, not rows, as the i.i.d. sampling unit (declares the groups "
+        "sampling clusters: `groups: clusters`; for sources drawn row by row see `groups: strata`). "
+        "The guarantee is then "
         "on the cluster-averaged delegation rate (every cluster weighs the same), with a "
         "Hoeffding–Bentkus p-value of the per-cluster delegation fractions (`pvalue: hb` by default; "
         "`hoeffding` or `bentkus` also valid). Budget-only (`pareto: false`), fixed-sequence. The "
         "column is read as the table's group column. Default: rows are the sampling unit.",
     )
+
+    groups: GroupsDeclaration = Field(
+        default="unknown",
+        description="What the rows' groups (the table's `group` column: sources, conversations, "
+        "users) are, for the sampling assumption; an assumption the data cannot check (a group "
+        "effect on the scores looks the same either way), recorded in the certificate. `strata`: "
+        "every calibration row and every deployment input is an independent draw from one mixture "
+        "of groups (e.g. a pool split into calibration and evaluation at random row by row, "
+        "whatever the group); rows of one group may have similar scores and the row-level "
+        "certificate is still valid, so no ClusterCorrelationWarning. `clusters`: groups were "
+        "sampled whole (a conversation, user or session enters calibration with all its rows), so "
+        "rows are dependent and a row-level level can exceed δ; declared by setting `cluster` "
+        "(which implies it; `groups: clusters` is accepted only next to `cluster`). `unknown` "
+        "(default): a ClusterCorrelationWarning when the groups' scores are correlated.",
+    )
+
+    @model_validator(mode="after")
+    def _groups_agree_with_cluster(self) -> CalibrationSpec:
+        if self.groups == "strata" and self.cluster is not None:
+            raise ValueError(
+                f"calibration.groups: `strata` declares that rows were drawn independently from a "
+                f"mixture of groups, but `cluster: {self.cluster}` certifies with clusters sampled "
+                "whole; keep `cluster` (groups sampled whole) or `groups: strata` (rows drawn one by "
+                "one), not both"
+            )
+        if self.groups == "clusters" and self.cluster is None:
+            raise ValueError(
+                "calibration.groups: `clusters` declares that groups were sampled whole, so a "
+                "row-level certificate is not valid for these rows; set `calibration.cluster: "
+                "COLUMN` (the column holding the cluster id) to certify with clusters as the sampling "
+                "unit (it implies `groups: clusters`)"
+            )
+        return self
+
+    @property
+    def groups_declared(self) -> GroupsDeclaration:
+        """The declaration in force: ``clusters`` whenever ``cluster`` is set, else ``groups``."""
+        return "clusters" if self.cluster is not None else self.groups
 
     @model_validator(mode="after")
     def _cluster_needs_budget_only(self) -> CalibrationSpec:

@@ -48,12 +48,43 @@ lim_{τ↑τ°} R_C(τ) ≥ B, and p(S(τ̂)) ≤ δ implies p(S⁻(τ°)) ≤ �
 the probability over the draw of the m clusters. Nothing certified: τ̂ = +∞ (fail closed). Cost: one
 sort of the n rows and cumulative sums, O(n log n) time, O(n) memory.
 
-Diagnostic (:func:`cluster_correlation`). When rows carry a group and no cluster is declared,
-:func:`~ctd_stats.certificate.build.calibrate_spec` estimates the intra-cluster correlation of the scores' ranks
-(one-way ANOVA estimator) and the design effect 1 + (s₀ − 1) ICC, and warns
+Strata or clusters (``calibration.groups``). Rows that share a group (a source, a user, a
+conversation) usually have similar scores. Whether that breaks the row-level certificate depends on
+how the rows were sampled, not on the scores:
+
+(a) **clusters** — whole groups were sampled (a conversation, user or session enters calibration
+    with all its rows). With clusters of s̄ rows and ρ_τ the intra-cluster correlation of the
+    delegation indicators 1{d > τ}, Var K(τ) = n R(1 − R) (1 + (s̄ − 1) ρ_τ) (equal sizes;
+    approximately otherwise), not binomial; when ρ_τ > 0 the row-level p-value is too small and
+    P_cal(R(τ̂) > B) can exceed δ (≈ 0.245 at δ = 0.1 in
+    ``tests/unit/stats/test_cluster.py``). Valid: this module's certificate (``cluster: COLUMN``),
+    whose guarantee is the one above, on the cluster-averaged rate.
+(b) **strata** — every calibration row and every deployment input is an independent draw of
+    (G, X) from one mixture: G ~ π, then X | G ~ P_G (or the rows are a random row-by-row partition
+    of one pool, as the spec's ``splits`` does: exchangeable, which is all the test needs). Then the
+    indicators 1{d(X_i) > τ} are i.i.d. Bernoulli(R(τ)) with R(τ) = Σ_g π_g P_g(d > τ), K(τ) is
+    exactly Bin(n, R(τ)) however strongly the scores depend on the group, and the row-level
+    guarantee P_cal(R(τ̂) ≤ B) ≥ 1 − δ holds as stated, R being the rate under the same mixture π in
+    deployment. It says nothing when deployment has another mixture (a shift), and a design that
+    fixed the number of calibration rows per group in advance is not covered by this argument.
+    With few groups (the demo has 7) a cluster certificate would be needlessly weak: m = 7 bounded
+    observations.
+
+The declaration is an **assumption the data cannot verify**. Given the groups that were drawn,
+both designs produce rows that are independent within a group with a group-specific score
+distribution; they differ in what was random (whole groups, or each row's group), a fact about how
+the data were collected. ``calibration.groups: strata`` declares (b): no warning, and the
+certificate's assumption says so; ``cluster: COLUMN`` declares (a); ``unknown`` (the default) keeps
+the diagnostic below. The declaration is recorded in the certificate (``groups``).
+
+Diagnostic (:func:`cluster_correlation`). When rows carry a group and the spec declares neither,
+:func:`~ctd_stats.certificate.build.calibrate_spec` estimates the intra-cluster correlation of the
+scores' ranks (one-way ANOVA estimator) and the design effect 1 + (s₀ − 1) ICC, and warns
 (:class:`ClusterCorrelationWarning`) when the design effect is at least :data:`DEFF_WARN` and the
-ANOVA F test of "no group effect" has p ≤ :data:`F_PVALUE_WARN`: the row-level certificate then
-treats correlated rows as independent and its level can exceed δ.
+ANOVA F test of "no group effect" has p ≤ :data:`F_PVALUE_WARN`. The F test detects a group effect,
+which (a) and (b) both produce; the design effect is the variance inflation of the count *if* the
+groups are clusters (a), and means nothing for the validity under (b). So the warning names both
+cases and both remedies.
 """
 
 from __future__ import annotations
@@ -278,12 +309,17 @@ class ClusterDiagnostic:
         return self.design_effect >= DEFF_WARN and self.f_pvalue <= F_PVALUE_WARN
 
     def message(self, what: str = "rows") -> str:
+        """The warning: the group effect found, and what it means under each sampling design."""
         return (
-            f"{what} sharing a group are correlated (intra-cluster correlation of score ranks "
-            f"{self.icc:.3f}, design effect {self.design_effect:.2f} over {self.n_clusters} groups, "
-            f"F-test p = {self.f_pvalue:.2g}): the row-level certificate treats them as independent "
-            "and its level can exceed δ; set `calibration.cluster` to certify with groups as the "
-            "sampling unit"
+            f"{what} sharing a group have correlated scores (intra-cluster correlation of score "
+            f"ranks {self.icc:.3f}, design effect {self.design_effect:.2f} over {self.n_clusters} "
+            f"groups, F-test p = {self.f_pvalue:.2g}). The data cannot tell which of two designs "
+            "produced this: if whole groups (conversations, users, sessions) were sampled into "
+            "calibration, the rows are not independent and the row-level certificate's level can "
+            "exceed δ: set `calibration.cluster: COLUMN` to certify with groups as the sampling "
+            "unit; if each row was drawn independently from a mixture of groups (e.g. sources, "
+            "rows split at random one by one), the row-level certificate is valid: declare "
+            "`calibration.groups: strata`"
         )
 
     def to_dict(self) -> dict[str, Any]:

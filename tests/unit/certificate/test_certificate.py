@@ -24,6 +24,7 @@ TOP_KEYS = [
     "data_sha256",
     "n",
     "assumption",
+    "groups",
     "results",
     "integrity",
 ]
