@@ -10,6 +10,10 @@ of the procedure's outcome, not a confidence statement about a population parame
 * **Per group** — Δ restricted to the evaluation rows of each group (source) and of each named group
   set (``ctd.controls`` metadata, e.g. the sources the probe was trained on). NaN where a group's
   evaluation rows hold one class (AUROC undefined).
+* **Leave one group out** — the headline Δ at the headline budget recomputed on the pool without
+  each group in turn, thresholds certified again on the remaining rows, on the same seeds: exactly
+  the headline of a table whose group rows were deleted (:mod:`ctd_stats.study.control_logo`).
+  Answers "does the headline survive without its strongest group?".
 * **Protocols** — Δ under both calibration splits: ``opt_ht`` (the paper's: Pareto front on opt,
   budget test on ht) and ``none`` (all calibration rows do both).
 * **Labels to the probe** (columns ``probe_prob_refit``, ``dv_score_refit__<expert>``) — the same
@@ -65,6 +69,7 @@ from ctd_stats.study.control_arms import (
     pool_bootstrap,
 )
 from ctd_stats.study.control_inputs import ControlColumns, DevRows
+from ctd_stats.study.control_logo import LeaveOneGroupOut, leave_one_group_out
 from ctd_stats.study.runner import StudyInputs, split_rng
 
 __all__ = [
@@ -82,6 +87,7 @@ MAX_GROUPS = 50
 #: Keys of ``controls`` in study.json, in report order.
 CONTROL_NAMES: tuple[str, ...] = (
     "by_group",
+    "leave_one_group_out",
     "protocols",
     "labels_to_probe",
     "route_by_group",
@@ -127,6 +133,7 @@ class ExpertControls:
     null: dict[str, Any] | None
     missing: dict[str, str] = field(default_factory=dict)
     noshift_caveat: str | None = None
+    leave_one_out: LeaveOneGroupOut | None = None
 
     # ---------------------------------------------------------------- derived quantities
     def has(self, arm: str) -> bool:
@@ -154,6 +161,30 @@ class ExpertControls:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.asarray(np.where(d > 1e-12, n / d, np.nan), dtype=np.float64)
 
+    def leave_one_out_reference(self) -> tuple[int, IntervalArray, list[str]]:
+        """For the leave-one-group-out control: its budget's index j, the headline Δ at j over the
+        same (first) splits as the control (shape [1]), and the groups the headline rests on (its
+        full interval excludes 0, the interval without the group includes it)."""
+        logo = self.leave_one_out
+        assert logo is not None
+        j = int(np.argmin(np.abs(self.budgets - logo.budget)))
+        same = IntervalArray.of(
+            self.auroc["ctd"][: logo.splits, j : j + 1]
+            - self.auroc["unc"][: logo.splits, j : j + 1]
+        )
+        _, lo, hi = self.headline.at(j)
+        return j, same, logo.rests_on(lo, hi)
+
+    def _leave_one_out_dict(self) -> dict[str, Any] | None:
+        if self.leave_one_out is None:
+            return None
+        _, same, rests = self.leave_one_out_reference()
+        return {
+            **self.leave_one_out.to_dict(),
+            "headline_same_splits": same.to_list()[0],
+            "rests_on": rests,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (NaN stays NaN here; the caller turns it into null)."""
         fl = lambda a: [float(x) for x in a]  # noqa: E731
@@ -174,6 +205,7 @@ class ExpertControls:
                 name: {"n_eval": self.group_n_eval[name], "delta": iv.to_list()}
                 for name, iv in self.by_group.items()
             },
+            "leave_one_group_out": self._leave_one_out_dict(),
             "protocols": {k: iv.to_list() for k, iv in self.protocols.items()},
         }
         if self.has("refit_probe"):
@@ -282,10 +314,16 @@ def _plan(inputs: StudyInputs, cols: ControlColumns, settings: ControlSettings) 
     route = route_masks = None
     names = np.unique(group) if group is not None else np.array([])
     if group is None:
-        missing["by_group"] = missing["route_by_group"] = "the table has no 'group' column"
+        missing["by_group"] = missing["route_by_group"] = missing["leave_one_group_out"] = (
+            "the table has no 'group' column"
+        )
     elif names.size > MAX_GROUPS:
-        missing["by_group"] = (
+        missing["by_group"] = missing["leave_one_group_out"] = (
             f"{names.size} groups (more than {MAX_GROUPS}): per-group intervals skipped"
+        )
+    elif names.size < 2:
+        missing["leave_one_group_out"] = (
+            f"the pool has one group ({str(names[0])!r}): leaving it out leaves no rows"
         )
     if group is not None:
         for g in names if names.size <= MAX_GROUPS else []:
@@ -435,6 +473,20 @@ def compute_controls(
         null_draws=null_draws,
     )
     plan = _plan(inputs, cols, settings)
+    missing = dict(plan.missing)
+    logo = None
+    if "leave_one_group_out" not in missing:
+        logo = leave_one_group_out(
+            inputs,
+            settings,
+            budget_index=headline_index(settings.budget_grid),
+            cal_fraction=cal_fraction,
+            opt_fraction=opt_fraction,
+        )
+        if logo.skipped:
+            missing["leave_one_group_out"] = "; ".join(
+                f"group {g!r} not left out: {why}" for g, why in logo.skipped.items()
+            )
     runs = [_split_controls(plan, inputs, cols, r) for r in range(settings.repeats)]
     arms = [k for k in runs[0] if k not in ("groups", "route_rate")]
     auroc = {k: np.stack([np.asarray(x[k], dtype=np.float64) for x in runs]) for k in arms}
@@ -466,8 +518,9 @@ def compute_controls(
         if plan.route is not None
         else None,
         null=null,
-        missing=plan.missing,
+        missing=missing,
         noshift_caveat=cols.noshift_caveat,
+        leave_one_out=logo,
     )
 
 

@@ -62,7 +62,7 @@ def controls_for_table(spec: Any, table: Any, studies: Sequence[ExpertStudy]) ->
                 budgets=s.budgets,
                 delta=s.delta,
                 repeats=s.repeats,
-                cal_fraction=s.n_cal / s.n_pool,
+                cal_fraction=s.cal_fraction,
                 opt_fraction=spec.calibration.opt_fraction,
                 seed=spec.splits.seed,
                 split=s.split,

@@ -146,6 +146,7 @@ class ExpertStudy:
     group_sizes: NDArray[np.int64] | None = None  # [group] pool rows per group
     exact_violation: NDArray[np.float64] | None = None  # [budget] exact, budget-only, pool world
     exact_violation_bound: NDArray[np.float64] | None = None  # [budget] exact bound, Pareto arm
+    cal_fraction: float = 0.5  # n_cal = round(cal_fraction · n_pool)
 
     def monte_carlo_check(self) -> MonteCarloCheck:
         """The Monte Carlo check of the CTD arm, with its flag rule, power and exact values."""
@@ -334,6 +335,9 @@ def _delegation_masks(
     return masks, certified
 
 
+#: The smallest split :func:`run_study` accepts: calibration and evaluation rows of one split.
+MIN_CAL_ROWS, MIN_EVAL_ROWS = 4, 2
+
 #: Splits per task: repeats are grouped so a task is worth sending to a cluster.
 REPEATS_PER_TASK = 10
 
@@ -502,7 +506,7 @@ def run_study(
     N = inputs.n
     n_cal = round(cf * N)
     n_eval = N - n_cal
-    if n_cal < 4 or n_eval < 2:
+    if n_cal < MIN_CAL_ROWS or n_eval < MIN_EVAL_ROWS:
         raise CTDInputError(f"pool too small for a calibration/evaluation split: {N} rows")
     p, b, d, v = inputs.probe_prob, inputs.expert_prob, inputs.dv_score, inputs.delegation_value
     groups, gcode = _group_codes(inputs.group, N)
@@ -586,4 +590,5 @@ def run_study(
         split=split,
         diagnostics=diagnostics,
         group_sizes=gcount_pool.astype(np.int64),
+        cal_fraction=cf,
     )

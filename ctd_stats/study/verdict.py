@@ -11,6 +11,8 @@ over the study's splits (:class:`~ctd_stats.study.controls.ExpertControls`):
 
 The paragraph also says where (per group) CTD helps or hurts, what the null that can fail, the
 oracle gap and the no-shift control show, and whether CTD still adds value on top of the refit probe.
+When the headline's interval excludes 0 but leaving one group out makes it include 0, it names that
+group ("the gain rests on <group>: without it Δ = …"); otherwise it adds nothing about that control.
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ def expert_verdict(c: ExpertControls, budget: float = 0.3) -> Verdict:
             + (", ".join(hurts) if hurts else "no group")
             + " (paired intervals excluding 0)."
         )
+    rests = _rests_on(c, j, lo, hi)
+    if rests:
+        parts.append(rests)
     if c.null is not None:
         pv = c.null["p_value"][j]
         nm = c.null["null_delta"][j]
@@ -158,6 +163,19 @@ def expert_verdict(c: ExpertControls, budget: float = 0.3) -> Verdict:
             f"CTD pays here: {_s(m)} AUROC over calibrated-uncertainty delegation{against}."
         )
     return Verdict(c.expert, a, pays, reason, best, " ".join(parts))
+
+
+def _rests_on(c: ExpertControls, j: int, lo: float, hi: float) -> str:
+    """The sentence naming the groups without which the headline's interval [lo, hi] at budget
+    index ``j`` would include 0 (empty if none, or if the control is not at that budget)."""
+    logo = c.leave_one_out
+    if logo is None or logo.budget != float(c.budgets[j]):
+        return ""
+    groups = logo.rests_on(lo, hi)
+    if not groups:
+        return ""
+    said = [f"{g}: without it Δ = {_iv(*logo.interval(g))} ({logo.splits} splits)" for g in groups]
+    return f"The {'gain' if lo > 0 else 'loss'} rests on " + "; it also rests on ".join(said) + "."
 
 
 def overall_verdict(verdicts: list[Verdict]) -> str:

@@ -177,6 +177,14 @@ def test_demo_controls_and_verdict(demo_run):
             v["text"].startswith(f"Expert '{name}'")
             and ("CTD pays here" in v["text"]) == v["ctd_pays"]
         )
+        logo = c["leave_one_group_out"]
+        assert len(logo["groups"]) == 7 and logo["skipped"] == {} and logo["budget"] == 0.3
+        assert ("rests on" in v["text"]) == bool(logo["rests_on"])
+        for g in logo["rests_on"]:
+            assert f"rests on {g}: without it" in v["text"]
+    # issue 18's reviewer: the weak expert's gain rests on one source, the strong expert's does not
+    assert study["controls"]["weak"]["leave_one_group_out"]["rests_on"] == ["strongreject_edgy"]
+    assert study["controls"]["strong"]["leave_one_group_out"]["rests_on"] == []
     md = (out / "report.md").read_text()
     assert md.index("## Verdict and controls") < md.index("## Deployment: the certified thresholds")
     head = md.split("\n## ", 1)[

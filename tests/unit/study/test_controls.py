@@ -166,6 +166,7 @@ def test_missing_columns_are_reported_not_silent():
     c = compute_controls(bare, ControlColumns(), **{**KW, "null_draws": 10})
     assert set(c.missing) == {
         "by_group",
+        "leave_one_group_out",
         "route_by_group",
         "labels_to_probe",
         "no_shift",

@@ -1,0 +1,247 @@
+"""Leave one group out (ctd_stats/study/control_logo.py): the headline without each group in turn.
+
+(a) The whole gain sits in one group (tests/unit/study/synthetic.py: group A): without A the
+interval contains 0 and the verdict names A. (b) The same rows with the groups dealt at random, so
+the gain is spread over every group: no group carries it, and the verdict says nothing about it.
+(c) Exactness: the control for a group is the headline (of the controls and of ``run_study``)
+computed on the pool with that group's rows deleted, with the same seeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ctd_stats.study.control_arms import ControlSettings
+from ctd_stats.study.control_inputs import ControlColumns
+from ctd_stats.study.control_logo import MAX_SPLITS, leave_one_group_out
+from ctd_stats.study.controls import compute_controls
+from ctd_stats.study.runner import METHODS, StudyInputs, run_study
+from ctd_stats.study.verdict import _iv, expert_verdict
+from tests.unit.study.synthetic import pool
+
+BUDGETS = [0.1, 0.2, 0.3]
+J = 2  # the headline budget 0.3
+KW = dict(budgets=BUDGETS, delta=0.1, repeats=30, seed=3, split="none", null_draws=5)
+
+
+def _regroup(inputs: StudyInputs, group: np.ndarray) -> StudyInputs:
+    return StudyInputs(
+        labels=inputs.labels,
+        probe_prob=inputs.probe_prob,
+        expert_prob=inputs.expert_prob,
+        dv_score=inputs.dv_score,
+        group=group,
+        expert=inputs.expert,
+    )
+
+
+def _without(inputs: StudyInputs, group: str) -> StudyInputs:
+    """The pool as a table with ``group``'s rows deleted would give it."""
+    assert inputs.group is not None
+    keep = inputs.group != group
+    return StudyInputs(
+        labels=inputs.labels[keep],
+        probe_prob=inputs.probe_prob[keep],
+        expert_prob=inputs.expert_prob[keep],
+        dv_score=inputs.dv_score[keep],
+        group=inputs.group[keep],
+        expert=inputs.expert,
+    )
+
+
+@pytest.fixture(scope="module")
+def one_group():
+    inputs, cols = pool(seed=1)
+    return inputs, compute_controls(inputs, cols, **KW)
+
+
+@pytest.fixture(scope="module")
+def spread():
+    inputs, cols = pool(seed=1)
+    dealt = np.random.default_rng(11).choice(np.array(["g0", "g1", "g2", "g3"]), inputs.n)
+    spread_inputs = _regroup(inputs, dealt)
+    return spread_inputs, compute_controls(spread_inputs, cols, **KW)
+
+
+def test_gain_in_one_group_rests_on_it_and_the_verdict_names_it(one_group):
+    _, c = one_group
+    logo = c.leave_one_out
+    assert logo is not None and logo.groups == ("A", "B", "C") and logo.budget == 0.3
+    assert c.headline.lo[J] > 0.02
+    m, lo, hi = logo.interval("A")
+    assert lo <= 0 <= hi  # without A the expert is a copy of the probe: Δ = 0
+    for g in ("B", "C"):
+        assert logo.interval(g)[1] > 0.02  # without B or C the gain is still there
+    assert logo.rests_on(c.headline.lo[J], c.headline.hi[J]) == ["A"]
+    text = expert_verdict(c).text
+    assert f"The gain rests on A: without it Δ = {_iv(m, lo, hi)} (30 splits)." in text, text
+    assert text.count("rests on") == 1
+    d = c.to_dict()["leave_one_group_out"]
+    assert d["budget"] == 0.3 and d["splits"] == 30 and d["skipped"] == {}
+    assert d["groups"]["A"]["n_removed"] == int((c_group := one_group[0].group == "A").sum())
+    assert d["groups"]["A"]["n_pool_left"] == int((~c_group).sum())
+    assert d["groups"]["A"]["delta"] == {"mean": m, "ci95": [lo, hi]}
+    assert d["rests_on"] == ["A"]
+    h = c.headline
+    assert d["headline_same_splits"] == {"mean": h.mean[J], "ci95": [h.lo[J], h.hi[J]]}
+    assert "leave_one_group_out" not in c.missing
+
+
+def test_gain_spread_over_groups_rests_on_none(spread):
+    _, c = spread
+    logo = c.leave_one_out
+    assert logo is not None and logo.groups == ("g0", "g1", "g2", "g3")
+    assert c.headline.lo[J] > 0.02
+    for g in logo.groups:
+        assert logo.interval(g)[1] > 0  # every group left out: the interval still excludes 0
+    assert logo.rests_on(c.headline.lo[J], c.headline.hi[J]) == []
+    assert "rests on" not in expert_verdict(c).text
+    assert c.to_dict()["leave_one_group_out"]["rests_on"] == []
+
+
+@pytest.mark.parametrize("split", ["none", "opt_ht"])
+def test_the_control_is_the_headline_of_the_table_without_the_group(spread, split):
+    """Bit for bit: compute_controls and run_study on the pool with the group's rows deleted (same
+    seed, budgets, δ, split protocol, fractions) give the control's mean and interval."""
+    inputs, _ = spread
+    kw = {**KW, "split": split, "cal_fraction": 0.5, "opt_fraction": 0.3}
+    c = compute_controls(inputs, ControlColumns(), **kw)
+    logo = c.leave_one_out
+    assert logo is not None
+    for g in logo.groups:
+        sub = _without(inputs, g)
+        ref = compute_controls(sub, ControlColumns(), **kw)
+        assert logo.interval(g) == ref.headline.at(J)
+        st = run_study(sub, budgets=BUDGETS, delta=0.1, repeats=30, seed=3, split=split)
+        m, lo, hi = st.paired_delta()
+        i = METHODS.index("ctd")
+        assert logo.interval(g) == (m[i, J], lo[i, J], hi[i, J])
+        assert logo.n_left[logo.groups.index(g)] == sub.n
+    assert any(n % 2 for n in logo.n_left)  # an odd pool left: round(0.5 n′) rounds a half
+
+
+def test_fewer_splits_are_the_studys_first_splits(spread):
+    inputs, _ = spread
+    s = ControlSettings.for_pool(
+        inputs.n,
+        budgets=BUDGETS,
+        delta=0.1,
+        repeats=30,
+        cal_fraction=0.5,
+        opt_fraction=0.3,
+        seed=3,
+        split="none",
+        null_draws=None,
+    )
+    logo = leave_one_group_out(
+        inputs, s, budget_index=J, cal_fraction=0.5, opt_fraction=0.3, splits=12
+    )
+    ref = compute_controls(_without(inputs, "g2"), ControlColumns(), **{**KW, "repeats": 12})
+    assert logo.splits == 12 and logo.interval("g2") == ref.headline.at(J)
+    assert MAX_SPLITS >= 1 and compute_controls(
+        inputs, ControlColumns(), **{**KW, "repeats": 4}
+    ).leave_one_out.splits == min(4, MAX_SPLITS)
+
+
+def test_one_class_left_is_skipped():
+    """Groups that are the pool's classes: leaving either out leaves one class (AUROC undefined)."""
+    inputs, _ = pool(seed=2, n=400)
+    g = np.where(np.arange(inputs.n) < 100, "pos", "neg")
+    c = compute_controls(
+        StudyInputs(
+            labels=g == "pos",
+            probe_prob=inputs.probe_prob,
+            expert_prob=inputs.expert_prob,
+            dv_score=inputs.dv_score,
+            group=g,
+            expert="x",
+        ),
+        ControlColumns(),
+        **{**KW, "repeats": 3},
+    )
+    logo = c.leave_one_out
+    assert logo is not None and logo.groups == () and set(logo.skipped) == {"neg", "pos"}
+    why = c.missing["leave_one_group_out"]
+    assert (
+        "group 'pos' not left out: removing its 100 rows leaves 300 pool rows of one class only"
+        in why
+    )
+    assert "group 'neg' not left out" in why
+    assert c.to_dict()["leave_one_group_out"]["groups"] == {}
+
+
+def test_too_few_rows_left_is_skipped():
+    inputs, _ = pool(seed=2, n=200)
+    g = np.where(np.arange(inputs.n) < 195, "big", "small")
+    c = compute_controls(_regroup(inputs, g), ControlColumns(), **{**KW, "repeats": 3})
+    logo = c.leave_one_out
+    assert logo is not None and logo.groups == ("small",) and set(logo.skipped) == {"big"}
+    assert (
+        "group 'big' not left out: removing its 195 rows leaves 5 pool rows (2 calibration, "
+        "3 evaluation)" in c.missing["leave_one_group_out"]
+    )
+
+
+def test_no_groups_or_one_group_is_not_run():
+    inputs, _ = pool(seed=2, n=200)
+    c = compute_controls(_regroup(inputs, None), ControlColumns(), **{**KW, "repeats": 3})
+    assert c.leave_one_out is None and c.to_dict()["leave_one_group_out"] is None
+    assert c.missing["leave_one_group_out"] == "the table has no 'group' column"
+    c1 = compute_controls(
+        _regroup(inputs, np.full(inputs.n, "only")), ControlColumns(), **{**KW, "repeats": 3}
+    )
+    assert c1.leave_one_out is None and "one group ('only')" in c1.missing["leave_one_group_out"]
+
+
+def test_report_block_lists_every_group(one_group):
+    from ctd_stats.reports.study_controls import controls_blocks
+    from ctd_stats.study.verdict import overall_verdict
+
+    _, c = one_group
+    v = expert_verdict(c)
+    blocks = controls_blocks([c], [v], overall_verdict([v]))
+    table = next(b for b in blocks if getattr(b, "columns", [""])[0] == "group left out")
+    names = [r[0] for r in table.rows]
+    assert names == ["none (the headline)", "none (the headline, first 30 splits)", "A", "B", "C"]
+    assert [r[4] for r in table.rows] == ["", "", "the headline rests on it", "", ""]
+    assert "first 30 splits" in table.caption
+
+
+def test_ctd_run_path_gives_the_deleted_tables_headline(tmp_path):
+    """Through ``controls_for_table`` (what ``ctd run`` calls): the pool has 1,401 rows and the
+    group 234, so the 1,167 rows left split as round(0.5 · 1167) = 584 calibration rows, as
+    ``run_study`` splits a table without the group (700/1401 · 1167 would give 583)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from ctd_stats.study.inputs import study_inputs
+    from ctd_stats.study.run_controls import controls_for_table
+    from ctd_stats.table.score_table import read_score_table
+
+    inputs, _ = pool(seed=4, n=1401)
+    group = np.where(np.arange(inputs.n) < 234, "cut", "rest")
+    path = tmp_path / "t.parquet"
+    pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(inputs.n)],
+            "split": "",
+            "group": group,
+            "label": inputs.labels.astype(int),
+            "probe_prob": inputs.probe_prob,
+            "expert_prob__x": inputs.expert_prob,
+            "dv_score__x": inputs.dv_score,
+        }
+    ).to_parquet(path)
+    table = read_score_table(path)
+    kw = dict(budgets=BUDGETS, delta=0.1, repeats=6, opt_fraction=0.3, seed=3, split="opt_ht")
+    study = run_study(study_inputs(table, "x"), **kw)
+    spec = SimpleNamespace(
+        calibration=SimpleNamespace(opt_fraction=0.3), splits=SimpleNamespace(seed=3)
+    )
+    logo = controls_for_table(spec, table, [study]).experts[0].leave_one_out
+    assert logo is not None and logo.n_left == (1167, 234)
+    m, lo, hi = run_study(_without(_regroup(inputs, group), "cut"), **kw).paired_delta()
+    i = METHODS.index("ctd")
+    assert logo.interval("cut") == (m[i, J], lo[i, J], hi[i, J])
