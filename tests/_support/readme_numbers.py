@@ -1,7 +1,7 @@
 """The README's demo controls table, rendered from ``study.json`` of ``ctd run specs/demo.yaml``.
 
 The README holds the rendered text between ``<!-- demo-controls:start -->`` and
-``<!-- demo-controls:end -->``; ``tests/ctd_stats/test_demo.py`` renders it from the study output
+``<!-- demo-controls:end -->``; ``tests/e2e/test_demo.py`` renders it from the study output
 and requires the README to hold exactly that, so no README number is typed by hand.
 """
 
@@ -29,6 +29,12 @@ def _iv(row: dict[str, Any] | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.0%}"
+
+
+def _weakest_group(logo: dict[str, Any]) -> str:
+    """The group whose removal leaves the smallest Δ, with that Δ and its interval."""
+    name, row = min(logo["groups"].items(), key=lambda kv: kv[1]["delta"]["mean"])
+    return f"{name}: {_iv(row['delta'])}"
 
 
 def render(study: dict[str, Any]) -> str:
@@ -61,6 +67,10 @@ def render(study: dict[str, Any]) -> str:
     add(
         "… on the 4 sources it never saw",
         lambda c, j: _iv(c["by_group"]["unseen sources"]["delta"][j]),
+    )
+    add(
+        "… without the one source it rests on most (leave one out, 100 splits)",
+        lambda c, j: _weakest_group(c["leave_one_group_out"]),
     )
     add("CTD AUROC", lambda c, j: f"{c['headline']['ctd'][j]:.3f}")
     add(
