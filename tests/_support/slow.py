@@ -34,6 +34,14 @@ SLOW_TESTS = (
     "tests/unit/probes/experts/test_experts_judge.py::test_judge_with_packaged_smollm2_tokenizer",
     "tests/unit/study/test_controls_null.py",
     "tests/unit/engines/test_engines.py::test_local_path_imports_no_ray",
+    # gateway processes started and stopped (and a PostgreSQL server), subprocess import checks,
+    # shipped tables calibrated, demo figures drawn twice
+    "tests/unit/serve/test_operations.py",
+    "tests/unit/serve/test_postgres_log.py",
+    "tests/unit/serve/test_startup_imports.py",
+    "tests/e2e/test_lazy_work.py",
+    "tests/e2e/test_demo_groups.py",
+    "tests/unit/reports/test_figure_cost.py::test_a_reused_figure_renders_the_same_pixels_as_a_fresh_one",
 )
 
 
