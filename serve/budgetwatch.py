@@ -121,6 +121,13 @@ class BudgetWatch:
         self._fed, tail = self._store.delegations(self._fed)
         self.monitor.update(np.asarray(tail, dtype=bool))
         self._checkpointed = self._fed
+        if len(tail) >= CHECKPOINT_ROWS:  # a long replay (an older log, rows from elsewhere):
+            # checkpoint now, so that the next restart does not replay the same rows again
+            store = self._store
+            assert isinstance(store, DecisionLog)
+            with self.lock:
+                point = json.dumps(self.state())
+            store.store_checkpoint(self._fed, point)
         self.never_delegate = self.monitor.alarm and self.on_alarm == "never-delegate"
         if self.monitor.alarm:
             log.warning(

@@ -630,6 +630,32 @@ class DecisionLog(GroupCommitLog):
         else:
             self._writer.submit(put).result()
 
+    def store_checkpoint(self, after_seq: int, state: str) -> None:
+        """Store the monitor's state after ``after_seq`` outside a commit of rows (a restart that
+        replayed a long tail: the next restart starts from here, not from the same tail)."""
+
+        def put() -> None:
+            with self._con_lock:
+                con = self._con
+                try:
+                    con.execute("BEGIN IMMEDIATE")
+                    con.execute(
+                        "INSERT INTO monitor_checkpoint (id, after_seq, state) VALUES (1, ?, ?) "
+                        "ON CONFLICT(id) DO UPDATE SET after_seq = excluded.after_seq, "
+                        "state = excluded.state",
+                        (after_seq, state),
+                    )
+                    con.execute("COMMIT")
+                except BaseException:
+                    if con.in_transaction:
+                        con.execute("ROLLBACK")
+                    raise
+
+        if self._in_writer():
+            put()
+        else:
+            self._writer.submit(put).result()
+
     @staticmethod
     def _in_writer() -> bool:
         return threading.current_thread().name.startswith("ctd-decision-log")
