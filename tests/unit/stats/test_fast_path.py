@@ -117,3 +117,46 @@ def test_full_grid_computes_pvalues_only_around_the_boundary(pvalue):
     np.testing.assert_array_equal(cal.pvalues, p_all[window])
     np.testing.assert_array_equal(cal.certified, rej_all[window])
     assert cal.certified.any() and not cal.certified.all()
+
+
+@pytest.mark.parametrize(
+    ("decimals", "budget", "delta"),
+    [
+        (3, 0.2, 0.1),  # ties, boundary in the middle
+        (2, 0.3, 0.1),  # a wider spread, boundary in the middle
+        (6, 1e-5, 0.1),  # nothing certified: the window is the chain's start
+        (6, 0.002, 0.1),  # boundary within the first BOUNDARY_WINDOW hypotheses
+        (6, 0.9995, 0.1),  # boundary within the last BOUNDARY_WINDOW hypotheses
+        (6, 0.5, 0.01),
+    ],
+)
+def test_boundary_window_equals_the_full_chain_at_its_edges(decimals, budget, delta):
+    """The window is built from the first-occurrence mask without the chain-length arrays: each
+    returned hypothesis (threshold, p-value, decision, rate) equals the full chain's at that
+    position, the window is the chain's slice around the boundary, and τ̂ is the full chain's."""
+    from ctd_stats.stats.fwer import FixedSequence
+    from ctd_stats.stats.ltt import BOUNDARY_WINDOW
+    from ctd_stats.stats.pvalues import pvalue_function
+
+    rng = np.random.default_rng(11)
+    x = np.round(rng.normal(size=40_000) * (1 if decimals > 2 else 30), decimals)
+    grid = np.unique(x)[::-1]
+    if grid.size <= 2 * BOUNDARY_WINDOW:
+        pytest.skip("too few distinct values for the window")
+    cal = calibrate_budget(x, budget, delta)
+    counts = (x.size - np.searchsorted(np.sort(x), grid, side="right")).astype(np.int64)
+    p_all = pvalue_function("binomial")(counts, x.size, budget)
+    rej_all = FixedSequence().reject(p_all, delta)
+    cut = int(rej_all.sum())
+    lo, hi = max(0, cut - BOUNDARY_WINDOW), min(grid.size, cut + BOUNDARY_WINDOW)
+    assert cal.extras == {
+        "family": "boundary_window",
+        "grid_size": grid.size,
+        "k_star": cal.extras["k_star"],
+    }
+    np.testing.assert_array_equal(cal.thresholds, grid[lo:hi])
+    np.testing.assert_array_equal(cal.pvalues, p_all[lo:hi])
+    np.testing.assert_array_equal(cal.certified, rej_all[lo:hi])
+    np.testing.assert_array_equal(cal.empirical_rates, counts[lo:hi] / x.size)
+    assert cal.threshold == (grid[rej_all].min() if rej_all.any() else np.inf)
+    assert cal.threshold == budget_threshold(x, budget, delta).threshold
