@@ -256,6 +256,12 @@ class PendingRequest:
         self.future = future
 
 
+#: Stores the monitor checkpoint (one row): ``(after_seq, state)``.
+_UPSERT_CHECKPOINT = (
+    "INSERT INTO monitor_checkpoint (id, after_seq, state) VALUES (1, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET after_seq = excluded.after_seq, state = excluded.state"
+)
+
 #: Seconds during which a failed commit keeps ``/readyz`` failing even if a probe write succeeds.
 FAILURE_MEMORY_S = 10.0
 
@@ -519,12 +525,7 @@ class DecisionLog(GroupCommitLog):
             if self._checkpoint is not None:
                 point = self._checkpoint()
                 if point is not None:
-                    con.execute(
-                        "INSERT INTO monitor_checkpoint (id, after_seq, state) VALUES (1, ?, ?) "
-                        "ON CONFLICT(id) DO UPDATE SET after_seq = excluded.after_seq, "
-                        "state = excluded.state",
-                        point,
-                    )
+                    con.execute(_UPSERT_CHECKPOINT, point)
             for req in batch:
                 results.append(self._insert_request(con, req, fresh))
             con.execute("COMMIT")
@@ -604,47 +605,31 @@ class DecisionLog(GroupCommitLog):
     def record_event(self, kind: str, detail: str) -> None:
         """Append an operator event (alarm, reset) to ``gateway_events`` after the logged rows."""
 
-        def put() -> None:
-            with self._con_lock:
-                _put(self._con)
+        def put(con: sqlite3.Connection) -> None:
+            (last,) = con.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {DECISIONS_TABLE}").fetchone()
+            con.execute(
+                "INSERT INTO gateway_events (timestamp, kind, after_decision, detail) "
+                "VALUES (?, ?, ?, ?)",
+                (utc_timestamp(), kind, int(last), detail),
+            )
 
-        def _put(con: sqlite3.Connection) -> None:
-            try:
-                con.execute("BEGIN IMMEDIATE")
-                (last,) = con.execute(
-                    f"SELECT COALESCE(MAX(seq), 0) FROM {DECISIONS_TABLE}"
-                ).fetchone()
-                con.execute(
-                    "INSERT INTO gateway_events (timestamp, kind, after_decision, detail) "
-                    "VALUES (?, ?, ?, ?)",
-                    (utc_timestamp(), kind, int(last), detail),
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                if con.in_transaction:
-                    con.execute("ROLLBACK")
-                raise
-
-        if self._in_writer():
-            put()
-        else:
-            self._writer.submit(put).result()
+        self._transaction(put)
 
     def store_checkpoint(self, after_seq: int, state: str) -> None:
         """Store the monitor's state after ``after_seq`` outside a commit of rows (a restart that
         replayed a long tail: the next restart starts from here, not from the same tail)."""
+        self._transaction(lambda con: con.execute(_UPSERT_CHECKPOINT, (after_seq, state)))
 
-        def put() -> None:
+    def _transaction(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        """``work(con)`` in one ``BEGIN IMMEDIATE`` transaction on the writer thread (waited for
+        from any other thread), rolled back if it raises."""
+
+        def run() -> None:
             with self._con_lock:
                 con = self._con
                 try:
                     con.execute("BEGIN IMMEDIATE")
-                    con.execute(
-                        "INSERT INTO monitor_checkpoint (id, after_seq, state) VALUES (1, ?, ?) "
-                        "ON CONFLICT(id) DO UPDATE SET after_seq = excluded.after_seq, "
-                        "state = excluded.state",
-                        (after_seq, state),
-                    )
+                    work(con)
                     con.execute("COMMIT")
                 except BaseException:
                     if con.in_transaction:
@@ -652,9 +637,9 @@ class DecisionLog(GroupCommitLog):
                     raise
 
         if self._in_writer():
-            put()
+            run()
         else:
-            self._writer.submit(put).result()
+            self._writer.submit(run).result()
 
     @staticmethod
     def _in_writer() -> bool:

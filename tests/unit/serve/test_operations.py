@@ -219,10 +219,24 @@ def test_an_over_limit_batch_is_refused_before_its_items_are_validated(make_clie
     assert r.json()["detail"][0]["loc"] == ["body", "items"]
 
 
+def _spy_on_log_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ``after_seq`` of every read of the log's delegation column (a restart's replay)."""
+    from serve.decisionlog import DecisionLog
+
+    reads: list[int] = []
+    real = DecisionLog.delegations
+
+    def spy(self, after=0):
+        reads.append(after)
+        return real(self, after)
+
+    monkeypatch.setattr(DecisionLog, "delegations", spy)
+    return reads
+
+
 def test_restart_reads_the_checkpoint_not_the_whole_log(make_client, tmp_path, monkeypatch):
     """Issue 19, defect 7: the monitor was rebuilt by replaying the whole log at every start."""
     import serve.budgetwatch as engine
-    from serve.decisionlog import DecisionLog
 
     monkeypatch.setattr(engine, "CHECKPOINT_ROWS", 500)
     client = make_client()
@@ -239,14 +253,7 @@ def test_restart_reads_the_checkpoint_not_the_whole_log(make_client, tmp_path, m
     (after_seq,) = con.execute("SELECT after_seq FROM monitor_checkpoint").fetchone()
     con.close()
     assert 2000 <= after_seq < 3000
-    reads: list[int] = []
-    real = DecisionLog.delegations
-
-    def spy(self, after=0):
-        reads.append(after)
-        return real(self, after)
-
-    monkeypatch.setattr(DecisionLog, "delegations", spy)
+    reads = _spy_on_log_reads(monkeypatch)
     again = make_client()
     assert reads == [after_seq]  # only the rows after the checkpoint were read
     after = again.get("/v1/budget").json()
@@ -261,7 +268,6 @@ def test_a_long_replay_is_checkpointed_at_once(make_client, tmp_path, monkeypatc
     elsewhere) was replayed at every restart until 4,096 new decisions came: 3.7-4.1 s at each
     launch on a 4M-row log. Now the restart that replays it stores a checkpoint at once."""
     import serve.budgetwatch as engine
-    from serve.decisionlog import DecisionLog
 
     monkeypatch.setattr(engine, "CHECKPOINT_ROWS", 10**9)  # the rows are logged with no checkpoint
     client = make_client()
@@ -277,14 +283,7 @@ def test_a_long_replay_is_checkpointed_at_once(make_client, tmp_path, monkeypatc
     assert con.execute("SELECT COUNT(*) FROM monitor_checkpoint").fetchone() == (0,)
     con.close()
     monkeypatch.setattr(engine, "CHECKPOINT_ROWS", 500)
-    reads: list[int] = []
-    real = DecisionLog.delegations
-
-    def spy(self, after=0):
-        reads.append(after)
-        return real(self, after)
-
-    monkeypatch.setattr(DecisionLog, "delegations", spy)
+    reads = _spy_on_log_reads(monkeypatch)
     replayed = make_client()  # replays the 1,500 rows, then checkpoints
     replayed.__exit__(None, None, None)
     con = sqlite3.connect(tmp_path / "log.db")
