@@ -239,3 +239,6 @@ def test_readme_claims_about_the_controls(demo_run):
     assert lo < 0 < hi  # without the shift the strong expert's gain vanishes
     assert 0.4 <= row(strong, "route_by_group", "fraction_of_ctd_gain") <= 0.6  # "half"
     assert row(weak, "route_by_group", "fraction_of_ctd_gain") > 0.6  # "most"
+    # "the weak judge's gain rests on one source ... the strong expert's survives"
+    assert weak["leave_one_group_out"]["rests_on"] == ["strongreject_edgy"]
+    assert strong["leave_one_group_out"]["rests_on"] == []
