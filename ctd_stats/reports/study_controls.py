@@ -9,7 +9,7 @@ import numpy as np
 
 from ctd_stats.reports.document import Heading, Paragraph, Table
 from ctd_stats.study.controls import ExpertControls, IntervalArray, headline_index
-from ctd_stats.study.verdict import Verdict
+from ctd_stats.study.verdict import Verdict, group_label
 
 
 def _iv(iv: IntervalArray | None, j: int) -> str:
@@ -102,7 +102,10 @@ def _budget_table(c: ExpertControls) -> Table:
 
 
 def _group_table(c: ExpertControls, j: int) -> Table:
-    rows = [[name, round(c.group_n_eval[name], 1), _iv(iv, j)] for name, iv in c.by_group.items()]
+    rows = [
+        [group_label(name), round(c.group_n_eval[name], 1), _iv(iv, j)]
+        for name, iv in c.by_group.items()
+    ]
     return Table(
         ["group", "evaluation rows per split", f"CTD − calibrated uncertainty at {c.budgets[j]:g}"],
         rows,
@@ -125,7 +128,7 @@ def _logo_table(c: ExpertControls) -> Table | None:
     for i, g in enumerate(logo.groups):
         rows.append(
             [
-                g,
+                group_label(g),
                 logo.n_removed[i],
                 logo.n_left[i],
                 _iv(logo.delta, i),

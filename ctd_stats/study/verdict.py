@@ -13,6 +13,7 @@ The paragraph also says where (per group) CTD helps or hurts, what the null that
 oracle gap and the no-shift control show, and whether CTD still adds value on top of the refit probe.
 When the headline's interval excludes 0 but leaving one group out makes it include 0, it names that
 group ("the gain rests on <group>: without it Δ = …"); otherwise it adds nothing about that control.
+Rows whose ``group`` cell is empty (or missing) form one group, named "(no group)" in the text.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ import numpy as np
 
 from ctd_stats.study.controls import ExpertControls, headline_index
 
-__all__ = ["Verdict", "expert_verdict", "overall_verdict"]
+__all__ = ["NO_GROUP", "Verdict", "expert_verdict", "group_label", "overall_verdict"]
+
+#: How the verdict and the report name the rows whose ``group`` cell is empty (or missing): they are
+#: left out, and counted, together, as one group (study.json keeps its key ``""``).
+NO_GROUP = "(no group)"
 
 #: Human names of the alternatives the verdict compares CTD with.
 ALTERNATIVES: dict[str, str] = {
@@ -32,6 +37,11 @@ ALTERNATIVES: dict[str, str] = {
     "refit_unc": "the refit probe with calibrated-uncertainty delegation",
     "route": "the route-by-group rule learned on dev",
 }
+
+
+def group_label(name: str) -> str:
+    """A group's name as the verdict and the report print it: :data:`NO_GROUP` for ``""``."""
+    return name if name else NO_GROUP
 
 
 def _s(x: float) -> str:
@@ -88,8 +98,8 @@ def expert_verdict(c: ExpertControls, budget: float = 0.3) -> Verdict:
     )
     if c.by_group:
         named = {k: iv for k, iv in c.by_group.items() if np.isfinite(iv.mean[j])}
-        helps = [f"{k} {_s(iv.mean[j])}" for k, iv in named.items() if iv.lo[j] > 0]
-        hurts = [f"{k} {_s(iv.mean[j])}" for k, iv in named.items() if iv.hi[j] < 0]
+        helps = [f"{group_label(k)} {_s(iv.mean[j])}" for k, iv in named.items() if iv.lo[j] > 0]
+        hurts = [f"{group_label(k)} {_s(iv.mean[j])}" for k, iv in named.items() if iv.hi[j] < 0]
         parts.append(
             "By group, CTD beats uncertainty on "
             + (", ".join(helps) if helps else "no group")
@@ -174,7 +184,10 @@ def _rests_on(c: ExpertControls, j: int, lo: float, hi: float) -> str:
     groups = logo.rests_on(lo, hi)
     if not groups:
         return ""
-    said = [f"{g}: without it Δ = {_iv(*logo.interval(g))} ({logo.splits} splits)" for g in groups]
+    said = [
+        f"{group_label(g)}: without it Δ = {_iv(*logo.interval(g))} ({logo.splits} splits)"
+        for g in groups
+    ]
     return f"The {'gain' if lo > 0 else 'loss'} rests on " + "; it also rests on ".join(said) + "."
 
 

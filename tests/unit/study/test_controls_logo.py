@@ -245,3 +245,49 @@ def test_ctd_run_path_gives_the_deleted_tables_headline(tmp_path):
     m, lo, hi = run_study(_without(_regroup(inputs, group), "cut"), **kw).paired_delta()
     i = METHODS.index("ctd")
     assert logo.interval("cut") == (m[i, J], lo[i, J], hi[i, J])
+
+
+def test_rows_without_a_group_are_named_in_the_verdict_and_report():
+    """Rows whose group cell is empty (the table reads a missing group as "") are left out together
+    and named "(no group)": the verdict said "The gain rests on : without it …" and the report had
+    blank group cells (red-team, 2026-12-03)."""
+    from ctd_stats.reports.study_controls import controls_blocks
+    from ctd_stats.study.verdict import NO_GROUP, overall_verdict
+
+    inputs, cols = pool(seed=1)
+    assert inputs.group is not None
+    c = compute_controls(
+        _regroup(inputs, np.where(inputs.group == "A", "", inputs.group)), cols, **KW
+    )
+    logo = c.leave_one_out
+    assert logo is not None and logo.groups == ("", "B", "C")
+    text = expert_verdict(c).text
+    m, lo, hi = logo.interval("")
+    assert f"The gain rests on {NO_GROUP}: without it Δ = {_iv(m, lo, hi)} (30 splits)." in text
+    assert f"CTD beats uncertainty on {NO_GROUP} +" in text
+    assert "on  " not in text and "rests on :" not in text
+    assert c.to_dict()["leave_one_group_out"]["rests_on"] == [""]  # study.json keeps the key ""
+    v = expert_verdict(c)
+    tables = [b for b in controls_blocks([c], [v], overall_verdict([v])) if hasattr(b, "rows")]
+    for t in tables:
+        if t.columns[0] in ("group", "group left out"):
+            assert NO_GROUP in [r[0] for r in t.rows] and "" not in [r[0] for r in t.rows]
+
+
+def test_several_groups_each_carrying_the_gain_are_all_named(one_group):
+    """When leaving out any of several groups makes the interval include 0, the sentence names each
+    one once, in the control's order, with its own interval."""
+    import dataclasses
+
+    from ctd_stats.study.control_arms import IntervalArray
+
+    _, c = one_group
+    logo = c.leave_one_out
+    assert logo is not None
+    wide = np.tile(np.linspace(-0.01, 0.02, 30)[:, None], (1, 3))  # every group: 0 inside
+    both = dataclasses.replace(logo, delta=IntervalArray.of(wide))
+    text = expert_verdict(dataclasses.replace(c, leave_one_out=both)).text
+    said = "; it also rests on ".join(
+        f"{g}: without it Δ = {_iv(*both.interval(g))} (30 splits)" for g in "ABC"
+    )
+    assert f"The gain rests on {said}." in text and text.count("rests on") == 3
