@@ -230,8 +230,11 @@ def _results_figure(
     for r, (t, p, ok) in zip(results, tested, strict=True):
         c = colours[r.budget]
         pv = np.clip(p, floor, 1.0)
-        ax.scatter(t[~ok], pv[~ok], s=7, color=c, alpha=0.25, linewidths=0)
-        ax.scatter(t[ok], pv[ok], s=9, color=c, label=f"budget {r.budget:g}: certified")
+        # a budget with nothing certified is named by its faint points, never as "certified"
+        none_label = None if ok.any() else f"budget {r.budget:g}: none certified"
+        ax.scatter(t[~ok], pv[~ok], s=7, color=c, alpha=0.25, linewidths=0, label=none_label)
+        if ok.any():
+            ax.scatter(t[ok], pv[ok], s=9, color=c, label=f"budget {r.budget:g}: certified")
     for d in sorted({r.delta for r in results}):
         ax.axhline(d, color=_RED, ls="--", lw=1.2, label=f"δ = {d:g}")
     ax.set_yscale("log")
