@@ -98,10 +98,12 @@ def test_each_budget_drawn_in_its_colour_and_none_called_certified_wrongly(
     tmp_path, drawn, capsys, calibration, n
 ):
     """Before: a budget with nothing certified had the legend entry 'budget 0.001: certified' in
-    the p-value panel (the empty scatter of its certified points was labelled all the same)."""
+    the p-value panel (the empty scatter of its certified points was labelled all the same), and
+    Bonferroni-split chains' budget p-values were drawn against δ although tested at δ/2."""
     cert, md = _calibrate(tmp_path, calibration, n)
     assert capsys.readouterr().err == ""
     results = {r["budget"]: r for r in cert["results"]}
+    delta = float(re.findall(r"delta: ([0-9.]+)", calibration)[0])
     budgets = sorted(results)
     assert any(r["certified"] for r in results.values())
     assert not all(r["certified"] for r in results.values())
@@ -119,6 +121,16 @@ def test_each_budget_drawn_in_its_colour_and_none_called_certified_wrongly(
     for fig, group in zip(drawn, groups, strict=True):
         assert not fig["overlaps"], fig["overlaps"]
         rate_ax, p_ax = fig["axes"][0], fig["axes"][1]
+        # the level the drawn p-values were compared with: δ/2 for each Bonferroni-split chain
+        # (before: δ, with budget p-values between δ/2 and δ drawn as not certified below it)
+        level = delta / 2 if "bonferroni_split" in calibration else delta
+        name = (
+            f"δ/2 = {level:g} (budget chain)"
+            if "bonferroni_split" in calibration
+            else f"δ = {level:g}"
+        )
+        assert [t for t in p_ax["legend"] if t.startswith("δ")] == [name]
+        assert [y[0] for _, _, y in p_ax["lines"]] == [level]
         for b in group:
             r = results[b]
             # (a) the dashed budget line and the certified τ in the same colour
@@ -130,6 +142,7 @@ def test_each_budget_drawn_in_its_colour_and_none_called_certified_wrongly(
             certified = [
                 (c, p) for label, c, p in p_ax["points"] if label == f"budget {b:g}: certified"
             ]
+            assert all(p[:, 1].max() <= level for _, p in certified)
             if r["certified"]:
                 tau = r["threshold"]
                 assert [
