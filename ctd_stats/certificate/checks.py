@@ -11,6 +11,8 @@ recomputes a plain digest but not the statistics. For each result it recomputes,
 counts recorded per tested threshold (``ht_count`` of ``n_test`` rows with d > τ), the budget
 p-value with the recorded p-value kind and budget, and re-runs the family-wise procedure on the
 recorded p-values; then it checks that τ is the threshold the method picks among the rejected ones.
+The recorded ``groups`` declaration must agree with the results' method (``clusters`` exactly when
+every result was certified with clusters).
 
 Cost: O(L) per result for L tested thresholds (vectorised).
 """
@@ -218,11 +220,33 @@ def _choice_problems(
     return []
 
 
+def _groups_problems(cert: Certificate) -> list[str]:
+    """The recorded ``groups`` declaration must match how the results were certified.
+
+    ``clusters`` is written exactly when ``calibration.cluster`` is set, and then every result is
+    certified with clusters as the sampling unit (``budget_only_cluster``); ``strata`` and
+    ``unknown`` certify rows (the spec refuses ``strata`` next to ``cluster``). ``groups`` absent:
+    an older certificate, nothing to check.
+    """
+    if cert.groups is None:
+        return []
+    for r in cert.results:
+        clustered = r.method == "budget_only_cluster"
+        if clustered != (cert.groups == "clusters"):
+            how = "with clusters as the sampling unit" if clustered else "row by row"
+            return [
+                f"result (expert={r.expert!r}, budget={r.budget:g}): groups = "
+                f"{cert.groups!r} is recorded, but the result was certified {how}"
+            ]
+    return []
+
+
 def certificate_problems(cert: Certificate) -> list[str]:
     """Every inconsistency in ``cert`` (empty when all results are consistent)."""
     out: list[str] = []
     for r in cert.results:
         out.extend(result_problems(r))
+    out.extend(_groups_problems(cert))
     return out
 
 

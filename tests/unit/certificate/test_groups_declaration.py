@@ -144,3 +144,50 @@ def test_older_certificate_without_the_field_loads_and_keeps_its_digest(tmp_path
     assert cert.groups is None and certificate_problems(cert) == []
     again = cert.to_dict()
     assert "groups" not in again and again["integrity"]["digest"] == raw["integrity"]["digest"]
+
+
+def _reseal(raw: dict) -> dict:
+    """``raw`` with a plain sha256 digest recomputed over its content (what an editor can do)."""
+    out = {k: v for k, v in raw.items() if k != "integrity"}
+    out["integrity"] = {
+        "algorithm": "sha256",
+        "digest": hashlib.sha256(canonical_bytes(out)).hexdigest(),
+        "key_id": None,
+    }
+    return out
+
+
+@pytest.mark.parametrize(
+    ("calibration", "flip", "how"),
+    [
+        (", groups: strata", "clusters", "row by row"),
+        ("", "clusters", "row by row"),
+        (", cluster: group", "strata", "with clusters as the sampling unit"),
+        (", cluster: group", "unknown", "with clusters as the sampling unit"),
+    ],
+)
+def test_flipped_declaration_is_caught_by_the_seal_and_by_the_checks(
+    tmp_path, calibration, flip, how
+):
+    """An edited ``groups`` changes the sealed content: refused by the digest. Re-sealed with a plain
+    digest, a declaration that contradicts how the results were certified (``clusters`` on row-level
+    results, ``strata``/``unknown`` on cluster results) is refused by the consistency check; before
+    it was checked, such a certificate loaded with no problem (red-team, 2026-12-03)."""
+    _grouped_table(tmp_path / "t.parquet")
+    assert main(["calibrate", str(_spec(tmp_path, calibration))]) == EXIT_OK
+    raw = json.loads((tmp_path / "out" / "certificate.json").read_text())
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({**raw, "groups": flip}))
+    with pytest.raises(CTDInputError, match="does not match its digest"):
+        load_certificate(edited)
+    edited.write_text(json.dumps(_reseal({**raw, "groups": flip})))
+    with pytest.raises(
+        CTDInputError, match=f"groups = '{flip}' is recorded, but the result was "
+    ) as err:
+        load_certificate(edited)
+    assert how in str(err.value) and "inconsistent certificate" in str(err.value)
+    if flip == "clusters":  # strata <-> unknown on row-level results: consistent, loads
+        other = "unknown" if raw["groups"] == "strata" else "strata"
+        ok = tmp_path / "ok.json"
+        ok.write_text(json.dumps(_reseal({**raw, "groups": other})))
+        assert load_certificate(ok).groups == other
