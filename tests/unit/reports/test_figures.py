@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ctd_stats.cli.entry import main
-from ctd_stats.reports.document import Figure
+from ctd_stats.reports.document import Figure, thin_ticks
 from tests.conftest import score_frame, write_frame
 
 
@@ -98,12 +98,14 @@ def legend_overlaps(fig: Any) -> list[str]:
 
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
-    """Every figure the code renders, with its overlap problems (checked before rendering)."""
+    """Every figure the code renders, with its overlap problems (checked as it is rendered: after
+    :func:`thin_ticks`, which :meth:`Figure.from_matplotlib` applies before drawing)."""
     seen: list[tuple[str, list[str]]] = []
     original = Figure.from_matplotlib.__func__  # type: ignore[attr-defined]
 
     def check_then_render(cls: type[Figure], fig: Any, caption: str = "", dpi: int = 110) -> Figure:
         title = caption or (fig._suptitle.get_text() if fig._suptitle else "") or "figure"
+        thin_ticks(fig)  # checked as rendered: fewer tick labels change the layout
         seen.append((title, legend_overlaps(fig)))
         return original(cls, fig, caption, dpi)
 
