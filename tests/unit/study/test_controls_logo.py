@@ -291,3 +291,19 @@ def test_several_groups_each_carrying_the_gain_are_all_named(one_group):
         f"{g}: without it Δ = {_iv(*both.interval(g))} (30 splits)" for g in "ABC"
     )
     assert f"The gain rests on {said}." in text and text.count("rests on") == 3
+
+
+def test_more_groups_than_the_cap_are_not_left_out_and_the_reason_says_so():
+    """Over MAX_GROUPS groups the control is not run, and its own reason says so (it read
+    "per-group intervals skipped", the by-group control's reason; red-team, 2026-12-03)."""
+    from ctd_stats.study.controls import MAX_GROUPS
+
+    inputs, _ = pool(seed=2, n=400)
+    many = np.array([f"g{i}" for i in range(MAX_GROUPS + 1)])[
+        np.arange(inputs.n) % (MAX_GROUPS + 1)
+    ]
+    c = compute_controls(_regroup(inputs, many), ControlColumns(), **{**KW, "repeats": 3})
+    assert c.leave_one_out is None and c.to_dict()["leave_one_group_out"] is None
+    why = c.missing["leave_one_group_out"]
+    assert why == f"{MAX_GROUPS + 1} groups (more than {MAX_GROUPS}): no group left out in turn"
+    assert "per-group intervals" in c.missing["by_group"]
