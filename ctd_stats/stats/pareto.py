@@ -79,6 +79,7 @@ from ctd_stats.stats.dv_targets import UNSAFE_CUTOFF, predicts_unsafe
 from ctd_stats.stats.fwer import (
     JOINT_RULES,
     BonferroniSplitChains,
+    FixedSequence,
     FWERProcedure,
     MaxP,
     get_procedure,
@@ -366,6 +367,9 @@ class _TestedFront:
     rejected: NDArray[np.bool_]
     test_order: NDArray[np.int64]
     procedure: FWERProcedure
+    #: Why nothing passed, where ``pvalues`` alone cannot say (Bonferroni-split chains: they are
+    #: the budget chain's p-values only, tested at δ/2, and the error chain must reject too).
+    failure_detail: str | None = None
 
 
 def _choose(
@@ -393,6 +397,8 @@ def _choose(
         what = "joint budget and error" if joint_set else "budget"
         if pvals.size == 0:
             detail = "the Pareto front is empty"
+        elif front.failure_detail is not None:
+            detail = front.failure_detail
         elif procedure.chain:
             detail = (
                 f"the chain stopped at its first hypothesis, τ = {f_tau[test_order[0]]:.6g}, with p-value "
@@ -473,6 +479,7 @@ def calibrate_cascade(
     p_b = pfun_b(k_ht, ht.n, b)
     p_e: NDArray[np.float64] | None = None
     test_order = np.arange(f_tau.size, dtype=np.int64)
+    failure_detail: str | None = None
     proc: FWERProcedure
     if error_level is None:
         proc = get_procedure(procedure)
@@ -492,8 +499,17 @@ def calibrate_cascade(
             order_e = np.lexsort((np.arange(f_tau.size), f_err))  # lowest opt error first
             rejected = proc.reject([p_b, p_e], [order_b, order_e], dl)
             pvals = p_b
+            if not rejected.any() and f_tau.size:
+                half = dl / proc.n_chains
+                n_b = int(FixedSequence().reject(p_b[order_b], half).sum())
+                n_e = int(FixedSequence().reject(p_e[order_e], half).sum())
+                failure_detail = (
+                    f"each chain at delta/{proc.n_chains} = {half:g}: the budget chain passed {n_b} and the error "
+                    f"chain {n_e} of {f_tau.size} thresholds, none passed both (smallest budget "
+                    f"p-value {p_b.min():.3g}, smallest error p-value {p_e.min():.3g})"
+                )
 
-    tested = _TestedFront(f_tau, f_err, pvals, rejected, test_order, proc)
+    tested = _TestedFront(f_tau, f_err, pvals, rejected, test_order, proc, failure_detail)
     tau, chosen_err, reason = _choose(tested, dl, ht.n, joint_set=error_level is not None)
     return CascadeCalibration(
         threshold=tau,

@@ -181,3 +181,26 @@ def test_infinite_user_threshold_gets_a_reason():
     data = strong_expert_data(400, 2)
     cal = calibrate_cascade(data, budget=0.3, delta=0.1, thresholds=[np.inf])
     assert not cal.is_certified and cal.reason
+
+
+def test_bonferroni_split_failure_reason_names_both_chains():
+    """Before: 'smallest p-value 1.5e-13, none small enough at delta = 0.1' — the budget p-value
+    was small enough for its chain (at δ/2); the error chain was the one that rejected nothing."""
+    from ctd_stats.stats.fwer import FixedSequence
+
+    rng = np.random.default_rng(8)
+    data, _ = synthetic_cascade(3000, rng, signal=2.0)
+    cal = calibrate_cascade(data, budget=0.3, delta=0.1, error_level=0.01, joint="bonferroni_split")
+    assert math.isinf(cal.threshold) and not cal.certified.any()
+    n_b = int(
+        FixedSequence().reject(cal.pvalues, 0.05).sum()
+    )  # budget chain: least delegation first
+    order_e = np.lexsort((np.arange(cal.thresholds.size), cal.front_errors))
+    n_e = int(FixedSequence().reject(cal.error_pvalues[order_e], 0.05).sum())
+    assert n_b > 0 and n_e == 0
+    assert "none small enough" not in cal.reason
+    assert (
+        f"each chain at delta/2 = 0.05: the budget chain passed {n_b} and the error chain 0 of "
+        f"{cal.thresholds.size} thresholds, none passed both"
+    ) in cal.reason
+    assert f"smallest error p-value {cal.error_pvalues.min():.3g}" in cal.reason
