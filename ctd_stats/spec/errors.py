@@ -53,6 +53,25 @@ def short_text(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _at_named_field(
+    doc: YAMLDocument, path: tuple[str | int, ...], pos: Any, msg: str
+) -> tuple[tuple[str | int, ...], Any, str]:
+    """A rule checked over a whole block (a model validator) names the field it is about at the
+    start of its message (``calibration.groups: ...``): locate the error at that field's line when
+    the document has it, and drop the repeated name. Otherwise ``(path, pos, msg)`` unchanged."""
+    m = re.match(r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*): ", msg)
+    if m is None:
+        return path, pos, msg
+    named = m.group(1).split(".")
+    here = format_path(path) if path else ""
+    if here and not (m.group(1) == here or m.group(1).startswith(here + ".")):
+        return path, pos, msg
+    found, at, _ = doc.resolve(named, trailing_key=False)
+    if list(found) != named:
+        return path, pos, msg
+    return tuple(found), at, msg[m.end() :]
+
+
 def format_validation_error(
     exc: ValidationError,
     doc: YAMLDocument | None,
@@ -97,6 +116,8 @@ def format_validation_error(
             if msg.startswith("Input should be "):
                 msg = "expected " + msg[len("Input should be ") :]
                 msg = re.sub(r"^expected (greater|less) than", r"expected a number \1 than", msg)
+            if doc is not None:
+                path, pos, msg = _at_named_field(doc, path, pos, msg)
             what = msg
             if err.get("input") is not None and etype not in ("union_tag_invalid",):
                 if not isinstance(err["input"], dict | list) or "type" in etype:

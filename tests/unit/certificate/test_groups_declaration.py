@@ -191,3 +191,27 @@ def test_flipped_declaration_is_caught_by_the_seal_and_by_the_checks(
         ok = tmp_path / "ok.json"
         ok.write_text(json.dumps(_reseal({**raw, "groups": other})))
         assert load_certificate(ok).groups == other
+
+
+@pytest.mark.parametrize(
+    ("lines", "where"),
+    [
+        (["cluster: conv", "groups: strata"], "s.yaml:6:11: calibration.groups: `strata` declares"),
+        (["groups: strata", "cluster: conv"], "s.yaml:5:11: calibration.groups: `strata` declares"),
+        (["groups: clusters"], "s.yaml:5:11: calibration.groups: `clusters` declares"),
+        (["randomize: 5"], "s.yaml:5:14: calibration.randomize: the randomised boundary step"),
+    ],
+)
+def test_a_rule_over_the_block_points_at_the_field_it_names(tmp_path, lines, where):
+    """A rule checked over the calibration block (a model validator) is located at the line of the
+    field its message names, which is named once; it pointed at the block's first key and read
+    'calibration: calibration.groups: …' (red-team, 2026-12-03)."""
+    p = tmp_path / "s.yaml"
+    p.write_text(
+        "data: {table: t.parquet}\noutputs: {directory: out}\ncalibration:\n  budget: 0.3\n"
+        + "".join(f"  {x}\n" for x in lines)
+    )
+    with pytest.raises(CTDInputError) as err:
+        load_spec(p)
+    assert where in str(err.value), str(err.value)
+    assert "calibration: calibration." not in str(err.value)
