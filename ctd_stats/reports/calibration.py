@@ -443,8 +443,11 @@ def build_calibration_report(
     )
     with frozen_heap():  # the figures: many small objects, nothing of the run's heap to collect
         groups = result_groups(cert.results)
+        previous = None
         for group in progress(groups) if progress is not None else groups:
-            rep.add(Heading(f"Expert '{group.expert}'"))
+            if group.expert != previous:  # one heading per expert, however many figures it has
+                rep.add(Heading(f"Expert '{group.expert}'"))
+                previous = group.expert
             for r in group.results:
                 rep.add(Heading(f"Budget {r.budget:g}", level=3))
                 rep.add(Paragraph(r.guarantee, "ok" if r.certified else "bad"))

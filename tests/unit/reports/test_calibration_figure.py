@@ -117,6 +117,7 @@ def test_each_budget_drawn_in_its_colour_and_none_called_certified_wrongly(
         for g in groups
     ]
     assert re.findall(r"^### Budget (\S+)$", md, flags=re.M) == [f"{b:g}" for b in budgets]
+    assert re.findall(r"^## Expert .*$", md, flags=re.M) == ["## Expert 'expert'"]  # once
 
     for fig, group in zip(drawn, groups, strict=True):
         assert not fig["overlaps"], fig["overlaps"]
