@@ -172,3 +172,24 @@ def test_correlated_groups_warn_independent_groups_do_not(tmp_path):
         assert bool(hits) is expect, (sa, [str(w.message) for w in got])
     diag = cluster_correlation(_world(1, 40, 25, 0.5, 0)[0], np.repeat(np.arange(40), 25))
     assert diag.correlated and diag.design_effect > 2
+
+
+def test_strata_world_row_level_holds_although_the_diagnostic_fires():
+    """``calibration.groups: strata`` (stats/cluster.py, case (b)): the same 40 group effects as
+    the clustered world, but each row's group drawn independently (G ~ uniform, X = a_G + e). The
+    row-level certificate's guarantee P(R(τ̂) > B) ≤ δ holds for the mixture rate
+    R(τ) = mean_g Φ̄(τ − a_g) (exact binomial tolerance), while the correlation diagnostic fires as
+    strongly as on clusters: it cannot tell the designs apart, only the declaration can. The test
+    fails if rows drawn from a mixture of strongly different groups broke the row-level test."""
+    trials, m, n, sa = 1_000, 40, 1_000, 0.5
+    rng = np.random.default_rng(21)
+    a = rng.normal(0.0, sa, m)  # the population of groups: fixed
+    g = rng.integers(0, m, (trials, n))  # each row's group drawn on its own
+    x = a[g] + rng.normal(0.0, 1.0, (trials, n))
+    tau = calibrate_budget_batch(x, B, DELTA)
+    true = np.where(np.isinf(tau), 0.0, stats.norm.sf(tau[:, None] - a[None, :]).mean(axis=1))
+    v = int(np.count_nonzero(true > B))
+    assert v <= binomial_tolerance(trials, DELTA)
+    assert np.isfinite(tau).all() and true.mean() > 0.25  # not vacuous: close to the budget
+    diag = cluster_correlation(x[0], g[0])
+    assert diag.correlated and diag.design_effect > 2  # the warning would fire under `unknown`
