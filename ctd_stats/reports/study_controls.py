@@ -115,7 +115,7 @@ def _group_table(c: ExpertControls, j: int) -> Table:
 
 def _logo_table(c: ExpertControls) -> Table | None:
     """Leave one group out: the headline Δ without each group (rows whose removal makes an
-    interval that excludes 0 include it are marked)."""
+    interval that excludes 0 include it, or cross it, are marked)."""
     logo = c.leave_one_out
     if logo is None or not logo.groups:
         return None
@@ -148,7 +148,8 @@ def _logo_table(c: ExpertControls) -> Table | None:
             "The headline recomputed on the pool without each group: thresholds certified again on "
             f"the remaining rows, same seeds and split protocol; intervals 2.5–97.5% over the study's "
             f"first {logo.splits} splits (the headline's over {c.repeats}). 'The headline rests on "
-            "it': the headline's interval excludes 0, the interval without the group does not."
+            "it': the headline's interval excludes 0, the interval without the group does not "
+            "exclude it on the same side (it includes 0 or lies on the other side)."
         ),
     )
 

@@ -18,8 +18,9 @@ A group is *skipped* (and named in ``not_run``) when the rows left without it ar
 headline needs (:data:`~ctd_stats.study.runner.MIN_CAL_ROWS` calibration and
 :data:`~ctd_stats.study.runner.MIN_EVAL_ROWS` evaluation rows) or hold one class only.
 
-Reading: if the headline's interval excludes 0 but the interval without g includes 0, the result
-rests on g (:meth:`LeaveOneGroupOut.rests_on`); the verdict then names g.
+Reading: if the headline's interval excludes 0 but the interval without g does not exclude it on
+the same side (it includes 0, or lies on the other side of it: without g the gain turns into a
+loss), the result rests on g (:meth:`LeaveOneGroupOut.rests_on`); the verdict then names g.
 """
 
 from __future__ import annotations
@@ -79,15 +80,16 @@ class LeaveOneGroupOut:
         return self.delta.at(self.groups.index(group))
 
     def rests_on(self, lo: float, hi: float) -> list[str]:
-        """The groups without which an interval ``[lo, hi]`` that excludes 0 would include 0 (none
-        if ``[lo, hi]`` itself includes 0). A group whose Δ is undefined (NaN) is not counted."""
+        """The groups without which an interval ``[lo, hi]`` that excludes 0 would no longer exclude
+        it on the same side: the interval without the group includes 0 or lies on the other side
+        (none if ``[lo, hi]`` itself includes 0). A group whose Δ is undefined (NaN) is not
+        counted."""
         if lo <= 0 <= hi:
             return []
-        return [
-            g
-            for i, g in enumerate(self.groups)
-            if self.delta.lo[i] <= 0 <= self.delta.hi[i]  # NaN compares False: not counted
-        ]
+        glo, ghi = self.delta.lo, self.delta.hi
+        kept = (glo > 0) if lo > 0 else (ghi < 0)
+        defined = np.isfinite(glo) & np.isfinite(ghi)
+        return [g for i, g in enumerate(self.groups) if defined[i] and not kept[i]]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (NaN stays NaN here; the caller turns it into null)."""

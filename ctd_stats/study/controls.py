@@ -166,7 +166,7 @@ class ExpertControls:
     def leave_one_out_reference(self) -> tuple[int, IntervalArray, list[str]]:
         """For the leave-one-group-out control: its budget's index j, the headline Δ at j over the
         same (first) splits as the control (shape [1]), and the groups the headline rests on (its
-        full interval excludes 0, the interval without the group includes it)."""
+        full interval excludes 0, the interval without the group includes 0 or crosses it)."""
         logo = self.leave_one_out
         assert logo is not None
         j = int(np.argmin(np.abs(self.budgets - logo.budget)))

@@ -11,8 +11,9 @@ over the study's splits (:class:`~ctd_stats.study.controls.ExpertControls`):
 
 The paragraph also says where (per group) CTD helps or hurts, what the null that can fail, the
 oracle gap and the no-shift control show, and whether CTD still adds value on top of the refit probe.
-When the headline's interval excludes 0 but leaving one group out makes it include 0, it names that
-group ("the gain rests on <group>: without it Δ = …"); otherwise it adds nothing about that control.
+When the headline's interval excludes 0 but leaving one group out makes it include 0 (or puts it on
+the other side of 0), it names that group ("the gain rests on <group>: without it Δ = …");
+otherwise it adds nothing about that control.
 Rows whose ``group`` cell is empty (or missing) form one group, named "(no group)" in the text.
 """
 

@@ -307,3 +307,33 @@ def test_more_groups_than_the_cap_are_not_left_out_and_the_reason_says_so():
     why = c.missing["leave_one_group_out"]
     assert why == f"{MAX_GROUPS + 1} groups (more than {MAX_GROUPS}): no group left out in turn"
     assert "per-group intervals" in c.missing["by_group"]
+
+
+def test_a_group_whose_removal_turns_the_gain_into_a_loss_is_named(one_group):
+    """Without the group the interval lies below 0 (the gain turns into a significant loss): the
+    headline rests on it at least as much as when the interval merely includes 0. rests_on counted
+    only intervals that include 0, so the verdict said nothing (red-team, 2026-12-03)."""
+    import dataclasses
+
+    from ctd_stats.study.control_arms import IntervalArray
+
+    _, c = one_group
+    logo = c.leave_one_out
+    assert logo is not None and logo.groups == ("A", "B", "C")
+    h_lo, h_hi = c.headline.lo[J], c.headline.hi[J]
+    assert h_lo > 0
+    below = np.linspace(-0.05, -0.01, 30)[:, None]  # without A: Δ in [-0.05, -0.01]
+    above = np.linspace(0.02, 0.06, 30)[:, None]
+    flip = dataclasses.replace(logo, delta=IntervalArray.of(np.hstack([below, above, above])))
+    assert flip.delta.hi[0] < 0 and flip.rests_on(h_lo, h_hi) == ["A"]
+    c2 = dataclasses.replace(c, leave_one_out=flip)
+    assert f"The gain rests on A: without it Δ = {_iv(*flip.interval('A'))} (30 splits)." in (
+        expert_verdict(c2).text
+    )
+    assert c2.to_dict()["leave_one_group_out"]["rests_on"] == ["A"]
+    # a loss (headline below 0) that turns into a gain without the group: named the same way
+    assert flip.rests_on(-0.03, -0.01) == ["B", "C"]
+    nan = dataclasses.replace(
+        logo, delta=IntervalArray.of(np.hstack([np.full((30, 1), np.nan), below, above]))
+    )
+    assert nan.rests_on(h_lo, h_hi) == ["B"]  # an undefined Δ is not counted
