@@ -28,6 +28,9 @@ class Heading:
 class Paragraph:
     text: str
     tone: str = "plain"  # "plain" | "ok" | "warn" | "bad": coloured callouts in HTML
+    #: Plain text that may carry user text (group names from a table or log): escaped in Markdown
+    #: (:func:`md_text`) so that it cannot make a link, emphasis, raw HTML or a new block.
+    literal: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,31 @@ def md_cell(value: Any) -> str:
     return _fmt(value).translate(_MD_ESCAPES)
 
 
+_MD_TEXT_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "`": "\\`",
+        "*": "\\*",
+        "_": "\\_",
+        "<": "&lt;",
+        ">": "&gt;",
+        "&": "&amp;",
+        "\n": " ",
+        "\r": " ",
+    }
+)
+
+
+def md_text(text: str) -> str:
+    """Plain text as one Markdown paragraph: no emphasis, code, raw HTML, link (``](`` escaped) or
+    new block (line breaks become spaces; a leading ``#``, ``>``, ``-``, ``+`` or digit-dot is
+    escaped). Brackets alone stay as written, so intervals read ``[+0.03, +0.06]``."""
+    out = text.translate(_MD_TEXT_ESCAPES).replace("](", "\\](")
+    if out[:1] in ("#", "-", "+", "=") or out.split(".", 1)[0].isdigit():
+        out = "\\" + out
+    return out
+
+
 @dataclass
 class Report:
     """A report document. Build it with :meth:`add`, then :meth:`write` Markdown and HTML."""
@@ -215,7 +243,7 @@ class Report:
                 out += ["#" * max(2, b.level) + " " + b.text, ""]
             elif isinstance(b, Paragraph):
                 prefix = {"ok": "✅ ", "warn": "⚠️ ", "bad": "❌ "}.get(b.tone, "")
-                out += [prefix + b.text, ""]
+                out += [prefix + (md_text(b.text) if b.literal else b.text), ""]
             elif isinstance(b, Table):
                 if b.caption:
                     out += [f"*{b.caption}*", ""]

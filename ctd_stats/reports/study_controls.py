@@ -160,7 +160,7 @@ def controls_blocks(
     """Verdict paragraph, then per expert: the headline with its controls, per budget, per group."""
     blocks: list[Any] = [
         Heading("Verdict and controls"),
-        Paragraph(overall, "ok" if any(v.ctd_pays for v in verdicts) else "warn"),
+        Paragraph(overall, "ok" if any(v.ctd_pays for v in verdicts) else "warn", literal=True),
     ]
     for c in controls:
         j = headline_index(c.budgets)

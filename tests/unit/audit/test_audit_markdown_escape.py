@@ -50,3 +50,23 @@ def test_table_cells_escape_markdown():
     md = Report("t").add(Table(["name"], [["x|y\n# h"], ["_i_ *b* [l](u) `c`"]])).to_markdown()
     assert "| x\\|y # h |" in md
     assert "| \\_i\\_ \\*b\\* \\[l\\](u) \\`c\\` |" in md
+
+
+def test_literal_paragraphs_escape_markdown_and_keep_intervals_readable():
+    """The study verdict names groups from the user's table: in report.md a group named
+    ``[l](u)`` made a link and ``<b>h</b>`` stayed raw HTML (red-team of the verdict)."""
+    from ctd_stats.reports.document import Paragraph
+
+    text = "rests on [l](u) and <b>h</b> *x* `c`\n# head: Δ = +0.002 [-0.009, +0.015]"
+    md = Report("t").add(Paragraph(text, "warn", literal=True), Paragraph("**kept**")).to_markdown()
+    assert "[l\\](u)" in md and "&lt;b&gt;h&lt;/b&gt;" in md and "\\*x\\* \\`c\\`" in md
+    assert "\n# head" not in md and "[-0.009, +0.015]" in md  # one paragraph; intervals as written
+    assert "**kept**" in md  # a paragraph the report writes itself keeps its markup
+
+
+def test_the_study_verdict_paragraph_is_escaped_in_markdown():
+    from ctd_stats.reports.study_controls import controls_blocks
+
+    blocks = controls_blocks([], [], overall="The gain rests on [l](u) <b>h</b>: without it ...")
+    md = Report("t").add(*blocks).to_markdown()
+    assert "[l\\](u)" in md and "<b>" not in md
