@@ -43,8 +43,9 @@ def budget_guarantee_text(budget: float, delta: float, threshold: float, n: int)
     """The guarantee of a budget calibration, stated in words."""
     if math.isinf(threshold):
         return (
-            f"Nothing could be certified from n = {n} calibration points, so the cascade fails closed: "
-            "τ = +∞, the expert is never called, and the delegation rate is 0 ≤ the budget."
+            f"Nothing was certified on the n = {n} calibration points (why: the result's reason), so "
+            "the cascade fails closed: τ = +∞, the expert is never called, and the delegation rate "
+            "is 0 ≤ the budget."
         )
     return (
         f"With probability at least {1 - delta:.3g} over the draw of the n = {n} calibration points, the "
