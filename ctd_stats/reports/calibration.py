@@ -142,6 +142,26 @@ def result_groups(results: Sequence[BudgetCertificate]) -> list[ResultGroup]:
     return groups
 
 
+#: Points drawn per curve at most: a curve over 10⁶ calibration scores is drawn from this many,
+#: evenly spaced, plus :data:`AROUND_BOUNDARY` on each side of the certified boundary (the same
+#: picture at report resolution, without 10⁶ p-values and markers per budget).
+MOST_POINTS = 2000
+AROUND_BOUNDARY = 100
+
+
+def thinned_indices(size: int, boundary: int | None = None) -> NDArray[np.intp]:
+    """Indices of at most about :data:`MOST_POINTS` of ``size`` ordered points: evenly spaced,
+    the first and the last, and every point within :data:`AROUND_BOUNDARY` of ``boundary``."""
+    if size <= MOST_POINTS:
+        return np.arange(size)
+    keep = [np.linspace(0, size - 1, MOST_POINTS).round().astype(np.intp)]
+    if boundary is not None:
+        keep.append(
+            np.arange(max(0, boundary - AROUND_BOUNDARY), min(size, boundary + AROUND_BOUNDARY))
+        )
+    return np.unique(np.concatenate(keep))
+
+
 def _tested(
     r: BudgetCertificate, data: ExpertData, cal: Calibration | None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
@@ -157,8 +177,11 @@ def _tested(
         ss = SortedScores.from_scores(data.ht_scores, keep_order=False)
         thresholds = ss.distinct_values()
         counts = ss.delegation_counts(thresholds)
+        kstar = int(cal.extras["k_star"])
+        keep = thinned_indices(counts.size, int(np.searchsorted(counts, kstar, side="right")))
+        counts, thresholds = counts[keep], thresholds[keep]
         pvalues = pvalue_function(cal.pvalue_kind)(counts, ss.n, cal.budget)
-        return thresholds, pvalues, counts <= int(cal.extras["k_star"])
+        return thresholds, pvalues, counts <= kstar
     if cal is not None:
         return (
             np.asarray(cal.thresholds, dtype=np.float64),
@@ -204,7 +227,10 @@ def _results_figure(
     s = np.sort(data.ht_scores)
     n = s.size
     rate = (n - np.arange(1, n + 1)) / n  # rate at τ = s[i]: share strictly above
-    ax.step(s, rate, where="post", color="black", lw=1.3, label=f"delegation rate on {ht_name}")
+    on = thinned_indices(n)
+    ax.step(
+        s[on], rate[on], where="post", color="black", lw=1.3, label=f"delegation rate on {ht_name}"
+    )
     lo, hi = float(s[0]), float(s[-1])
     pad = 0.03 * (hi - lo if hi > lo else 1.0)
     for r in results:
@@ -260,7 +286,10 @@ def _results_figure(
         ax = axes[2]
         curve = _opt_curve(data)
         if curve is not None:
-            ax.plot(curve[0], curve[1], color=_GREY, lw=1, label=f"all thresholds ({opt_name})")
+            on = thinned_indices(curve[0].size)
+            ax.plot(
+                curve[0][on], curve[1][on], color=_GREY, lw=1, label=f"all thresholds ({opt_name})"
+            )
         drawn: set[tuple[tuple[float, float], ...]] = set()
         for r in fronts:
             points = tuple((p.opt_rate, p.opt_error) for p in r.pareto_front or ())

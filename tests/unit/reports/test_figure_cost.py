@@ -307,3 +307,18 @@ def test_thin_ticks_caps_linear_axes_and_leaves_other_locators() -> None:
     assert before > MAX_TICKS + 1 and len(inside) <= MAX_TICKS + 1
     assert isinstance(other.yaxis.get_major_locator(), LogLocator)
     assert len(other.xaxis.get_ticklocs()) == 9
+
+
+def test_large_curves_are_drawn_from_a_bounded_number_of_points_keeping_the_boundary() -> None:
+    """A calibration figure over 10⁶ scores drew 10⁶ p-values and markers per budget; it draws at
+    most about 2,000 evenly spaced points, the ends, and every point near the certified boundary."""
+    from ctd_stats.reports.calibration import AROUND_BOUNDARY, MOST_POINTS, thinned_indices
+
+    np.testing.assert_array_equal(
+        thinned_indices(50, boundary=10), np.arange(50)
+    )  # small: all of them
+    idx = thinned_indices(1_000_000, boundary=123_456)
+    assert idx.size <= MOST_POINTS + 2 * AROUND_BOUNDARY and np.all(np.diff(idx) > 0)
+    assert idx[0] == 0 and idx[-1] == 999_999
+    assert set(range(123_456 - AROUND_BOUNDARY, 123_456 + AROUND_BOUNDARY)) <= set(idx.tolist())
+    assert np.diff(thinned_indices(1_000_000)).max() <= 1_000_000 // (MOST_POINTS - 1) + 1
