@@ -9,6 +9,8 @@ computed on the pool with that group's rows deleted, with the same seeds.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -25,29 +27,16 @@ J = 2  # the headline budget 0.3
 KW = dict(budgets=BUDGETS, delta=0.1, repeats=30, seed=3, split="none", null_draws=5)
 
 
-def _regroup(inputs: StudyInputs, group: np.ndarray) -> StudyInputs:
-    return StudyInputs(
-        labels=inputs.labels,
-        probe_prob=inputs.probe_prob,
-        expert_prob=inputs.expert_prob,
-        dv_score=inputs.dv_score,
-        group=group,
-        expert=inputs.expert,
-    )
+def _regroup(inputs: StudyInputs, group: np.ndarray | None) -> StudyInputs:
+    return dataclasses.replace(inputs, group=group)
 
 
 def _without(inputs: StudyInputs, group: str) -> StudyInputs:
     """The pool as a table with ``group``'s rows deleted would give it."""
     assert inputs.group is not None
     keep = inputs.group != group
-    return StudyInputs(
-        labels=inputs.labels[keep],
-        probe_prob=inputs.probe_prob[keep],
-        expert_prob=inputs.expert_prob[keep],
-        dv_score=inputs.dv_score[keep],
-        group=inputs.group[keep],
-        expert=inputs.expert,
-    )
+    rows = ("labels", "probe_prob", "expert_prob", "dv_score", "group")
+    return dataclasses.replace(inputs, **{k: getattr(inputs, k)[keep] for k in rows})
 
 
 @pytest.fixture(scope="module")
@@ -149,14 +138,7 @@ def test_one_class_left_is_skipped():
     inputs, _ = pool(seed=2, n=400)
     g = np.where(np.arange(inputs.n) < 100, "pos", "neg")
     c = compute_controls(
-        StudyInputs(
-            labels=g == "pos",
-            probe_prob=inputs.probe_prob,
-            expert_prob=inputs.expert_prob,
-            dv_score=inputs.dv_score,
-            group=g,
-            expert="x",
-        ),
+        dataclasses.replace(inputs, labels=g == "pos", group=g, expert="x"),
         ControlColumns(),
         **{**KW, "repeats": 3},
     )
