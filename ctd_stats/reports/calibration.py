@@ -24,6 +24,7 @@ from ctd_stats.io import json_float
 from ctd_stats.reports.document import Figure, Heading, Paragraph, Report, Table
 from ctd_stats.reports.figure_pool import FigurePool, frozen_heap
 from ctd_stats.reports.legend import outside_legend
+from ctd_stats.stats.curves import SortedScores
 from ctd_stats.stats.ltt import Calibration
 
 _BLUE, _GREEN, _RED, _GREY, _ORANGE = "#2a6fdb", "#2e8b3a", "#c62828", "#9e9e9e", "#e08000"
@@ -163,18 +164,17 @@ def thinned_indices(size: int, boundary: int | None = None) -> NDArray[np.intp]:
 
 
 def _tested(
-    r: BudgetCertificate, data: ExpertData, cal: Calibration | None
+    r: BudgetCertificate, ss: SortedScores, cal: Calibration | None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
     """Every tested threshold of ``r`` with its p-value and whether it was certified.
 
     From the core result ``cal`` when given (every hypothesis, even where the certificate lists
-    only the deciding boundary of a long chain), else from the certificate.
+    only the deciding boundary of a long chain; ``ss``: the expert's ht scores, sorted once per
+    figure), else from the certificate.
     """
     if cal is not None and "k_star" in cal.extras:  # O(n) selection path: redraw the full chain
-        from ctd_stats.stats.curves import SortedScores
         from ctd_stats.stats.pvalues import pvalue_function
 
-        ss = SortedScores.from_scores(data.ht_scores, keep_order=False)
         thresholds = ss.distinct_values()
         counts = ss.delegation_counts(thresholds)
         kstar = int(cal.extras["k_star"])
@@ -210,7 +210,8 @@ def _results_figure(
 
     results = group.results
     colours = dict(zip((r.budget for r in results), _BUDGET_COLOURS, strict=False))
-    tested = [_tested(r, data, cals.get((r.expert, r.budget))) for r in results]
+    ss = SortedScores.from_scores(data.ht_scores, keep_order=False)  # once for every panel
+    tested = [_tested(r, ss, cals.get((r.expert, r.budget))) for r in results]
     fronts = [r for r in results if r.pareto_front]
     ncols = 3 if fronts else 2
     fig, grid = (pool or FigurePool()).figure("calibration result", 4.3 * ncols, 3.6, ncols=ncols)
@@ -224,7 +225,7 @@ def _results_figure(
 
     # (a) delegation rate on ht against τ; per budget its line and its certified τ
     ax = axes[0]
-    s = np.sort(data.ht_scores)
+    s = ss.descending[::-1]
     n = s.size
     rate = (n - np.arange(1, n + 1)) / n  # rate at τ = s[i]: share strictly above
     on = thinned_indices(n)
